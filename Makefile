@@ -1,0 +1,56 @@
+# Dataward: the two commands a newcomer needs are `make demo` and `make test`.
+# Both create the virtual environment themselves (idempotent).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.dataward-installed
+TORCH_VERSION ?= 2.13.0
+export DATAWARD_HOME ?= $(CURDIR)/.dataward
+# Tests and demo must never reach for the network or a model hub.
+export HF_HUB_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test bench bench-quick lint clean help
+
+help:
+	@echo "make demo   - set up, then run the whole pipeline on the bundled example"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make bench  - detection and speed benchmarks (prints figures)"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@# Without a GPU take the CPU build of torch first, so no multi-GB CUDA build is fetched.
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "GPU found: installing torch $(TORCH_VERSION) (CUDA build)"; \
+	  $(PIP) install "torch==$(TORCH_VERSION)"; \
+	else \
+	  echo "no GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
+	  $(PIP) install "torch==$(TORCH_VERSION)" 2>&1 | grep -v "^WARNING: Location" || true; \
+	  $(PY) -c "import torch" || $(PIP) install "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
+	fi
+	@$(PIP) install -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PY) -c "import dataward, torch, airflow, great_expectations, cleanlab" >/dev/null 2>&1 || { echo "setup: the environment does not import; see the pip output above" >&2; exit 1; }
+	@touch $(STAMP)
+	@echo "environment ready in $(VENV)"
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	@bash scripts/test-deps.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+bench-quick: setup
+	$(PY) benchmarks/run_all.py --quick
+
+clean:
+	rm -rf .dataward .pytest_cache .hypothesis build dist *.egg-info

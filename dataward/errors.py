@@ -1,0 +1,37 @@
+"""The app layer's error vocabulary and its mapping to exit codes.
+
+Exit codes (ARCHITECTURE.md): 0 success, 1 the data was judged (quarantined or
+rejected), 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+EXIT_OK, EXIT_JUDGED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class DatawardError(Exception):
+    exit_code = EXIT_BAD_INPUT
+
+
+class BadInput(DatawardError):
+    """Input that cannot be processed: one readable sentence, nothing written."""
+
+
+def bad_input_types() -> tuple[type[BaseException], ...]:
+    """Exception types from the lower layers that mean 'bad input' (exit 2)."""
+    from lineage.errors import LineageInputError, NotFound
+
+    types: list[type[BaseException]] = [BadInput, LineageInputError, NotFound]
+    try:
+        from screening import ScreeningInputError
+
+        types.append(ScreeningInputError)
+    except ImportError:  # pragma: no cover - screening is part of this distribution
+        pass
+    try:
+        from screening.validation import SuiteNotFound, ValidationInputError
+
+        types += [ValidationInputError, SuiteNotFound]
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(types)

@@ -1,0 +1,191 @@
+"""Ingest: check the files and the manifest, store the bytes, record provenance.
+
+Order matters for "bad input loses nothing": everything that can be refused
+(the files, the manifest, the licence, the parents) is checked before a byte is
+stored or a row written. Blobs are then published atomically into the content
+store and all rows are written in one transaction; if that transaction fails,
+the blobs this call created are removed again.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lineage import audit, files, licences
+from lineage.db import session_scope
+from lineage.errors import LineageInputError, NotFound
+from lineage.manifest import Manifest, parse_ref
+from lineage.models import (
+    STATUS_INGESTED,
+    STATUS_QUARANTINED,
+    DataFile,
+    Dataset,
+    DatasetVersion,
+    LicenceRecord,
+    Provenance,
+    VersionParent,
+)
+from lineage.store import ContentStore
+
+
+@dataclass
+class IngestResult:
+    ref: str
+    version_id: int
+    created: bool  # False: identical content was already ingested
+    status: str
+    reason: str | None
+    content_hash: str
+    row_count: int
+    licence: licences.LicenceVerdict
+    files: list[files.FileInfo] = field(default_factory=list)
+
+    @property
+    def quarantined(self) -> bool:
+        return self.status == STATUS_QUARANTINED
+
+
+def resolve(session: Session, ref: str) -> DatasetVersion:
+    """The version a ``NAME[@VERSION]`` reference names (the latest if no version)."""
+    name, number = parse_ref(ref)
+    q = select(DatasetVersion).join(Dataset).where(Dataset.name == name)
+    q = q.where(DatasetVersion.version == number) if number else q.order_by(
+        DatasetVersion.version.desc()).limit(1)
+    version = session.execute(q).scalars().first()
+    if version is None:
+        raise NotFound(f"no dataset version {ref}" if number else f"no dataset named {name}")
+    return version
+
+
+def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: ContentStore,
+           policy: licences.LicencePolicy, actor: str,
+           data_root: str | os.PathLike[str] | None = None, attempts: int = 5) -> IngestResult:
+    """Ingest the file or folder at ``path`` described by ``manifest``.
+
+    Raises LineageInputError for bad input (nothing stored), NotFound for an unknown parent.
+    A licence the policy disallows or does not know is recorded and the version quarantined.
+    """
+    found = files.collect(path, data_root=data_root)
+    infos = [files.inspect(p, rel) for p, rel in found]
+    schema = files.unify(infos)
+    rows = sum(i.row_count for i in infos)
+    if rows == 0:
+        raise LineageInputError(f"{path} holds no rows: an empty dataset cannot be ingested")
+    if manifest.label_column and manifest.label_column not in schema.names:
+        raise LineageInputError(
+            f"label column {manifest.label_column!r} named in the manifest is not in the data "
+            f"(columns: {', '.join(schema.names[:12])}{'...' if len(schema.names) > 12 else ''})"
+        )
+    digest = files.content_hash(infos)
+
+    with session_scope(engine) as session:
+        parents = [resolve(session, p) for p in manifest.parents]
+        parent_exprs = [v.licence.spdx_expression for v in parents if v.licence]
+    declared = manifest.license
+    expression = licences.normalize(declared)
+    if parent_exprs:  # a derived dataset carries its parents' terms as well as its own
+        expression = licences.combine_and([expression, *parent_exprs])
+    verdict = licences.judge(expression, policy)
+
+    created_blobs: list[tuple[str, str]] = []
+    try:
+        for info in infos:
+            _, created = store.put(info.path, info.sha256, info.format)
+            if created:
+                created_blobs.append((info.sha256, info.format))
+        for attempt in range(attempts):
+            try:
+                return _record(engine, manifest, infos, schema, rows, digest, verdict,
+                               declared, parents, policy, actor)
+            except IntegrityError:
+                # A concurrent ingest took the same version number or name: retry.
+                if attempt == attempts - 1:
+                    raise
+    except BaseException:
+        for blob, fmt in created_blobs:
+            if not _referenced(engine, blob):
+                store.remove(blob, fmt)
+        raise
+    raise AssertionError("unreachable")
+
+
+def _referenced(engine, sha256: str) -> bool:
+    try:
+        with session_scope(engine) as session:
+            return session.execute(
+                select(DataFile.id).where(DataFile.sha256 == sha256).limit(1)
+            ).first() is not None
+    except Exception:
+        return True  # when unsure, keep the bytes
+
+
+def _record(engine, manifest: Manifest, infos, schema, rows, digest, verdict, declared,
+            parents, policy, actor) -> IngestResult:
+    with session_scope(engine) as session:
+        dataset = session.execute(
+            select(Dataset).where(Dataset.name == manifest.name)
+        ).scalars().first()
+        if dataset is None:
+            dataset = Dataset(name=manifest.name, owner=manifest.owner,
+                              description=manifest.description, kind=manifest.kind,
+                              label_column=manifest.label_column)
+            session.add(dataset)
+            session.flush()
+        existing = session.execute(
+            select(DatasetVersion).where(DatasetVersion.dataset_id == dataset.id,
+                                         DatasetVersion.content_hash == digest)
+        ).scalars().first()
+        if existing is not None:
+            return IngestResult(existing.ref, existing.id, False, existing.status,
+                                existing.status_reason, digest, existing.row_count, verdict, infos)
+        number = (session.execute(
+            select(func.max(DatasetVersion.version)).where(DatasetVersion.dataset_id == dataset.id)
+        ).scalar() or 0) + 1
+        status = STATUS_INGESTED if verdict.allowed_for_training else STATUS_QUARANTINED
+        reason = None if verdict.allowed_for_training else verdict.reason
+        version = DatasetVersion(
+            dataset=dataset, version=number, content_hash=digest, row_count=rows,
+            schema_fingerprint=files.schema_fingerprint(schema),
+            schema_json=files.schema_json(schema), status=status, status_reason=reason,
+            kind=manifest.kind, label_column=manifest.label_column, manifest=manifest.raw,
+        )
+        session.add(version)
+        session.flush()
+        for info in infos:
+            session.add(DataFile(version_id=version.id, relpath=info.relpath, sha256=info.sha256,
+                                 size_bytes=info.size_bytes, format=info.format,
+                                 row_count=info.row_count))
+        session.add(Provenance(
+            version_id=version.id, source_uri=manifest.source_uri, publisher=manifest.publisher,
+            collection_method=manifest.collection_method, collected_from=manifest.collected_from,
+            collected_to=manifest.collected_to, acquired_by=actor,
+        ))
+        session.add(LicenceRecord(
+            version_id=version.id, declared=declared, spdx_expression=verdict.expression,
+            use_class=verdict.use_class, attribution_required=verdict.attribution_required,
+            share_alike=verdict.share_alike, allowed_for_training=verdict.allowed_for_training,
+            verdict_reason=verdict.reason, policy_version=policy.version,
+        ))
+        for parent in parents:
+            session.add(VersionParent(child_id=version.id, parent_id=parent.id, relation="derived"))
+        ref = f"{dataset.name}@{number}"
+        audit.append(session, actor=actor, action="ingest", subject=ref, payload={
+            "content_hash": digest, "rows": rows, "files": {i.relpath: i.sha256 for i in infos},
+            "licence": verdict.expression, "allowed_for_training": verdict.allowed_for_training,
+            "status": status,
+        })
+        if status == STATUS_QUARANTINED:
+            audit.append(session, actor="policy", action="quarantine", subject=ref,
+                         payload={"reason": reason, "stage": "ingest"})
+        return IngestResult(ref, version.id, True, status, reason, digest, rows, verdict, infos)
+
+
+def data_paths(store: ContentStore, version: DatasetVersion) -> list[tuple[Path, str]]:
+    """(blob path, format) of each stored file of ``version``, in relpath order."""
+    return [(store.path_for(f.sha256, f.format), f.format) for f in version.files]

@@ -1,0 +1,149 @@
+"""Shared fixtures: a fresh DATAWARD_HOME, the lineage DB on SQLite and PostgreSQL.
+
+PostgreSQL: ``DATAWARD_TEST_PG_URL`` (set by .ci/run) names a running server;
+without it a throwaway cluster is started from the server binaries on this
+machine and removed afterwards. Only where the binaries are absent do the
+PostgreSQL tests skip, with the reason shown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pgcluster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    url = os.environ.get("DATAWARD_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    if not pgcluster.available():
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the PostgreSQL tests: no DATAWARD_TEST_PG_URL and no pg_ctl")
+        pytest.skip("PostgreSQL server binaries (pg_ctl, initdb) are not installed")
+    # Not under pytest's tmp dir: that is private to root, and the server runs as
+    # an unprivileged user who must reach its data folder.
+    base = Path(tempfile.mkdtemp(prefix="dataward-pg-"))
+    try:
+        url = pgcluster.start(base)
+        yield url
+    finally:
+        pgcluster.stop(base)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _fresh_pg_database(server_url: str) -> tuple[str, callable]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"dw_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        from lineage.db import dispose_all
+
+        dispose_all()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    """A fresh, empty lineage database: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'lineage.db'}"
+        from lineage.db import dispose_all
+
+        dispose_all()
+        return
+    url, drop = _fresh_pg_database(request.getfixturevalue("pg_server"))
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, db_url):
+    """A fresh installation: DATAWARD_HOME in tmp, the lineage DB from ``db_url``."""
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("DATAWARD_HOME", str(h))
+    monkeypatch.setenv("DATAWARD_DB_URL", db_url)
+    monkeypatch.setenv("DATAWARD_ACTOR", "tester")
+    for var in ("DATAWARD_DATA_ROOT", "DATAWARD_LANDING", "OPENLINEAGE_URL", "OPENLINEAGE_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    return h
+
+
+@pytest.fixture(scope="session")
+def digits_example(tmp_path_factory):
+    """The bundled example, built once: train/, reference, evaluation, manifest, planted."""
+    out = tmp_path_factory.mktemp("example") / "digits"
+    subprocess.run([sys.executable, str(REPO / "examples/digits/build.py"), "--out", str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300,
+            cwd: str | os.PathLike[str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real ``dataward`` console script; returns the completed process."""
+    exe = Path(sys.executable).with_name("dataward")
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+class CliResult:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def invoke_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
+    """Run the CLI in this process (fast); same app, exit codes and output as the script."""
+    from typer.testing import CliRunner
+
+    from dataward.cli import app
+
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    try:
+        result = CliRunner().invoke(app, list(args), catch_exceptions=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # an unhandled error would be a traceback for the user
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli():
+    """The ``dataward`` CLI, run in-process."""
+    return invoke_cli
+
+
+@pytest.fixture
+def cli_process():
+    """The real ``dataward`` console script in a subprocess (slower; for end-to-end checks)."""
+    return run_cli

@@ -1,0 +1,66 @@
+"""Scaffolding a suite from a version, then validating versions against it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from screening.validation import ValidationInputError, load_suite, scaffold_suite, validate_files
+
+from ._helpers import digits_frame
+
+
+def test_scaffold_round_trip(project, tmp_path):
+    df = digits_frame(400).iloc[:, [0, 1, 2, 64]].copy()
+    df["name"] = [f"n{i}" for i in range(len(df))]
+    df["opt"] = np.where(np.arange(len(df)) % 4 == 0, np.nan, 1.5)
+    df.iloc[:200].to_parquet(tmp_path / "a.parquet")
+    df.iloc[200:].to_csv(tmp_path / "b.csv", index=False)
+    files = [tmp_path / "a.parquet", tmp_path / "b.csv"]
+    path = scaffold_suite(files, "scaffolded", project_root=project, label_col="label")
+    assert path == project / "gx" / "expectations" / "scaffolded.json"
+    suite = json.loads(path.read_text())
+    by = {(e["type"], e["kwargs"].get("column")): e["kwargs"] for e in suite["expectations"]}
+    assert by["expect_table_columns_to_match_ordered_list", None]["column_list"] == list(df.columns)
+    assert by["expect_column_values_to_be_in_set", "label"]["value_set"] == list(range(10))
+    assert by["expect_column_values_to_be_between", "p0"]["min_value"] == df["p0"].min()
+    assert by["expect_column_values_to_be_between", "p0"]["max_value"] == df["p0"].max()
+    assert by["expect_column_values_to_be_of_type", "name"]["type_"] == "str"
+    assert by["expect_column_values_to_not_be_null", "opt"]["mostly"] == 0.75
+    assert suite["meta"]["dataward"]["n_rows"] == 400
+
+    out = validate_files(files, "scaffolded", project_root=project, batch_rows=150)
+    assert out.success, [(o.expectation_type, o.column, o.observed_value) for o in out.failed]
+
+    bad = df.copy()
+    bad.loc[3, "label"] = 12
+    bad.loc[4, "p1"] = 17
+    bad.to_parquet(tmp_path / "bad.parquet")
+    out = validate_files([tmp_path / "bad.parquet"], "scaffolded", project_root=project)
+    assert {(o.expectation_type, o.column) for o in out.failed} == {
+        ("expect_column_values_to_be_in_set", "label"), ("expect_column_values_to_be_between", "p1")}
+
+    with pytest.raises(ValidationInputError, match="already exists"):
+        scaffold_suite(files, "scaffolded", project_root=project)
+    scaffold_suite([tmp_path / "a.parquet"], "scaffolded", project_root=project, overwrite=True)
+    assert load_suite("scaffolded", project_root=project)["meta"]["dataward"]["n_rows"] == 200
+
+
+def test_scaffold_refuses_bad_kind_and_label(project, tmp_path):
+    digits_frame(20).to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(ValidationInputError, match="not a valid suite name"):
+        scaffold_suite([tmp_path / "d.parquet"], "../escape", project_root=project)
+    with pytest.raises(ValidationInputError, match="label column 'target'"):
+        scaffold_suite([tmp_path / "d.parquet"], "x", project_root=project, label_col="target")
+
+
+def test_package_import_stays_light():
+    code = ("import sys, screening.validation; "
+            "bad = [m for m in ('great_expectations', 'pandas', 'pyarrow', 'airflow') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr

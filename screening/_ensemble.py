@@ -1,0 +1,109 @@
+"""F independent MLPs trained in lock-step as one batched model (private).
+
+Cross-validation fits k small models on overlapping data; running them as one
+batched model (weights stacked on a leading fold axis, ``torch.bmm``) pays the
+per-step Python overhead once instead of k times. Each model sees only its own
+training rows and has its own parameters; AdamW is element-wise, so summing the
+per-model losses trains every model exactly as if it were alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._torch_utils import generator
+
+
+class BatchedMLP(nn.Module):
+    def __init__(self, n_models: int, d_in: int, hidden: int, rep_dim: int, n_classes: int, gen: torch.Generator):
+        super().__init__()
+
+        def linear(fan_in, fan_out):
+            bound = 1.0 / math.sqrt(fan_in)
+            w = (torch.rand(n_models, fan_in, fan_out, generator=gen) * 2 - 1) * bound
+            b = (torch.rand(n_models, 1, fan_out, generator=gen) * 2 - 1) * bound
+            return nn.Parameter(w), nn.Parameter(b)
+
+        self.w1, self.b1 = linear(d_in, hidden)
+        self.w2, self.b2 = linear(hidden, rep_dim)
+        self.w3, self.b3 = linear(rep_dim, n_classes)
+
+    def features(self, x):  # x: (F, B, d_in) -> (F, B, rep_dim)
+        h = torch.relu(torch.baddbmm(self.b1, x, self.w1))
+        return torch.relu(torch.baddbmm(self.b2, h, self.w2))
+
+    def head(self, h):
+        return torch.baddbmm(self.b3, h, self.w3)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+    def select(self, f: int) -> "BatchedMLP":
+        """A one-model view (shares nothing with training) of model f."""
+        one = BatchedMLP.__new__(BatchedMLP)
+        nn.Module.__init__(one)
+        for name in ("w1", "b1", "w2", "b2", "w3", "b3"):
+            setattr(one, name, nn.Parameter(getattr(self, name)[f:f + 1].detach().clone()))
+        return one
+
+
+def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpoints=0):
+    """Train one MLP per index array in ``train_sets`` (rows of X (n, d), y (n,)).
+
+    Returns (model, checkpoints) where checkpoints is a list of (mean lr of the
+    interval, state_dict) taken at evenly spaced steps.
+    """
+    F = len(train_sets)
+    gen = generator(seed)
+    model = BatchedMLP(F, X.shape[1], config.hidden, config.rep_dim, n_classes, gen).to(device)
+    sizes = [len(s) for s in train_sets]
+    bs = min(config.batch_size, min(sizes))
+    steps_per_epoch = math.ceil(max(sizes) / bs)
+    epochs = config.epochs or max(1, min(config.max_epochs, math.ceil(config.target_steps / steps_per_epoch)))
+    total = epochs * steps_per_epoch
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+    sets = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in train_sets]
+    save_at = {max(1, round(total * (i + 1) / n_checkpoints)) for i in range(n_checkpoints)} if n_checkpoints else set()
+    checkpoints, lr_sum, lr_count, step = [], 0.0, 0, 0
+    model.train()
+    for _ in range(epochs):
+        # one shuffled pass per model; shorter sets wrap around so all models step together
+        perms = [s[torch.randperm(len(s), generator=gen)] for s in sets]
+        for k in range(steps_per_epoch):
+            idx = torch.stack([p[(torch.arange(k * bs, (k + 1) * bs)) % len(p)] for p in perms]).to(device)
+            logits = model(Xt[idx])  # (F, bs, K)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
+                                               reduction="sum") / bs
+            lr_sum += opt.param_groups[0]["lr"]
+            lr_count += 1
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            if step in save_at:
+                checkpoints.append((lr_sum / lr_count, {k2: v.detach().clone() for k2, v in model.state_dict().items()}))
+                lr_sum, lr_count = 0.0, 0
+    model.eval()
+    return model, checkpoints
+
+
+@torch.no_grad()
+def predict_member(model: BatchedMLP, f: int, X, *, device, batch_size=8192):
+    """(probs (n, K) float64, reps (n, rep_dim) float32) of model f on X."""
+    probs, reps = [], []
+    for start in range(0, len(X), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size], dtype=np.float32)).to(device)
+        h = torch.relu(xb @ model.w1[f] + model.b1[f])
+        h = torch.relu(h @ model.w2[f] + model.b2[f])
+        logits = h @ model.w3[f] + model.b3[f]
+        probs.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
+        reps.append(h.float().cpu().numpy())
+    return np.concatenate(probs), np.concatenate(reps)

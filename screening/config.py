@@ -1,0 +1,90 @@
+"""Knobs of the screening stage, in one frozen dataclass.
+
+Every default is scale-free (a probability, a fraction, a robust z-score, a count of
+folds) rather than a value fitted to one data set; see ``combine.py`` for the rule
+that turns the screens' scores into the per-row verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """Configuration of :func:`screening.screen_table`.
+
+    Probe (the model whose outputs every screen reads)
+        n_folds: folds of the cross-validated probe; every class needs at least this
+            many rows.
+        seed: seeds fold assignment, initialisation and batch order.
+        device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        hidden, rep_dim: widths of the probe's hidden layer and of its penultimate
+            layer (the representation the spectral screen reads).
+        epochs: passes over the data; ``None`` picks enough passes for about
+            ``target_steps`` optimiser steps, capped by ``max_epochs``.
+        batch_size, lr, weight_decay: AdamW settings.
+        n_checkpoints: checkpoints per probe fit kept for TracIn.
+        self_training_rounds: rounds of reference-anchored self-training (used only
+            when a trusted reference is given).
+        input_kind: ``"auto"``, ``"tabular"``, ``"embedding"``, ``"image"`` or ``"text"``.
+        image_shape: (height, width) or (channels, height, width) for image columns
+            whose length is not a perfect square.
+        text_featurizer: name of the featurizer for string feature columns.
+
+    Screens
+        spectral_method: ``"centred"`` (Tran, Li, Madry 2018, Algorithm 1) or
+            ``"robust"`` (whitened with a robust covariance, after SPECTRE).
+        spectral_eps: assumed poison fraction for the spectral budget
+            (removes ``1.5 * eps`` rows per class); ``None`` uses the estimated rate.
+        label_noise_filter_by: cleanlab ``filter_by`` for ``find_label_issues``.
+        influence_projection_dim: unused for the exact last-layer gradients; kept for
+            a TRAK-style projection of wider gradients.
+
+    Combined verdict (see ``combine.py``)
+        label_prob_cutoff: a row is implausibly labelled when the probe gives its label
+            less than this probability *and* prefers another class. Applied only to a
+            probe anchored on a trusted reference (calibrated against clean data).
+        outlier_z: robust z-score (median / MAD) above which a score is an outlier.
+        cluster_max_fraction: the largest fraction of a class a suspicious
+            sub-population may have (activation-clustering size rule).
+        combine: ``"auto"`` (documented rule) or one of ``"label_noise"``,
+            ``"union"``.
+    """
+
+    n_folds: int = 5
+    seed: int = 0
+    device: str = "auto"
+    hidden: int = 128
+    rep_dim: int = 64
+    epochs: int | None = None
+    target_steps: int = 800
+    max_epochs: int = 1000
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    n_checkpoints: int = 4
+    self_training_rounds: int = 2
+    input_kind: str = "auto"
+    image_shape: tuple[int, ...] | None = None
+    text_featurizer: str = "minilm"
+    inference_batch_size: int = 8192
+
+    spectral_method: str = "centred"
+    spectral_eps: float | None = None
+    label_noise_filter_by: str = "prune_by_noise_rate"
+    influence_projection_dim: int = 0
+
+    label_prob_cutoff: float = 0.05
+    outlier_z: float = 3.5
+    cluster_max_fraction: float = 0.35
+    combine: str = "auto"
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if d["image_shape"] is not None:
+            d["image_shape"] = list(d["image_shape"])
+        return d

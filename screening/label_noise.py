@@ -1,0 +1,56 @@
+"""Label-noise screen: cleanlab's label-quality score and label-issue filter.
+
+Reads out-of-sample ``pred_probs``. When a trusted reference is given, the screening
+stage passes the reference-anchored probe's pred_probs, which never learned a trigger
+and so expose dirty-label backdoors as label errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import ScreenOutput, per_class_counts
+
+
+def label_noise_scores(labels: np.ndarray, pred_probs: np.ndarray, *, method: str = "self_confidence") -> np.ndarray:
+    """``1 - cleanlab.rank.get_label_quality_scores``: (N,) float64, higher = more suspicious.
+
+    Args:
+        labels: (N,) int class indices in 0..K-1.
+        pred_probs: (N, K) out-of-sample predicted probabilities (rows sum to 1).
+        method: cleanlab's label-quality method (``self_confidence``,
+            ``normalized_margin``, ``confidence_weighted_entropy``).
+    """
+    from cleanlab.rank import get_label_quality_scores
+
+    q = get_label_quality_scores(np.asarray(labels), np.asarray(pred_probs), method=method)
+    return 1.0 - np.asarray(q, dtype=np.float64)
+
+
+def label_noise_flags(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: str = "prune_by_noise_rate") -> np.ndarray:
+    """cleanlab ``find_label_issues`` boolean mask (N,)."""
+    from cleanlab.filter import find_label_issues
+
+    return np.asarray(find_label_issues(np.asarray(labels), np.asarray(pred_probs), filter_by=filter_by, n_jobs=1), dtype=bool)
+
+
+def implausible_labels(labels: np.ndarray, pred_probs: np.ndarray, *, cutoff: float) -> np.ndarray:
+    """Rows whose label the probe rejects: ``p(label) < cutoff`` and another class is the argmax.
+
+    A probability cut-off is scale-free; it spares hard-but-correct rows, on which a
+    probe anchored on clean data is uncertain rather than confidently wrong.
+    """
+    labels = np.asarray(labels)
+    p_given = pred_probs[np.arange(len(labels)), labels]
+    return (p_given < cutoff) & (pred_probs.argmax(axis=1) != labels)
+
+
+def label_noise_screen(labels, pred_probs, *, classes, method="self_confidence",
+                       filter_by="prune_by_noise_rate", source="cross-validated") -> ScreenOutput:
+    scores = label_noise_scores(labels, pred_probs, method=method)
+    flagged = label_noise_flags(labels, pred_probs, filter_by=filter_by)
+    return ScreenOutput(scores, flagged, {
+        "parameters": {"method": method, "filter_by": filter_by, "pred_probs": source},
+        "flagged": int(flagged.sum()),
+        "flagged_per_class": per_class_counts(flagged, labels, classes),
+    })

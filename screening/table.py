@@ -1,0 +1,183 @@
+"""``screen_table``: the public entry point that runs the probe and every screen on a table."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import ScreenConfig
+from .inputs import prepare_input
+
+
+@dataclass
+class ScreenResult:
+    """What :func:`screen_table` returns.
+
+    scores: DataFrame, one row per input row in input order; columns ``row_id`` (int64,
+        0..N-1), ``spectral``, ``label_noise``, ``influence`` (float64, higher = more
+        suspicious), ``flagged`` (bool, the combined verdict), then
+        ``activation_cluster`` (float64) and ``reason`` (str, which rule flagged the row).
+    summary: JSON-serialisable dict (see :func:`screen_table`).
+    representations: (N, d) float32, the cross-validated probe's penultimate layer.
+    pred_probs: (N, K) float64, the pred_probs the label-noise screen read
+        (reference-anchored when a reference was given, else cross-validated).
+    cv_pred_probs: (N, K) float64, the cross-validated probe's pred_probs.
+    classes: class names in index order.
+    """
+
+    scores: pd.DataFrame
+    summary: dict[str, Any]
+    representations: np.ndarray
+    pred_probs: np.ndarray
+    cv_pred_probs: np.ndarray
+    classes: list = field(default_factory=list)
+
+
+def _jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str] | None = None,
+                 config: ScreenConfig | None = None, progress: bool = False) -> ScreenResult:
+    """Screen a labelled table for poisoned and mislabelled rows.
+
+    Args:
+        data: pyarrow.Table or pandas.DataFrame, N rows.
+        label_col: name of the class-label column (ints or strings).
+        reference: optional trusted table with the same columns; enables the
+            reference-anchored probe and reference-based influence.
+        feature_cols: feature columns; default every numeric column except the label,
+            or a single list / fixed-size-list column (embeddings; images when the
+            length is a square number or ``config.image_shape`` fits).
+        config: :class:`ScreenConfig`; default ``ScreenConfig()``.
+        progress: print stage progress to stderr.
+
+    Returns:
+        :class:`ScreenResult`. ``summary`` holds ``n_rows``, ``n_features``,
+        ``input_kind``, ``classes``, ``device``, ``config``, ``screens`` (per screen:
+        parameters, flagged, flagged_per_class, seconds), ``probe`` timings,
+        ``combine`` (rule text, flagged, flagged_per_class) and
+        ``estimated_poison_rate``.
+
+    Raises:
+        ScreeningInputError: the table cannot be screened (message says why).
+    """
+    from ._torch_utils import pick_device
+    from .activation_clustering import activation_cluster_screen
+    from .base import per_class_counts
+    from .combine import combine_verdict
+    from .influence import influence_screen
+    from .label_noise import label_noise_screen
+    from .probe import Normaliser, anchored_probe, cross_validated_probe, tracin_probe
+    from .spectral import spectral_screen
+
+    config = config or ScreenConfig()
+    say = (lambda msg: print(f"[screening] {msg}", file=sys.stderr, flush=True)) if progress else None
+    t_all = time.perf_counter()
+    prep = prepare_input(data, label_col=label_col, reference=reference, feature_cols=feature_cols, config=config)
+    device = pick_device(config.device)
+    import torch
+
+    y, K, classes = prep.y, len(prep.classes), prep.classes
+    norm = Normaliser.fit(prep.X, prep.kind)
+    X = norm(prep.X)
+    X_ref = norm(prep.X_ref) if prep.X_ref is not None else None
+    kw = dict(kind=prep.kind, n_classes=K, config=config, device=device)
+    timings = {}
+
+    t = time.perf_counter()
+    cv = cross_validated_probe(X, y, progress=say, **kw)
+    timings["cross_validated_probe"] = time.perf_counter() - t
+
+    anchored = None
+    if X_ref is not None:
+        t = time.perf_counter()
+        anchored = anchored_probe(X, y, X_ref, prep.y_ref, progress=say, **kw)
+        timings["anchored_probe"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    grads, ref_grads = tracin_probe(X, y, X_ref=X_ref, y_ref=prep.y_ref, **kw)
+    timings["tracin_probe"] = time.perf_counter() - t
+    if say:
+        say("probes trained; running screens")
+
+    screens = {}
+    label_probs = anchored.pred_probs if anchored is not None else cv.pred_probs
+    t = time.perf_counter()
+    screens["label_noise"] = label_noise_screen(
+        y, label_probs, classes=classes, filter_by=config.label_noise_filter_by,
+        source="reference-anchored" if anchored is not None else "cross-validated")
+    screens["label_noise"].summary["seconds"] = time.perf_counter() - t
+
+    # The combined rule's estimate of the poison rate sets the spectral budget unless given.
+    flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs,
+                                    anchored=anchored is not None,
+                                    screen_flags={"label_noise": screens["label_noise"].flagged})
+    est_rate = float(flagged.mean())
+    eps = config.spectral_eps if config.spectral_eps is not None else est_rate
+
+    t = time.perf_counter()
+    screens["spectral"] = spectral_screen(cv.representations, y, classes=classes, eps=eps,
+                                          method=config.spectral_method, seed=config.seed, device=device)
+    screens["spectral"].summary["seconds"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    screens["influence"] = influence_screen(grads, labels=y, classes=classes, reference=ref_grads,
+                                            outlier_z=config.outlier_z, device=device)
+    screens["influence"].summary["seconds"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    screens["activation_cluster"] = activation_cluster_screen(
+        cv.representations, y, classes=classes, max_fraction=config.cluster_max_fraction, seed=config.seed)
+    screens["activation_cluster"].summary["seconds"] = time.perf_counter() - t
+
+    if config.combine == "union":
+        flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs,
+                                        anchored=anchored is not None,
+                                        screen_flags={k: s.flagged for k, s in screens.items()})
+        est_rate = float(flagged.mean())
+
+    reason = np.full(len(y), "", dtype=object)
+    reason[flagged] = rule["name"]
+    scores = pd.DataFrame({
+        "row_id": np.arange(len(y), dtype=np.int64),
+        "spectral": screens["spectral"].scores.astype(np.float64),
+        "label_noise": screens["label_noise"].scores.astype(np.float64),
+        "influence": screens["influence"].scores.astype(np.float64),
+        "flagged": flagged.astype(bool),
+        "activation_cluster": screens["activation_cluster"].scores.astype(np.float64),
+        "reason": reason.astype(str),
+    })
+    summary = {
+        "n_rows": int(len(y)),
+        "n_features": int(prep.n_features),
+        "input_kind": prep.kind,
+        "feature_cols": list(prep.feature_cols),
+        "classes": [_jsonable(c) for c in classes],
+        "class_counts": per_class_counts(np.ones(len(y), bool), y, classes),
+        "n_reference_rows": int(len(prep.y_ref)) if prep.y_ref is not None else 0,
+        "device": str(device),
+        "torch_version": torch.__version__,
+        "config": config.to_dict(),
+        "probe": {"seconds": {k: float(v) for k, v in timings.items()},
+                  "cv_accuracy": float((cv.pred_probs.argmax(1) == y).mean()),
+                  "anchored_kept_per_round": anchored.kept_per_round if anchored else None},
+        "screens": {k: {kk: _jsonable(vv) for kk, vv in s.summary.items()} for k, s in screens.items()},
+        "combine": {**rule, "flagged": int(flagged.sum()),
+                    "flagged_per_class": per_class_counts(flagged, y, classes)},
+        "estimated_poison_rate": est_rate,
+        "seconds": time.perf_counter() - t_all,
+    }
+    return ScreenResult(scores=scores, summary=summary, representations=cv.representations.astype(np.float32),
+                        pred_probs=label_probs, cv_pred_probs=cv.pred_probs, classes=list(classes))

@@ -1,0 +1,31 @@
+"""Shared fixtures for the screening tests."""
+import numpy as np
+import torch
+torch.set_num_threads(1)  # tiny models: one thread beats two on a shared 2-core box
+import pandas as pd
+import pytest
+
+from screening import ScreenConfig
+
+FAST = ScreenConfig(n_folds=3, target_steps=150, hidden=32, rep_dim=16,
+                    n_checkpoints=3, self_training_rounds=1)
+
+
+def blobs(n_per_class=60, n_classes=3, d=6, seed=0, sep=4.0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, d)) * sep
+    X = np.concatenate([centres[c] + rng.normal(size=(n_per_class, d)) for c in range(n_classes)])
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    perm = rng.permutation(len(y))
+    return X[perm], y[perm]
+
+
+def frame(X, y, label="label"):
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    df[label] = y
+    return df
+
+
+@pytest.fixture
+def fast_config():
+    return FAST

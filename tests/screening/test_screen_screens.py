@@ -1,0 +1,114 @@
+"""Correctness of the array-level screens against independent computations."""
+
+import numpy as np
+import pytest
+
+from screening.influence import influence_scores
+from screening.label_noise import label_noise_flags, label_noise_scores
+from screening.spectral import spectral_scores
+from screening.base import top_fraction_per_class
+
+
+def _planted(n=400, d=12, n_poison=20, seed=0, offset=np.full(12, 0.0)):
+    rng = np.random.default_rng(seed)
+    R = rng.normal(size=(n, d)) * np.linspace(1.0, 2.0, d) + offset
+    y = np.repeat([0, 1], n // 2)
+    direction = np.zeros(d)
+    direction[3] = 1.0
+    poison = np.flatnonzero(y == 1)[:n_poison]
+    R[poison] += 9.0 * direction
+    return R.astype(np.float32), y, poison
+
+
+def test_spectral_matches_paper_algorithm_and_finds_planted_direction():
+    R, y, poison = _planted()
+    s = spectral_scores(R, y, device="cpu")
+    # Algorithm 1 by hand: centre per class, top right singular vector by full SVD
+    for c in (0, 1):
+        idx = y == c
+        Rc = R[idx].astype(np.float64) - R[idx].astype(np.float64).mean(0)
+        v = np.linalg.svd(Rc, full_matrices=False)[2][0]
+        np.testing.assert_allclose(s[idx], (Rc @ v) ** 2, rtol=1e-4, atol=1e-4)
+    flagged = top_fraction_per_class(s, y, 1.5 * len(poison) / (len(y) / 2))
+    assert set(poison) <= set(np.flatnonzero(flagged))
+
+
+def test_centred_differs_from_uncentred_art_score():
+    # a large common offset dominates the uncentred top direction, not the centred one
+    R, y, poison = _planted(offset=np.full(12, 20.0))
+    s = spectral_scores(R, y, device="cpu")
+    art = np.zeros(len(y))
+    for c in (0, 1):
+        idx = np.flatnonzero(y == c)
+        v = np.linalg.svd(R[idx].astype(np.float64), full_matrices=False)[2][0]
+        art[idx] = np.abs(R[idx] @ v)
+    cls1 = np.flatnonzero(y == 1)
+    top_centred = set(cls1[np.argsort(-s[cls1])[:20]])
+    top_art = set(cls1[np.argsort(-art[cls1])[:20]])
+    assert len(top_centred & set(poison)) == 20
+    assert len(top_art & set(poison)) < 20
+
+
+def test_robust_spectral_finds_planted_direction():
+    R, y, poison = _planted(n_poison=30)
+    s = spectral_scores(R, y, method="robust", device="cpu")
+    cls1 = np.flatnonzero(y == 1)
+    top = set(cls1[np.argsort(-s[cls1])[:45]])
+    assert len(top & set(poison)) >= 28
+
+
+def test_label_noise_matches_cleanlab_directly():
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(4) * 0.5, size=300)
+    labels = probs.argmax(1)
+    labels[:30] = (labels[:30] + 1) % 4
+    np.testing.assert_allclose(label_noise_scores(labels, probs), 1 - get_label_quality_scores(labels, probs))
+    np.testing.assert_array_equal(label_noise_flags(labels, probs), find_label_issues(labels, probs, n_jobs=1))
+    assert label_noise_flags(labels, probs)[:30].mean() > label_noise_flags(labels, probs)[30:].mean()
+
+
+def test_influence_factored_equals_explicit_gradients():
+    rng = np.random.default_rng(3)
+    C, N, M, K, D = 3, 50, 20, 4, 6
+    e, h = rng.normal(size=(C, N, K)), rng.normal(size=(C, N, D))
+    re, rh = rng.normal(size=(C, M, K)), rng.normal(size=(C, M, D))
+    lrs = np.array([0.3, 0.2, 0.1])
+    g = np.einsum("cnk,cnd->cnkd", e, h).reshape(C, N, -1)
+    rg = np.einsum("cmk,cmd->cmkd", re, rh).reshape(C, M, -1)
+    expected = -np.einsum("c,cnp,cp->n", lrs, g, rg.mean(1))
+    got = influence_scores(e, h, lrs=lrs, reference_err=re, reference_rep=rh, device="cpu", batch_size=7)
+    np.testing.assert_allclose(got, expected, rtol=1e-8)
+    self_inf = influence_scores(e, h, lrs=lrs, device="cpu")
+    np.testing.assert_allclose(self_inf, np.einsum("c,cnp->n", lrs, g ** 2), rtol=1e-8)
+
+
+def test_influence_with_reference_ranks_flipped_rows_high():
+    import torch
+    from screening import ScreenConfig
+    from screening.probe import tracin_probe
+    from sklearn.metrics import roc_auc_score
+    from conftest import blobs
+
+    X, y = blobs(n_per_class=80, n_classes=3, seed=4)
+    Xr, yr = blobs(n_per_class=20, n_classes=3, seed=4)
+    rng = np.random.default_rng(0)
+    flip = rng.choice(len(y), 24, replace=False)
+    yn = y.copy()
+    yn[flip] = (y[flip] + 1) % 3
+    cfg = ScreenConfig(target_steps=200, hidden=32, rep_dim=16, n_checkpoints=4)
+    tr, ref = tracin_probe(X.astype(np.float32), yn, kind="tabular", n_classes=3, config=cfg,
+                           device=torch.device("cpu"), X_ref=Xr.astype(np.float32), y_ref=yr)
+    s = influence_scores(tr.err, tr.rep, lrs=tr.lrs, reference_err=ref.err, reference_rep=ref.rep, device="cpu")
+    truth = np.zeros(len(y), bool)
+    truth[flip] = True
+    assert roc_auc_score(truth, s) > 0.95
+
+
+def test_top_fraction_per_class_counts():
+    s = np.arange(20, dtype=float)
+    y = np.repeat([0, 1], 10)
+    f = top_fraction_per_class(s, y, 0.15)
+    assert f.sum() == 4 and f[[8, 9, 18, 19]].all()

@@ -1,0 +1,124 @@
+"""End-to-end contract of screen_table: columns, dtypes, order, determinism, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from screening import ScreenConfig, ScreeningInputError, screen_table
+
+from conftest import FAST, blobs, frame
+
+
+@pytest.fixture(scope="module")
+def flipped():
+    X, y = blobs(n_per_class=70, n_classes=3, seed=1)
+    Xr, yr = blobs(n_per_class=25, n_classes=3, seed=1)  # same centres, fresh rows
+    rng = np.random.default_rng(5)
+    y_noisy = y.copy()
+    flip = rng.choice(len(y), 15, replace=False)
+    y_noisy[flip] = (y[flip] + 1) % 3
+    return X, y_noisy, flip, Xr, yr
+
+
+@pytest.fixture(scope="module")
+def result(flipped):
+    X, y, _, Xr, yr = flipped
+    names = np.array(["cat", "dog", "eel"])
+    return screen_table(frame(X, names[y]), label_col="label", reference=frame(Xr, names[yr]), config=FAST)
+
+
+def test_output_contract(result, flipped):
+    X = flipped[0]
+    s = result.scores
+    assert list(s.columns[:5]) == ["row_id", "spectral", "label_noise", "influence", "flagged"]
+    assert s["row_id"].dtype == np.int64 and s["row_id"].tolist() == list(range(len(X)))
+    for c in ("spectral", "label_noise", "influence"):
+        assert s[c].dtype == np.float64 and np.isfinite(s[c]).all()
+    assert s["flagged"].dtype == bool
+    assert result.representations.shape == (len(X), FAST.rep_dim) and result.representations.dtype == np.float32
+    assert result.pred_probs.shape == (len(X), 3)
+    np.testing.assert_allclose(result.pred_probs.sum(1), 1.0, atol=1e-6)
+    summary = json.loads(json.dumps(result.summary))  # JSON-serialisable
+    assert summary["classes"] == ["cat", "dog", "eel"]
+    assert summary["n_rows"] == len(X) and summary["n_features"] == X.shape[1]
+    assert set(summary["screens"]) >= {"spectral", "label_noise", "influence"}
+    for name in ("spectral", "label_noise", "influence"):
+        assert "seconds" in summary["screens"][name] and "flagged_per_class" in summary["screens"][name]
+    assert "text" in summary["combine"] and 0 <= summary["estimated_poison_rate"] <= 1
+
+
+def test_flipped_rows_are_flagged(result, flipped):
+    flip = flipped[2]
+    truth = np.zeros(len(result.scores), bool)
+    truth[flip] = True
+    flagged = result.scores["flagged"].to_numpy()
+    assert (flagged & truth).sum() >= 0.8 * len(flip)
+    assert (flagged & ~truth).sum() <= 5
+
+
+def test_pyarrow_input_and_row_order_match_pandas(flipped, result):
+    X, y, _, Xr, yr = flipped
+    names = np.array(["cat", "dog", "eel"])
+    table = pa.Table.from_pandas(frame(X, names[y]), preserve_index=False)
+    ref = pa.Table.from_pandas(frame(Xr, names[yr]), preserve_index=False)
+    again = screen_table(table, label_col="label", reference=ref, config=FAST)
+    pd.testing.assert_frame_equal(again.scores, result.scores)  # deterministic on CPU
+
+
+def test_different_seed_changes_scores(flipped, result):
+    X, y, _, Xr, yr = flipped
+    names = np.array(["cat", "dog", "eel"])
+    cfg = ScreenConfig(**{**FAST.to_dict(), "seed": 7, "image_shape": None})
+    other = screen_table(frame(X, names[y]), label_col="label", reference=frame(Xr, names[yr]), config=cfg)
+    assert not np.allclose(other.scores["influence"], result.scores["influence"])
+
+
+def test_embedding_column_and_no_reference():
+    X, y = blobs(n_per_class=40, n_classes=2, d=10, seed=3)
+    table = pa.table({"emb": pa.array(X.astype(np.float32).tolist(), type=pa.list_(pa.float32(), 10)),
+                      "y": y})
+    r = screen_table(table, label_col="y", config=FAST)
+    assert r.summary["input_kind"] == "embedding"
+    assert len(r.scores) == 80 and r.summary["n_reference_rows"] == 0
+
+
+def test_image_column_uses_cnn():
+    rng = np.random.default_rng(0)
+    n = 30
+    imgs = rng.random((2 * n, 8, 8)).astype(np.float32)
+    imgs[n:, :4] += 1.0  # class 1 is bright on top
+    y = np.repeat([0, 1], n)
+    table = pa.table({"img": pa.array(imgs.reshape(2 * n, 64).tolist(), type=pa.list_(pa.float32(), 64)), "y": y})
+    r = screen_table(table, label_col="y", config=FAST)
+    assert r.summary["input_kind"] == "image"
+    assert (r.cv_pred_probs.argmax(1) == y).mean() > 0.9
+
+
+# ---- bad input: one clear message each -------------------------------------------
+
+def _ok():
+    X, y = blobs(n_per_class=10, n_classes=2, d=3)
+    return frame(X, y)
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: (_ok().drop(columns="label"), {}), r"label column 'label' is not in the table"),
+    (lambda: (_ok().assign(label=1), {}), r"fewer than two classes"),
+    (lambda: (pd.concat([_ok(), _ok().iloc[:1].assign(label=9)]), {}), r"class 9 has only 1 row"),
+    (lambda: (_ok().assign(f1=lambda d: d.f1.where(d.index > 2)), {}), r"'f1' has 3 NaN"),
+    (lambda: (_ok().assign(f2=lambda d: d.f2.where(d.index > 0, np.inf)), {}), r"'f2' has 1 infinite"),
+    (lambda: (_ok().iloc[:0], {}), r"zero rows"),
+    (lambda: (pd.DataFrame({"label": [0, 1] * 10, "name": ["a"] * 20}), {}), r"no feature columns"),
+    (lambda: (_ok(), {"reference": _ok().rename(columns={"f0": "g0"})}), r"columns differ.*missing f0.*extra g0"),
+])
+def test_bad_input_raises_clear_error(make, pattern):
+    data, kw = make()
+    with pytest.raises(ScreeningInputError, match=pattern):
+        screen_table(data, label_col="label", config=FAST, **kw)
+
+
+def test_error_is_a_value_error():
+    assert issubclass(ScreeningInputError, ValueError)

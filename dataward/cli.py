@@ -25,8 +25,10 @@ app = typer.Typer(
 )
 lineage_app = typer.Typer(help="Provenance and parents of dataset versions.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+expectations_app = typer.Typer(help="Great Expectations suites per dataset kind.", no_args_is_help=True)
 app.add_typer(lineage_app, name="lineage")
 app.add_typer(audit_app, name="audit")
+app.add_typer(expectations_app, name="expectations")
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -194,6 +196,131 @@ def audit_verify(
     if problems:
         fail(f"audit verification failed: {len(problems)} problem(s)", EXIT_JUDGED)
     print(f"audit log intact: {count} entries verified" + (f", {checked} stored files verified" if files else ""))
+
+
+@app.command()
+@handles_errors
+def run(
+    path: Annotated[Path, typer.Argument(help="A Parquet, CSV or JSONL file, or a folder of them.")],
+    manifest: Annotated[Path, typer.Option("--manifest", "-m", help="The dataset's manifest (YAML).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run every stage in-process: ingest, validate, screen, decide, report, publish."""
+    from dataward.pipeline import run_pipeline
+
+    summary = run_pipeline(_ctx(), path, manifest, trigger="cli")
+    if as_json:
+        _print_json(summary)
+    else:
+        print_summary(summary)
+    raise typer.Exit(EXIT_OK if summary["outcome"] in ("approve", "trim") else EXIT_JUDGED)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(f"{summary['ref']}: decision {summary['outcome'].upper()}")
+    for r in summary["reasons"]:
+        print(f"  - {r['check']}: {r['why']} -> {r['outcome']}")
+    print(f"  rows: {summary['n_rows']}, flagged: {summary['n_flagged']}")
+    if summary.get("flagged_by_screen"):
+        print("  flagged per screen: " + ", ".join(f"{k} {v}" for k, v in summary["flagged_by_screen"].items()))
+    print(f"  report: {summary['report']}")
+    if summary.get("snapshot"):
+        print(f"  snapshot: {summary['snapshot_ref']} at {summary['snapshot']}")
+
+
+@app.command()
+@handles_errors
+def validate(
+    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Validate a version against its kind's Great Expectations suite (exit 1: quarantined)."""
+    from dataward.stages.validate import validate as run_validate
+
+    out = run_validate(_ctx(), ref)
+    if as_json:
+        _print_json(out)
+    else:
+        print(f"{ref}: validation {out['status']}"
+              + (f" ({out.get('n_expectations')} expectations, {out.get('n_rows')} rows)"
+                 if out.get("n_expectations") is not None else ""))
+        if out.get("reason"):
+            print(f"  {out['reason']}")
+        for f in out.get("failed", []):
+            print(f"  FAILED {f}")
+        if out.get("data_docs"):
+            print(f"  data docs: {out['data_docs']}")
+    raise typer.Exit(EXIT_OK if out["success"] else EXIT_JUDGED)
+
+
+@expectations_app.command("init")
+@handles_errors
+def expectations_init(
+    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    kind: Annotated[str, typer.Option("--kind", help="The dataset kind the suite is for.")],
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Scaffold a suite from an ingested version for a person to review and commit."""
+    from lineage.ingest import data_paths, resolve
+    from screening.validation import scaffold_suite
+
+    ctx = _ctx()
+    with ctx.session() as s:
+        v = resolve(s, ref)
+        paths = [p for p, _ in data_paths(ctx.store, v)]
+        label = v.label_column
+    path = scaffold_suite(paths, kind, project_root=ctx.settings.expectations_root,
+                          label_col=label, overwrite=overwrite)
+    print(f"suite for kind {kind!r} written to {path}: review it, then commit it")
+
+
+@app.command()
+@handles_errors
+def screen(
+    data: Annotated[Path, typer.Argument(help="A Parquet file to screen.")],
+    label_col: Annotated[str, typer.Option("--label-col", help="The label column.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for scores.parquet and summary.json.")],
+    reference: Annotated[Path | None, typer.Option("--reference", help="A trusted reference set (same columns).")] = None,
+    features: Annotated[str | None, typer.Option("--features", help="Comma-separated feature columns.")] = None,
+) -> None:
+    """Screen a Parquet file for poisoned and mislabelled rows (no lineage records)."""
+    from dataward.stages.screen import write_results
+    from screening import screen_table
+
+    table = _read_parquet(data, "data")
+    ref_table = _read_parquet(reference, "reference") if reference else None
+    result = screen_table(table, label_col=label_col, reference=ref_table,
+                          feature_cols=features.split(",") if features else None, progress=True)
+    write_results(result, out)
+    n_flagged = int(result.scores["flagged"].sum())
+    print(f"{len(result.scores)} rows screened, {n_flagged} flagged; wrote {out / 'scores.parquet'}")
+
+
+def _read_parquet(path: Path, what: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        fail(f"{what} file {path} does not exist")
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        fail(f"{what} file {path} is not readable Parquet: {str(exc).splitlines()[0]}")
+
+
+def _register_command_modules() -> None:
+    """Each module in :mod:`dataward.commands` adds its commands via ``register(app)``."""
+    import importlib
+    import pkgutil
+
+    import dataward.commands as commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"dataward.commands.{info.name}").register(app)
+
+
+_register_command_modules()
 
 
 def main() -> None:

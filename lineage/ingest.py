@@ -83,6 +83,7 @@ def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: C
             f"(columns: {', '.join(schema.names[:12])}{'...' if len(schema.names) > 12 else ''})"
         )
     digest = files.content_hash(infos)
+    side = _side_files(manifest, data_root, schema)
 
     with session_scope(engine) as session:
         parents = [resolve(session, p) for p in manifest.parents]
@@ -95,13 +96,13 @@ def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: C
 
     created_blobs: list[tuple[str, str]] = []
     try:
-        for info in infos:
+        for info in [*infos, *(i for _, i in side)]:
             _, created = store.put(info.path, info.sha256, info.format)
             if created:
                 created_blobs.append((info.sha256, info.format))
         for attempt in range(attempts):
             try:
-                return _record(engine, manifest, infos, schema, rows, digest, verdict,
+                return _record(engine, manifest, infos, side, schema, rows, digest, verdict,
                                declared, parents, policy, actor)
             except IntegrityError:
                 # A concurrent ingest took the same version number or name: retry.
@@ -125,7 +126,26 @@ def _referenced(engine, sha256: str) -> bool:
         return True  # when unsure, keep the bytes
 
 
-def _record(engine, manifest: Manifest, infos, schema, rows, digest, verdict, declared,
+def _side_files(manifest: Manifest, data_root, schema) -> list[tuple[str, files.FileInfo]]:
+    """The reference and evaluation sets the manifest names, checked like the data."""
+    named = ([("reference", manifest.reference)] if manifest.reference else []) + [
+        ("evaluation", e) for e in manifest.evaluation_sets]
+    out = []
+    for role, value in named:
+        found = files.collect(manifest.side_file(value), data_root=data_root)
+        for path, rel in found:
+            info = files.inspect(path, f"{role}/{rel}")
+            if info.row_count == 0:
+                raise LineageInputError(f"the {role} set {value} holds no rows")
+            missing = [n for n in schema.names if n not in info.schema.names]
+            if role == "reference" and missing:
+                raise LineageInputError(
+                    f"the reference set {value} lacks the data's column(s) {', '.join(missing[:5])}")
+            out.append((role, info))
+    return out
+
+
+def _record(engine, manifest: Manifest, infos, side, schema, rows, digest, verdict, declared,
             parents, policy, actor) -> IngestResult:
     with session_scope(engine) as session:
         dataset = session.execute(
@@ -157,10 +177,10 @@ def _record(engine, manifest: Manifest, infos, schema, rows, digest, verdict, de
         )
         session.add(version)
         session.flush()
-        for info in infos:
+        for role, info in [*(("data", i) for i in infos), *side]:
             session.add(DataFile(version_id=version.id, relpath=info.relpath, sha256=info.sha256,
                                  size_bytes=info.size_bytes, format=info.format,
-                                 row_count=info.row_count))
+                                 row_count=info.row_count, role=role))
         session.add(Provenance(
             version_id=version.id, source_uri=manifest.source_uri, publisher=manifest.publisher,
             collection_method=manifest.collection_method, collected_from=manifest.collected_from,
@@ -186,6 +206,7 @@ def _record(engine, manifest: Manifest, infos, schema, rows, digest, verdict, de
         return IngestResult(ref, version.id, True, status, reason, digest, rows, verdict, infos)
 
 
-def data_paths(store: ContentStore, version: DatasetVersion) -> list[tuple[Path, str]]:
-    """(blob path, format) of each stored file of ``version``, in relpath order."""
-    return [(store.path_for(f.sha256, f.format), f.format) for f in version.files]
+def data_paths(store: ContentStore, version: DatasetVersion, role: str = "data"
+               ) -> list[tuple[Path, str]]:
+    """(blob path, format) of each stored file of ``version`` with ``role``, in relpath order."""
+    return [(store.path_for(f.sha256, f.format), f.format) for f in version.files if f.role == role]

@@ -42,6 +42,14 @@ class Manifest:
     reference: str | None = None
     evaluation_sets: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict)
+    base_dir: Path | None = None  # relative paths in the manifest are relative to this
+
+    def side_file(self, value: str) -> Path:
+        """A path named in the manifest (reference, evaluation set), made absolute."""
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = (self.base_dir or Path.cwd()) / p
+        return p
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -75,10 +83,10 @@ def load(path: str | Path) -> Manifest:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise LineageInputError(f"manifest {path} is not valid YAML{where}") from None
-    return from_dict(raw, where=str(path))
+    return from_dict(raw, where=str(path), base_dir=path.resolve().parent)
 
 
-def from_dict(raw: Any, *, where: str = "manifest") -> Manifest:
+def from_dict(raw: Any, *, where: str = "manifest", base_dir: Path | None = None) -> Manifest:
     if not isinstance(raw, dict):
         raise LineageInputError(f"{where} must be a YAML mapping of keys to values")
     source = raw.get("source") or {}
@@ -138,6 +146,7 @@ def from_dict(raw: Any, *, where: str = "manifest") -> Manifest:
         reference=_opt_str(raw.get("reference")),
         evaluation_sets=tuple(str(e) for e in evals),
         raw=_jsonable(raw),
+        base_dir=base_dir,
     )
 
 

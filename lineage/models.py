@@ -85,6 +85,10 @@ class DatasetVersion(Base):
     files: Mapped[list[DataFile]] = relationship(
         back_populates="version", order_by="DataFile.relpath", cascade="all, delete-orphan"
     )
+
+    @property
+    def data_files(self) -> list[DataFile]:
+        return [f for f in self.files if f.role == "data"]
     provenance: Mapped[Provenance | None] = relationship(
         back_populates="version", cascade="all, delete-orphan"
     )
@@ -108,6 +112,9 @@ class DataFile(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     format: Mapped[str] = mapped_column(String(16))
     row_count: Mapped[int] = mapped_column(BigInteger)
+    # "data": part of the dataset; "reference": a trusted reference set for the screens;
+    # "evaluation": an evaluation set checked for leakage. Only data files make the content hash.
+    role: Mapped[str] = mapped_column(String(16), default="data", server_default="data")
 
     version: Mapped[DatasetVersion] = relationship(back_populates="files")
 

@@ -48,7 +48,8 @@ def describe(session: Session, version: DatasetVersion, *, depth: int = 8) -> di
         "schema": version.schema_json,
         "created_at": version.created_at.isoformat() if version.created_at else None,
         "files": [{"path": f.relpath, "sha256": f.sha256, "bytes": f.size_bytes,
-                   "format": f.format, "rows": f.row_count} for f in version.files],
+                   "format": f.format, "rows": f.row_count, "role": f.role}
+                  for f in version.files],
         "provenance": None if p is None else {
             "source_uri": p.source_uri, "publisher": p.publisher,
             "collection_method": p.collection_method, "collected_from": p.collected_from,

@@ -1,0 +1,90 @@
+"""dataward_nightly: every night, process each new arrival in the landing folder.
+
+An arrival is a sub-folder of ``DATAWARD_LANDING`` holding a ``manifest.yaml``
+(and its data, in ``data/`` or beside the manifest). Each arrival runs through
+every stage as one mapped task group; a marker file records it as processed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import Param, dag, get_current_context, task, task_group
+
+from dataward.airflow_support import SCREEN_QUEUE, approved_asset
+
+APPROVED = approved_asset()
+
+
+@dag(
+    dag_id="dataward_nightly",
+    schedule="0 2 * * *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["dataward"],
+    doc_md=__doc__,
+    params={"landing": Param(type=["null", "string"], default=None, title="Landing folder",
+                             description="Default: DATAWARD_LANDING or $DATAWARD_HOME/landing.")},
+)
+def dataward_nightly():
+    @task
+    def find_arrivals() -> list[dict]:
+        from dataward.airflow_support import find_arrivals as scan
+
+        arrivals = scan(get_current_context()["params"].get("landing"))
+        print(f"dataward: {len(arrivals)} new arrival(s)")
+        return arrivals
+
+    @task_group
+    def process(arrival: dict):
+        @task
+        def ingest(arrival: dict) -> dict:
+            from dataward.airflow_support import ingest_task
+
+            ctx = get_current_context()
+            info = ingest_task({"path": arrival["path"], "manifest": arrival["manifest"]},
+                               trigger="airflow:nightly", external_id=ctx["run_id"])
+            return {**info, "arrival_marker": arrival["marker"]}
+
+        @task
+        def validate(info: dict) -> dict:
+            from dataward.airflow_support import stage_task
+
+            return stage_task("validate", info)
+
+        @task(queue=SCREEN_QUEUE)
+        def screen(info: dict) -> dict:
+            from dataward.airflow_support import stage_task
+
+            return stage_task("screen", info)
+
+        @task
+        def decide(info: dict) -> dict:
+            from dataward.airflow_support import stage_task
+
+            return stage_task("decide", info)
+
+        @task
+        def report(info: dict) -> dict:
+            from dataward.airflow_support import stage_task
+
+            return stage_task("report", info)
+
+        @task(outlets=[APPROVED])
+        def publish(info: dict, *, outlet_events=None) -> dict:
+            from dataward.airflow_support import finish_task, stage_task
+
+            info = stage_task("publish", info)
+            summary = finish_task(info)
+            if info["publish"].get("published"):
+                outlet_events[APPROVED].extra = {"ref": summary["snapshot"], "source": info["ref"],
+                                                 "path": info["publish"]["path"]}
+            return summary
+
+        return publish(report(decide(screen(validate(ingest(arrival))))))
+
+    process.expand(arrival=find_arrivals())
+
+
+dataward_nightly()

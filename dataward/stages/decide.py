@@ -1,0 +1,53 @@
+"""Decide stage: the policy turns licence, validation and screens into one decision."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dataward.context import Context
+from dataward.policy import load_policy
+from dataward.policy import decide as apply_policy
+from dataward.stages.common import finished, record
+from dataward.stages.screen import flagged_row_ids
+from lineage.models import (
+    STATUS_APPROVED,
+    STATUS_QUARANTINED,
+    STATUS_REJECTED,
+    STATUS_TRIMMED,
+    Decision,
+    DatasetVersion,
+)
+
+STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,
+              "quarantine": STATUS_QUARANTINED, "reject": STATUS_REJECTED}
+
+
+def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
+    """Record the policy's decision for ``ref``; idempotent. Returns the decision dict."""
+    version_id, ref, done = finished(ctx, ref, "decide")
+    if done is not None:
+        return done
+    policy = load_policy(ctx.settings.decision_policy)
+    _, _, validation = finished(ctx, ref, "validate")
+    _, _, screening = finished(ctx, ref, "screen")
+    with ctx.session() as s:
+        v = s.get(DatasetVersion, version_id)
+        lic = v.licence
+        licence = None if lic is None else {"allowed_for_training": lic.allowed_for_training,
+                                            "reason": lic.verdict_reason}
+        n_rows = v.row_count
+    flagged = flagged_row_ids(screening) if screening else []
+    decision = apply_policy(policy, licence=licence, validation=validation, screening=screening,
+                            flagged_row_ids=flagged, n_rows=n_rows)
+    output = {**decision.to_dict(), "policy_digest": policy.digest, "n_rows": n_rows,
+              "n_flagged": len(flagged), "excluded_row_ids": decision.excluded_row_ids}
+    reason = "; ".join(r["why"] for r in decision.reasons
+                       if r["outcome"] in ("quarantine", "reject")) or None
+
+    def add_decision(s, v):
+        s.add(Decision(version_id=v.id, run_id=run_id, outcome=decision.outcome, decided_by="policy",
+                       policy_version=policy.version, rationale=output))
+
+    return record(ctx, version_id, "decide", output, status=decision.outcome, run_id=run_id,
+                  new_status=STATUS_FOR[decision.outcome], reason=reason, actor="policy",
+                  extra=add_decision)

@@ -1,0 +1,45 @@
+"""Print the demo's outcome: decision, flagged counts against the planted poisons, report path."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pyarrow.parquet as pq
+
+from dataward.context import Context
+from dataward.stages.common import finished
+
+
+def main(planted_path: str) -> None:
+    planted = json.loads(open(planted_path).read())
+    ctx = Context()
+    _, ref, decision = finished(ctx, "digits-example", "decide")
+    _, _, screen = finished(ctx, ref, "screen")
+    _, _, report = finished(ctx, ref, "report")
+    _, _, publish = finished(ctx, ref, "publish")
+    print(f"{ref}: decision {decision['outcome'].upper()} (policy {decision['policy_version']})")
+    for r in decision["reasons"]:
+        print(f"  - {r['check']}: {r['why']}")
+    if screen and screen.get("status") == "done":
+        t = pq.read_table(screen["scores_path"]).to_pandas()
+        flagged = set(t.loc[t["flagged"], "row_id"].tolist())
+        bd, fl = set(planted["backdoor_rows"]), set(planted["flipped_rows"])
+        print(f"  flagged {len(flagged)} of {len(t)} rows: "
+              f"{len(flagged & bd)}/{len(bd)} backdoored rows, {len(flagged & fl)}/{len(fl)} flipped "
+              f"labels, {len(flagged - bd - fl)} clean rows")
+        per = {k: v.get("flagged") for k, v in (screen.get("summary") or {}).items()
+               if isinstance(v, dict) and "flagged" in v}
+        if per:
+            print("  flagged per screen: " + ", ".join(f"{k} {v}" for k, v in per.items()))
+    if report:
+        print(f"  report: {report.get('html')}")
+        if report.get("pdf"):
+            print(f"  report (PDF): {report['pdf']}")
+    if publish and publish.get("published"):
+        print(f"  snapshot: {publish['snapshot_ref']} ({publish['rows']} rows) at {publish['path']}")
+    print("Next: dataward lineage show digits-example.approved   |   dataward audit verify")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

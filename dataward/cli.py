@@ -1,7 +1,8 @@
 """The ``dataward`` command line: for people (tables) and scripts (``--json``, exit codes).
 
 Exit codes: 0 ok, 1 the data was judged (quarantined or rejected), 2 bad input or
-usage, always with one readable line on stderr and never a traceback.
+usage, 3 an internal error (a bug: the traceback is saved under DATAWARD_HOME/logs),
+always with one readable line on stderr and never a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dataward.errors import EXIT_BAD_INPUT, EXIT_JUDGED, EXIT_OK
+from dataward.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_JUDGED, EXIT_OK
 
 app = typer.Typer(
     name="dataward",
@@ -53,8 +54,28 @@ def handles_errors(fn):
             fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except Exception as exc:  # a bug, not bad input: one line here, the traceback on disk
+            fail(f"internal error ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+                 f"traceback saved to {_save_traceback()}", EXIT_INTERNAL)
 
     return wrapper
+
+
+def _save_traceback() -> str:
+    import tempfile
+    import traceback
+    from datetime import datetime, timezone
+
+    from dataward.config import load_settings
+
+    try:
+        folder = load_settings().home / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / f"crash-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}.txt"
+    path.write_text(traceback.format_exc())
+    return str(path)
 
 
 def _ctx():

@@ -1,12 +1,12 @@
 """The app layer's error vocabulary and its mapping to exit codes.
 
 Exit codes (ARCHITECTURE.md): 0 success, 1 the data was judged (quarantined or
-rejected), 2 bad input or usage.
+rejected), 2 bad input or usage; 3 marks an internal error (a bug), never bad input.
 """
 
 from __future__ import annotations
 
-EXIT_OK, EXIT_JUDGED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_JUDGED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class DatawardError(Exception):

@@ -298,3 +298,27 @@ def test_licence_policy_file_can_allow_non_commercial(tmp_path):
     p.write_text("licences:\n  MIT: {use_class: free-for-all}\n")
     with pytest.raises(LineageInputError, match="use_class"):
         licences.load_policy(p)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_internal_error_is_one_line_with_saved_traceback(home, toy, tmp_path, cli, monkeypatch):
+    import lineage.ingest
+
+    def broken(*a, **k):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(lineage.ingest, "ingest", broken)
+    r = cli("ingest", str(toy), "--manifest", str(write_manifest(tmp_path / "m.yaml")))
+    assert r.returncode == 3
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "internal error (RuntimeError: simulated bug)" in lines[0]
+    saved = Path(lines[0].rsplit("traceback saved to ", 1)[1])
+    assert saved.parent == home / "logs" and "simulated bug" in saved.read_text()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_console_script_bad_input_is_one_line(home, tmp_path, cli_process):
+    """The installed `dataward` script itself: exit 2, one stderr line, no traceback."""
+    r = cli_process("ingest", str(tmp_path / "missing"), "--manifest", str(tmp_path / "m.yaml"))
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr

@@ -1,62 +1,51 @@
-"""Report stage: the JSON and HTML a compliance reviewer reads for one version."""
+"""Report stage: the JSON, HTML and PDF a compliance reviewer reads for one version.
+
+Files, under ``DATAWARD_HOME/reports/NAME-vN/``: ``report.json`` (every figure),
+``report.html`` (self-contained: inline CSS, charts as data URIs, nothing fetched)
+and ``report.pdf`` (the same HTML through WeasyPrint). The recorded ``sha256`` is
+the hash of ``report.html``: the document a reviewer signs off.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
 from typing import Any
 
-from dataward.config import code_version
 from dataward.context import Context
+from dataward.reports import build_document, render_html, render_pdf, report_dir
 from dataward.stages.common import finished, record, version_dir, write_atomic
 
 
 def collect(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
     """Every figure the report shows, as one JSON-able document."""
-    from lineage.ingest import resolve
-    from lineage.queries import describe
-
-    with ctx.session() as s:
-        info = describe(s, resolve(s, ref))
-    ref = info["ref"]
-    stages = {name: finished(ctx, ref, name)[2] for name in ("validate", "screen", "decide")}
-    return {
-        "report_version": 1,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_id": run_id,
-        "code_version": code_version(),
-        "dataset": info,
-        "validation": stages["validate"],
-        "screening": stages["screen"],
-        "decision": {k: v for k, v in (stages["decide"] or {}).items() if k != "excluded_row_ids"}
-        if stages["decide"] else None,
-    }
+    return build_document(ctx, ref, run_id=run_id)
 
 
 def report(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
-    """Write ``report.json`` and ``report.html`` for ``ref``; idempotent."""
+    """Write ``report.json``, ``report.html`` and ``report.pdf`` for ``ref``; idempotent.
+
+    Returns the recorded output: ``json``, ``html``, ``pdf`` (paths), ``sha256`` (of the
+    HTML) and ``outcome`` (the policy decision, or None if none was recorded).
+    """
     version_id, ref, done = finished(ctx, ref, "report")
     if done is not None:
         return done
     doc = collect(ctx, ref, run_id=run_id)
-    out_dir = ctx.settings.reports_root / ref.replace("@", "-v")
-    body = json.dumps(doc, indent=2, default=str).encode()
-    write_atomic(out_dir / "report.json", body)
-    html = render_html(doc).encode()
+    out_dir = report_dir(ctx, ref)
+    html = render_html(doc).encode("utf-8")
+    pdf = render_pdf(html.decode("utf-8"))
+    doc["files"] = {"html_sha256": hashlib.sha256(html).hexdigest(),
+                    "pdf_sha256": hashlib.sha256(pdf).hexdigest()}
+    write_atomic(out_dir / "report.json", json.dumps(doc, indent=2, default=str).encode())
+    write_atomic(out_dir / "report.pdf", pdf)
     write_atomic(out_dir / "report.html", html)
     output = {"json": str(out_dir / "report.json"), "html": str(out_dir / "report.html"),
-              "sha256": hashlib.sha256(html).hexdigest(),
-              "outcome": (doc["decision"] or {}).get("outcome")}
+              "pdf": str(out_dir / "report.pdf"), "sha256": doc["files"]["html_sha256"],
+              "pdf_sha256": doc["files"]["pdf_sha256"],
+              "outcome": (doc["decision"] or {}).get("outcome"),
+              "compliance": doc["compliance_coverage"]}
     return record(ctx, version_id, "report", output, status="written", run_id=run_id)
-
-
-def render_html(doc: dict[str, Any]) -> str:
-    from jinja2 import Environment, PackageLoader, select_autoescape
-
-    env = Environment(loader=PackageLoader("dataward", "templates"),
-                      autoescape=select_autoescape(["html"]))
-    return env.get_template("report.html.j2").render(doc=doc)
 
 
 __all__ = ["collect", "report", "render_html", "version_dir"]

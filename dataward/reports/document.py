@@ -1,0 +1,87 @@
+"""The report document: every figure a reviewer sees, as one JSON-able dict."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dataward.config import code_version
+from dataward.context import Context
+from dataward.reports.compliance import compliance_mapping, coverage
+from dataward.reports.figures import screen_figures
+
+REPORT_FORMAT = 2
+HEADLINES = {
+    "approve": "Approved: every check passed, the version is published as is.",
+    "trim": "Approved without the flagged rows: {n} of {rows} rows ({frac:.1%}) are excluded from the snapshot.",
+    "quarantine": "Quarantined: a reviewer must sign off before this version can be used.",
+    "reject": "Rejected: this version must not be used for training.",
+}
+
+
+def report_dir(ctx: Context, ref: str) -> Path:
+    """``DATAWARD_HOME/reports/NAME-vN``: the folder of one version's report files."""
+    return ctx.settings.reports_root / ref.replace("@", "-v")
+
+
+def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
+    """Collect lineage, stage outputs, figures and the compliance mapping for ``ref``."""
+    from lineage.audit import verify_chain
+    from lineage.ingest import resolve
+    from lineage.models import DatasetVersion, PipelineRun
+    from lineage.queries import describe
+    from dataward.stages.common import finished, read_table
+
+    with ctx.session() as s:
+        v = resolve(s, ref)
+        info, version_id = describe(s, v), v.id
+        entries, problems = verify_chain(s)
+        run = s.get(PipelineRun, run_id) if run_id else None
+        run_info = None if run is None else {
+            "id": run.id, "trigger": run.trigger, "external_id": run.external_id,
+            "code_version": run.code_version,
+            "started_at": run.started_at.isoformat() if run.started_at else None}
+        label_col = s.get(DatasetVersion, version_id).label_column
+    ref = info["ref"]
+    validation, screening, decision = (finished(ctx, ref, name)[2] for name in ("validate", "screen", "decide"))
+    figures = None
+    if screening and screening.get("status") == "done" and Path(screening["scores_path"]).is_file():
+        table = read_table(ctx, version_id)
+        figures = screen_figures(screening, table, label_col=label_col)
+    out_dir = report_dir(ctx, ref)
+    validation = dict(validation) if validation else None
+    if validation and validation.get("data_docs"):
+        validation["data_docs_relpath"] = os.path.relpath(validation["data_docs"], out_dir)
+    doc: dict[str, Any] = {
+        "report_format": REPORT_FORMAT,
+        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "run": run_info,
+        "code_version": code_version(),
+        "dataset": info,
+        "summary": _summary(decision, screening),
+        "validation": validation,
+        "screening": screening,
+        "figures": figures,
+        "decision": decision,
+        "audit": {"entries": entries, "intact": not problems, "problems": problems},
+    }
+    doc["compliance"] = compliance_mapping(doc)
+    doc["compliance_coverage"] = coverage(doc["compliance"])
+    return doc
+
+
+def _summary(decision: dict[str, Any] | None, screening: dict[str, Any] | None) -> dict[str, Any]:
+    if not decision:
+        return {"outcome": "pending", "headline": "No decision has been recorded yet.", "why": []}
+    outcome = decision.get("outcome")
+    n, rows = decision.get("n_flagged") or 0, decision.get("n_rows") or 0
+    headline = HEADLINES.get(outcome, outcome or "").format(
+        n=decision.get("excluded_rows", n), rows=rows,
+        frac=(decision.get("excluded_rows", n) / rows) if rows else 0.0)
+    order = {"reject": 0, "quarantine": 1, "trim": 2, "approve": 3}
+    why = sorted(decision.get("reasons") or [], key=lambda r: order.get(r.get("outcome"), 9))
+    return {"outcome": outcome, "headline": headline, "why": why,
+            "n_rows": rows, "n_flagged": n, "policy_version": decision.get("policy_version")}

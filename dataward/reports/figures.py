@@ -1,0 +1,222 @@
+"""The report's figures as plain numbers: score distributions, per-class counts, the
+2-D projection and the top flagged rows. Everything here goes into ``report.json``;
+the charts in the HTML are drawn from these numbers and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+#: Columns of ``scores.parquet`` that are not per-screen scores.
+NOT_SCORES = ("row_id", "flagged", "reason")
+N_BINS = 30
+TOP_FLAGGED = 12
+MAX_PROJECTED = 4000
+MAX_TABLE_CELLS = 16
+
+
+def screen_figures(screening: dict[str, Any], table=None, *, label_col: str | None = None,
+                   seed: int = 0) -> dict[str, Any]:
+    """Figures for the screen stage output ``screening`` (``status == "done"``).
+
+    Args:
+        screening: the recorded screen stage output (``scores_path``, ``projection_path``,
+            ``summary``).
+        table: the version's data rows (pyarrow.Table, N rows in ``row_id`` order) for
+            the labels and the flagged rows' content; None leaves those out.
+        label_col: the label column of ``table``.
+
+    Returns:
+        ``{"screens": [...], "per_class": {...}, "projection": {...}, "top_flagged": [...]}``.
+    """
+    import pyarrow.parquet as pq
+
+    scores = pq.read_table(screening["scores_path"]).to_pandas()
+    summary = screening.get("summary") or {}
+    flagged = scores["flagged"].to_numpy(dtype=bool)
+    labels = None
+    if table is not None and label_col and label_col in table.column_names:
+        labels = np.asarray([str(v) for v in table.column(label_col).to_pylist()], dtype=object)
+    score_cols = [c for c in scores.columns if c not in NOT_SCORES
+                  and np.issubdtype(scores[c].dtype, np.number)]
+    screens = [_screen_distribution(name, scores[name].to_numpy(dtype=float), flagged,
+                                    (summary.get("screens") or {}).get(name) or {})
+               for name in score_cols]
+    return {
+        "screens": screens,
+        "verdict": {"rule": (summary.get("combine") or {}).get("text"),
+                    "flagged": int(flagged.sum()), "n_rows": int(len(flagged)),
+                    "estimated_poison_rate": summary.get("estimated_poison_rate")},
+        "per_class": _per_class(summary, labels, flagged),
+        "projection": _projection(screening.get("projection_path"), flagged, seed=seed),
+        "top_flagged": _top_flagged(scores, score_cols, flagged, table, label_col, summary),
+    }
+
+
+def _screen_distribution(name: str, values: np.ndarray, verdict: np.ndarray,
+                         info: dict[str, Any]) -> dict[str, Any]:
+    finite = np.isfinite(values)
+    v = values[finite]
+    n_flagged = info.get("flagged")
+    threshold, source = info.get("threshold"), "recorded by the screen"
+    if threshold is None and n_flagged and len(v):
+        # The screens flag by rule (per-class quantiles, robust z, cleanlab); the
+        # equivalent global cut-off is the lowest score among the n_flagged highest.
+        threshold = float(np.sort(v)[::-1][min(int(n_flagged), len(v)) - 1])
+        source = f"effective cut-off: the lowest score among the {int(n_flagged)} highest"
+    elif threshold is None:
+        source = "no rows flagged by this screen"
+    out: dict[str, Any] = {
+        "name": name, "parameters": info.get("parameters") or {},
+        "flagged": None if n_flagged is None else int(n_flagged),
+        "flagged_per_class": info.get("flagged_per_class") or {},
+        "threshold": None if threshold is None else float(threshold), "threshold_source": source,
+        "in_verdict": bool(info.get("in_verdict", name in ("label_noise",))),
+        "stats": {}, "histogram": None,
+    }
+    if not len(v):
+        return out
+    out["stats"] = {"min": float(v.min()), "median": float(np.median(v)),
+                    "p99": float(np.quantile(v, 0.99)), "max": float(v.max()),
+                    "non_finite": int((~finite).sum())}
+    log_x = bool(v.min() > 0 and v.max() / v.min() > 1e3)
+    x = np.log10(v) if log_x else v
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, N_BINS + 1)
+    counts, _ = np.histogram(x, bins=edges)
+    fcounts, _ = np.histogram(x[verdict[finite]], bins=edges)
+    t = out["threshold"]
+    out["histogram"] = {
+        "log10": log_x, "edges": [float(e) for e in edges], "counts": [int(c) for c in counts],
+        "flagged_counts": [int(c) for c in fcounts],
+        "threshold_x": None if t is None else (math.log10(t) if log_x and t > 0 else (None if log_x else t)),
+    }
+    return out
+
+
+def _per_class(summary: dict[str, Any], labels, flagged: np.ndarray) -> dict[str, Any]:
+    classes = [str(c) for c in summary.get("classes") or []]
+    if not classes and labels is not None:
+        classes = sorted(set(labels.tolist()))
+    counts = {str(k): int(v) for k, v in (summary.get("class_counts") or {}).items()}
+    if labels is not None:
+        counts = {c: int((labels == c).sum()) for c in classes}
+        verdict = {c: int(((labels == c) & flagged).sum()) for c in classes}
+    else:
+        verdict = {str(k): int(v) for k, v in ((summary.get("combine") or {})
+                                                .get("flagged_per_class") or {}).items()}
+    per_screen = {name: {str(k): int(v) for k, v in (info.get("flagged_per_class") or {}).items()}
+                  for name, info in (summary.get("screens") or {}).items()}
+    return {"classes": classes, "rows": counts, "verdict_flagged": verdict, "screens_flagged": per_screen}
+
+
+def _projection(path: str | None, flagged: np.ndarray, *, seed: int) -> dict[str, Any]:
+    from pathlib import Path
+
+    if not path or not Path(path).is_file():
+        return {"available": False, "points": [], "n_rows": int(len(flagged)), "n_shown": 0}
+    proj = np.load(path)
+    n = min(len(proj), len(flagged))
+    idx = np.arange(n)
+    if n > MAX_PROJECTED:
+        # keep every flagged row, sample the rest
+        rng = np.random.default_rng(seed)
+        f_idx, c_idx = idx[flagged[:n]], idx[~flagged[:n]]
+        keep = rng.choice(c_idx, size=max(MAX_PROJECTED - len(f_idx), 0), replace=False)
+        idx = np.sort(np.concatenate([f_idx, keep]))
+    points = [[round(float(proj[i, 0]), 4), round(float(proj[i, 1]), 4), bool(flagged[i]), int(i)]
+              for i in idx]
+    return {"available": True, "method": "PCA of the probe's representations",
+            "points": points, "n_rows": int(n), "n_shown": len(points),
+            "columns": ["x", "y", "flagged", "row_id"]}
+
+
+def _top_flagged(scores, score_cols, flagged, table, label_col, summary) -> list[dict[str, Any]]:
+    ids = np.flatnonzero(flagged)
+    if not len(ids):
+        return []
+    # rank flagged rows by their mean percentile over the screens
+    ranks = np.zeros(len(scores))
+    for c in score_cols:
+        ranks += scores[c].rank(pct=True).fillna(0).to_numpy()
+    ranks /= max(len(score_cols), 1)
+    top = ids[np.argsort(-ranks[ids], kind="stable")][:TOP_FLAGGED]
+    has_reason = "reason" in scores.columns
+    rows = []
+    for i in top:
+        row = {"row_id": int(scores["row_id"].iloc[i]), "suspicion": round(float(ranks[i]), 4),
+               "scores": {c: _f(scores[c].iloc[i]) for c in score_cols},
+               "reason": (str(scores["reason"].iloc[i]) or None) if has_reason else None}
+        if table is not None:
+            row.update(_row_content(table, int(row["row_id"]), label_col, summary))
+        rows.append(row)
+    return rows
+
+
+def _f(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+_INDEXED = re.compile(r"^(.*?)(\d+)$")
+
+
+def _row_content(table, row_id: int, label_col: str | None, summary: dict[str, Any]) -> dict[str, Any]:
+    """How a reviewer sees one row: an image, the text, or the table row."""
+    rec = table.slice(row_id, 1).to_pylist()[0]
+    label = rec.get(label_col) if label_col else None
+    features = [c for c in (summary.get("feature_cols") or []) if c in rec] or \
+        [c for c in rec if c != label_col]
+    kind = summary.get("input_kind") or "tabular"
+    out: dict[str, Any] = {"label": None if label is None else str(label), "kind": kind}
+    if kind == "text":
+        out["text"] = " ".join(str(rec[c]) for c in features if isinstance(rec.get(c), str))[:1000]
+        return out
+    if len(features) == 1 and isinstance(rec[features[0]], list):
+        flat = _flatten(rec[features[0]])
+        shape = (summary.get("config") or {}).get("image_shape")
+        out["image"] = _image_spec(flat, shape)
+        out["kind"] = "image" if out["image"] else kind
+        return out
+    out["values"] = {c: rec[c] for c in features[:MAX_TABLE_CELLS]}
+    out["n_values"] = len(features)
+    side = int(round(math.sqrt(len(features))))
+    names = [_INDEXED.match(c) for c in features]
+    if side >= 4 and side * side == len(features) and all(names) \
+            and len({m.group(1) for m in names}) == 1 \
+            and all(isinstance(rec[c], (int, float)) for c in features):
+        # numbered pixel columns (p0..p63): the row is an image laid out as a table
+        out["image"] = {"height": side, "width": side, "channels": 1,
+                        "pixels": [float(rec[c]) for c in features]}
+    return out
+
+
+def _flatten(v) -> list:
+    out = []
+    for x in v:
+        if isinstance(x, list):
+            out.extend(_flatten(x))
+        else:
+            out.append(x)
+    return out
+
+
+def _image_spec(flat: list, shape) -> dict[str, Any] | None:
+    if not flat or not all(isinstance(x, (int, float)) for x in flat):
+        return None
+    if shape and len(shape) >= 2:
+        h, w = int(shape[0]), int(shape[1])
+        ch = int(shape[2]) if len(shape) > 2 else 1
+    else:
+        ch = 3 if len(flat) % 3 == 0 and int(math.isqrt(len(flat) // 3)) ** 2 == len(flat) // 3 else 1
+        side = math.isqrt(len(flat) // ch)
+        h = w = side
+    if h * w * ch != len(flat) or h * w > 128 * 128:
+        return None
+    return {"height": h, "width": w, "channels": ch, "pixels": [float(x) for x in flat]}

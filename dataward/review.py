@@ -1,0 +1,173 @@
+"""A reviewer's sign-off on a quarantined version: approve (then publish) or reject.
+
+The sign-off, the version's new status and the audit entry are written in one
+transaction, with the version row locked, so two reviewers acting at once cannot
+both succeed; then an approval is published through the normal publish stage
+(itself idempotent). Repeating the same sign-off is a no-op that reports the
+existing one; a contrary sign-off on an already reviewed version is refused.
+
+The audit payload records who, when, why and the SHA-256 of the report HTML that
+was reviewed; the sign-off also lands in the ``decisions`` table
+(``decided_by = reviewer``), next to the policy's decision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dataward.context import Context
+from dataward.errors import BadInput, DatawardError
+
+AWAITING = "quarantined"
+APPROVE, REJECT = "approve", "reject"
+
+
+class ReviewConflict(DatawardError):
+    """The version cannot take this sign-off (not awaiting review, stale report...)."""
+
+
+@dataclass
+class SignOff:
+    ref: str
+    outcome: str
+    reviewer: str
+    reason: str
+    report_sha256: str
+    at: str
+    created: bool
+    audit_entry: int | None
+    published: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def awaiting_review(ctx: Context) -> list[dict[str, Any]]:
+    """Versions a reviewer must act on: quarantined, with no sign-off yet."""
+    from sqlalchemy import select
+
+    from dataward.stages.common import finished
+    from lineage.models import Dataset, Decision, DatasetVersion
+
+    with ctx.session() as s:
+        versions = s.execute(select(DatasetVersion).join(Dataset)
+                             .where(DatasetVersion.status == AWAITING)
+                             .order_by(DatasetVersion.created_at, Dataset.name)).scalars().all()
+        reviewed = set(s.execute(select(Decision.version_id).where(Decision.decided_by != "policy")).scalars())
+        rows = [(v.ref, v.status_reason, v.row_count, v.licence.spdx_expression if v.licence else None,
+                 v.created_at) for v in versions if v.id not in reviewed]
+    out = []
+    for ref, reason, rows_n, licence, created in rows:
+        decision = finished(ctx, ref, "decide")[2] or {}
+        report = finished(ctx, ref, "report")[2] or {}
+        out.append({"ref": ref, "status_reason": reason, "rows": rows_n, "licence": licence,
+                    "created_at": created.isoformat(timespec="seconds") if created else None,
+                    "outcome": decision.get("outcome"), "reasons": decision.get("reasons") or [],
+                    "n_flagged": decision.get("n_flagged"),
+                    "report": report.get("html"), "report_sha256": report.get("sha256"),
+                    "report_dir": ref.replace("@", "-v")})
+    return out
+
+
+def current_report(ctx: Context, ref: str) -> dict[str, Any]:
+    """The recorded report of ``ref``, checked against the file on disk."""
+    from dataward.stages.common import finished
+
+    _, ref, report = finished(ctx, ref, "report")
+    if not report or not report.get("html"):
+        raise ReviewConflict(f"{ref} has no report yet: run the report stage before reviewing")
+    path = Path(report["html"])
+    try:
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        raise ReviewConflict(f"the report of {ref} is missing at {path}") from None
+    if actual != report["sha256"]:
+        raise ReviewConflict(f"the report of {ref} was altered after it was written "
+                             f"(recorded {report['sha256'][:12]}, found {actual[:12]})")
+    return report
+
+
+def sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str,
+             report_sha256: str | None = None, via: str = "cli") -> SignOff:
+    """Record ``reviewer``'s ``outcome`` (approve | reject) on quarantined ``ref``.
+
+    ``report_sha256``: the hash of the report the reviewer read; when given it must
+    match the recorded report (a reviewer never signs a report they did not see).
+    An approval publishes the version (the policy's excluded rows if its decision was
+    a trim, else all rows). Returns the :class:`SignOff`.
+    """
+    from sqlalchemy import select
+
+    from dataward.stages.common import finished
+    from lineage import audit
+    from lineage.ingest import resolve
+    from lineage.models import STATUS_APPROVED, STATUS_REJECTED, Decision, DatasetVersion
+
+    if outcome not in (APPROVE, REJECT):
+        raise BadInput(f"a sign-off is approve or reject, not {outcome!r}")
+    reviewer, reason = (reviewer or "").strip(), (reason or "").strip()
+    if not reviewer:
+        raise BadInput("a sign-off needs the reviewer's identity")
+    if not reason:
+        raise BadInput("a sign-off needs a reason")
+    report = current_report(ctx, ref)
+    if report_sha256 and report_sha256 != report["sha256"]:
+        raise ReviewConflict(f"the report you reviewed ({report_sha256[:12]}) is not the current "
+                             f"report of {ref} ({report['sha256'][:12]}): reload it and review again")
+    policy = finished(ctx, ref, "decide")[2] or {}
+    with ctx.session() as s:
+        v = resolve(s, ref)
+        ref = v.ref
+        # lock the version row: concurrent sign-offs serialize here (SQLite: BEGIN IMMEDIATE)
+        v = s.execute(select(DatasetVersion).where(DatasetVersion.id == v.id)
+                      .with_for_update()).scalars().one()
+        previous = s.execute(select(Decision).where(Decision.version_id == v.id,
+                                                    Decision.decided_by != "policy")
+                             .order_by(Decision.id.desc())).scalars().first()
+        if previous is not None:
+            if previous.outcome != outcome:
+                raise ReviewConflict(f"{ref} was already signed off: {previous.outcome} by "
+                                     f"{previous.decided_by}")
+            created, r = False, previous.rationale or {}
+            result = SignOff(ref, outcome, previous.decided_by, r.get("reason", ""),
+                             r.get("report_sha256", ""), r.get("at", ""), False,
+                             r.get("audit_entry"), None)
+            policy = None  # re-read at publish time
+        else:
+            if v.status != AWAITING:
+                raise ReviewConflict(f"{ref} is {v.status}, not awaiting review "
+                                     f"(only quarantined versions are signed off)")
+            created = True
+            new_status = STATUS_APPROVED if outcome == APPROVE else STATUS_REJECTED
+            entry = audit.append(s, actor=reviewer, action="review", subject=ref, payload={
+                "outcome": outcome, "reviewer": reviewer, "reason": reason, "via": via,
+                "report_sha256": report["sha256"], "report": report["html"],
+                "previous_status": v.status, "new_status": new_status,
+                "policy_outcome": policy.get("outcome"), "policy_version": policy.get("policy_version")})
+            rationale = {"reviewer": reviewer, "reason": reason, "report_sha256": report["sha256"],
+                         "at": entry.at, "via": via, "audit_entry": entry.id,
+                         "policy_outcome": policy.get("outcome")}
+            s.add(Decision(version_id=v.id, outcome=outcome, decided_by=reviewer,
+                           policy_version=policy.get("policy_version"), rationale=rationale))
+            v.status = new_status
+            v.status_reason = f"{outcome} by {reviewer}: {reason}"
+            result = SignOff(ref, outcome, reviewer, reason, report["sha256"], entry.at, True,
+                             entry.id, None)
+    if outcome == APPROVE:
+        result.published = publish_approved(ctx, ref, reviewer=reviewer, policy=policy)
+    return result
+
+
+def publish_approved(ctx: Context, ref: str, *, reviewer: str, policy: dict | None = None) -> dict[str, Any]:
+    """Publish an approved version (idempotent: a re-run returns the recorded snapshot)."""
+    from dataward.stages.common import finished
+    from dataward.stages.publish import publish
+
+    if policy is None:
+        policy = finished(ctx, ref, "decide")[2] or {}
+    excluded = policy.get("excluded_row_ids", []) if policy.get("outcome") == "trim" else []
+    return publish(ctx, ref, decision={"outcome": "approve", "excluded_row_ids": excluded,
+                                       "approved_by": reviewer}, actor=reviewer)

@@ -1,0 +1,136 @@
+"""Airflow 3 plugin: the Dataward review queue, reports, digest and sign-off in the UI.
+
+A FastAPI app served by the Airflow API server under ``/dataward`` plus a navigation
+entry. Every route requires an authenticated Airflow user (``GetUserDep``: a Bearer
+token or the UI's JWT cookie); the reviewer recorded in a sign-off is that user,
+never a form field. Business logic lives in :mod:`dataward.review` and
+:mod:`dataward.reports`; this file only adapts HTTP to it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
+
+from airflow.api_fastapi.core_api.security import GetUserDep
+from airflow.plugins_manager import AirflowPlugin
+
+PREFIX = "/dataward"
+app = FastAPI(title="Dataward review", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _ctx():
+    from dataward.context import Context
+
+    return Context()
+
+
+def _reviewer(user) -> str:
+    name = user.get_name() if hasattr(user, "get_name") else None
+    return str(name or user.get_id())
+
+
+def _same_origin(request: Request) -> None:
+    """Refuse cross-site form posts (the UI's cookie is SameSite=Lax; this is belt and braces)."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(status_code=403, detail="cross-origin sign-off refused")
+
+
+def _page(template: str, **kw) -> HTMLResponse:
+    from dataward.reports.render import environment
+
+    return HTMLResponse(environment().get_template(template).render(prefix=PREFIX, **kw))
+
+
+@app.get("/", response_class=HTMLResponse)
+def queue(user: GetUserDep, signed: str | None = None, error: str | None = None) -> HTMLResponse:
+    from dataward.review import awaiting_review
+
+    return _page("review.html.j2", queue=awaiting_review(_ctx()), user=_reviewer(user),
+                 signed=signed, error=error, version=None)
+
+
+@app.get("/api/queue")
+def queue_json(user: GetUserDep) -> JSONResponse:
+    from dataward.review import awaiting_review
+
+    return JSONResponse(awaiting_review(_ctx()))
+
+
+@app.get("/review/{ref}", response_class=HTMLResponse)
+def review_page(ref: str, user: GetUserDep, error: str | None = None) -> HTMLResponse:
+    from dataward.reports.digest import version_entry
+    from dataward.review import awaiting_review
+    from lineage.errors import NotFound
+
+    ctx = _ctx()
+    try:
+        entry = version_entry(ctx, ref)
+    except NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    pending = {q["ref"]: q for q in awaiting_review(ctx)}
+    return _page("review.html.j2", queue=[], user=_reviewer(user), signed=None, error=error,
+                 version=entry, pending=pending.get(entry["ref"]))
+
+
+@app.post("/review/{ref}")
+def sign(ref: str, request: Request, user: GetUserDep, decision: str = Form(...),
+         reason: str = Form(""), report_sha256: str = Form("")) -> RedirectResponse:
+    from dataward.errors import DatawardError, bad_input_types
+    from dataward.review import sign_off
+
+    _same_origin(request)
+    try:
+        result = sign_off(_ctx(), ref, outcome=decision, reviewer=_reviewer(user), reason=reason,
+                          report_sha256=report_sha256 or None, via="airflow-ui")
+    except (DatawardError, *bad_input_types()) as exc:
+        return RedirectResponse(f"{PREFIX}/review/{quote(ref)}?error={quote(str(exc))}", status_code=303)
+    return RedirectResponse(f"{PREFIX}/?signed={quote(result.ref + ': ' + result.outcome)}", status_code=303)
+
+
+@app.get("/digest", response_class=HTMLResponse)
+def digest(user: GetUserDep, since: str = "24h", until: str | None = None) -> HTMLResponse:
+    from dataward.reports.digest import build_digest, parse_since, render_digest_html
+
+    d = build_digest(_ctx(), parse_since(since), parse_since(until) if until else None)
+
+    def links(entry):
+        rep = entry.get("report")
+        base = f"{PREFIX}/files/reports/{rep['dir']}" if rep else None
+        return {"report": f"{base}/report.html" if rep else None, "pdf": f"{base}/report.pdf" if rep else None,
+                "json": f"{base}/report.json" if rep else None,
+                "review": f"{PREFIX}/review/{quote(entry['ref'])}"}
+
+    return HTMLResponse(render_digest_html(d, links=links))
+
+
+@app.get("/digest.json")
+def digest_json(user: GetUserDep, since: str = "24h", until: str | None = None) -> JSONResponse:
+    from dataward.reports.digest import build_digest, parse_since
+
+    return JSONResponse(build_digest(_ctx(), parse_since(since), parse_since(until) if until else None))
+
+
+@app.get("/files/{area}/{path:path}")
+def files(area: str, path: str, user: GetUserDep) -> FileResponse:
+    """Report files and Data Docs, from their folders under DATAWARD_HOME only."""
+    settings = _ctx().settings
+    roots = {"reports": settings.reports_root, "data_docs": settings.home / "data_docs"}
+    if area not in roots:
+        raise HTTPException(status_code=404)
+    root = roots[area].resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise HTTPException(status_code=404)
+    return FileResponse(target)
+
+
+class DatawardReviewPlugin(AirflowPlugin):
+    name = "dataward_review"
+    fastapi_apps = [{"app": app, "url_prefix": PREFIX, "name": "Dataward review"}]
+    external_views = [{"name": "Dataward review", "href": f"{PREFIX}/", "destination": "nav",
+                       "url_route": "dataward-review", "category": "browse"}]

@@ -33,6 +33,12 @@ class Policy:
     reject_above_fraction: float
     on_screen_error: str
     raw: dict[str, Any] = field(default_factory=dict)
+    # canary self-test: enabled, fraction, min_per_kind, max_fraction, seed, min_recall, on_below_floor
+    canary: dict[str, Any] = field(default_factory=dict)
+    # personal data: quarantine_on (categories), action, on_scan_failure
+    pii: dict[str, Any] = field(default_factory=dict)
+    # leakage: on_eval_exact_duplicate, on_eval_near_duplicate, eval_near_max_fraction
+    leakage: dict[str, Any] = field(default_factory=dict)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -58,6 +64,29 @@ def load_policy(path: str | Path | None = None) -> Policy:
     reject_above = float(get("screening", "reject_above_fraction", 0.40))
     if not 0 <= max_trim <= reject_above <= 1:
         raise BadInput(f"decision policy {path}: need 0 <= max_trim_fraction <= reject_above_fraction <= 1")
+    canary = {
+        "enabled": bool(get("canary", "enabled", True)),
+        "fraction": float(get("canary", "fraction", 0.02)),
+        "min_per_kind": int(get("canary", "min_per_kind", 10)),
+        "max_fraction": float(get("canary", "max_fraction", 0.10)),
+        "seed": int(get("canary", "seed", 0)),
+        "min_recall": float(get("canary", "min_recall", 0.8)),
+        "on_below_floor": get("canary", "on_below_floor", "quarantine", judged),
+    }
+    if not 0 <= canary["min_recall"] <= 1 or not 0 < canary["fraction"] <= canary["max_fraction"] <= 0.5:
+        raise BadInput(f"decision policy {path}: need 0 <= canary.min_recall <= 1 and "
+                       "0 < canary.fraction <= canary.max_fraction <= 0.5")
+    pii_on = get("pii", "quarantine_on", ["payment_card", "national_id", "iban"])
+    if not isinstance(pii_on, list) or not all(isinstance(t, str) for t in pii_on):
+        raise BadInput(f"decision policy {path}: pii.quarantine_on must be a list of tag names")
+    pii = {"quarantine_on": pii_on, "action": get("pii", "action", "quarantine", judged),
+           "on_scan_failure": get("pii", "on_scan_failure", "quarantine", judged)}
+    acting = ("report", "quarantine", "reject")
+    leakage = {
+        "on_eval_exact_duplicate": get("leakage", "on_eval_exact_duplicate", "quarantine", acting),
+        "on_eval_near_duplicate": get("leakage", "on_eval_near_duplicate", "report", acting),
+        "eval_near_max_fraction": float(get("leakage", "eval_near_max_fraction", 0.01)),
+    }
     return Policy(
         version=str(raw.get("version", "unversioned")),
         digest=hashlib.sha256(text.encode()).hexdigest(),
@@ -67,7 +96,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         max_trim_fraction=max_trim,
         reject_above_fraction=reject_above,
         on_screen_error=get("screening", "on_screen_error", "quarantine", judged),
-        raw=raw,
+        raw=raw, canary=canary, pii=pii, leakage=leakage,
     )
 
 
@@ -84,8 +113,14 @@ class Decision:
 
 
 def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[str, Any] | None,
-           screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int) -> Decision:
-    """Apply ``policy``; each argument is the recorded output of that stage (None = not run)."""
+           screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
+           pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None
+           ) -> Decision:
+    """Apply ``policy``; each argument is the recorded output of that stage (None = not run).
+
+    ``pii_tags``: the version's column tags (:func:`lineage.tags.column_tags`);
+    ``pii_scan``: ``{"scanned", "failed"}`` (None: not known, no rule fires).
+    """
     reasons: list[dict[str, str]] = []
 
     def rule(outcome: str, check: str, why: str) -> None:
@@ -120,7 +155,50 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
             excluded = sorted(int(i) for i in flagged_row_ids)
         else:
             rule("approve", "screening", "no rows flagged")
+    if screening is not None and screening.get("status") == "done":
+        _self_test_rules(policy, screening, rule)
+    _pii_rules(policy, pii_tags, pii_scan, rule)
     outcome = max((r["outcome"] for r in reasons), key=_SEVERITY.__getitem__, default="approve")
     if outcome not in ("approve", "trim"):
         excluded = []
     return Decision(outcome, reasons, excluded, policy.version)
+
+
+def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:
+    """Canary recall floor and evaluation-set leakage (outputs of the screen stage)."""
+    canary = screening.get("canary") or {}
+    floor = policy.canary.get("min_recall", 0.0)
+    if policy.canary.get("enabled") and canary.get("status") == "done" and canary.get("recall") is not None:
+        recall = float(canary["recall"])
+        if recall < floor:
+            rule(policy.canary["on_below_floor"], "canary",
+                 f"screens not trustworthy on this data: canary recall {recall:.2f} below floor {floor:.2f} "
+                 f"({canary['flagged']['caught']} of {canary['flagged']['n']} planted canaries flagged)")
+    leak = screening.get("leakage") or {}
+    totals = leak.get("totals") or {}
+    exact = int(totals.get("eval_exact_train_rows") or 0)
+    action = policy.leakage.get("on_eval_exact_duplicate", "quarantine")
+    if exact and action != "report":
+        rule(action, "leakage", f"{exact} training row(s) are exact copies of evaluation rows "
+             f"({int(totals.get('eval_exact_eval_rows') or 0)} evaluation row(s) leaked)")
+    near_action = policy.leakage.get("on_eval_near_duplicate", "report")
+    if near_action != "report":
+        n_eval = sum(int(e.get("n_rows") or 0) for e in (leak.get("evaluation") or {}).values())
+        near = int(totals.get("eval_near_eval_rows") or 0)
+        limit = policy.leakage.get("eval_near_max_fraction", 0.01)
+        if n_eval and near / n_eval > limit:
+            rule(near_action, "leakage", f"{near} of {n_eval} evaluation rows have a near duplicate in the "
+                 f"training data ({near / n_eval:.1%}, above {limit:.0%})")
+
+
+def _pii_rules(policy: Policy, tags: list[dict[str, Any]] | None, scan: dict[str, Any] | None, rule) -> None:
+    if scan is not None and scan.get("failed"):
+        rule(policy.pii["on_scan_failure"], "personal data", f"the personal-data scan failed: {scan['failed']}")
+    watched = set(policy.pii.get("quarantine_on") or [])
+    hits = [t for t in tags or [] if t.get("category", t["tag"].split(":")[-1]) in watched
+            or t["tag"] in watched]
+    if hits:
+        listed = ", ".join(f"{t['column']} ({t['tag']})" for t in hits[:6])
+        rule(policy.pii["action"], "personal data",
+             f"column(s) hold personal data the policy does not admit: {listed}"
+             + (f" and {len(hits) - 6} more" if len(hits) > 6 else ""))

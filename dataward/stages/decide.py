@@ -9,6 +9,7 @@ from dataward.policy import load_policy
 from dataward.policy import decide as apply_policy
 from dataward.stages.common import finished, record
 from dataward.stages.screen import flagged_row_ids
+from lineage import tags
 from lineage.models import (
     STATUS_APPROVED,
     STATUS_QUARANTINED,
@@ -36,11 +37,15 @@ def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
         licence = None if lic is None else {"allowed_for_training": lic.allowed_for_training,
                                             "reason": lic.verdict_reason}
         n_rows = v.row_count
+        pii_tags = tags.column_tags(s, version_id, source="pii-scan")
+        pii_scan = tags.scan_status(s, version_id)
     flagged = flagged_row_ids(screening) if screening else []
     decision = apply_policy(policy, licence=licence, validation=validation, screening=screening,
-                            flagged_row_ids=flagged, n_rows=n_rows)
+                            flagged_row_ids=flagged, n_rows=n_rows, pii_tags=pii_tags,
+                            pii_scan=pii_scan if pii_scan["scanned"] else None)
     output = {**decision.to_dict(), "policy_digest": policy.digest, "n_rows": n_rows,
-              "n_flagged": len(flagged), "excluded_row_ids": decision.excluded_row_ids}
+              "n_flagged": len(flagged), "excluded_row_ids": decision.excluded_row_ids,
+              "pii": {"scanned": pii_scan["scanned"], "failed": pii_scan["failed"], "tags": pii_tags}}
     reason = "; ".join(r["why"] for r in decision.reasons
                        if r["outcome"] in ("quarantine", "reject")) or None
 

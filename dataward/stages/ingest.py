@@ -41,11 +41,55 @@ def ingest(ctx: Context, path: str | os.PathLike[str], manifest_path: str | os.P
                                   "summary": {"error": str(exc)}})
         raise
     schema = files.schema_json(files.unify(result.files)) if result.files else None
+    pii = scan_personal_data(ctx, result.version_id, result.row_count)
     ctx.emitter.emit(
         job="ingest", state="COMPLETE", run_id=run_id, dataset=parsed.name,
         version=result.ref.split("@")[1], schema=schema, licence=result.licence.to_dict(),
+        tags=[{"key": "pii", "value": t["tag"], "field": t["column"]} for t in pii] or None,
         outcome={"stage": "ingest", "status": result.status,
                  "summary": {"ref": result.ref, "created": result.created,
-                             "content_hash": result.content_hash, "rows": result.row_count}},
+                             "content_hash": result.content_hash, "rows": result.row_count,
+                             "pii_columns": len({t["column"] for t in pii})}},
     )
     return result
+
+
+def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = None) -> list[dict]:
+    """Scan the version's data files for personal data and record the column tags; idempotent.
+
+    Runs after the lineage ingest, in its own transaction: a scan that fails is recorded
+    as ``scan_failed`` (the decision policy quarantines on it) and never undoes the ingest.
+    Returns the column tags (dicts, see :func:`lineage.tags.column_tags`).
+    """
+    import logging
+
+    from lineage import pii, tags
+    from lineage.files import iter_file_batches
+    from lineage.ingest import data_paths
+    from lineage.models import DatasetVersion
+
+    with ctx.session() as s:
+        if tags.has_scan(s, version_id):
+            return tags.column_tags(s, version_id, source="pii-scan")
+        paths = data_paths(ctx.store, s.get(DatasetVersion, version_id))
+
+    def batches():
+        for path, fmt in paths:
+            yield from iter_file_batches(path, fmt)
+
+    failed = None
+    found: list[dict] = []
+    try:
+        found = [t.to_dict() for t in pii.scan_batches(batches(), n_rows=row_count)]
+    except Exception as exc:  # a scan bug must not lose the ingest; the policy sees "scan_failed"
+        logging.getLogger(__name__).warning("personal-data scan of version %s failed: %s", version_id, exc)
+        failed = f"{type(exc).__name__}: {exc}"
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        with ctx.session() as s:
+            tags.record_column_tags(s, version_id, found, failed=failed)
+    except IntegrityError:  # a concurrent ingest of the same content recorded them first
+        pass
+    with ctx.session() as s:
+        return tags.column_tags(s, version_id, source="pii-scan")

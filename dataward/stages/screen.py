@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from dataward.context import Context
+from dataward.policy import load_policy
 from dataward.stages.common import finished, read_table, record, version_dir, write_atomic
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
@@ -21,7 +22,10 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
     """Run the screens on ``ref``; idempotent. Returns the recorded output.
 
     Output keys: ``status`` (done | error), ``n_rows``, ``n_flagged``, ``flagged_fraction``,
-    ``scores_path``, ``summary`` (the screens' own summary) or ``reason`` on error.
+    ``scores_path``, ``projection_path``, ``used_reference``, ``summary`` (the screens' own
+    summary) or ``reason`` on error; and the self-tests: ``canary`` (recall on planted
+    canaries, per screen and for ``flagged``), ``leakage`` (duplicates inside the data and
+    against the evaluation sets), ``diff`` (against the previous approved version, or None).
     """
     version_id, ref, done = finished(ctx, ref, "screen")
     if done is not None:
@@ -30,7 +34,7 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
         label_col = s.get(DatasetVersion, version_id).label_column
     out_dir = version_dir(ctx, ref) / "screen"
     started = time.perf_counter()
-    output = _run(ctx, version_id, label_col, out_dir)
+    output = _run(ctx, version_id, label_col, out_dir, ref)
     output["elapsed_s"] = round(time.perf_counter() - started, 3)
     ok = output["status"] == "done"
 
@@ -45,7 +49,8 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
                   reason=None if ok else output["reason"], extra=add_check)
 
 
-def _run(ctx: Context, version_id: int, label_col: str | None, out_dir) -> dict[str, Any]:
+def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
+         ) -> dict[str, Any]:
     from screening import ScreeningInputError, screen_table
 
     if not label_col:
@@ -53,18 +58,152 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir) -> dict[
                 "label-consistency screens cannot run"}
     data = read_table(ctx, version_id)
     reference = read_table(ctx, version_id, role="reference")
+    settings = load_policy(ctx.settings.decision_policy).canary
+    canaries, canary_error = None, None
+    if settings["enabled"]:
+        try:
+            canaries = _plant(data, label_col, settings)
+        except Exception as exc:  # the self-test must never stop the real screening
+            canary_error = f"{type(exc).__name__}: {exc}"
+    n = data.num_rows
+    screened = data if canaries is None or not len(canaries) else _with_canaries(data, canaries)
     try:
-        result = screen_table(data, label_col=label_col, reference=reference)
+        result = screen_table(screened, label_col=label_col, reference=reference)
     except ScreeningInputError as exc:
-        return {"status": "error", "reason": f"screening refused the data: {exc}"}
-    write_results(result, out_dir)
-    n = len(result.scores)
-    n_flagged = int(result.scores["flagged"].sum())
-    return {"status": "done", "n_rows": n, "n_flagged": n_flagged,
-            "flagged_fraction": n_flagged / n if n else 0.0,
-            "scores_path": str(out_dir / "scores.parquet"),
-            "projection_path": str(out_dir / "projection.npy"),
-            "used_reference": reference is not None, "summary": result.summary}
+        if screened is data:
+            return {"status": "error", "reason": f"screening refused the data: {exc}"}
+        # never let the self-test cost the real screening: retry on the real rows alone
+        canaries, canary_error = None, f"screening refused the data with canaries: {exc}"
+        try:
+            result = screen_table(data, label_col=label_col, reference=reference)
+        except ScreeningInputError as exc2:
+            return {"status": "error", "reason": f"screening refused the data: {exc2}"}
+    m = result.scores.shape[0] - n
+    real = _real_rows(result, n, m, data.column(label_col).to_pylist())
+    write_results(real, out_dir)
+    n_flagged = int(real.scores["flagged"].sum())
+    flagged_ids = [int(i) for i in real.scores["row_id"][real.scores["flagged"]]]
+    output = {"status": "done", "n_rows": n, "n_flagged": n_flagged,
+              "flagged_fraction": n_flagged / n if n else 0.0,
+              "scores_path": str(out_dir / "scores.parquet"),
+              "projection_path": str(out_dir / "projection.npy"),
+              "used_reference": reference is not None, "summary": real.summary}
+    output["canary"] = _canary_output(result, canaries, n, out_dir, canary_error, settings)
+    output["leakage"] = _leakage_output(ctx, version_id, data, label_col, real)
+    output["diff"] = _diff_output(ctx, ref, flagged_ids) if ref else None
+    return output
+
+
+def _plant(data, label_col: str, settings: dict[str, Any]):
+    from screening.canary import plant_canaries
+
+    return plant_canaries(data, label_col=label_col, fraction=settings["fraction"],
+                          min_per_kind=settings["min_per_kind"], max_fraction=settings["max_fraction"],
+                          seed=settings["seed"])
+
+
+def _with_canaries(data, canaries):
+    import pyarrow as pa
+
+    return pa.concat_tables([data, canaries.table.cast(data.schema)])
+
+
+def _real_rows(result, n: int, m: int, labels: list | None = None):
+    """The ScreenResult restricted to the first ``n`` (real) rows; summary counts re-done for them."""
+    from screening import ScreenResult
+
+    if m == 0:
+        return result
+    scores = result.scores.iloc[:n].reset_index(drop=True)
+    summary = json.loads(json.dumps(result.summary, default=str))
+    flagged = scores["flagged"].to_numpy(dtype=bool)
+    summary["n_rows"] = n
+    summary["n_rows_screened"] = n + m
+    comb = summary.get("combine") or {}
+    comb["flagged"] = int(flagged.sum())
+    if labels is not None and "flagged_per_class" in comb:
+        from collections import Counter
+
+        counts = Counter(str(v) for v, f in zip(labels, flagged) if f)
+        comb["flagged_per_class"] = {str(c): int(counts.get(str(c), 0)) for c in result.classes}
+    summary["canary_note"] = (f"{m} canary rows were screened together with the {n} real rows; "
+                              "n_rows, combine.flagged(_per_class) and scores exclude them; "
+                              "the per-screen counts under 'screens' and estimated_poison_rate "
+                              "include them")
+    return ScreenResult(scores=scores, summary=summary, representations=result.representations[:n],
+                        pred_probs=result.pred_probs[:n], cv_pred_probs=result.cv_pred_probs[:n],
+                        classes=list(result.classes))
+
+
+def _canary_output(result, canaries, n: int, out_dir, error: str | None, settings) -> dict[str, Any]:
+    """Write canary.parquet and return the canary figures (recall per screen and for ``flagged``)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from screening.canary import canary_recall
+
+    if canaries is None or not len(canaries):
+        why = error or ("disabled by the policy" if not settings["enabled"] else
+                        "; ".join(canaries.notes) if canaries is not None else "not planted")
+        return {"status": "not_run", "reason": why, "n_canaries": 0}
+    m = len(canaries)
+    budgets = {k: int(v.get("flagged", 0)) for k, v in (result.summary.get("screens") or {}).items()
+               if isinstance(v, dict) and v.get("flagged") is not None}
+    figures = canary_recall(result.scores, canaries.kinds, n_real=n, screen_budgets=budgets)
+    sc = result.scores.iloc[n:n + m].reset_index(drop=True).copy()
+    sc["canary_id"] = range(m)
+    sc["kind"] = [str(k) for k in canaries.kinds]
+    sc["source_row"] = canaries.source_rows
+    sc["original_label"] = [str(v) for v in canaries.original_labels]
+    sc["planted_label"] = [str(v) for v in canaries.labels]
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(sc.drop(columns=["row_id"]), preserve_index=False), buf)
+    write_atomic(out_dir / "canary.parquet", buf.getvalue())
+    return {"status": "done", **canaries.describe(), "recall": figures["flagged"]["recall"],
+            "flagged": figures["flagged"], "screens": figures["screens"],
+            "canary_path": str(out_dir / "canary.parquet"), "min_recall": settings["min_recall"]}
+
+
+def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real) -> dict[str, Any]:
+    from screening.leakage import leakage_report
+
+    try:
+        feats = [c for c in (real.summary.get("feature_cols") or []) if c in data.column_names]
+        feats = feats or [c for c in data.column_names if c != label_col]
+        # Not the probe's representations: ScreenResult.representations come from k fold
+        # models (each row from the model that did not see it), so rows of different folds
+        # live in different bases and their cosine means nothing. Standardized raw features
+        # it is, inside the data and against the evaluation sets alike.
+        return {"status": "done", **leakage_report(
+            data, label_col=label_col, feature_cols=feats, evaluation=_evaluation_tables(ctx, version_id))}
+    except Exception as exc:  # a report section, not a reason to lose the screening result
+        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _evaluation_tables(ctx: Context, version_id: int) -> dict[str, Any]:
+    """The version's evaluation sets by their stored name (``evaluation/FILE``), one table each."""
+    import pyarrow as pa
+
+    from lineage.files import iter_file_batches
+
+    with ctx.session() as s:
+        files = [(f.relpath, ctx.store.path_for(f.sha256, f.format), f.format)
+                 for f in s.get(DatasetVersion, version_id).files if f.role == "evaluation"]
+    out = {}
+    for rel, path, fmt in files:
+        batches = list(iter_file_batches(path, fmt))
+        if batches:
+            out[rel] = pa.Table.from_batches(batches)
+    return out
+
+
+def _diff_output(ctx: Context, ref: str, flagged_ids: list[int]) -> dict[str, Any] | None:
+    from dataward.diff import diff_against_previous_approved
+
+    try:
+        return diff_against_previous_approved(ctx, ref, flagged_b=flagged_ids)
+    except Exception as exc:
+        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
 
 
 def write_results(result, out_dir) -> None:

@@ -2,6 +2,7 @@
 
 from alembic import context
 
+import lineage.tags  # noqa: F401 - registers column_tags on Base.metadata
 from lineage.models import Base
 
 target_metadata = Base.metadata

@@ -12,6 +12,7 @@ from typing import Any
 
 from dataward.config import code_version
 from dataward.context import Context
+from dataward.faults import checkpoint
 from lineage.events import new_run_id
 
 STAGES = ("validate", "screen", "decide", "report", "publish")
@@ -56,7 +57,9 @@ def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None) 
     name, _, number = ref.partition("@")
     ctx.emitter.emit(job=stage, state="START", run_id=ol_run, dataset=name, version=number or None)
     try:
+        checkpoint(f"stage:{stage}:before")
         output = fn(ctx, ref, run_id=run_id)
+        checkpoint(f"stage:{stage}:after")
     except Exception as exc:
         ctx.emitter.emit(job=stage, state="FAIL", run_id=ol_run, dataset=name,
                          outcome={"stage": stage, "status": "failed", "summary": {"error": str(exc)}})

@@ -14,7 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
+
+from lineage.errors import LineageInputError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _ENGINES: dict[str, Engine] = {}
@@ -28,10 +31,38 @@ def default_url(home: str | os.PathLike[str]) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, safe to print or log."""
+    """The URL with any password replaced, safe to print or log (also when malformed)."""
+    import re
+
     from sqlalchemy.engine import make_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: still never show what may be a password
+        return re.sub(r"(://[^/@]*?:)[^@/]*@", r"\1***@", str(url))
+
+
+class DatabaseUnavailable(LineageInputError):
+    """The lineage DB URL is unusable or the server cannot be reached (message: one line,
+    the URL's password redacted)."""
+
+
+def _unavailable(url: str, exc: BaseException) -> DatabaseUnavailable:
+    lines = [ln.strip() for ln in str(getattr(exc, "orig", None) or exc).splitlines() if ln.strip()]
+    detail = lines[0] if lines else type(exc).__name__
+    secret = _password(url)
+    if secret:
+        detail = detail.replace(secret, "***")
+    return DatabaseUnavailable(f"cannot use the lineage database {redact_url(url)}: {detail}")
+
+
+def _password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password or None
+    except Exception:
+        return None
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -56,15 +87,22 @@ def get_engine(url: str) -> Engine:
     with _LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
-            if url.startswith("sqlite"):
-                path = url.split("///", 1)[-1]
-                if path and path != ":memory:":
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"timeout": 30})
-                _sqlite_pragmas(engine)
-            else:
-                engine = create_engine(url, pool_pre_ping=True)
-            upgrade(engine)
+            try:
+                if url.startswith("sqlite"):
+                    path = url.split("///", 1)[-1]
+                    if path and path != ":memory:":
+                        Path(path).parent.mkdir(parents=True, exist_ok=True)
+                    engine = create_engine(url, connect_args={"timeout": 30})
+                    _sqlite_pragmas(engine)
+                else:
+                    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+                upgrade(engine)
+            except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+                raise _unavailable(url, exc) from None
+            except DBAPIError as exc:
+                if not exc.connection_invalidated and "connect" not in str(exc).lower():
+                    raise
+                raise _unavailable(url, exc) from None
             _ENGINES[url] = engine
         return engine
 

@@ -60,6 +60,8 @@ def collect(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
         root = Path(data_root).resolve()
         if not _inside(resolved, root):
             raise LineageInputError(f"{given} is outside the data root {root}")
+    if resolved.exists() and not resolved.is_dir() and not resolved.is_file():
+        raise LineageInputError(f"{given} is not a regular file (a pipe or device cannot be ingested)")
     if resolved.is_file():
         if format_of(resolved) is None:
             raise LineageInputError(
@@ -80,32 +82,49 @@ def collect(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
             entry = Path(dirpath) / name
             if format_of(entry) is None:
                 continue
+            if not entry.is_file():  # a pipe would block the reader forever
+                rel = entry.relative_to(resolved).as_posix()
+                raise LineageInputError(f"{rel} in {given} is not a regular file")
             found.append((entry.resolve(), entry.relative_to(resolved).as_posix()))
     if not found:
         raise LineageInputError(f"{given} holds no data files (.parquet, .csv or .jsonl)")
     return found
 
 
-def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS
-                      ) -> Iterator[pa.RecordBatch]:
-    """Record batches of one file, read with bounded memory."""
+def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
+                      columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Record batches of one file, read with bounded memory (only ``columns`` if given)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         with pq.ParquetFile(path) as pf:
-            yield from pf.iter_batches(batch_size=batch_rows)
+            yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
     elif fmt == "csv":
         import pyarrow.csv as pcsv
 
-        reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 24))
+        convert = pcsv.ConvertOptions(include_columns=columns) if columns is not None else None
+        reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+                               convert_options=convert)
         yield from reader
     elif fmt == "jsonl":
         import pyarrow.json as pjson
 
         reader = pjson.open_json(path, read_options=pjson.ReadOptions(block_size=1 << 24))
-        yield from reader
+        for batch in reader:
+            yield batch.select(columns) if columns is not None else batch
     else:  # pragma: no cover - callers check format_of first
         raise LineageInputError(f"unsupported format {fmt}")
+
+
+def file_schema(path: Path, fmt: str) -> pa.Schema:
+    """The schema a stored file's batches have (Parquet: from the footer, no data read)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path)
+    for batch in iter_file_batches(path, fmt):
+        return batch.schema
+    return pa.schema([])
 
 
 def inspect(path: Path, relpath: str) -> FileInfo:
@@ -113,7 +132,10 @@ def inspect(path: Path, relpath: str) -> FileInfo:
     fmt = format_of(path)
     if fmt is None:
         raise LineageInputError(f"{relpath}: unsupported file type")
-    digest, size = _hash(path)
+    try:
+        digest, size = _hash(path)
+    except OSError as exc:
+        raise LineageInputError(f"{relpath} cannot be read: {exc.strerror or _first_line(exc)}") from None
     rows = 0
     schema: pa.Schema | None = None
     try:
@@ -124,10 +146,15 @@ def inspect(path: Path, relpath: str) -> FileInfo:
             schema = _empty_schema(path, fmt)
     except LineageInputError:
         raise
-    except (pa.ArrowException, OSError, ValueError) as exc:
+    except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, UnicodeError,
+            OverflowError, MemoryError) as exc:
         raise LineageInputError(f"{relpath} is not a readable {fmt} file: {_first_line(exc)}") from None
     _check_schema(schema, relpath, fmt)
-    if _hash(path)[0] != digest:
+    try:
+        again = _hash(path)[0]
+    except OSError as exc:
+        raise LineageInputError(f"{relpath} cannot be read: {exc.strerror or _first_line(exc)}") from None
+    if again != digest:
         raise LineageInputError(f"{relpath} changed while it was being read; try again once it is complete")
     return FileInfo(path, relpath, fmt, digest, size, rows, schema)
 

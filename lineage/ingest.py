@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,16 @@ from lineage.models import (
     VersionParent,
 )
 from lineage.store import ContentStore
+
+
+def _checkpoint(name: str) -> None:
+    """Crash-test hook, the same contract as ``dataward.faults.checkpoint`` (SIGKILL this
+    process when ``DATAWARD_FAULT`` names ``name``); lineage may not import the app."""
+    wanted = os.environ.get("DATAWARD_FAULT")
+    if wanted and name in wanted.split(","):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass
@@ -94,12 +104,14 @@ def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: C
         expression = licences.combine_and([expression, *parent_exprs])
     verdict = licences.judge(expression, policy)
 
+    store.sweep()  # temporary files a killed ingest left behind
     created_blobs: list[tuple[str, str]] = []
     try:
         for info in [*infos, *(i for _, i in side)]:
             _, created = store.put(info.path, info.sha256, info.format)
             if created:
                 created_blobs.append((info.sha256, info.format))
+        _checkpoint("ingest:stored")
         for attempt in range(attempts):
             try:
                 return _record(engine, manifest, infos, side, schema, rows, digest, verdict,
@@ -114,6 +126,14 @@ def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: C
                 store.remove(blob, fmt)
         raise
     raise AssertionError("unreachable")
+
+
+def _name_lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for one dataset name."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(b"dataward-ingest:" + name.encode()).digest()[:8],
+                          "big", signed=True)
 
 
 def _referenced(engine, sha256: str) -> bool:
@@ -148,6 +168,13 @@ def _side_files(manifest: Manifest, data_root, schema) -> list[tuple[str, files.
 def _record(engine, manifest: Manifest, infos, side, schema, rows, digest, verdict, declared,
             parents, policy, actor) -> IngestResult:
     with session_scope(engine) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Serialize ingests of one dataset name (SQLite's BEGIN IMMEDIATE already
+            # serializes all writers): the "same content?" check and the next version
+            # number are then read by one writer at a time, so concurrent imports neither
+            # deadlock nor burn their retries on conflicts.
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                            {"k": _name_lock_key(manifest.name)})
         dataset = session.execute(
             select(Dataset).where(Dataset.name == manifest.name)
         ).scalars().first()
@@ -203,6 +230,8 @@ def _record(engine, manifest: Manifest, infos, side, schema, rows, digest, verdi
         if status == STATUS_QUARANTINED:
             audit.append(session, actor="policy", action="quarantine", subject=ref,
                          payload={"reason": reason, "stage": "ingest"})
+        session.flush()
+        _checkpoint("ingest:recorded")
         return IngestResult(ref, version.id, True, status, reason, digest, rows, verdict, infos)
 
 

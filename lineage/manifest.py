@@ -69,6 +69,8 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 def load(path: str | Path) -> Manifest:
     """Read and check a manifest file; LineageInputError with one clear message if wrong."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, a FIFO (which would block), a device
+        raise LineageInputError(f"manifest {path} is not a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -5,6 +5,11 @@ and the extension of its format (so readers that go by extension can open it).
 Writes go to a temporary file in the same folder and are renamed into place, so
 a crash leaves either the whole blob or nothing; storing existing content is a
 no-op.
+
+Temporary files carry the writer's host and process id in their names
+(``.incoming-HOST-PID-*`` beside the blobs, ``staging/*-HOST-PID-*``), so
+:meth:`ContentStore.sweep` can remove what a killed writer left behind without
+touching a live writer's file, also when several hosts share the volume.
 """
 
 from __future__ import annotations
@@ -12,11 +17,49 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 CHUNK = 1 << 20
 EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
+# A temporary file from another host is only removed when older than this: its
+# writer cannot be checked for life from here.
+STALE_AFTER_S = 6 * 3600
+
+
+def _host() -> str:
+    return "".join(c for c in socket.gethostname() if c.isalnum())[:32] or "host"
+
+
+def temp_tag() -> str:
+    """``HOST-PID``: the part of a temporary file's name that says who is writing it."""
+    return f"{_host()}-{os.getpid()}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, *, now: float | None = None) -> bool:
+    """True if ``path`` is a temporary file whose writer is gone (or that is very old)."""
+    parts = path.name.split("-")
+    try:
+        age = (now or time.time()) - path.lstat().st_mtime
+    except FileNotFoundError:
+        return False
+    # name: PREFIX-HOST-PID-RANDOM...
+    for i in range(len(parts) - 1):
+        if parts[i] == _host() and parts[i + 1].isdigit():
+            return not _pid_alive(int(parts[i + 1])) or age > STALE_AFTER_S
+    return age > STALE_AFTER_S
 
 
 def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -51,7 +94,7 @@ class ContentStore:
         if dest.is_file():
             return dest, False
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".incoming-{temp_tag()}-")
         try:
             h = hashlib.sha256()
             with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
@@ -61,13 +104,74 @@ class ContentStore:
                 out.flush()
                 os.fsync(out.fileno())
             if h.hexdigest() != digest:
-                raise OSError(f"{src} changed while it was being stored")
+                from lineage.errors import LineageInputError
+
+                raise LineageInputError(f"{Path(src).name} changed while it was being stored; "
+                                        "try again once it is complete")
             os.chmod(tmp, 0o444)
             os.replace(tmp, dest)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
         return dest, True
+
+    @property
+    def staging(self) -> Path:
+        """Where whole files are written before :meth:`adopt` moves them into the store."""
+        path = self.root / "staging"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def staging_file(self, prefix: str, suffix: str = "") -> Path:
+        """A new, empty temporary file in :attr:`staging`, named for :meth:`sweep`."""
+        fd, tmp = tempfile.mkstemp(dir=self.staging, prefix=f"{prefix}-{temp_tag()}-", suffix=suffix)
+        os.close(fd)
+        return Path(tmp)
+
+    def adopt(self, tmp: str | os.PathLike[str], digest: str, fmt: str = "") -> tuple[Path, bool]:
+        """Move a finished, fsynced file whose hash is ``digest`` into the store (no copy).
+
+        ``tmp`` must be on the store's filesystem (use :meth:`staging_file`); it is
+        gone afterwards either way. Returns (path, created).
+        """
+        dest = self.path_for(digest, fmt)
+        tmp = Path(tmp)
+        if dest.is_file():
+            tmp.unlink(missing_ok=True)
+            return dest, False
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(tmp, 0o444)
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return dest, True
+
+    def sweep(self) -> list[Path]:
+        """Remove temporary files that killed writers left; returns what was removed.
+
+        Blobs are never touched: a complete but unreferenced blob is harmless and
+        may be adopted by the next run that produces the same bytes.
+        """
+        removed: list[Path] = []
+        candidates = []
+        if (self.root / "staging").is_dir():
+            candidates += [p for p in (self.root / "staging").iterdir() if p.is_file()]
+        shard_root = self.root / "sha256"
+        if shard_root.is_dir():
+            for shard in shard_root.iterdir():
+                if shard.is_dir():
+                    candidates += [p for p in shard.glob(".incoming-*")]
+        now = time.time()
+        for path in candidates:
+            if is_stale_temp(path, now=now):
+                try:
+                    path.unlink()
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+        return removed
 
     def remove(self, digest: str, fmt: str = "") -> None:
         self.path_for(digest, fmt).unlink(missing_ok=True)
@@ -86,7 +190,7 @@ class ContentStore:
 def copy_atomic(src: Path, dest: Path) -> None:
     """Copy a file so that ``dest`` appears whole or not at all."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".incoming-")
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".incoming-{temp_tag()}-")
     os.close(fd)
     try:
         shutil.copyfile(src, tmp)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from dataward.context import Context
+from dataward.faults import checkpoint
 from lineage import audit
 from lineage.ingest import resolve
 from lineage.models import STATUS_QUARANTINED, STATUS_REJECTED, DatasetVersion, StageResult
@@ -36,33 +38,47 @@ def finished(ctx: Context, ref: str, stage: str) -> tuple[int, str, dict[str, An
 
 def record(ctx: Context, version_id: int, stage: str, output: dict[str, Any], *,
            status: str, new_status: str | None = None, reason: str | None = None,
-           run_id: str | None = None, actor: str = "pipeline", extra=None) -> dict[str, Any]:
+           run_id: str | None = None, actor: str = "pipeline", extra=None,
+           attempts: int = 5) -> dict[str, Any]:
     """Record a stage's output (and optionally move the version's status) atomically.
 
     ``extra(session, version)`` may add more rows in the same transaction. Returns the
-    output actually recorded (the earlier one if another run recorded it first).
+    output actually recorded (the earlier one if another run recorded it first). A
+    conflict that is not on the stage's own row (``extra`` racing another writer for
+    a version number, say) retries the whole transaction.
     """
-    try:
-        with ctx.session() as s:
-            v = s.get(DatasetVersion, version_id)
-            s.add(StageResult(version_id=v.id, stage=stage, run_id=run_id, status=status,
-                              output=json.loads(json.dumps(output, default=str))))
-            s.flush()
-            if new_status and (v.status not in TERMINAL or new_status in TERMINAL):
-                v.status = new_status
-                if reason:
-                    v.status_reason = reason if not v.status_reason or v.status_reason == reason \
-                        else f"{v.status_reason}; {reason}"
-            if extra:
-                extra(s, v)
-            audit.append(s, actor=actor, action=stage, subject=v.ref,
-                         payload={"status": status, "run_id": run_id, "version_status": v.status})
-        return output
-    except IntegrityError:
-        with ctx.session() as s:
-            row = s.execute(select(StageResult).where(StageResult.version_id == version_id,
-                                                      StageResult.stage == stage)).scalars().one()
-            return row.output
+    for attempt in range(attempts):
+        recorded = json.loads(json.dumps(output, default=str))
+        try:
+            with ctx.session() as s:
+                v = s.get(DatasetVersion, version_id)
+                row = StageResult(version_id=v.id, stage=stage, run_id=run_id, status=status,
+                                  output=recorded)
+                s.add(row)
+                s.flush()  # the unique (version, stage) key: a second recorder stops here
+                if new_status and (v.status not in TERMINAL or new_status in TERMINAL):
+                    v.status = new_status
+                    if reason:
+                        v.status_reason = reason if not v.status_reason or v.status_reason == reason \
+                            else f"{v.status_reason}; {reason}"
+                if extra:
+                    extra(s, v)
+                    # extra may add to the output (publish: the snapshot's ref): record that too
+                    row.output = json.loads(json.dumps(output, default=str))
+                audit.append(s, actor=actor, action=stage, subject=v.ref,
+                             payload={"status": status, "run_id": run_id, "version_status": v.status})
+                s.flush()
+                checkpoint(f"record:{stage}")
+            return output
+        except IntegrityError:
+            with ctx.session() as s:
+                row = s.execute(select(StageResult).where(StageResult.version_id == version_id,
+                                                          StageResult.stage == stage)).scalars().first()
+                if row is not None:
+                    return row.output
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def version_dir(ctx: Context, ref: str) -> Path:
@@ -71,8 +87,18 @@ def version_dir(ctx: Context, ref: str) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` so that it appears whole or not at all (temp file, fsync, rename).
+
+    Temporary files left by a killed writer (``.NAME.HOST-PID-*``) are removed by the
+    next write of the same path.
+    """
+    from lineage.store import is_stale_temp, temp_tag
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    for old in path.parent.glob(f".{path.name}.*"):
+        if is_stale_temp(old):
+            old.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.-{temp_tag()}-")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -84,20 +110,58 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def read_table(ctx: Context, version_id: int, role: str = "data"):
-    """The version's files of ``role`` as one Arrow table (None if it has none)."""
-    import pyarrow as pa
-
-    from lineage.files import iter_file_batches
+def _version_files(ctx: Context, version_id: int, role: str) -> list[tuple[Path, str]]:
     from lineage.ingest import data_paths
 
     with ctx.session() as s:
-        paths = data_paths(ctx.store, s.get(DatasetVersion, version_id), role)
-    if not paths:
+        return data_paths(ctx.store, s.get(DatasetVersion, version_id), role)
+
+
+def version_schema(ctx: Context, version_id: int, role: str = "data"):
+    """The one Arrow schema of the version's files of ``role`` (None if it has none)."""
+    import pyarrow as pa
+
+    from lineage.files import file_schema
+
+    schemas = [file_schema(p, fmt) for p, fmt in _version_files(ctx, version_id, role)]
+    if not schemas:
         return None
-    tables = []
+    return schemas[0] if len(schemas) == 1 else pa.unify_schemas(schemas, promote_options="permissive")
+
+
+def iter_batches(ctx: Context, version_id: int, role: str = "data", *,
+                 columns: list[str] | None = None, batch_rows: int | None = None) -> Iterator:
+    """The version's rows of ``role`` as Arrow record batches, in row-id order, cast to
+    :func:`version_schema` (so every batch has the same schema). Memory: one batch."""
+    import pyarrow as pa
+
+    from lineage.files import BATCH_ROWS, iter_file_batches
+
+    paths = _version_files(ctx, version_id, role)
+    target = version_schema(ctx, version_id, role)
+    if target is None:
+        return
+    if columns is not None:
+        target = pa.schema([target.field(c) for c in columns])
     for path, fmt in paths:
-        batches = list(iter_file_batches(path, fmt))
-        tables.append(pa.Table.from_batches(batches) if batches else None)
-    tables = [t for t in tables if t is not None]
-    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+        for batch in iter_file_batches(path, fmt, batch_rows=batch_rows or BATCH_ROWS, columns=columns):
+            if batch.schema == target:
+                yield batch
+            else:  # another file's types were wider: promote (int32 -> int64, null -> T)
+                yield from pa.Table.from_batches([batch]).cast(target).to_batches()
+
+
+def read_table(ctx: Context, version_id: int, role: str = "data", *, columns: list[str] | None = None):
+    """The version's files of ``role`` as one Arrow table (None if it has none).
+
+    Built from the streamed batches without a second copy (Arrow tables are lists of
+    batches); ``columns`` reads only those columns.
+    """
+    import pyarrow as pa
+
+    target = version_schema(ctx, version_id, role)
+    if target is None:
+        return None
+    if columns is not None:
+        target = pa.schema([target.field(c) for c in columns])
+    return pa.Table.from_batches(list(iter_batches(ctx, version_id, role, columns=columns)), schema=target)

@@ -1,8 +1,9 @@
 """Publish stage: an approved or trimmed version becomes a content-addressed snapshot.
 
 The snapshot (the version's rows minus the excluded row ids, as one Parquet file)
-is written to a temporary file, fsynced, hashed and renamed into the content
-store, so it exists whole or not at all; then the derived version
+is streamed batch by batch (a row mask per batch, so memory is one batch, not the
+table) to a temporary file in the store's staging folder, fsynced, hashed and
+renamed into the content store, so it exists whole or not at all; then the derived version
 ``NAME.approved@N`` (parent: the source version), its licence, the ``Snapshot``
 row and the audit entry are recorded in one transaction. A crash in between
 leaves only a complete, unreferenced blob, which the re-run adopts.
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from dataward.context import Context
-from dataward.stages.common import finished, read_table, record
+from dataward.faults import checkpoint
+from dataward.stages.common import finished, iter_batches, record, version_schema
 from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
 from lineage.models import (
@@ -57,6 +57,7 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: dict
                 "reason": f"decision is {(decision or {}).get('outcome', 'missing')}: nothing to publish"}
     excluded = sorted(int(i) for i in decision.get("excluded_row_ids", []))
     path, digest, rows, schema = _write_snapshot(ctx, version_id, excluded)
+    checkpoint("publish:blob")
     out: dict[str, Any] = {"published": True, "source": ref, "path": str(path), "sha256": digest,
                            "rows": rows, "excluded_rows": len(excluded),
                            "outcome": decision["outcome"]}
@@ -108,28 +109,37 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: dict
 
 
 def _write_snapshot(ctx: Context, version_id: int, excluded: list[int]):
+    """Stream the version's rows minus ``excluded`` into the store; (path, sha256, rows, schema)."""
     import numpy as np
     import pyarrow.parquet as pq
 
-    table = read_table(ctx, version_id)
-    if excluded:
-        keep = np.ones(table.num_rows, dtype=bool)
-        keep[np.asarray(excluded, dtype=np.int64)] = False
-        table = table.filter(keep)
-    staging = ctx.store.root / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=staging, prefix="snapshot-", suffix=".parquet")
-    os.close(fd)
+    ctx.store.sweep()  # what an earlier, killed publish left in staging
+    schema = version_schema(ctx, version_id)
+    drop = np.asarray(excluded, dtype=np.int64)  # sorted
+    tmp = ctx.store.staging_file("snapshot", ".parquet")
+    rows = offset = 0
     try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        with pq.ParquetWriter(str(tmp), schema) as writer:
+            for i, batch in enumerate(iter_batches(ctx, version_id)):
+                n = batch.num_rows
+                lo, hi = np.searchsorted(drop, [offset, offset + n])
+                if hi > lo:
+                    keep = np.ones(n, dtype=bool)
+                    keep[drop[lo:hi] - offset] = False
+                    batch = batch.filter(keep)
+                offset += n
+                if batch.num_rows:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+                if i == 0:
+                    checkpoint("publish:staging")
         h = hashlib.sha256()
         with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
         digest = h.hexdigest()
-        path, _ = ctx.store.put(tmp, digest, "parquet")
+        path, _ = ctx.store.adopt(tmp, digest, "parquet")
     finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path, digest, table.num_rows, table.schema
+        tmp.unlink(missing_ok=True)
+    return path, digest, rows, schema

@@ -79,7 +79,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
         except ScreeningInputError as exc2:
             return {"status": "error", "reason": f"screening refused the data: {exc2}"}
     m = result.scores.shape[0] - n
-    real = _real_rows(result, n, m, data.column(label_col).to_pylist())
+    real = _real_rows(result, n, m, data.column(label_col))
     write_results(real, out_dir)
     n_flagged = int(real.scores["flagged"].sum())
     flagged_ids = [int(i) for i in real.scores["row_id"][real.scores["flagged"]]]
@@ -108,7 +108,7 @@ def _with_canaries(data, canaries):
     return pa.concat_tables([data, canaries.table.cast(data.schema)])
 
 
-def _real_rows(result, n: int, m: int, labels: list | None = None):
+def _real_rows(result, n: int, m: int, labels=None):
     """The ScreenResult restricted to the first ``n`` (real) rows; summary counts re-done for them."""
     from screening import ScreenResult
 
@@ -122,10 +122,12 @@ def _real_rows(result, n: int, m: int, labels: list | None = None):
     comb = summary.get("combine") or {}
     comb["flagged"] = int(flagged.sum())
     if labels is not None and "flagged_per_class" in comb:
-        from collections import Counter
+        import numpy as np
 
-        counts = Counter(str(v) for v, f in zip(labels, flagged) if f)
-        comb["flagged_per_class"] = {str(c): int(counts.get(str(c), 0)) for c in result.classes}
+        values, counts = np.unique(labels.to_numpy(zero_copy_only=False)[flagged].astype(str),
+                                   return_counts=True)
+        per = dict(zip(values.tolist(), counts.tolist()))
+        comb["flagged_per_class"] = {str(c): int(per.get(str(c), 0)) for c in result.classes}
     summary["canary_note"] = (f"{m} canary rows were screened together with the {n} real rows; "
                               "n_rows, combine.flagged(_per_class) and scores exclude them; "
                               "the per-screen counts under 'screens' and estimated_poison_rate "

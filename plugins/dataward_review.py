@@ -89,7 +89,38 @@ def sign(ref: str, request: Request, user: GetUserDep, decision: str = Form(...)
                           report_sha256=report_sha256 or None, via="airflow-ui")
     except (DatawardError, *bad_input_types()) as exc:
         return RedirectResponse(f"{PREFIX}/review/{quote(ref)}?error={quote(str(exc))}", status_code=303)
-    return RedirectResponse(f"{PREFIX}/?signed={quote(result.ref + ': ' + result.outcome)}", status_code=303)
+    notice = f"{result.ref}: {result.outcome}"
+    if result.created and (result.published or {}).get("published"):
+        event = _asset_event(request, result.published)
+        notice += (f"; published {result.published.get('snapshot_ref')}, Airflow asset event "
+                   f"{event['asset_event_id']} recorded" if event["notified"] else
+                   f"; published {result.published.get('snapshot_ref')}, but no Airflow asset event: "
+                   f"{event['reason']}")
+    return RedirectResponse(f"{PREFIX}/?signed={quote(notice)}", status_code=303)
+
+
+def _asset_event(request: Request, published: dict) -> dict:
+    """The approved-snapshots asset event, recorded through Airflow's REST API as the reviewer.
+
+    The reviewer's own token (Bearer header, or the UI's ``_token`` cookie) is used, so the
+    auth manager decides whether this user may create asset events; the API is this
+    server's own (``DATAWARD_AIRFLOW_API_URL`` overrides it, e.g. behind a proxy).
+    """
+    import logging
+    import os
+
+    from dataward.review import notify_airflow
+
+    auth = request.headers.get("authorization") or ""
+    token = auth[7:] if auth.lower().startswith("bearer ") else request.cookies.get("_token")
+    if not token:
+        return {"notified": False, "reason": "the request carried no Airflow token"}
+    base = os.environ.get("DATAWARD_AIRFLOW_API_URL") or f"{request.url.scheme}://{request.url.netloc}"
+    event = notify_airflow(base, token, published)
+    if not event["notified"]:
+        logging.getLogger(__name__).warning("dataward: no asset event for %s: %s",
+                                            published.get("snapshot_ref"), event["reason"])
+    return event
 
 
 @app.get("/digest", response_class=HTMLResponse)

@@ -9,9 +9,11 @@ ingested table and run the real decide, report and publish stages on it.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,96 +25,224 @@ import yaml
 from browser import Browser, chromium_path, non_blank
 
 SECTIONS = ["summary", "provenance", "validation", "screening", "per-class", "projection",
-            "top-flagged", "decision", "compliance"]
+            "top-flagged", "canary", "leakage", "diff", "personal-data", "decision", "compliance"]
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    """Reports do not depend on the database engine: SQLite only (fast)."""
-    yield f"sqlite:///{tmp_path / 'lineage.db'}"
+@contextmanager
+def isolated_home(root: Path, db_url: str | None = None):
+    """A fresh installation under ``root`` (SQLite), for module-scoped fixtures.
+
+    The conftest ``home`` fixture is function-scoped (and parametrized over SQLite and
+    PostgreSQL); building the same versions once per module instead of once per test is
+    what keeps these tests fast. ``db_url``: the lineage DB (default SQLite under ``root``).
+    Yields the DATAWARD_HOME path.
+    """
     from lineage.db import dispose_all
 
-    dispose_all()
+    h = root / "home"
+    h.mkdir(parents=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATAWARD_HOME", str(h))
+        mp.setenv("DATAWARD_DB_URL", db_url or f"sqlite:///{root / 'lineage.db'}")
+        mp.setenv("DATAWARD_ACTOR", "tester")
+        for var in ("DATAWARD_DATA_ROOT", "DATAWARD_LANDING", "OPENLINEAGE_URL", "OPENLINEAGE_CONFIG",
+                    "DATAWARD_POLICY"):
+            mp.delenv(var, raising=False)
+        try:
+            yield h
+        finally:
+            dispose_all()
 
 
-def make_version(tmp_path: Path, *, name: str = "tiles", n: int = 120, n_flagged: int = 6,
-                 licence: str = "CC-BY-4.0", quarantine: bool = False, seed: int = 0,
-                 monkeypatch=None) -> str:
+@contextmanager
+def _policy(root: Path, quarantine: bool):
+    """``max_trim_fraction: 0`` (any flag quarantines) while the version is decided and reported."""
+    if not quarantine:
+        yield
+        return
+    policy = root / "strict-policy.yaml"
+    policy.write_text("version: test-strict\nscreening: {max_trim_fraction: 0.0}\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATAWARD_POLICY", str(policy))
+        yield
+
+
+@contextmanager
+def _no_pdf(pdf: bool):
+    """WeasyPrint takes seconds per report: only the test that checks the PDF renders one."""
+    if pdf:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered in this test\n")
+        yield
+
+
+def canary_output(n: int, *, recall: float = 0.95, floor: float = 0.8) -> dict:
+    """A canary self-test as the screen stage records it (see dataward/stages/screen.py)."""
+    half = 10
+    caught_flip, caught_trig = half, int(round(recall * 2 * half)) - half
+    per_kind = {"label_flip": {"n": half, "caught": caught_flip, "recall": caught_flip / half},
+                "trigger": {"n": half, "caught": caught_trig, "recall": caught_trig / half}}
+    caught = caught_flip + caught_trig
+
+    def screen(auroc, budget, r_flip, r_trig):
+        return {"auroc": auroc, "budget": budget, "recall_at_budget": (r_flip + r_trig) / 2,
+                "per_kind": {"label_flip": {"n": half, "caught": int(r_flip * half), "recall": r_flip},
+                             "trigger": {"n": half, "caught": int(r_trig * half), "recall": r_trig}}}
+
+    return {"status": "done", "n_canaries": 2 * half, "counts": {"label_flip": half, "trigger": half},
+            "target": 0, "trigger": {"kind": "image patch", "column": "pixels", "patch": [2, 2],
+                                     "corner": "bottom-right", "value": 16},
+            "seed": 0, "source_rows": list(range(2 * half)), "notes": [], "recall": caught / (2 * half),
+            "flagged": {"n": 2 * half, "caught": caught, "recall": caught / (2 * half), "per_kind": per_kind},
+            "screens": {"label_noise": screen(0.97, 8, 1.0, recall), "spectral": screen(0.61, 10, 0.1, 0.5),
+                        "influence": screen(0.55, 3, 0.2, 0.0), "activation_cluster": screen(0.5, 6, 0.0, 0.3)},
+            "canary_path": "canary.parquet", "min_recall": floor}
+
+
+def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: int = 6,
+                 licence: str = "CC-BY-4.0", quarantine: bool = False, seed: int = 0, pdf: bool = False,
+                 table: pa.Table | None = None, evaluation: pa.Table | None = None,
+                 canary_recall: float | None = 0.95) -> str:
     """Ingest a small 4x4-pixel table, record validation and screens, run decide and report.
 
+    The screens are expensive, so their result is synthetic but shaped like the real one:
+    scores, summary and projection, a canary self-test (``canary_recall``; None: not run),
+    and the real leakage check and version diff (cheap) over the stored data.
     ``quarantine``: decide under a policy with ``max_trim_fraction: 0`` (any flag quarantines).
+    ``table`` replaces the generated rows (16 pixel columns and ``label``, more columns allowed);
+    ``evaluation`` is stored as the version's evaluation set. ``pdf``: render the real PDF.
     Returns the version's ref.
     """
     from dataward.context import Context
-    from dataward.stages.common import finished, record, version_dir, write_atomic
+    from dataward.diff import diff_against_previous_approved
+    from dataward.stages.common import finished, read_table, record, version_dir, write_atomic
     from dataward.stages.decide import decide
     from dataward.stages.ingest import ingest
     from dataward.stages.report import report
     from lineage.models import STATUS_SCREENED, STATUS_VALIDATED
+    from screening.leakage import leakage_report
 
     rng = np.random.default_rng(seed)
-    src = tmp_path / f"src-{name}-{seed}"
+    src = root / f"src-{name}-{seed}"
     src.mkdir(parents=True)
-    labels = rng.integers(0, 3, n)
-    cols = {f"p{i}": pa.array(rng.integers(0, 17, n)) for i in range(16)}
-    cols["label"] = pa.array(labels)
-    pq.write_table(pa.table(cols), src / "tiles.parquet")
+    if table is None:
+        cols = {f"p{i}": pa.array(rng.integers(0, 17, n)) for i in range(16)}
+        cols["label"] = pa.array(rng.integers(0, 3, n))
+        table = pa.table(cols)
+    n = table.num_rows
+    labels = np.asarray(table.column("label").to_pylist())
+    pq.write_table(table, src / "tiles.parquet")
     manifest = {"name": name, "owner": "data@example.com", "license": licence, "kind": "tabular-tiles",
                 "label_column": "label", "description": "Synthetic 4x4 tiles for the report tests",
                 "source": {"uri": "https://example.org/tiles", "publisher": "Example Lab"},
                 "collection": {"method": "generated", "from": "2026-01-01", "to": "2026-01-02"}}
-    (tmp_path / f"{name}-{seed}.yaml").write_text(yaml.safe_dump(manifest))
-    if quarantine:
-        policy = tmp_path / "strict-policy.yaml"
-        policy.write_text("version: test-strict\nscreening: {max_trim_fraction: 0.0}\n")
-        monkeypatch.setenv("DATAWARD_POLICY", str(policy))
-    ctx = Context()
-    ref = ingest(ctx, src, tmp_path / f"{name}-{seed}.yaml").ref
-    version_id = finished(ctx, ref, "validate")[0]
-    docs = ctx.settings.home / "data_docs" / "validations" / ref / "index.html"
-    write_atomic(docs, b"<html><body><h1>Data Docs</h1></body></html>")
-    record(ctx, version_id, "validate", {
-        "success": True, "status": "passed", "kind": "tabular-tiles", "suite": "tabular-tiles",
-        "failed": [], "n_expectations": 3, "n_rows": n, "data_docs": str(docs),
-        "outcomes": [{"expectation_type": "expect_column_values_to_be_between", "column": f"p{i}",
-                      "success": True} for i in range(2)]
-        + [{"expectation_type": "expect_column_distinct_values_to_be_in_set", "column": "label",
-            "success": True}]}, status="passed", new_status=STATUS_VALIDATED)
-    flagged = np.zeros(n, dtype=bool)
-    flagged[rng.choice(n, n_flagged, replace=False)] = True
-    out = version_dir(ctx, ref) / "screen"
-    out.mkdir(parents=True, exist_ok=True)
-    scores = {"row_id": np.arange(n), "spectral": rng.gamma(2.0, 1.0, n) + flagged * 6,
-              "label_noise": 10 ** rng.uniform(-6, 0, n), "influence": rng.normal(0, 1, n),
-              "flagged": flagged, "reason": np.where(flagged, "label rejected by the probe", "")}
-    pq.write_table(pa.table(scores), out / "scores.parquet")
-    np.save(out / "projection.npy", rng.normal(size=(n, 2)).astype(np.float32) + flagged[:, None] * 3)
-    per_class = {str(c): int(((labels == c) & flagged).sum()) for c in range(3)}
-    summary = {"n_rows": n, "input_kind": "tabular", "feature_cols": [f"p{i}" for i in range(16)],
-               "classes": [0, 1, 2], "class_counts": {str(c): int((labels == c).sum()) for c in range(3)},
-               "screens": {"label_noise": {"parameters": {"method": "self_confidence"}, "flagged": n_flagged,
-                                           "flagged_per_class": per_class},
-                           "spectral": {"parameters": {"method": "centred"}, "flagged": n_flagged + 2,
-                                        "flagged_per_class": per_class},
-                           "influence": {"parameters": {"outlier_z": 3.5}, "flagged": 1,
-                                         "flagged_per_class": {"0": 1}}},
-               "combine": {"text": "label consistency against the reference-anchored probe",
-                           "flagged": n_flagged, "flagged_per_class": per_class},
-               "estimated_poison_rate": n_flagged / n}
-    record(ctx, version_id, "screen", {
-        "status": "done", "n_rows": n, "n_flagged": n_flagged, "flagged_fraction": n_flagged / n,
-        "scores_path": str(out / "scores.parquet"), "projection_path": str(out / "projection.npy"),
-        "used_reference": True, "summary": summary}, status="done", new_status=STATUS_SCREENED)
-    decide(ctx, ref)
-    report(ctx, ref, run_id=None)
+    if evaluation is not None:
+        pq.write_table(evaluation, root / f"eval-{name}-{seed}.parquet")
+        manifest["evaluation_sets"] = [f"eval-{name}-{seed}.parquet"]
+    (root / f"{name}-{seed}.yaml").write_text(yaml.safe_dump(manifest))
+    with _policy(root, quarantine), _no_pdf(pdf):
+        ctx = Context()
+        ref = ingest(ctx, src, root / f"{name}-{seed}.yaml").ref
+        version_id = finished(ctx, ref, "validate")[0]
+        docs = ctx.settings.home / "data_docs" / "validations" / ref / "index.html"
+        write_atomic(docs, b"<html><body><h1>Data Docs</h1></body></html>")
+        record(ctx, version_id, "validate", {
+            "success": True, "status": "passed", "kind": "tabular-tiles", "suite": "tabular-tiles",
+            "failed": [], "n_expectations": 3, "n_rows": n, "data_docs": str(docs),
+            "outcomes": [{"expectation_type": "expect_column_values_to_be_between", "column": f"p{i}",
+                          "success": True} for i in range(2)]
+            + [{"expectation_type": "expect_column_distinct_values_to_be_in_set", "column": "label",
+                "success": True}]}, status="passed", new_status=STATUS_VALIDATED)
+        flagged = np.zeros(n, dtype=bool)
+        flagged[rng.choice(n, n_flagged, replace=False)] = True
+        out = version_dir(ctx, ref) / "screen"
+        out.mkdir(parents=True, exist_ok=True)
+        scores = {"row_id": np.arange(n), "spectral": rng.gamma(2.0, 1.0, n) + flagged * 6,
+                  "label_noise": 10 ** rng.uniform(-6, 0, n), "influence": rng.normal(0, 1, n),
+                  "flagged": flagged, "reason": np.where(flagged, "label rejected by the probe", "")}
+        pq.write_table(pa.table(scores), out / "scores.parquet")
+        np.save(out / "projection.npy", rng.normal(size=(n, 2)).astype(np.float32) + flagged[:, None] * 3)
+        per_class = {str(c): int(((labels == c) & flagged).sum()) for c in range(3)}
+        features = [f"p{i}" for i in range(16)]
+        summary = {"n_rows": n, "input_kind": "tabular", "feature_cols": features,
+                   "classes": [0, 1, 2], "class_counts": {str(c): int((labels == c).sum()) for c in range(3)},
+                   "screens": {"label_noise": {"parameters": {"method": "self_confidence"}, "flagged": n_flagged,
+                                               "flagged_per_class": per_class},
+                               "spectral": {"parameters": {"method": "centred"}, "flagged": n_flagged + 2,
+                                            "flagged_per_class": per_class},
+                               "influence": {"parameters": {"outlier_z": 3.5}, "flagged": 1,
+                                             "flagged_per_class": {"0": 1}}},
+                   "combine": {"text": "label consistency against the reference-anchored probe",
+                               "flagged": n_flagged, "flagged_per_class": per_class},
+                   "estimated_poison_rate": n_flagged / n,
+                   "canary_note": "20 canary rows were screened together with the real rows; the "
+                                  "per-screen counts under 'screens' include them"}
+        stored = read_table(ctx, version_id)
+        evals = {} if evaluation is None else {f"evaluation/eval-{name}-{seed}.parquet": evaluation}
+        screen_out = {
+            "status": "done", "n_rows": n, "n_flagged": n_flagged, "flagged_fraction": n_flagged / n,
+            "scores_path": str(out / "scores.parquet"), "projection_path": str(out / "projection.npy"),
+            "used_reference": True, "summary": summary,
+            "canary": (canary_output(n, recall=canary_recall) if canary_recall is not None
+                       else {"status": "not_run", "reason": "disabled by the policy", "n_canaries": 0}),
+            "leakage": {"status": "done", **leakage_report(stored, label_col="label", feature_cols=features,
+                                                           evaluation=evals)},
+            "diff": diff_against_previous_approved(ctx, ref, flagged_b=[int(i) for i in np.flatnonzero(flagged)])}
+        record(ctx, version_id, "screen", screen_out, status="done", new_status=STATUS_SCREENED)
+        decide(ctx, ref)
+        report(ctx, ref, run_id=None)
     return ref
 
 
-def test_report_json_has_every_figure_and_the_compliance_mapping(home, tmp_path):
+def changed_tiles(base: pa.Table, *, seed: int = 1) -> tuple[pa.Table, pa.Table]:
+    """A next version of ``base``: 10 rows dropped, 15 added, 5 relabelled, a contact column
+    (e-mail addresses) and a card column (payment card numbers); and an evaluation set
+    of 30 rows, 3 of them copies of training rows."""
+    rng = np.random.default_rng(seed)
+    keep = base.slice(10)
+    labels = np.asarray(keep.column("label").to_pylist())
+    labels[:5] = (labels[:5] + 1) % 3
+    keep = keep.set_column(keep.column_names.index("label"), "label", pa.array(labels))
+    new = pa.table({**{f"p{i}": pa.array(rng.integers(0, 17, 15)) for i in range(16)},
+                    "label": pa.array(rng.integers(0, 3, 15))})
+    table = pa.concat_tables([keep, new.cast(keep.schema)])
+    n = table.num_rows
+    table = table.append_column("contact", pa.array([f"user{i}@example.org" if i % 2 else "" for i in range(n)]))
+    table = table.append_column("card", pa.array(["4111 1111 1111 1111" if i % 3 == 0 else "n/a" for i in range(n)]))
+    fresh = {f"p{i}": pa.array(rng.integers(0, 17, 27)) for i in range(16)}
+    fresh["label"] = pa.array(rng.integers(0, 3, 27))
+    copies = table.slice(20, 3).select([*(f"p{i}" for i in range(16)), "label"])
+    evaluation = pa.concat_tables([pa.table(fresh).cast(copies.schema), copies])
+    return table, evaluation
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """Built once for the module: ``trim`` (tiles@1, trimmed, canaries caught), ``changed``
+    (tiles@2: diff against tiles@1, evaluation leakage, personal data, canaries missed:
+    quarantined) and ``quarantine`` (tiles-b@1, quarantined by a strict policy)."""
+    root = tmp_path_factory.mktemp("report")
+    with isolated_home(root) as h:
+        trim = make_version(root)
+        from dataward.context import Context
+        from dataward.stages.common import read_table
+        from lineage.ingest import resolve
+
+        with Context().session() as s:
+            vid = resolve(s, trim).id
+        table, evaluation = changed_tiles(read_table(Context(), vid))
+        changed = make_version(root, table=table, evaluation=evaluation, seed=1, canary_recall=0.6)
+        quarantined = make_version(root, name="tiles-b", quarantine=True)
+        yield {"home": h, "root": root, "trim": trim, "changed": changed, "quarantine": quarantined}
+
+
+def test_report_json_has_every_figure_and_the_compliance_mapping(versions):
     from dataward.context import Context
     from dataward.stages.report import report
 
-    ref = make_version(tmp_path)
+    ref = versions["trim"]
     out = report(Context(), ref)  # idempotent: the recorded output
     assert set(out) >= {"json", "html", "pdf", "sha256", "outcome"} and out["outcome"] == "trim"
     html = Path(out["html"]).read_bytes()
@@ -137,25 +267,78 @@ def test_report_json_has_every_figure_and_the_compliance_mapping(home, tmp_path)
     top = doc["figures"]["top_flagged"]
     assert len(top) == 6 and all(r["image"]["height"] == 4 for r in top)
     assert sorted(doc["decision"]["excluded_row_ids"]) == sorted(r["row_id"] for r in top)
+    # the self-tests: canaries caught above the floor, no leakage, no earlier version, no personal data
+    can = doc["canary"]
+    assert can["status"] == "done" and can["met_floor"] and can["min_recall"] == 0.8
+    assert can["recall"] == 0.95 and (can["caught"], can["n"]) == (19, 20)
+    assert [s["name"] for s in can["screens"]] == ["label_noise", "spectral", "influence", "activation_cluster"]
+    assert "how sensitive the screens were on this very dataset" in can["sentence"].lower()
+    assert can["count_note"]
+    assert doc["leakage"]["status"] == "done" and doc["leakage"]["clean"]
+    assert doc["diff"]["status"] == "first"
+    assert doc["pii"]["status"] == "done" and doc["pii"]["tags"] == []
     refs = {(c["framework"].split(" ")[0], c["ref"]) for c in doc["compliance"]}
     for art in ["10(2)(a)", "10(2)(b)", "10(2)(c)", "10(2)(d)", "10(2)(e)", "10(2)(f)", "10(2)(g)",
-                "10(2)(h)", "10(3)", "12", "15(5)"]:
+                "10(2)(h)", "10(3)", "10(5)", "12", "15(5)"]:
         assert ("EU", f"Art. {art}") in refs
     assert {("NIST", r) for r in ("Availability poisoning", "Targeted poisoning", "Backdoor poisoning",
                                    "MAP 4.1", "MEASURE 2.7")} <= refs
     status = {c["ref"]: c["status"] for c in doc["compliance"]}
     assert status["Art. 15(5)"] == "evidenced" and status["Art. 10(2)(f)"] == "missing"
+    assert status["MEASURE 2.7"] == "evidenced" and status["Art. 10(5)"] == "partial"
+    evidence = {c["ref"]: " ".join(c["evidence"]) for c in doc["compliance"]}
+    assert "canary self-test: 19 of 20" in evidence["Art. 15(5)"] and "canary" in evidence["MEASURE 2.7"]
+    assert "exact duplicate" in evidence["Art. 10(3)"] and "personal-data scan" in evidence["Art. 10(5)"]
     assert all(c["why"] for c in doc["compliance"])
     assert doc["audit"]["intact"] and doc["code_version"]
 
 
-def test_report_renders_in_chromium_and_pdf_converts_to_pages(home, tmp_path):
-    if chromium_path() is None or shutil.which("pdftoppm") is None:
-        pytest.skip("chromium and pdftoppm are needed (scripts/test-deps.sh installs them)")
+def test_report_shows_canary_leakage_diff_and_personal_data(versions):
+    """tiles@2 against tiles@1: every new check found something, and the summary says so."""
     from dataward.context import Context
     from dataward.stages.common import finished
 
-    ref = make_version(tmp_path, name="tiles-render")
+    out = finished(Context(), versions["changed"], "report")[2]
+    doc = json.loads(Path(out["json"]).read_text())
+    why = {r["check"]: r for r in doc["summary"]["why"]}
+    assert doc["summary"]["outcome"] == "quarantine"
+    assert {"canary", "leakage", "personal data"} <= set(why)
+    assert why["canary"]["section"] == "canary" and why["personal data"]["section"] == "personal-data"
+    can = doc["canary"]
+    assert can["met_floor"] is False and can["recall"] == 0.6 and "below the policy floor" in can["sentence"]
+    leak = doc["leakage"]
+    (ev,) = leak["evaluation"]
+    assert ev["exact_eval_rows"] == 3 and ev["exact_train_rows"] == 3 and len(ev["examples_exact"]) == 3
+    assert leak["totals"]["eval_exact_eval_rows"] == 3 and not leak["clean"]
+    diff = doc["diff"]
+    assert diff["status"] == "done" and diff["a"] == versions["trim"] and diff["b"] == versions["changed"]
+    assert (diff["rows"]["n_a"], diff["rows"]["n_b"]) == (120, 125)
+    assert diff["rows"]["added"] >= 15 and diff["rows"]["removed"] >= 10
+    assert set(diff["schema"]["added"]) == {"contact", "card"}
+    assert diff["labels"]["total_variation"] >= 0 and diff["drift"]["top_columns"]
+    assert diff["newly_flagged"]["n_flagged_b"] == 6
+    pii = doc["pii"]
+    tags = {(t["column"], t["category"]): t for t in pii["tags"]}
+    assert ("contact", "email") in tags and ("card", "payment_card") in tags
+    assert tags[("card", "payment_card")]["acted_on"] and not tags[("contact", "email")]["acted_on"]
+    assert all("4111 1111 1111 1111" not in e for t in pii["tags"] for e in t["examples"])  # masked
+    status = {c["ref"]: c for c in doc["compliance"]}
+    assert status["Art. 15(5)"]["status"] == "partial" and "NOT met" in " ".join(status["Art. 15(5)"]["evidence"])
+    assert "3 evaluation row(s) copied exactly" in " ".join(status["Art. 10(3)"]["evidence"])
+    assert "relabelled" in " ".join(status["Art. 10(2)(c)"]["evidence"])
+    html = Path(out["html"]).read_text()
+    assert all(f'id="{a}"' in html for a in ("canary", "leakage", "diff", "personal-data"))
+    assert all(f'href="#{a}"' in html for a in ("canary", "leakage", "personal-data"))  # from the summary
+
+
+def test_report_renders_in_chromium_and_pdf_converts_to_pages(versions, tmp_path):
+    if chromium_path() is None or shutil.which("pdftoppm") is None:
+        pytest.skip("chromium and pdftoppm are needed (scripts/test-deps.sh installs them)")
+    from dataward.context import Context
+    from dataward.reports import render_pdf
+    from dataward.stages.common import finished
+
+    ref = versions["changed"]
     out = finished(Context(), ref, "report")[2]
     html = Path(out["html"]).read_text()
     # self-contained: no stylesheet, script or image from anywhere but data: URIs
@@ -169,37 +352,50 @@ def test_report_renders_in_chromium_and_pdf_converts_to_pages(home, tmp_path):
                      if e.get("method") == "Network.requestWillBeSent"]
         present = b.evaluate("[...document.querySelectorAll('[id]')].map(e => e.id)")
         images = b.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+        sections = b.evaluate("Object.fromEntries(['canary','leakage','diff','personal-data'].map("
+                              "id => [id, document.getElementById(id).querySelectorAll('img').length]))")
         text = b.text()
         b.screenshot(shot)
     assert all(u.startswith(("file:", "data:")) for u in requested), requested
     assert set(SECTIONS) <= set(present)
     assert images and all(images)
-    for phrase in ("Decision: trim", "Example Lab", "CC-BY-4.0", "Art. 15(5)", "MEASURE 2.7",
-                   "Backdoor poisoning", "threshold", ref):
+    assert all(sections.values()), sections  # every new section draws its figure
+    for phrase in ("Decision: quarantine", "Example Lab", "CC-BY-4.0", "Art. 15(5)", "MEASURE 2.7",
+                   "Art. 10(5)", "Backdoor poisoning", "threshold", ref, "below the policy floor",
+                   "how sensitive the screens were on this very dataset", "evaluation row",
+                   versions["trim"], "payment_card", "Canary recall"):
         assert phrase.lower() in text.lower(), phrase
     ok, ink = non_blank(shot)
     assert ok, f"screenshot is blank ({ink:.2%} ink)"
+    # the PDF: the report stage's renderer on the same HTML (the other tests skip WeasyPrint)
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(render_pdf(html))
     pages = tmp_path / "pdf"
     pages.mkdir()
-    subprocess.run(["pdftoppm", "-png", "-r", "40", out["pdf"], str(pages / "page")], check=True,
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(pages / "page")], check=True,
                    capture_output=True, timeout=60)
     pngs = sorted(pages.glob("page*.png"))
-    assert len(pngs) >= 2
-    assert all(non_blank(p)[0] for p in pngs[:2])
+    assert len(pngs) >= 3
+    assert all(non_blank(p)[0] for p in pngs[:3])
+    keep = Path(os.environ.get("DATAWARD_TEST_SCREENSHOTS", "")) if os.environ.get("DATAWARD_TEST_SCREENSHOTS") else None
+    if keep:
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, keep / "report.png")
+        for p in pngs:
+            shutil.copy(p, keep / f"report-pdf-{p.name}")
 
 
-def test_digest_lists_versions_with_decision_and_report_link(home, tmp_path, cli, monkeypatch):
-    ref_trim = make_version(tmp_path, name="tiles-a")
-    ref_q = make_version(tmp_path, name="tiles-b", quarantine=True, monkeypatch=monkeypatch)
+def test_digest_lists_versions_with_decision_and_report_link(versions, cli):
     result = cli("report", "digest", "--since", "1h", "--json")
     assert result.returncode == 0, result.stderr
     d = json.loads(result.stdout)
     by_ref = {e["ref"]: e for e in d["versions"]}
+    ref_trim, ref_q = versions["trim"], versions["quarantine"]
     assert by_ref[ref_trim]["outcome"] == "trim" and by_ref[ref_q]["outcome"] == "quarantine"
-    assert by_ref[ref_q]["awaiting_review"] and d["awaiting_review"] == 1
+    assert by_ref[ref_q]["awaiting_review"] and d["awaiting_review"] == 2  # tiles-b@1 and tiles@2
     page = Path(d["html"]).read_text()
     links = re.findall(r'class="report-link" href="([^"]+)"', page)
-    assert len(links) == 2
+    assert len(links) == len(d["versions"]) == 3
     assert all((Path(d["html"]).parent / link).is_file() for link in links)
     assert cli("report", "digest", "--since", "yesterday-ish").returncode == 2
     empty = json.loads(cli("report", "digest", "--since", "2020-01-01", "--until", "2020-01-02",

@@ -6,9 +6,30 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from test_report import make_version
+from test_report import isolated_home, make_version
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def versions(request, tmp_path_factory):
+    """Built once per database engine (the sign-off's row lock differs): two quarantined
+    versions (each test signs off its own) and a trimmed one."""
+    from conftest import _fresh_pg_database
+
+    root = tmp_path_factory.mktemp(f"review-{request.param}")
+    url, drop = (None, None) if request.param == "sqlite" else _fresh_pg_database(
+        request.getfixturevalue("pg_server"))
+    try:
+        with isolated_home(root, url) as h:
+            yield {"home": h,
+                   "q": make_version(root, name="tiles-q", quarantine=True),
+                   "r": make_version(root, name="tiles-r", quarantine=True),
+                   "t": make_version(root, name="tiles-t")}
+    finally:
+        if drop:
+            drop()
 
 
 def _audit(action: str):
@@ -23,14 +44,14 @@ def _audit(action: str):
         return [(e.actor, e.subject, e.payload) for e in entries], problems
 
 
-def test_approve_quarantined_version_publishes_and_is_audited(home, tmp_path, cli, monkeypatch):
+def test_approve_quarantined_version_publishes_and_is_audited(versions, cli):
     from dataward.context import Context
     from dataward.stages.common import finished
 
-    ref = make_version(tmp_path, name="tiles-q", quarantine=True, monkeypatch=monkeypatch)
+    ref = versions["q"]
     queue = json.loads(cli("review-queue", "--json").stdout)
-    assert [q["ref"] for q in queue] == [ref]
-    sha = queue[0]["report_sha256"]
+    assert ref in [q["ref"] for q in queue]
+    sha = next(q for q in queue if q["ref"] == ref)["report_sha256"]
     assert cli("review", ref, "--approve", "--reviewer", "alice").returncode == 2  # no reason
     assert cli("review", ref, "--reviewer", "alice", "--reason", "x").returncode == 2  # no verdict
     stale = cli("review", ref, "--approve", "--reviewer", "alice", "--reason", "ok",
@@ -40,7 +61,7 @@ def test_approve_quarantined_version_publishes_and_is_audited(home, tmp_path, cl
             "--report-sha256", sha, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["created"] and out["published"]["published"]
+    assert out["created"] and out["published"]["published"] and "airflow_event" not in out
     entries, problems = _audit("review")
     assert not problems
     assert entries == [("alice", ref, entries[0][2])]
@@ -55,17 +76,20 @@ def test_approve_quarantined_version_publishes_and_is_audited(home, tmp_path, cl
     assert len(_audit("review")[0]) == 1
     contrary = cli("review", ref, "--reject", "--reviewer", "bob", "--reason", "no")
     assert contrary.returncode == 2 and "already signed off" in contrary.stderr
-    assert json.loads(cli("review-queue", "--json").stdout) == []
+    assert ref not in [q["ref"] for q in json.loads(cli("review-queue", "--json").stdout)]
+    # --notify-airflow needs a token, and is refused before anything is signed
+    no_token = cli("review", versions["r"], "--approve", "--reviewer", "alice", "--reason", "ok",
+                   "--notify-airflow", "http://127.0.0.1:9", env={"DATAWARD_AIRFLOW_TOKEN": ""})
+    assert no_token.returncode == 2 and "DATAWARD_AIRFLOW_TOKEN" in no_token.stderr
 
 
-def test_reject_and_refusals(home, tmp_path, cli, monkeypatch):
+def test_reject_and_refusals(versions, cli):
     from dataward.context import Context
     from dataward.stages.common import finished
 
-    trimmed = make_version(tmp_path, name="tiles-t")
-    r = cli("review", trimmed, "--approve", "--reviewer", "alice", "--reason", "ok")
+    r = cli("review", versions["t"], "--approve", "--reviewer", "alice", "--reason", "ok")
     assert r.returncode == 2 and "not awaiting review" in r.stderr
-    ref = make_version(tmp_path, name="tiles-r", quarantine=True, monkeypatch=monkeypatch)
+    ref = versions["r"]
     report = finished(Context(), ref, "report")[2]
     html = Path(report["html"])
     original = html.read_bytes()

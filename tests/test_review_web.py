@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -20,18 +21,10 @@ import pytest
 from sqlalchemy import select
 
 from browser import Browser, chromium_path, non_blank
-from test_report import make_version
+from test_report import isolated_home, make_version
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
-
-
-@pytest.fixture
-def db_url(tmp_path):
-    yield f"sqlite:///{tmp_path / 'lineage.db'}"
-    from lineage.db import dispose_all
-
-    dispose_all()
 
 
 def _free_port() -> int:
@@ -40,72 +33,109 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _migrated_airflow_db(airflow_env: dict[str, str], dest: Path) -> None:
-    """``airflow db migrate`` once per Airflow version, copied per test (12 s saved)."""
+def _airflow_db(airflow_env: dict[str, str], dest: Path) -> None:
+    """A migrated Airflow DB that knows the approved-snapshots asset, built once and copied.
+
+    ``airflow db migrate`` then ``airflow dags reserialize`` of the example training DAG
+    alone (it schedules on ``dataward://snapshots/approved``, so the asset exists and the
+    review page can record events on it); cached per Airflow version and DAG file content.
+    """
+    import hashlib
+
     import airflow
 
-    cache = Path(os.environ.get("DATAWARD_TEST_CACHE", "/tmp/dataward-test-cache")) / f"airflow-{airflow.__version__}.db"
+    dag = REPO / "dags" / "dataward_train_example.py"
+    key = hashlib.sha256(dag.read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("DATAWARD_TEST_CACHE", "/tmp/dataward-test-cache")) \
+        / f"airflow-{airflow.__version__}-train-{key}.db"
     if not cache.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        env = {**airflow_env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp}"}
-        subprocess.run([str(Path(sys.executable).with_name("airflow")), "db", "migrate"], env=env,
-                       check=True, capture_output=True, timeout=300)
-        os.replace(tmp, cache)
+        work = Path(tempfile.mkdtemp(prefix="dw-airflow-db-", dir=cache.parent))
+        try:
+            (work / "dags").mkdir()
+            shutil.copy(dag, work / "dags" / dag.name)
+            env = {**airflow_env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow.db'}",
+                   "AIRFLOW__CORE__DAGS_FOLDER": str(work / "dags"),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+            exe = str(Path(sys.executable).with_name("airflow"))
+            for args in (["db", "migrate"], ["dags", "reserialize"]):
+                subprocess.run([exe, *args], env=env, check=True, capture_output=True, timeout=300)
+            os.replace(work / "airflow.db", cache)  # atomic: a concurrent run sees all or nothing
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     shutil.copy(cache, dest)
 
 
-@pytest.fixture
-def api_server(home, tmp_path):
-    """``airflow api-server`` on loopback with this checkout's plugins and the simple auth manager."""
+@pytest.fixture(scope="module")
+def web(tmp_path_factory):
+    """One ``airflow api-server`` for the module (loopback, this checkout's plugins, simple auth
+    manager) and three quarantined versions, built while the server starts.
+
+    Yields ``{"base", "token", "refs": {"web", "api", "cli"}}``.
+    """
     if shutil.which("airflow", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("airflow is not installed in this environment")
-    af_home = tmp_path / "airflow"
-    af_home.mkdir()
-    port = _free_port()
-    env = {**os.environ, "AIRFLOW_HOME": str(af_home),
-           "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-           "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-dags"),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{af_home / 'airflow.db'}",
-           "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
-           "AIRFLOW__API__WORKERS": "1",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "reviewer:admin",
-           "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
-    (tmp_path / "no-dags").mkdir()
-    (af_home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"reviewer": "s3cret-pw"}))
-    _migrated_airflow_db(env, af_home / "airflow.db")
-    log = open(tmp_path / "api-server.log", "w")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "api-server",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/v2/version", timeout=2)
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("api-server did not start:\n" + (tmp_path / "api-server.log").read_text()[-3000:])
-                time.sleep(0.5)
-        req = urllib.request.Request(f"{base}/auth/token", method="POST",
-                                     data=json.dumps({"username": "reviewer", "password": "s3cret-pw"}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            token = json.load(r)["access_token"]
-        yield base, token
-    finally:
-        proc.terminate()
+    root = tmp_path_factory.mktemp("review-web")
+    with isolated_home(root):
+        af_home = root / "airflow"
+        af_home.mkdir()
+        port = _free_port()
+        env = {**os.environ, "AIRFLOW_HOME": str(af_home),
+               "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+               "AIRFLOW__CORE__DAGS_FOLDER": str(root / "no-dags"),
+               "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+               "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{af_home / 'airflow.db'}",
+               "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
+               "AIRFLOW__API__WORKERS": "1",
+               "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "reviewer:admin",
+               "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
+        (root / "no-dags").mkdir()
+        (af_home / "simple_auth_manager_passwords.json.generated").write_text(
+            json.dumps({"reviewer": "s3cret-pw"}))
+        _airflow_db(env, af_home / "airflow.db")
+        log_path = root / "api-server.log"
+        log = open(log_path, "w")
+        proc = subprocess.Popen([str(Path(sys.executable).with_name("airflow")), "api-server",
+                                 "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+            # the server takes a while to start: build the versions meanwhile (it does not
+            # touch the lineage DB until it serves a Dataward request)
+            refs = {k: make_version(root, name=f"tiles-{k}", quarantine=True) for k in ("web", "api", "cli")}
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/api/v2/version", timeout=2)
+                    break
+                except urllib.error.HTTPError:
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail("api-server did not start:\n" + log_path.read_text()[-3000:])
+                    time.sleep(0.5)
+            req = urllib.request.Request(f"{base}/auth/token", method="POST",
+                                         data=json.dumps({"username": "reviewer", "password": "s3cret-pw"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                token = json.load(r)["access_token"]
+            yield {"base": base, "token": token, "refs": refs, "log": log_path}
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def _asset_events(base: str, token: str) -> list[dict]:
+    req = urllib.request.Request(f"{base}/api/v2/assets/events?limit=100",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        events = json.load(r)["asset_events"]
+    return sorted((e for e in events if e["uri"] == "dataward://snapshots/approved"), key=lambda e: e["id"])
 
 
 def _post(url: str, form: dict[str, str], token: str | None = None) -> int:
@@ -126,16 +156,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def test_review_page_approves_in_the_browser(api_server, home, tmp_path, monkeypatch):
+def test_review_page_approves_in_the_browser(web, tmp_path):
     if chromium_path() is None:
         pytest.skip("chromium is needed (scripts/test-deps.sh installs it)")
     from dataward.context import Context
     from dataward.stages.common import finished
     from lineage.models import AuditEntry
 
-    base, token = api_server
-    ref = make_version(tmp_path, name="tiles-web", quarantine=True, monkeypatch=monkeypatch)
-    other = make_version(tmp_path, name="tiles-api", quarantine=True, monkeypatch=monkeypatch)
+    base, token = web["base"], web["token"]
+    ref, other = web["refs"]["web"], web["refs"]["api"]
     quoted = urllib.parse.quote(ref)
     # unauthenticated: reads and writes refused, nothing recorded
     assert _post(f"{base}/dataward/review/{quoted}", {"decision": "approve", "reason": "x"}) == 401
@@ -147,6 +176,7 @@ def test_review_page_approves_in_the_browser(api_server, home, tmp_path, monkeyp
     # the reviewer is the session's user, whatever a form says
     assert _post(f"{base}/dataward/review/{urllib.parse.quote(other)}",
                  {"decision": "reject", "reason": "poisoned", "reviewer": "mallory"}, token) == 303
+    assert _asset_events(base, token) == []  # a rejection publishes nothing
 
     shot = tmp_path / "review.png"
     with Browser(width=1280, height=1000) as b:
@@ -159,9 +189,14 @@ def test_review_page_approves_in_the_browser(api_server, home, tmp_path, monkeyp
         b.evaluate("document.querySelector('textarea[name=reason]').value = 'flags reviewed: clean hard rows'")
         b.screenshot(shot, full_page=False)
         b.click_and_wait("button.approve")
-        assert "Signed off" in b.text() and ref in b.text()
-        assert b.evaluate("document.querySelector('#empty') !== null")  # queue is empty now
+        notice = b.evaluate("document.querySelector('#signed').textContent")
+        assert f"Signed off {ref}: approve" in notice and "Airflow asset event" in notice, notice
+        assert "no Airflow asset event" not in notice, notice
+        queue = b.evaluate("[...document.querySelectorAll('tr[data-ref]')].map(r => r.dataset.ref)")
+        assert ref not in queue and other not in queue  # only the CLI's version still waits
     assert non_blank(shot)[0]
+    if os.environ.get("DATAWARD_TEST_SCREENSHOTS"):
+        shutil.copy(shot, Path(os.environ["DATAWARD_TEST_SCREENSHOTS"]) / "review.png")
 
     with Context().session() as s:
         reviews = {e.subject: e for e in s.execute(select(AuditEntry).where(AuditEntry.action == "review")).scalars()}
@@ -174,3 +209,27 @@ def test_review_page_approves_in_the_browser(api_server, home, tmp_path, monkeyp
     snap = finished(Context(), ref, "publish")[2]
     assert snap["published"] and Path(snap["path"]).is_file()
     assert finished(Context(), other, "publish")[2] is None
+    # the approval reached Airflow: one event on the approved-snapshots asset, with the
+    # extra asset-scheduled training reads (as the pipeline's publish task sets it)
+    (event,) = _asset_events(base, token)
+    expected = {"ref": snap["snapshot_ref"], "source": ref, "path": snap["path"]}
+    assert {k: event["extra"].get(k) for k in expected} == expected  # Airflow adds from_rest_api
+
+
+def test_cli_approval_notifies_airflow(web, cli):
+    """``dataward review --approve --notify-airflow URL`` records the same asset event."""
+    base, token, ref = web["base"], web["token"], web["refs"]["cli"]
+    before = len(_asset_events(base, token))
+    r = cli("review", ref, "--approve", "--reviewer", "alice", "--reason", "checked by hand",
+            "--notify-airflow", base, "--json", env={"DATAWARD_AIRFLOW_TOKEN": token})
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["airflow_event"]["notified"], out["airflow_event"]
+    events = _asset_events(base, token)
+    assert len(events) == before + 1
+    assert events[-1]["extra"]["source"] == ref and events[-1]["extra"]["ref"] == out["published"]["snapshot_ref"]
+    # a bad token: the sign-off stands, the notification says why it failed
+    from dataward.review import notify_airflow
+
+    failed = notify_airflow(base, "not-a-token", out["published"])
+    assert not failed["notified"] and "Airflow answered 40" in failed["reason"]

@@ -24,10 +24,22 @@ def review(
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
     report_sha256: Annotated[str | None, typer.Option(
         "--report-sha256", help="Hash of the report you read; refused if it is not the current one.")] = None,
+    notify_airflow: Annotated[str | None, typer.Option(
+        "--notify-airflow", metavar="URL",
+        help="After an approval, record an event on Airflow's dataward://snapshots/approved asset "
+             "through the Airflow REST API at URL (token in DATAWARD_AIRFLOW_TOKEN), so "
+             "asset-scheduled training starts now. Without it the snapshot is published and "
+             "training picks it up at its next asset event or run.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Sign off a quarantined version: who, when, why and which report, in the audit log."""
-    from dataward.review import APPROVE, REJECT, sign_off
+    """Sign off a quarantined version: who, when, why and which report, in the audit log.
+
+    An approval publishes the snapshot. Airflow learns of it only with --notify-airflow
+    (the review page in the Airflow UI always records the asset event).
+    """
+    import os
+
+    from dataward.review import APPROVE, REJECT, notify_airflow as notify, sign_off
 
     if approve == reject:
         fail("give exactly one of --approve or --reject")
@@ -35,10 +47,16 @@ def review(
         fail("--reviewer ID is required")
     if not reason.strip():
         fail("--reason TEXT is required")
+    token = os.environ.get("DATAWARD_AIRFLOW_TOKEN", "")
+    if notify_airflow and not token:
+        fail("--notify-airflow needs an Airflow API token in DATAWARD_AIRFLOW_TOKEN")
     result = sign_off(_ctx(), ref, outcome=APPROVE if approve else REJECT, reviewer=reviewer,
                       reason=reason, report_sha256=report_sha256, via="cli")
+    event = None
+    if notify_airflow and result.created and (result.published or {}).get("published"):
+        event = notify(notify_airflow, token, result.published)
     if as_json:
-        _print_json(result.to_dict())
+        _print_json({**result.to_dict(), **({"airflow_event": event} if notify_airflow else {})})
         return
     verb = "signed off" if result.created else "already signed off"
     print(f"{result.ref}: {verb}: {result.outcome} by {result.reviewer} at {result.at}")
@@ -48,6 +66,12 @@ def review(
         print(f"  published {pub.get('snapshot_ref')} at {pub.get('path')}")
     elif result.outcome == APPROVE:
         print(f"  not published: {pub.get('reason')}")
+    if event is not None:
+        print(f"  Airflow asset event {event['asset_event_id']} recorded" if event["notified"]
+              else f"  no Airflow asset event: {event['reason']}")
+    elif pub.get("published") and result.created:
+        print("  Airflow was not notified: asset-scheduled training starts at the next asset event "
+              "(use --notify-airflow URL to record one now)")
 
 
 @handles_errors

@@ -57,13 +57,20 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
        "Origin and collection are recorded from the manifest." if has_origin and has_collection
        else "The manifest gives no collection method or period." if has_origin
        else "No provenance is recorded for this version.")
+    diff = doc.get("diff") or {}
+    diff_line = (f"diff against {diff.get('a')}: {(diff.get('rows') or {}).get('added', 0)} added, "
+                 f"{(diff.get('rows') or {}).get('removed', 0)} removed, "
+                 f"{(diff.get('rows') or {}).get('changed', 0)} relabelled row(s)" if diff.get("status") == "done"
+                 else f"version diff: {diff.get('reason') or 'not recorded'}")
     eu("Art. 10(2)(c)", "Data-preparation operations (labelling, cleaning, enrichment)",
        EVIDENCED,
        [f"{len(ds.get('parents') or [])} parent version(s) in the lineage tree",
         f"decision {dec.get('outcome') or '-'}: {dec.get('excluded_rows', 0) or 0} row(s) excluded",
+        diff_line,
         f"content hash {ds.get('content_hash', '')[:16]}..."],
        "Lineage records every derivation (parents), and the decision records which rows "
-       "cleaning removes; the published snapshot is content-addressed.")
+       "cleaning removes; the published snapshot is content-addressed. The version diff "
+       "shows what changed (rows added, removed, relabelled) since the last approved version.")
     eu("Art. 10(2)(d)", "Formulation of assumptions about what the data measure",
        EVIDENCED if validated else MISSING,
        [f"expectation suite {val.get('suite') or '-'} ({val.get('n_expectations') or 0} expectations)"],
@@ -92,13 +99,45 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
        ("Shortcomings found are listed with the rule that fired; a reviewer's sign-off records "
         "how they are addressed." if gaps else "Every check ran and none found a shortcoming.")
        if dec else "No decision has been recorded.")
+    leak = doc.get("leakage") or {}
+    leaked = leak.get("status") == "done"
+    ltot = leak.get("totals") or {}
+    leak_lines = ([f"{(leak.get('exact') or {}).get('n_rows') or 0} exact duplicate row(s), "
+                   f"{(leak.get('conflicting_labels') or {}).get('n_rows') or 0} row(s) with conflicting labels, "
+                   f"{(leak.get('near') or {}).get('n_rows') or 0} near-duplicate row(s)",
+                   f"{ltot.get('eval_exact_eval_rows', 0) or 0} evaluation row(s) copied exactly and "
+                   f"{ltot.get('eval_near_eval_rows', 0) or 0} near-copied in the training data "
+                   f"({len(leak.get('evaluation') or [])} evaluation set(s) checked)"]
+                  if leaked else [f"leakage check: {leak.get('reason') or 'not run'}"])
     eu("Art. 10(3)", "Relevant, representative, free of errors and complete",
        PARTIAL if validated and screened else MISSING,
        [f"validation {val.get('status') or 'not run'}",
-        f"{scr.get('n_flagged', '-')} of {scr.get('n_rows', '-')} rows flagged as mislabelled or poisoned"],
-       "Errors and completeness are evidenced by validation and the label-noise screen; "
-       "representativeness for the intended population is not assessed by Dataward."
+        f"{scr.get('n_flagged', '-')} of {scr.get('n_rows', '-')} rows flagged as mislabelled or poisoned",
+        *leak_lines],
+       "Errors are evidenced by validation, the label-noise screen and the duplicate checks "
+       "(identical features under different labels are label errors; exact and near duplicates "
+       "over-weight rows). Training rows that copy evaluation rows make the test data "
+       "unfit to measure the model (the 'free of errors' of the testing set), and are "
+       "listed and judged by the policy. Representativeness for the intended population "
+       "is not assessed by Dataward."
        if validated and screened else "Validation or screening did not complete.")
+    pii = doc.get("pii") or {}
+    pii_tags = pii.get("tags") or []
+    eu("Art. 10(5)", "Special categories of personal data: processed only where strictly necessary "
+       "for bias detection, with safeguards",
+       PARTIAL if pii.get("status") == "done" else MISSING,
+       ([f"personal-data scan at ingest: {len(pii.get('columns') or [])} column(s) tagged"
+         + (f" ({', '.join(sorted({t['category'] for t in pii_tags}))})" if pii_tags else ""),
+         "examples stored masked; the data stays in the content store",
+         f"policy acts on: {', '.join(pii.get('watched') or []) or '-'}"]
+        if pii.get("status") == "done" else [pii.get("reason") or "no scan recorded"]),
+       ("The scan records which columns hold personal data (identifiers such as e-mail, phone, "
+        "IP address, payment card, national id, IBAN), so its presence is known and the policy "
+        "can quarantine it. It does not detect the special categories of Art. 10(5) (GDPR "
+        "Art. 9: health, ethnic origin, beliefs...), and the safeguards of 10(5)(a)-(f) "
+        "(necessity, pseudonymisation, access control, deletion, records) are organisational "
+        "and must be documented by the provider.")
+       if pii.get("status") == "done" else (pii.get("reason") or "No personal-data scan is recorded."))
     chain_ok = audit.get("intact")
     eu("Art. 12", "Record-keeping: automatic recording of events",
        EVIDENCED if chain_ok else MISSING,
@@ -108,11 +147,23 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "OpenLineage events per stage"],
        "Every stage, decision and sign-off is appended to a tamper-evident audit log."
        if chain_ok else "The audit chain did not verify: " + "; ".join(audit.get("problems", [])[:3]))
+    can = doc.get("canary") or {}
+    can_done = can.get("status") == "done"
+    can_line = (f"canary self-test: {can.get('caught')} of {can.get('n')} planted poisons caught "
+                f"(recall {_pct(can.get('recall'))}, floor {_pct(can.get('min_recall'))}: "
+                f"{'met' if can.get('met_floor') else 'NOT met'})" if can_done
+                else f"canary self-test: {can.get('reason') or 'not run'}")
     eu("Art. 15(5)", "Measures against data poisoning",
-       EVIDENCED if screened else MISSING,
+       (EVIDENCED if can_done and can.get("met_floor") else PARTIAL) if screened else MISSING,
        [f"screens: {', '.join(sorted(screens)) or '-'}",
-        f"verdict rule: {(figs.get('verdict') or {}).get('rule') or '-'}"],
-       "The training data were screened for poisoned rows and the policy acted on the result."
+        f"verdict rule: {(figs.get('verdict') or {}).get('rule') or '-'}", can_line],
+       ("The training data were screened for poisoned rows, the policy acted on the result, and "
+        "planted canaries show the screens catch poisons of the tested kinds in this very data."
+        if can_done and can.get("met_floor") else
+        "The data were screened, but the canary self-test shows the screens missed too many planted "
+        "poisons on this data: their verdict is weak evidence." if can_done else
+        "The data were screened, but how well the screens detect poisons in this data was not "
+        "measured (no canary self-test).")
        if screened else (scr.get("reason") or "The screens did not run."))
 
     def nist(ref, req, status, evidence, why):
@@ -120,7 +171,7 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
     nist("Availability poisoning", "Indiscriminate corruption (e.g. label flipping) degrading the model",
          EVIDENCED if screened and "label_noise" in screens else MISSING,
-         ["label-noise screen (cleanlab on out-of-sample probabilities)"],
+         ["label-noise screen (cleanlab on out-of-sample probabilities)", *_kind_recall(can, "label_flip")],
          "Mislabelled rows are found by label consistency and removed or quarantined."
          if screened else "The screens did not run.")
     nist("Targeted poisoning", "Rows crafted to change predictions on specific inputs",
@@ -133,7 +184,8 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
     nist("Backdoor poisoning", "Trigger patterns planted with (or without) changed labels",
          PARTIAL if backdoor else MISSING,
          ["label consistency against the reference-anchored probe (dirty-label triggers)",
-          "spectral signatures, activation clustering (representation outliers)"],
+          "spectral signatures, activation clustering (representation outliers)",
+          *_kind_recall(can, "trigger")],
          "Dirty-label backdoors are caught by label consistency; clean-label backdoors rely on "
          "the representation screens, which are weaker, so this is partial evidence."
          if backdoor else "No representation screen ran.")
@@ -149,11 +201,26 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
          f"licence policy {lic.get('policy_version') or '-'}"],
         (lic.get("reason") or "") if licence_known else "No licence verdict is recorded.")
     rmf("MEASURE 2.7", "Security and resilience are evaluated and documented",
-        EVIDENCED if screened and validated else PARTIAL if screened or validated else MISSING,
-        ["poisoning screens with per-screen distributions and thresholds", "schema validation"],
-        "This report documents the evaluation." if screened and validated
-        else "Validation or screening did not complete.")
+        EVIDENCED if screened and validated and can_done else PARTIAL if screened or validated else MISSING,
+        ["poisoning screens with per-screen distributions and thresholds", "schema validation",
+         can_line + ("; per-screen recall and AUROC in the canary section" if can_done else "")],
+        "This report documents the evaluation, including how sensitive the screens were on this "
+        "data (canary recall per screen against a policy floor)." if screened and validated and can_done
+        else "The screens' sensitivity on this data was not measured (no canary self-test)."
+        if screened and validated else "Validation or screening did not complete.")
     return items
+
+
+def _kind_recall(canary: dict[str, Any], kind: str) -> list[str]:
+    """The canary recall on one planted kind, as an evidence line (none if not planted)."""
+    for k in canary.get("per_kind") or []:
+        if k.get("kind") == kind:
+            return [f"canaries ({k.get('name')}): {k.get('caught')} of {k.get('n')} caught ({_pct(k.get('recall'))})"]
+    return []
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{float(x):.0%}"
 
 
 def coverage(items: list[dict[str, Any]]) -> dict[str, int]:

@@ -9,10 +9,14 @@ from typing import Any
 
 from dataward.config import code_version
 from dataward.context import Context
+from dataward.reports.checks import canary_section, diff_section, leakage_section, pii_section
 from dataward.reports.compliance import compliance_mapping, coverage
 from dataward.reports.figures import screen_figures
 
-REPORT_FORMAT = 2
+REPORT_FORMAT = 3
+#: The report section that explains each decision check (the summary links to it).
+SECTION_OF_CHECK = {"licence": "provenance", "validation": "validation", "screening": "screening",
+                    "canary": "canary", "leakage": "leakage", "personal data": "personal-data"}
 HEADLINES = {
     "approve": "Approved: every check passed, the version is published as is.",
     "trim": "Approved without the flagged rows: {n} of {rows} rows ({frac:.1%}) are excluded from the snapshot.",
@@ -31,21 +35,29 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
     from lineage.audit import verify_chain
     from lineage.ingest import resolve
     from lineage.models import DatasetVersion, PipelineRun
+    from lineage import tags
     from lineage.queries import describe
+    from dataward.policy import load_policy
     from dataward.stages.common import finished, read_table
 
     with ctx.session() as s:
         v = resolve(s, ref)
         info, version_id = describe(s, v), v.id
-        entries, problems = verify_chain(s)
         run = s.get(PipelineRun, run_id) if run_id else None
         run_info = None if run is None else {
             "id": run.id, "trigger": run.trigger, "external_id": run.external_id,
             "code_version": run.code_version,
             "started_at": run.started_at.isoformat() if run.started_at else None}
         label_col = s.get(DatasetVersion, version_id).label_column
+        # the decision carries the scan it judged; the tags are the fallback before a decision
+        scan = {**tags.scan_status(s, version_id), "tags": tags.column_tags(s, version_id, source="pii-scan")}
+    # its own transaction: on SQLite every transaction holds the write lock (BEGIN
+    # IMMEDIATE), so the whole-log walk must not also span the queries above
+    with ctx.session() as s:
+        entries, problems = verify_chain(s)
     ref = info["ref"]
     validation, screening, decision = (finished(ctx, ref, name)[2] for name in ("validate", "screen", "decide"))
+    policy = load_policy(ctx.settings.decision_policy)
     figures = None
     if screening and screening.get("status") == "done" and Path(screening["scores_path"]).is_file():
         table = read_table(ctx, version_id)
@@ -65,6 +77,11 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
         "validation": validation,
         "screening": screening,
         "figures": figures,
+        "canary": canary_section(screening, floor=policy.canary.get("min_recall")),
+        "leakage": leakage_section(screening),
+        "diff": diff_section(screening),
+        "pii": pii_section((decision or {}).get("pii") or scan,
+                           watched=list(policy.pii.get("quarantine_on") or [])),
         "decision": decision,
         "audit": {"entries": entries, "intact": not problems, "problems": problems},
     }
@@ -82,6 +99,7 @@ def _summary(decision: dict[str, Any] | None, screening: dict[str, Any] | None) 
         n=decision.get("excluded_rows", n), rows=rows,
         frac=(decision.get("excluded_rows", n) / rows) if rows else 0.0)
     order = {"reject": 0, "quarantine": 1, "trim": 2, "approve": 3}
-    why = sorted(decision.get("reasons") or [], key=lambda r: order.get(r.get("outcome"), 9))
+    why = sorted(({**r, "section": SECTION_OF_CHECK.get(r.get("check"))} for r in decision.get("reasons") or []),
+                 key=lambda r: order.get(r.get("outcome"), 9))
     return {"outcome": outcome, "headline": headline, "why": why,
             "n_rows": rows, "n_flagged": n, "policy_version": decision.get("policy_version")}

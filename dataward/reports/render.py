@@ -42,6 +42,7 @@ def charts(doc: dict[str, Any]) -> dict[str, Any]:
     """SVG charts (as data URIs) drawn from the document's figures."""
     figs = doc.get("figures") or {}
     out: dict[str, Any] = {"screens": {}, "per_class": None, "projection": None}
+    out.update(check_charts(doc))
     for s in figs.get("screens", []):
         h = s.get("histogram")
         if not h:
@@ -62,6 +63,57 @@ def charts(doc: dict[str, Any]) -> dict[str, Any]:
         out["projection"] = svg.data_uri(svg.scatter(
             [(p[0], p[1], p[2]) for p in proj["points"]],
             title=f"2-D projection ({proj['n_shown']} of {proj['n_rows']} rows)"))
+    return out
+
+
+def check_charts(doc: dict[str, Any]) -> dict[str, str | None]:
+    """Charts of the canary, leakage, diff and personal-data sections (data URIs or None)."""
+    out: dict[str, str | None] = {"canary": None, "leakage": None, "diff_labels": None,
+                                  "diff_drift": None, "pii": None}
+    can = doc.get("canary") or {}
+    if can.get("status") == "done":
+        labels = ["verdict (flagged)"] + [f"{s['name']} @ {s['budget']}" if s.get("budget") is not None
+                                          else s["name"] for s in can["screens"]]
+        values = [can.get("recall")] + [s.get("recall_at_budget") for s in can["screens"]]
+        colors = [svg.FLAGGED if can.get("met_floor") is False else svg.CLEAN] + [svg.MUTED] * len(can["screens"])
+        floor = can.get("min_recall")
+        out["canary"] = svg.data_uri(svg.hbars(
+            labels, values, percent=True, colors=colors, title="Canaries caught (recall)",
+            markers=[(floor, f"policy floor {floor:.0%}")] if floor is not None else []))
+    leak = doc.get("leakage") or {}
+    if leak.get("status") == "done":
+        labels = ["exact duplicates", "conflicting labels", "near duplicates"]
+        values = [leak["exact"].get("n_rows") or 0, leak["conflicting_labels"].get("n_rows") or 0,
+                  leak["near"].get("n_rows") or 0]
+        for e in leak.get("evaluation") or []:
+            short = e["name"].rsplit("/", 1)[-1]
+            labels += [f"{short}: exact copies", f"{short}: near copies"]
+            values += [e.get("exact_eval_rows"), e.get("near_eval_rows")]
+        out["leakage"] = svg.data_uri(svg.hbars(labels, values, title="Duplicate and leaked rows"))
+    diff = doc.get("diff") or {}
+    if diff.get("status") == "done":
+        lab = diff.get("labels") or {}
+        classes = lab.get("classes") or []
+        if classes:
+            out["diff_labels"] = svg.data_uri(svg.grouped_bars(
+                classes, {diff["a"]: [int((lab.get("counts_a") or {}).get(c, 0)) for c in classes],
+                          diff["b"]: [int((lab.get("counts_b") or {}).get(c, 0)) for c in classes]},
+                title="Rows per class: previous approved vs this version"))
+        top = (diff.get("drift") or {}).get("top_columns") or []
+        if top:
+            band = {"major": svg.FLAGGED, "moderate": svg.THRESHOLD}
+            out["diff_drift"] = svg.data_uri(svg.hbars(
+                [t["column"] for t in top], [t.get("psi") for t in top], title="Feature drift (PSI), largest first",
+                colors=[band.get(t["band"], svg.CLEAN) for t in top],
+                max_value=max(max(t.get("psi") or 0 for t in top), 0.3),
+                markers=[(0.1, "0.1"), (0.25, "0.25")]))
+    pii = doc.get("pii") or {}
+    if pii.get("status") == "done" and pii.get("tags"):
+        tags = pii["tags"][:20]
+        out["pii"] = svg.data_uri(svg.hbars(
+            [f"{t['column']}: {t['tag']}" for t in tags], [t.get("fraction") for t in tags], percent=True,
+            colors=[svg.FLAGGED if t.get("acted_on") else svg.THRESHOLD for t in tags],
+            title="Share of sampled values holding personal data"))
     return out
 
 

@@ -183,3 +183,56 @@ def rgb_image(pixels: Sequence[Sequence[float]], side_h: int, side_w: int, *, sc
         body.append(f"<rect x='{c * scale}' y='{r * scale}' width='{scale}' height='{scale}' "
                     f"fill='rgb({int(r_ * mul)},{int(g_ * mul)},{int(b_ * mul)})'/>")
     return _svg(side_w * scale, side_h * scale, body, "row thumbnail")
+
+
+def hbars(labels: Sequence[str], values: Sequence[float | None], *, title: str = "",
+          max_value: float | None = None, percent: bool = False,
+          markers: Sequence[tuple[float, str]] = (), colors: Sequence[str] | None = None,
+          width: int = 460, bar_height: int = 18) -> str:
+    """One horizontal bar per label (a missing value draws no bar and reads "n/a").
+
+    ``percent``: values are fractions in 0..1, labelled as percentages, axis 0..100%.
+    ``markers``: ``(value, name)`` dashed vertical lines (a policy floor, a PSI band).
+    ``colors``: one colour per bar (default: all blue).
+    """
+    left = max(60, min(200, 7 * max((len(str(x)) for x in labels), default=4) + 10))
+    right, top, bottom = 46, 36, 22
+    n = max(len(labels), 1)
+    height = top + bottom + n * (bar_height + 6)
+    pw = width - left - right
+    finite = [float(v) for v in values if v is not None]
+    vmax = max_value if max_value is not None else (1.0 if percent else max(finite + [1.0]))
+    vmax = max(vmax, max([m for m, _ in markers] + [0.0]), 1e-12)
+
+    def sx(v: float) -> float:
+        return left + max(min(v / vmax, 1.0), 0.0) * pw
+
+    body = [f"<text x='4' y='16' {FONT} font-size='12' font-weight='bold' fill='{INK}'>{escape(title)}</text>"]
+    for frac in (0, 0.5, 1):
+        x = left + frac * pw
+        label = f"{frac * vmax:.0%}" if percent else _num(frac * vmax)
+        body.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top - 2}' y2='{height - bottom}' stroke='{GRID}'/>")
+        body.append(f"<text x='{x:.1f}' y='{height - 8}' {FONT} font-size='9' fill='{MUTED}' "
+                    f"text-anchor='middle'>{label}</text>")
+    for i, (name, v) in enumerate(zip(labels, values)):
+        y = top + i * (bar_height + 6)
+        body.append(f"<text x='{left - 6}' y='{y + bar_height * 0.7:.1f}' {FONT} font-size='10' fill='{INK}' "
+                    f"text-anchor='end'>{escape(str(name))}</text>")
+        if v is None:
+            body.append(f"<text x='{left + 4}' y='{y + bar_height * 0.7:.1f}' {FONT} font-size='10' "
+                        f"fill='{MUTED}'>n/a</text>")
+            continue
+        color = (colors[i] if colors and i < len(colors) else None) or CLEAN
+        w = sx(float(v)) - left
+        if w > 0:
+            body.append(f"<rect x='{left}' y='{y}' width='{w:.1f}' height='{bar_height}' fill='{color}'/>")
+        text = f"{float(v):.0%}" if percent else _num(float(v))
+        body.append(f"<text x='{left + w + 4:.1f}' y='{y + bar_height * 0.7:.1f}' {FONT} font-size='10' "
+                    f"fill='{INK}'>{text}</text>")
+    for value, name in markers:
+        x = sx(value)
+        body.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top - 6}' y2='{height - bottom}' stroke='{THRESHOLD}' "
+                    f"stroke-width='2' stroke-dasharray='5,3'/>")
+        body.append(f"<text x='{x - 3:.1f}' y='{top - 9}' {FONT} font-size='9' fill='{THRESHOLD}' "
+                    f"text-anchor='end'>{escape(name)}</text>")
+    return _svg(width, height, body, title or "bar chart")

@@ -122,7 +122,7 @@ def datasets(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     from lineage.queries import list_versions
 
     ctx = _ctx()
-    with ctx.session() as s:
+    with ctx.session(read_only=True) as s:
         rows = list_versions(s)
     if as_json:
         _print_json(rows)
@@ -147,7 +147,7 @@ def lineage_show(
     from lineage.queries import describe
 
     ctx = _ctx()
-    with ctx.session() as s:
+    with ctx.session(read_only=True) as s:
         info = describe(s, resolve(s, ref))
     if as_json:
         _print_json(info)
@@ -199,7 +199,7 @@ def audit_verify(
     from lineage.models import DataFile
 
     ctx = _ctx()
-    with ctx.session() as s:
+    with ctx.session(read_only=True) as s:
         count, problems = verify_chain(s)
         checked = 0
         if files:

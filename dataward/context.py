@@ -36,7 +36,7 @@ class Context:
 
         return load_policy(self.settings.licence_policy)
 
-    def session(self):
+    def session(self, *, read_only: bool = False):
         from lineage.db import session_scope
 
-        return session_scope(self.engine)
+        return session_scope(self.engine, read_only=read_only)

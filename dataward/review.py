@@ -52,7 +52,7 @@ def awaiting_review(ctx: Context) -> list[dict[str, Any]]:
     from dataward.stages.common import finished
     from lineage.models import Dataset, Decision, DatasetVersion
 
-    with ctx.session() as s:
+    with ctx.session(read_only=True) as s:
         versions = s.execute(select(DatasetVersion).join(Dataset)
                              .where(DatasetVersion.status == AWAITING)
                              .order_by(DatasetVersion.created_at, Dataset.name)).scalars().all()

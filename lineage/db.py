@@ -79,7 +79,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # pragma: no cover - driver hook
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only scopes take no write lock: under WAL they never block a writer.
+        read_only = conn.get_execution_options().get("dataward_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def get_engine(url: str) -> Engine:
@@ -152,9 +154,15 @@ def upgrade(engine: Engine) -> None:
 
 
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error.
+
+    ``read_only=True`` is for long reads (listings, audit verification, reports): on
+    SQLite it starts a deferred transaction, so it never holds the write lock that
+    other processes' writers wait for. Writing in such a scope is a bug.
+    """
+    bind = engine.execution_options(dataward_read_only=True) if read_only else engine
+    factory = sessionmaker(bind=bind, expire_on_commit=False)
     session = factory()
     try:
         yield session

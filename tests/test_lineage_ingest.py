@@ -322,3 +322,27 @@ def test_console_script_bad_input_is_one_line(home, tmp_path, cli_process):
     r = cli_process("ingest", str(tmp_path / "missing"), "--manifest", str(tmp_path / "m.yaml"))
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_sqlite_read_only_scope_does_not_block_writers(db_url):
+    """A long read (listing, audit walk, report) must not hold SQLite's write lock."""
+    import sqlite3
+
+    from sqlalchemy import text
+
+    select_one = text("select count(*) from audit_log")
+    engine = get_engine(db_url)
+    path = db_url.split("///", 1)[1]
+    with session_scope(engine, read_only=True) as s:
+        s.execute(select_one).scalar()
+        other = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # would raise 'database is locked' under a write lock
+        other.execute("ROLLBACK")
+        other.close()
+    with session_scope(engine) as s:
+        s.execute(select_one).scalar()
+        other = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()

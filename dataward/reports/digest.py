@@ -45,7 +45,7 @@ def build_digest(ctx: Context, since: datetime, until: datetime | None = None) -
 
     until = until or datetime.now(timezone.utc)
     entries: dict[int, dict[str, Any]] = {}
-    with ctx.session() as s:
+    with ctx.session(read_only=True) as s:
         rows = s.execute(select(StageResult).where(StageResult.finished_at >= since,
                                                    StageResult.finished_at < until)).scalars().all()
         for vid in {r.version_id for r in rows}:
@@ -64,7 +64,7 @@ def version_entry(ctx: Context, ref: str) -> dict[str, Any]:
     """The digest entry of one version (what the review page shows)."""
     from lineage.ingest import resolve
 
-    with ctx.session() as s:
+    with ctx.session(read_only=True) as s:
         return _entry(s, resolve(s, ref).id)
 
 

@@ -40,7 +40,7 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
     from dataward.policy import load_policy
     from dataward.stages.common import finished, read_table
 
-    with ctx.session() as s:
+    with ctx.session(read_only=True) as s:
         v = resolve(s, ref)
         info, version_id = describe(s, v), v.id
         run = s.get(PipelineRun, run_id) if run_id else None
@@ -51,9 +51,9 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
         label_col = s.get(DatasetVersion, version_id).label_column
         # the decision carries the scan it judged; the tags are the fallback before a decision
         scan = {**tags.scan_status(s, version_id), "tags": tags.column_tags(s, version_id, source="pii-scan")}
-    # its own transaction: on SQLite every transaction holds the write lock (BEGIN
-    # IMMEDIATE), so the whole-log walk must not also span the queries above
-    with ctx.session() as s:
+    # a read-only transaction: on SQLite it takes no write lock, so the whole-log
+    # walk never blocks writers in other processes
+    with ctx.session(read_only=True) as s:
         entries, problems = verify_chain(s)
     ref = info["ref"]
     validation, screening, decision = (finished(ctx, ref, name)[2] for name in ("validate", "screen", "decide"))

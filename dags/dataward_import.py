@@ -11,9 +11,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from dataward.airflow_support import SCREEN_QUEUE, approved_asset
+from dataward_common import stage_chain
 
-APPROVED = approved_asset()
 _opt = {"type": ["null", "string"], "default": None}
 
 
@@ -50,43 +49,7 @@ def dataward_import():
         ctx = get_current_context()
         return ingest_task(dict(ctx["params"]), trigger="airflow:import", external_id=ctx["run_id"])
 
-    @task
-    def validate(info: dict) -> dict:
-        from dataward.airflow_support import stage_task
-
-        return stage_task("validate", info)
-
-    @task(queue=SCREEN_QUEUE)
-    def screen(info: dict) -> dict:
-        from dataward.airflow_support import stage_task
-
-        return stage_task("screen", info)
-
-    @task
-    def decide(info: dict) -> dict:
-        from dataward.airflow_support import stage_task
-
-        return stage_task("decide", info)
-
-    @task
-    def report(info: dict) -> dict:
-        from dataward.airflow_support import stage_task
-
-        return stage_task("report", info)
-
-    @task(outlets=[APPROVED])
-    def publish(info: dict, *, outlet_events=None) -> dict:
-        from dataward.airflow_support import finish_task, stage_task
-
-        info = stage_task("publish", info)
-        summary = finish_task(info)
-        print(f"dataward: {summary}")
-        if info["publish"].get("published"):
-            outlet_events[APPROVED].extra = {"ref": summary["snapshot"], "source": info["ref"],
-                                             "path": info["publish"]["path"]}
-        return summary
-
-    publish(report(decide(screen(validate(ingest())))))
+    stage_chain(ingest())
 
 
 dataward_import()

@@ -11,9 +11,8 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 
-from dataward.airflow_support import SCREEN_QUEUE, approved_asset
+from dataward_common import stage_chain
 
-APPROVED = approved_asset()
 
 
 @dag(
@@ -47,42 +46,7 @@ def dataward_nightly():
                                trigger="airflow:nightly", external_id=ctx["run_id"])
             return {**info, "arrival_marker": arrival["marker"]}
 
-        @task
-        def validate(info: dict) -> dict:
-            from dataward.airflow_support import stage_task
-
-            return stage_task("validate", info)
-
-        @task(queue=SCREEN_QUEUE)
-        def screen(info: dict) -> dict:
-            from dataward.airflow_support import stage_task
-
-            return stage_task("screen", info)
-
-        @task
-        def decide(info: dict) -> dict:
-            from dataward.airflow_support import stage_task
-
-            return stage_task("decide", info)
-
-        @task
-        def report(info: dict) -> dict:
-            from dataward.airflow_support import stage_task
-
-            return stage_task("report", info)
-
-        @task(outlets=[APPROVED])
-        def publish(info: dict, *, outlet_events=None) -> dict:
-            from dataward.airflow_support import finish_task, stage_task
-
-            info = stage_task("publish", info)
-            summary = finish_task(info)
-            if info["publish"].get("published"):
-                outlet_events[APPROVED].extra = {"ref": summary["snapshot"], "source": info["ref"],
-                                                 "path": info["publish"]["path"]}
-            return summary
-
-        return publish(report(decide(screen(validate(ingest(arrival))))))
+        return stage_chain(ingest(arrival))
 
     process.expand(arrival=find_arrivals())
 

@@ -57,3 +57,24 @@ def pair_flips(y, rate, n_classes, rng):
     y = y.copy()
     y[idx] = (y[idx] + 1) % n_classes
     return y, idx
+
+
+def shifted_patch_trigger(X, shape, rows: slice, cols: slice, value: str = "max"):
+    """A solid patch at another position/shape (e.g. a 2 x 4 bar top-left), set to the data's max."""
+    X = X.copy().reshape(len(X), *shape)
+    X[:, rows, cols] = X.max() if value == "max" else X.min()
+    return X.reshape(len(X), -1)
+
+
+def feature_value_trigger(X, cols, values):
+    """Set each of a few columns to its own rare value (one value per column)."""
+    X = X.copy()
+    X[:, cols] = np.asarray(values)[None, :]
+    return X
+
+
+def embedding_trigger(X, direction, strength: float):
+    """Push unit-norm embeddings along one fixed direction, then re-normalise
+    (a trigger phrase shifts sentence embeddings this way)."""
+    Z = X + strength * direction[None, :]
+    return Z / np.linalg.norm(Z, axis=1, keepdims=True)

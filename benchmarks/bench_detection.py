@@ -1,6 +1,8 @@
-"""Detection benchmark: planted poisons on scikit-learn's digits and on a synthetic
-tabular problem, every screen and two peers, and a model retrained without the
-flagged rows.
+"""Detection benchmark: planted poisons on scikit-learn's digits, a synthetic tabular
+problem and five generalisation sets (wine, breast cancer, an imbalanced weak-probe
+problem, an embedding column, digits as an image column with another trigger), every
+screen and two peers, and a model retrained without the flagged rows. One
+configuration for all; nothing is tuned per case.
 
     python benchmarks/bench_detection.py [--quick] [--seed 0]
 
@@ -8,7 +10,10 @@ Metrics per case (poison rate eps, n_p poisoned rows):
   AUROC     of each per-row score against the planted truth;
   R@b, P@b  recall / precision of the top 1.5 x n_p rows (per class, 1.5 x eps x n_c,
             for the per-class screens spectral / activation clustering / ART peer);
-  flagged   F1 and flag rate of screen_table's combined verdict;
+  flagged   recall, precision, F1 of screen_table's combined verdict, and its flag rate
+            on the clean rows (clean_flag_rate; the goal is <= 2 % everywhere);
+  probe_acc cross-validated probe accuracy on the (poisoned) labels; anch_acc the
+            reference-anchored probe's accuracy on the clean rows;
   acc, dAcc accuracy of an MLP retrained without the flagged rows, and its difference
             to one retrained without exactly the poisoned rows (oracle);
   ASR       attack success (triggered non-target test rows classified as the target)
@@ -166,35 +171,116 @@ SCREENS = ["spectral", "label_noise", "influence", "activation_cluster", "peer_c
 PER_CLASS = {"spectral", "activation_cluster", "peer_art_spectral"}
 
 
-def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed):
+def as_frame(X, y, embedding=False, image=False):
+    """A pandas frame with one column per feature, or a table with one fixed-length list column."""
+    if embedding or image:
+        import pyarrow as pa
+
+        d = X.shape[1]
+        col = pa.FixedSizeListArray.from_arrays(pa.array(X.astype(np.float32).ravel()), d)
+        return pa.table({"img" if image else "emb": col, "label": pa.array(y)})
+    cols = [f"x{i}" for i in range(X.shape[1])]
+    return pd.DataFrame(X, columns=cols).assign(label=y)
+
+
+def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed, kind="tabular"):
     (Xr, yr), (Xt, yt) = ref, test
-    cols = [f"x{i}" for i in range(Xtr.shape[1])]
-    df = pd.DataFrame(Xtr, columns=cols).assign(label=ytr)
-    rf = pd.DataFrame(Xr, columns=cols).assign(label=yr)
+    emb, img = kind == "embedding", kind == "image"
     t = time.perf_counter()
-    res = screen_table(df, label_col="label", reference=rf, config=config)
+    res = screen_table(as_frame(Xtr, ytr, emb, img), label_col="label", reference=as_frame(Xr, yr, emb, img),
+                       config=config)
     secs = time.perf_counter() - t
     scores = {k: res.scores[k].to_numpy() for k in ("spectral", "label_noise", "influence", "activation_cluster")}
     scores["peer_cleanlab_lr"], peer_flags = peer_cleanlab_logreg(Xtr, ytr, seed)
     scores["peer_art_spectral"] = peer_art_spectral(res.representations, ytr)
     flagged = res.scores["flagged"].to_numpy()
-    row = {"data": name, "case": case, "n_poison": int(truth.sum()), "secs": secs}
+    row = {"data": name, "case": case, "n": len(ytr), "n_ref": len(yr), "n_poison": int(truth.sum()), "secs": secs,
+           "probe_acc": res.summary["probe"]["cv_accuracy"],
+           "anch_acc": float((res.pred_probs.argmax(1) == ytr)[~truth].mean())}
     for s in SCREENS:
         row[f"{s}:auc"] = roc_auc_score(truth, scores[s]) if 0 < truth.sum() < len(truth) else np.nan
         row[f"{s}:R@b"], row[f"{s}:P@b"] = at_budget(scores[s], truth, ytr, s in PER_CLASS)
     row["flag_rate"] = flagged.mean()
+    row["clean_flag_rate"] = flagged[~truth].mean()
     row["F1"] = f1_score(truth, flagged) if truth.any() else np.nan
     row["recall"] = (flagged & truth).sum() / truth.sum() if truth.any() else np.nan
+    row["precision"] = (flagged & truth).sum() / max(flagged.sum(), 1) if truth.any() else np.nan
     row["peer_F1"] = f1_score(truth, peer_flags) if truth.any() else np.nan
     Xtrig = None
     if trig is not None:
         Xtrig = trig(Xt[yt != target])
     acc_o, asr_o = retrain(Xtr, ytr, ~truth, Xt, yt, Xtrig, target, seed)
     acc_f, asr_f = retrain(Xtr, ytr, ~flagged, Xt, yt, Xtrig, target, seed)
-    _, asr_0 = retrain(Xtr, ytr, np.ones(len(ytr), bool), Xt, yt, Xtrig, target, seed) if trig is not None else (0, np.nan)
-    row.update({"acc": acc_f, "dAcc": 100 * (acc_f - acc_o), "ASR_before": asr_0, "ASR_after": asr_f,
-                "est_rate": res.summary["estimated_poison_rate"]})
+    acc_0, asr_0 = retrain(Xtr, ytr, np.ones(len(ytr), bool), Xt, yt, Xtrig, target, seed)
+    row.update({"acc_before": acc_0, "acc": acc_f, "dAcc": 100 * (acc_f - acc_o), "ASR_before": asr_0,
+                "ASR_after": asr_f, "est_rate": res.summary["estimated_poison_rate"]})
     return row
+
+
+def _rate(case):
+    return float(case.split("-")[-1].rstrip("%")) / 100
+
+
+def plant_generic(case, X, y, target, rng, n_classes, trigger):
+    """``trigger-R%`` (dirty label, ``trigger(X)``), ``uniform-R%``, ``pair-R%`` or ``clean``."""
+    truth = np.zeros(len(y), bool)
+    y2, X2, trig = y.copy(), X.copy(), None
+    if case.startswith("trigger"):
+        idx = P.pick_dirty(y, _rate(case), target, rng)
+        X2[idx] = trigger(X[idx])
+        y2[idx] = target
+        trig = trigger
+    elif case.startswith(("uniform", "pair")):
+        fn = P.uniform_flips if case.startswith("uniform") else P.pair_flips
+        y2, idx = fn(y, _rate(case), n_classes, rng)
+    else:
+        idx = np.array([], int)
+    truth[idx] = True
+    return X2, y2, truth, trig
+
+
+def generalization_sets(seed):
+    """Non-digits data sets: (name, X, y, (n_train, n_ref), target, trigger, cases, kind)."""
+    from sklearn.datasets import load_breast_cancer, load_wine
+
+    out = []
+    # wine: 178 rows, 13 features, 3 classes; two-feature value trigger
+    X, y = load_wine(return_X_y=True)
+    wcols = np.array([0, 9])
+    wvals = [np.quantile(X[:, 0], 0.01), np.quantile(X[:, 9], 0.99)]
+    out.append(("wine", X, y, (100, 40), 1, lambda Z: P.feature_value_trigger(Z, wcols, wvals),
+                ["clean", "trigger-6%", "uniform-10%"], "tabular"))
+    # breast cancer: 569 rows, 30 features, 2 classes
+    X, y = load_breast_cancer(return_X_y=True)
+    bcols = np.array([3, 21])
+    bvals = [np.quantile(X[:, 3], 0.005), np.quantile(X[:, 21], 0.995)]
+    out.append(("breast_cancer", X, y, (330, 100), 0, lambda Z: P.feature_value_trigger(Z, bcols, bvals),
+                ["clean", "trigger-4%", "uniform-10%"], "tabular"))
+    # imbalanced classes, weak probe (~75 % accuracy), 4 classes
+    X, y = make_classification(n_samples=3000, n_features=20, n_informative=8, n_redundant=4, n_classes=4,
+                               n_clusters_per_class=2, class_sep=0.9, weights=[0.5, 0.25, 0.15, 0.10],
+                               flip_y=0.0, random_state=seed + 21)
+    icols = np.array([1, 7])
+    ivals = [np.quantile(X[:, 1], 0.995), np.quantile(X[:, 7], 0.005)]
+    out.append(("weak_imbalanced", X, y, (1800, 450), 3, lambda Z: P.feature_value_trigger(Z, icols, ivals),
+                ["clean", "trigger-3%", "uniform-10%"], "tabular"))
+    # embedding column: unit-norm 48-d "sentence embeddings" of 6 topics; trigger = fixed shift
+    rng = np.random.default_rng(seed + 31)
+    Xc, ye = make_classification(n_samples=2400, n_features=24, n_informative=10, n_redundant=4, n_classes=6,
+                                 n_clusters_per_class=1, class_sep=1.2, random_state=seed + 31)
+    Q, _ = np.linalg.qr(rng.standard_normal((48, 48)))
+    Xe = np.concatenate([Xc, 0.5 * rng.standard_normal((len(Xc), 24))], 1) @ Q
+    Xe /= np.linalg.norm(Xe, axis=1, keepdims=True)
+    u = rng.standard_normal(48)
+    u /= np.linalg.norm(u)
+    out.append(("embedding", Xe, ye, (1400, 350), 5, lambda Z: P.embedding_trigger(Z, u, 0.6),
+                ["clean", "trigger-3%", "pair-10%"], "embedding"))
+    # digits as an image column (CNN probe), a 2 x 4 bar in the top-left corner
+    X, y = load_digits(return_X_y=True)
+    out.append(("digits_image", X.astype(np.float64), y, (1078, 269), 7,
+                lambda Z: P.shifted_patch_trigger(Z, (8, 8), slice(0, 2), slice(0, 4)),
+                ["clean", "trigger-4%"], "image"))
+    return out
 
 
 def main(argv=None):
@@ -202,24 +288,32 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer cases")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (tiny models: 1 is fastest)")
-    ap.add_argument("--only", default=None, help="digits or tabular")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated data sets: digits, tabular, wine, breast_cancer, weak_imbalanced, "
+                         "embedding, digits_image")
+    ap.add_argument("--cases", default=None, help="comma-separated case names to keep (e.g. clean,blend-3%%)")
     args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    config = ScreenConfig(seed=args.seed)
+    only = None if args.only is None else set(args.only.split(","))
+    keep = None if args.cases is None else set(args.cases.split(","))
+    config = ScreenConfig(seed=args.seed, threads=args.threads)
     rows = []
-    if args.only in (None, "digits"):
+
+    def want(data, case):
+        return (only is None or data in only) and (keep is None or case in keep)
+
+    if only is None or "digits" in only:
         X, y = load_digits(return_X_y=True)
         X = X.astype(np.float64)
         (Xtr, ytr), ref, test = split(X, y, 1078, 269, args.seed)
         target = 0
         for case in digits_cases(args.quick):
+            if not want("digits", case):
+                continue
             rng = np.random.default_rng(args.seed + zlib.crc32(case.encode()) % 1000)
             X2, y2, truth, trig = plant_digits(case, Xtr, ytr, target, rng)
             rows.append(run_case("digits", case, X2, y2, truth, trig, ref, test, target, config, args.seed))
             print_row(rows[-1])
-    if args.only in (None, "tabular"):
+    if only is None or "tabular" in only:
         X, y = make_classification(n_samples=2500, n_features=30, n_informative=12, n_redundant=6,
                                    n_classes=5, n_clusters_per_class=2, class_sep=1.5,
                                    random_state=args.seed + 11)
@@ -231,9 +325,20 @@ def main(argv=None):
         if not args.quick:
             cases = ["clean", "trigger-2%", "trigger-5%", "uniform-10%", "uniform-15%", "pair-10%", "pair-15%"]
         for case in cases:
+            if not want("tabular", case):
+                continue
             rng = np.random.default_rng(args.seed + zlib.crc32(case.encode()) % 1000)
             X2, y2, truth, trig = plant_tabular(case, Xtr, ytr, 2, rng, 5, trig_cols, trig_value)
             rows.append(run_case("tabular", case, X2, y2, truth, trig, ref, test, 2, config, args.seed))
+            print_row(rows[-1])
+    for name, X, y, (n_tr, n_ref), target, trigger, cases, kind in generalization_sets(args.seed):
+        (Xtr, ytr), ref, test = split(X, y, n_tr, n_ref, args.seed)
+        for case in cases:
+            if not want(name, case):
+                continue
+            rng = np.random.default_rng(args.seed + zlib.crc32(case.encode()) % 1000)
+            X2, y2, truth, trig = plant_generic(case, Xtr, ytr, target, rng, len(np.unique(y)), trigger)
+            rows.append(run_case(name, case, X2, y2, truth, trig, ref, test, target, config, args.seed, kind))
             print_row(rows[-1])
     print_tables(pd.DataFrame(rows))
 
@@ -254,8 +359,8 @@ def print_tables(df):
                        zip(df[f"{s}:auc"], df[f"{s}:R@b"], df[f"{s}:P@b"])]
     print(t.to_string(index=False))
     print("\nCombined verdict and retraining (MLP without flagged rows; dAcc vs oracle removal, points):")
-    v = df[["data", "case", "n_poison", "flag_rate", "est_rate", "recall", "F1", "peer_F1", "acc", "dAcc",
-            "ASR_before", "ASR_after", "secs"]]
+    v = df[["data", "case", "n", "n_ref", "n_poison", "probe_acc", "anch_acc", "clean_flag_rate", "recall",
+            "precision", "F1", "peer_F1", "acc_before", "acc", "dAcc", "ASR_before", "ASR_after", "secs"]]
     print(v.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
 

@@ -9,8 +9,16 @@ The array-level screens live in ``screening.spectral``, ``screening.label_noise`
 is cheap: torch, cleanlab and pandas load on first use of ``screen_table``.
 """
 
-from .config import ScreenConfig
-from .errors import ScreeningInputError
+import os as _os
+
+# OpenMP's default active wait makes idle torch threads spin for a core; on a shared,
+# contended CPU that turned seconds into minutes. Passive waiting costs nothing
+# measurable here. Only effective when screening is imported before torch, and never
+# overrides a value the operator set.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from .config import ScreenConfig  # noqa: E402
+from .errors import ScreeningInputError  # noqa: E402
 
 __all__ = ["screen_table", "ScreenConfig", "ScreenResult", "ScreeningInputError"]
 

@@ -51,6 +51,25 @@ class BatchedMLP(nn.Module):
         return one
 
 
+def _schedule(sizes, config):
+    """(batch size, steps per epoch, total steps, sample with replacement?) for the fit.
+
+    Small data: whole shuffled epochs, about ``config.target_steps`` optimiser steps.
+    Large data (one epoch would already exceed ``target_steps`` steps): the batch grows
+    up to ``config.max_batch_size`` and ``target_steps`` batches are drawn at random, so
+    the cost of a fit stops growing with N (a probe does not need every row to learn
+    the classes; every row is still *scored*).
+    """
+    bs = min(config.batch_size, min(sizes))
+    steps_per_epoch = math.ceil(max(sizes) / bs)
+    if config.epochs is None and steps_per_epoch > config.target_steps:
+        bs = min(max(config.batch_size, math.ceil(max(sizes) / config.target_steps)),
+                 max(config.max_batch_size, config.batch_size), min(sizes))
+        return bs, config.target_steps, config.target_steps, True
+    epochs = config.epochs or max(1, min(config.max_epochs, math.ceil(config.target_steps / steps_per_epoch)))
+    return bs, steps_per_epoch, epochs * steps_per_epoch, False
+
+
 def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpoints=0):
     """Train one MLP per index array in ``train_sets`` (rows of X (n, d), y (n,)).
 
@@ -61,12 +80,11 @@ def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpo
     gen = generator(seed)
     model = BatchedMLP(F, X.shape[1], config.hidden, config.rep_dim, n_classes, gen).to(device)
     sizes = [len(s) for s in train_sets]
-    bs = min(config.batch_size, min(sizes))
-    steps_per_epoch = math.ceil(max(sizes) / bs)
-    epochs = config.epochs or max(1, min(config.max_epochs, math.ceil(config.target_steps / steps_per_epoch)))
-    total = epochs * steps_per_epoch
+    bs, steps_per_epoch, total, sampled = _schedule(sizes, config)
+    epochs = total // steps_per_epoch
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
+    # zero-copy on CPU (X is float32 and C-contiguous in screen_table)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
     sets = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in train_sets]
@@ -75,9 +93,12 @@ def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpo
     model.train()
     for _ in range(epochs):
         # one shuffled pass per model; shorter sets wrap around so all models step together
-        perms = [s[torch.randperm(len(s), generator=gen)] for s in sets]
+        perms = None if sampled else [s[torch.randperm(len(s), generator=gen)] for s in sets]
         for k in range(steps_per_epoch):
-            idx = torch.stack([p[(torch.arange(k * bs, (k + 1) * bs)) % len(p)] for p in perms]).to(device)
+            if sampled:
+                idx = torch.stack([s[torch.randint(len(s), (bs,), generator=gen)] for s in sets]).to(device)
+            else:
+                idx = torch.stack([p[(torch.arange(k * bs, (k + 1) * bs)) % len(p)] for p in perms]).to(device)
             logits = model(Xt[idx])  # (F, bs, K)
             loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
                                                reduction="sum") / bs
@@ -96,14 +117,21 @@ def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpo
 
 
 @torch.no_grad()
-def predict_member(model: BatchedMLP, f: int, X, *, device, batch_size=8192):
-    """(probs (n, K) float64, reps (n, rep_dim) float32) of model f on X."""
+def predict_member(model: BatchedMLP, f: int, X, *, idx=None, device, batch_size=8192):
+    """(probs (n, K) float64, reps (n, rep_dim) float32) of model f on X[idx] (all rows if None).
+
+    Rows are gathered batch by batch, so no copy of X[idx] is ever made.
+    """
+    n = len(X) if idx is None else len(idx)
     probs, reps = [], []
-    for start in range(0, len(X), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(X[start:start + batch_size], dtype=np.float32)).to(device)
+    for start in range(0, n, batch_size):
+        part = X[start:start + batch_size] if idx is None else X[idx[start:start + batch_size]]
+        xb = torch.from_numpy(np.ascontiguousarray(part, dtype=np.float32)).to(device)
         h = torch.relu(xb @ model.w1[f] + model.b1[f])
         h = torch.relu(h @ model.w2[f] + model.b2[f])
         logits = h @ model.w3[f] + model.b3[f]
         probs.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
         reps.append(h.float().cpu().numpy())
+    if not probs:
+        return np.zeros((0, model.w3.shape[2])), np.zeros((0, model.w2.shape[2]), np.float32)
     return np.concatenate(probs), np.concatenate(reps)

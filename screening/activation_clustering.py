@@ -15,29 +15,45 @@ from .base import ScreenOutput, per_class_counts
 
 
 def activation_cluster_scores(representations: np.ndarray, labels: np.ndarray, *, n_components: int = 10,
-                              max_fraction: float = 0.35, seed: int = 0):
-    """Returns (scores (N,) float64, flagged (N,) bool)."""
+                              max_fraction: float = 0.35, seed: int = 0, max_fit_rows: int = 20000,
+                              batch_size: int = 65536):
+    """Returns (scores (N,) float64, flagged (N,) bool).
+
+    Args:
+        representations: (N, d) float array; labels: (N,) int class indices.
+        n_components: PCA dimensions per class; max_fraction: size rule for "poisoned".
+        max_fit_rows: PCA and k-means are fitted on at most this many rows of a class
+            (a seeded sample); every row is then assigned in batches, so memory stays
+            O(max_fit_rows d + batch d) for any N.
+    """
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
 
-    R = np.asarray(representations, dtype=np.float64)
     labels = np.asarray(labels)
-    scores = np.zeros(len(R))
-    flagged = np.zeros(len(R), dtype=bool)
+    rng = np.random.default_rng(seed)
+    scores = np.zeros(len(labels))
+    flagged = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) < 4:
             continue
-        Rc = R[idx] - R[idx].mean(0)
-        k = max(1, min(n_components, Rc.shape[1], len(idx) - 1))
-        Z = PCA(n_components=k, random_state=seed).fit_transform(Rc)
-        km = KMeans(n_clusters=2, n_init=4, random_state=seed).fit(Z)
-        lab = km.labels_
+        fit_idx = idx if len(idx) <= max_fit_rows else np.sort(rng.choice(idx, max_fit_rows, replace=False))
+        Rf = np.asarray(representations[fit_idx], dtype=np.float64)
+        mu = Rf.mean(0)
+        k = max(1, min(n_components, Rf.shape[1], len(fit_idx) - 1))
+        pca = PCA(n_components=k, random_state=seed).fit(Rf - mu)
+        km = KMeans(n_clusters=2, n_init=4, random_state=seed).fit(pca.transform(Rf - mu))
+        lab = np.empty(len(idx), dtype=np.int64)
+        margin = np.empty(len(idx))
+        for start in range(0, len(idx), batch_size):
+            part = idx[start:start + batch_size]
+            d = km.transform(pca.transform(np.asarray(representations[part], dtype=np.float64) - mu))
+            lb = d.argmin(1)
+            own = d[np.arange(len(part)), lb]
+            other = d[np.arange(len(part)), 1 - lb]
+            lab[start:start + len(part)] = lb
+            margin[start:start + len(part)] = (other - own) / (other + own + 1e-12)  # in [0, 1]
         sizes = np.bincount(lab, minlength=2) / len(idx)
-        d = km.transform(Z)  # (n_c, 2) distances to both centroids
-        own = d[np.arange(len(idx)), lab]
-        other = d[np.arange(len(idx)), 1 - lab]
-        margin = (other - own) / (other + own + 1e-12)  # in [0, 1]
         scores[idx] = (1.0 - sizes[lab]) + 1e-3 * margin
         small = int(np.argmin(sizes))
         if sizes[small] <= max_fraction:

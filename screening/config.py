@@ -32,6 +32,19 @@ class ScreenConfig:
         image_shape: (height, width) or (channels, height, width) for image columns
             whose length is not a perfect square.
         text_featurizer: name of the featurizer for string feature columns.
+        max_batch_size: the largest training batch; large tables train ``target_steps``
+            steps on random batches up to this size instead of whole epochs.
+        inference_batch_size: rows per forward pass when scoring.
+        threads: torch CPU threads inside ``screen_table`` (restored afterwards);
+            ``None``: 1 for small tables, else the usable cores up to 4.
+        max_representation_mb: memory cap for the (N, rep_dim) float32 representations;
+            above it rep_dim is halved (down to 8) so 10M-row tables stay in memory.
+        admit_quantile: self-training admits a data row only when its label margin is
+            above this quantile of the reference rows' out-of-fold margins (and above 0):
+            a row the probe is less sure of than of 3 in 4 trusted rows stays out, so a
+            half-believed poisoned row cannot teach the next round its trigger (measured
+            on digits blend-3%: with 0, two admitted blended rows taught the trigger and
+            every blended row ended up agreeing with its poisoned label).
 
     Screens
         spectral_method: ``"centred"`` (Tran, Li, Madry 2018, Algorithm 1) or
@@ -43,6 +56,9 @@ class ScreenConfig:
             a TRAK-style projection of wider gradients.
 
     Combined verdict (see ``combine.py``)
+        verdict_alpha: target flag rate on clean rows for the reference-calibrated
+            verdict (the conformal p-value level; the expected flag rate on clean rows is
+            at most ``max(alpha, 1 / (M + 1))`` for M reference rows).
         label_prob_cutoff: a row is implausibly labelled when the probe gives its label
             less than this probability *and* prefers another class. Applied only to a
             probe anchored on a trusted reference (calibrated against clean data).
@@ -62,14 +78,18 @@ class ScreenConfig:
     target_steps: int = 800
     max_epochs: int = 1000
     batch_size: int = 128
+    max_batch_size: int = 4096
     lr: float = 2e-3
     weight_decay: float = 1e-4
     n_checkpoints: int = 4
     self_training_rounds: int = 2
+    admit_quantile: float = 0.25
     input_kind: str = "auto"
     image_shape: tuple[int, ...] | None = None
     text_featurizer: str = "minilm"
     inference_batch_size: int = 8192
+    threads: int | None = None
+    max_representation_mb: int = 1024
 
     spectral_method: str = "centred"
     spectral_eps: float | None = None
@@ -77,6 +97,7 @@ class ScreenConfig:
     influence_projection_dim: int = 0
 
     label_prob_cutoff: float = 0.05
+    verdict_alpha: float = 0.02
     outlier_z: float = 3.5
     cluster_max_fraction: float = 0.35
     combine: str = "auto"

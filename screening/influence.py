@@ -66,20 +66,28 @@ def influence_scores(
     return out.cpu().numpy()
 
 
-def influence_screen(train, *, labels, classes, reference=None, outlier_z=3.5, device=None) -> ScreenOutput:
-    """``train``/``reference``: :class:`screening.probe.GradientFactors`. Flags robust-z outliers."""
+def influence_screen(train=None, *, labels, classes, reference=None, scores=None, mode=None,
+                     n_checkpoints=None, outlier_z=3.5, device=None) -> ScreenOutput:
+    """TracIn screen; flags robust-z outliers of the score (reported, not in the verdict).
+
+    Either ``train``/``reference`` (:class:`screening.probe.GradientFactors`) or precomputed
+    ``scores`` (N,) from :func:`screening.probe.tracin_influence` with its ``mode``
+    (``"reference"`` or ``"self-influence"``) and ``n_checkpoints``.
+    """
     from .base import robust_z
 
-    scores = influence_scores(
-        train.err, train.rep, lrs=train.lrs,
-        reference_err=None if reference is None else reference.err,
-        reference_rep=None if reference is None else reference.rep,
-        device=device,
-    )
+    if scores is None:
+        scores = influence_scores(
+            train.err, train.rep, lrs=train.lrs,
+            reference_err=None if reference is None else reference.err,
+            reference_rep=None if reference is None else reference.rep,
+            device=device,
+        )
+        mode = "reference" if reference is not None else "self-influence"
+        n_checkpoints = int(len(train.lrs))
     flagged = robust_z(scores) > outlier_z
     return ScreenOutput(scores, flagged, {
-        "parameters": {"mode": "reference" if reference is not None else "self-influence",
-                       "checkpoints": int(len(train.lrs)), "outlier_z": outlier_z},
+        "parameters": {"mode": mode, "checkpoints": int(n_checkpoints), "outlier_z": outlier_z},
         "flagged": int(flagged.sum()),
         "flagged_per_class": per_class_counts(flagged, labels, classes),
     })

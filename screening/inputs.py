@@ -180,8 +180,14 @@ def _features(table: pa.Table, cols: list[str], what: str, config, text_model=No
             return flat.reshape(flat.shape[0], *shape).astype(np.float32), "image"
         return flat.astype(np.float32), kind if kind != "auto" else "embedding"
 
-    blocks = []
+    # one float32 buffer filled column by column: no float64 copy of the whole table
+    widths = []
     for c in cols:
+        widths.append(int(np.prod(_list_to_matrix(table.column(c).slice(0, 1), c, what).shape[1:]))
+                      if _is_list(types[c]) else 1)
+    X = np.empty((table.num_rows, sum(widths)), dtype=np.float32)
+    at = 0
+    for c, w in zip(cols, widths):
         col = table.column(c)
         if _is_list(types[c]):
             arr = _list_to_matrix(col, c, what).reshape(len(col), -1)
@@ -191,15 +197,20 @@ def _features(table: pa.Table, cols: list[str], what: str, config, text_model=No
                     f"{what} feature column '{c}' has {col.null_count} NaN/missing value(s); "
                     "screening needs finite numbers"
                 )
-            arr = col.to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, 1)
+            arr = col.to_numpy(zero_copy_only=False).reshape(-1, 1)
+            if arr.dtype == bool:
+                arr = arr.astype(np.float32)
+        if arr.shape[1] != w:
+            raise ScreeningInputError(f"{what} column '{c}' holds arrays of different lengths")
         _check_finite(arr, c, what)
-        blocks.append(arr)
-    X = np.concatenate(blocks, axis=1).astype(np.float32)
+        X[:, at:at + w] = arr
+        at += w
     kind = config.input_kind if config.input_kind in ("tabular", "embedding") else "tabular"
     return X, kind
 
 
-def _labels(table: pa.Table, label_col: str, what: str) -> list:
+def _labels(table: pa.Table, label_col: str, what: str) -> np.ndarray:
+    """The label column as a numpy array (ints, or objects for strings), checked."""
     col = table.column(label_col)
     if col.null_count:
         raise ScreeningInputError(f"{what} label column '{label_col}' has {col.null_count} missing values")
@@ -211,10 +222,26 @@ def _labels(table: pa.Table, label_col: str, what: str) -> list:
                 f"{what} label column '{label_col}' holds non-integer numbers; "
                 "screening needs class labels (ints or strings)"
             )
-        return [int(v) for v in vals]
+        return vals.astype(np.int64)
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
-    return col.to_pylist()
+        t = col.type
+    if pa.types.is_integer(t) or pa.types.is_boolean(t):
+        return col.to_numpy(zero_copy_only=False)
+    return np.asarray(col.to_pylist(), dtype=object)
+
+
+def _encode(labels: np.ndarray, label_col: str):
+    """(sorted class list, (N,) int64 indices) without a Python object per row for ints."""
+    if labels.dtype != object:
+        classes_arr, y = np.unique(labels, return_inverse=True)
+        return [c.item() for c in classes_arr], y.astype(np.int64).reshape(-1)
+    try:
+        classes = sorted(set(labels.tolist()))
+    except TypeError as exc:
+        raise ScreeningInputError(f"label column '{label_col}' mixes label types") from exc
+    index = {c: i for i, c in enumerate(classes)}
+    return classes, np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
 
 
 def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, config) -> PreparedInput:
@@ -228,17 +255,14 @@ def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, co
         )
     cols = _select_features(table, label_col, feature_cols, config.input_kind)
     raw_labels = _labels(table, label_col, "data")
-    try:
-        classes = sorted(set(raw_labels))
-    except TypeError as exc:
-        raise ScreeningInputError(f"label column '{label_col}' mixes label types") from exc
+    classes, y = _encode(raw_labels, label_col)
     if len(classes) < 2:
         raise ScreeningInputError(
             f"label column '{label_col}' has fewer than two classes ({len(classes)} found); "
             "screening needs at least two"
         )
     index = {c: i for i, c in enumerate(classes)}
-    y = np.fromiter((index[v] for v in raw_labels), dtype=np.int64, count=len(raw_labels))
+    del raw_labels
     counts = np.bincount(y, minlength=len(classes))
     small = [(classes[i], int(n)) for i, n in enumerate(counts) if n < config.n_folds]
     if small:
@@ -270,7 +294,7 @@ def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, co
             a, b = table.schema.field(c).type, ref.schema.field(c).type
             if a != b and not (_is_numeric(a) and _is_numeric(b)) and not (_is_list(a) and _is_list(b)):
                 raise ScreeningInputError(f"the reference column '{c}' has type {b}, the data's has {a}")
-        ref_labels = _labels(ref, label_col, "reference")
+        ref_labels = _labels(ref, label_col, "reference").tolist()
         unknown = sorted({repr(v) for v in ref_labels if v not in index})
         if unknown:
             raise ScreeningInputError(

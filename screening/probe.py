@@ -75,19 +75,38 @@ class Normaliser:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray, kind: str) -> "Normaliser":
+    def fit(cls, X: np.ndarray, kind: str, batch_size: int = 1 << 16) -> "Normaliser":
+        """Mean and standard deviation, accumulated in float64 over row chunks (no full copy)."""
+        n = len(X)
+        flat = X.reshape(n, -1)
+        s1 = np.zeros(flat.shape[1])
+        s2 = np.zeros(flat.shape[1])
+        shift = flat[: min(n, 1024)].astype(np.float64).mean(axis=0)  # keeps the sums from cancelling
+        for start in range(0, n, batch_size):
+            part = flat[start:start + batch_size].astype(np.float64) - shift
+            s1 += part.sum(axis=0)
+            s2 += (part * part).sum(axis=0)
         if kind == "image":
-            m = np.float32(X.mean())
-            s = np.float32(X.std()) or np.float32(1.0)
-            return cls(np.asarray(m, np.float32), np.asarray(s, np.float32))
-        Xd = X.astype(np.float64)
-        m = Xd.mean(axis=0)
-        s = Xd.std(axis=0)
-        s[s == 0] = 1.0
-        return cls(m.astype(np.float32), s.astype(np.float32))
+            tot = n * flat.shape[1]
+            mean_d = s1.sum() / tot
+            m = float((shift * n).sum() / tot + mean_d)
+            var = float(((s2 + 2 * shift * s1 + n * shift ** 2).sum()) / tot - m * m)
+            sd = np.float32(np.sqrt(max(var, 0.0))) or np.float32(1.0)
+            return cls(np.asarray(m, np.float32), np.asarray(sd, np.float32))
+        mean_d = s1 / n
+        m = shift + mean_d
+        var = np.maximum(s2 / n - mean_d ** 2, 0.0)
+        sd = np.sqrt(var)
+        sd[sd == 0] = 1.0
+        return cls(m.astype(np.float32), sd.astype(np.float32))
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.mean) / self.scale).astype(np.float32, copy=False)
+
+    def into(self, X: np.ndarray, out: np.ndarray, batch_size: int = 1 << 16) -> None:
+        """Write the normalised rows of X into ``out`` (same shape) chunk by chunk."""
+        for start in range(0, len(X), batch_size):
+            out[start:start + batch_size] = self(X[start:start + batch_size])
 
 
 def _make_model(kind, in_shape, n_classes, config):
@@ -171,9 +190,11 @@ def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
 
 def _fit_many(X, y, train_sets, *, kind, n_classes, config, seed, device, n_checkpoints=0):
-    """Fit one probe per index array; return (predict(f, X) -> (probs, reps), checkpoint list).
+    """Fit one probe per index array; return (predict_fn, checkpoint list, load).
 
-    MLPs train together as one batched model; CNNs one after another.
+    ``predict_fn(f, Z, idx=None)`` -> (probs (n, K) float64, reps (n, d) float32) of model
+    f on ``Z[idx]`` (gathered batch by batch). MLPs train together as one batched model;
+    CNNs one after another.
     """
     if kind != "image":
         from ._ensemble import fit_ensemble, predict_member
@@ -181,8 +202,8 @@ def _fit_many(X, y, train_sets, *, kind, n_classes, config, seed, device, n_chec
         model, ckpts = fit_ensemble(X, y, train_sets, n_classes=n_classes, config=config, seed=seed,
                                     device=device, n_checkpoints=n_checkpoints)
 
-        def predict_fn(f, Z, model=model):
-            return predict_member(model, f, Z, device=device, batch_size=config.inference_batch_size)
+        def predict_fn(f, Z, idx=None, model=model):
+            return predict_member(model, f, Z, idx=idx, device=device, batch_size=config.inference_batch_size)
 
         def load(state, model=model):
             model.load_state_dict(state)
@@ -191,8 +212,9 @@ def _fit_many(X, y, train_sets, *, kind, n_classes, config, seed, device, n_chec
     fitted = [fit_model(X[s], y[s], kind=kind, n_classes=n_classes, config=config, seed=seed + i,
                         device=device, n_checkpoints=n_checkpoints) for i, s in enumerate(train_sets)]
 
-    def predict_fn(f, Z):
-        return predict(fitted[f].model, Z, device=device, batch_size=config.inference_batch_size)
+    def predict_fn(f, Z, idx=None):
+        return predict(fitted[f].model, Z if idx is None else Z[idx], device=device,
+                       batch_size=config.inference_batch_size)
 
     def load(state):
         fitted[0].model.load_state_dict(state)
@@ -202,58 +224,162 @@ def _fit_many(X, y, train_sets, *, kind, n_classes, config, seed, device, n_chec
 
 @dataclass
 class CrossValidatedProbe:
-    pred_probs: np.ndarray  # (N, K) out-of-sample
+    pred_probs: np.ndarray  # (N, K) float32, out-of-sample
     representations: np.ndarray  # (N, d) float32, each row from the model that did not see it
     folds: np.ndarray  # (N,)
+    reference_pred_probs: np.ndarray | None = None  # (M, K) reference rows, average of the fold models
+    reference_representations: np.ndarray | None = None  # (M, d) float32, same
 
 
-def cross_validated_probe(X, y, *, kind, n_classes, config, device, progress=None) -> CrossValidatedProbe:
+def cross_validated_probe(X, y, *, kind, n_classes, config, device, X_ref=None, progress=None) -> CrossValidatedProbe:
+    """k-fold probe on (X (N, ...), y (N,)); reference rows (never trained on) are scored by
+    fold model ``j % n_folds`` for reference row j, so they are out-of-sample too."""
     folds = stratified_folds(y, config.n_folds, config.seed)
     sets = [np.flatnonzero(folds != f) for f in range(config.n_folds)]
     predict_fn, _, _ = _fit_many(X, y, sets, kind=kind, n_classes=n_classes, config=config,
                                  seed=config.seed * 1000 + 1, device=device)
-    probs = np.zeros((len(y), n_classes))
+    probs = np.zeros((len(y), n_classes), dtype=np.float32)
     reps = np.zeros((len(y), config.rep_dim), dtype=np.float32)
     for f in range(config.n_folds):
-        te = folds == f
-        probs[te], reps[te] = predict_fn(f, X[te])
+        te = np.flatnonzero(folds == f)
+        probs[te], reps[te] = predict_fn(f, X, te)
+    rp = rr = None
+    if X_ref is not None:
+        rp = np.zeros((len(X_ref), n_classes), dtype=np.float32)
+        rr = np.zeros((len(X_ref), config.rep_dim), dtype=np.float32)
+        rf = np.arange(len(X_ref)) % config.n_folds
+        for f in range(config.n_folds):
+            te = np.flatnonzero(rf == f)
+            rp[te], rr[te] = predict_fn(f, X_ref, te)
     if progress:
         progress(f"cross-validated probe: {config.n_folds} folds done")
-    return CrossValidatedProbe(probs, reps, folds)
+    return CrossValidatedProbe(probs, reps, folds, rp, rr)
+
+
+def label_margin(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """``log p(label) - log max_{k != label} p(k)`` per row, (N,) float64.
+
+    Positive when the probe prefers the given label, negative when it prefers another
+    class; its size is how strongly. Scale-free (a log-odds), comparable across classes.
+    """
+    labels = np.asarray(labels)
+    out = np.empty(len(labels))
+    tiny = 1e-300
+    for start in range(0, len(labels), 1 << 16):  # chunks: no (N, K) float64 copy
+        lab = labels[start:start + (1 << 16)]
+        rows = np.arange(len(lab))
+        p = np.array(pred_probs[start:start + (1 << 16)], dtype=np.float64)  # a copy: edited below
+        given = p[rows, lab].copy()
+        p[rows, lab] = -1.0
+        other = p.max(axis=1)
+        out[start:start + len(lab)] = np.log(np.maximum(given, tiny)) - np.log(np.maximum(other, tiny))
+    return out
 
 
 @dataclass
 class AnchoredProbe:
-    pred_probs: np.ndarray  # (N, K) every row scored by a model that never trained on it
-    kept_per_round: list  # rows agreed with, per round
+    """Reference-anchored probe outputs; every row scored by a model that never trained on it.
+
+    pred_probs: (N, K) float32, data rows, last self-training round.
+    reference_pred_probs: (M, K) float32, reference rows, same models (out-of-fold).
+    initial_margins, initial_reference_margins: (N,) and (M,) float64 label margins
+        (:func:`label_margin`) from round 0, whose models trained on the reference alone
+        (they never saw a data row, so they cannot have learned a trigger from the data).
+    kept_per_round: data rows admitted to training before each later round.
+    admit_threshold: label-margin cut-off for admission (from the reference's own OOF margins).
+    """
+
+    pred_probs: np.ndarray
+    reference_pred_probs: np.ndarray
+    initial_margins: np.ndarray
+    initial_reference_margins: np.ndarray
+    kept_per_round: list
+    admit_threshold: float = 0.0
+    n_reference_duplicates: int = 0
 
 
-def anchored_probe(X, y, X_ref, y_ref, *, kind, n_classes, config, device, progress=None) -> AnchoredProbe:
-    """Reference-trained probe refined by self-training; see the module docstring."""
+def reference_duplicates(X_all: np.ndarray, n: int) -> np.ndarray:
+    """(N,) bool: data rows (the first ``n`` of X_all) equal to some reference row.
+
+    A 64-bit hash of every row's float32 bits finds candidates in O(N d); candidates are
+    then compared exactly."""
+    flat = np.ascontiguousarray(X_all.reshape(len(X_all), -1), dtype=np.float32)
+    w = np.random.default_rng(12345).integers(1, 2 ** 62, size=flat.shape[1], dtype=np.uint64)
+    h = np.empty(len(flat), dtype=np.uint64)
+    for start in range(0, len(flat), 1 << 16):
+        bits = flat[start:start + (1 << 16)].view(np.uint32).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            h[start:start + len(bits)] = (bits * w).sum(axis=1)
+    ref_h = h[n:]
+    cand = np.flatnonzero(np.isin(h[:n], ref_h))
+    dup = np.zeros(n, dtype=bool)
+    if len(cand):
+        order = np.argsort(ref_h, kind="stable")
+        for i in cand:
+            j = np.searchsorted(ref_h[order], h[i])
+            while j < len(order) and ref_h[order[j]] == h[i]:
+                if np.array_equal(flat[i], flat[n + order[j]]):
+                    dup[i] = True
+                    break
+                j += 1
+    return dup
+
+
+def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress=None) -> AnchoredProbe:
+    """Reference-anchored probe with cross-fitted self-training.
+
+    Args:
+        X_all: (N + M, ...) float32, the N data rows followed by the M reference rows.
+        y_all: (N + M,) int64 labels.
+        n: N, the number of data rows.
+
+    Data rows and reference rows are both split into ``n_folds`` folds; model f trains on
+    the reference rows outside fold f plus the *admitted* data rows outside fold f, and
+    scores data fold f and reference fold f. A reference row is therefore scored exactly
+    like a clean data row, which is what lets the verdict calibrate its cut-off on the
+    reference. Round 0 admits no data row. Before each later round a data row is admitted
+    when its label margin (:func:`label_margin`) under the previous round is above
+    ``max(0, the config.admit_quantile quantile of the reference rows' margins)``.
+    Memory: one (N, K) float32 array of probabilities at a time.
+    """
     seed = config.seed * 1000 + 500
-    n = len(y)
-    Xall = np.concatenate([X, X_ref])
-    yall = np.concatenate([y, y_ref])
-    ref_idx = np.arange(n, n + len(y_ref))
-    predict_fn, _, _ = _fit_many(Xall, yall, [ref_idx], kind=kind, n_classes=n_classes, config=config,
-                                 seed=seed, device=device)
-    probs, _ = predict_fn(0, X)
-    kept_counts = []
+    m = len(y_all) - n
+    y, y_ref = y_all[:n], y_all[n:]
     folds = stratified_folds(y, config.n_folds, config.seed + 1)
-    for r in range(config.self_training_rounds):
-        kept = probs.argmax(axis=1) == y
-        kept_counts.append(int(kept.sum()))
-        sets = [np.concatenate([ref_idx, np.flatnonzero(kept & (folds != f))]) for f in range(config.n_folds)]
-        predict_fn, _, _ = _fit_many(Xall, yall, sets, kind=kind, n_classes=n_classes, config=config,
-                                     seed=seed + 10 * (r + 1), device=device)
-        new = np.zeros_like(probs)
+    rfolds = stratified_folds(y_ref, config.n_folds, config.seed + 2)
+    ref_idx = np.arange(n, n + m)
+    data_by_fold = [np.flatnonzero(folds == f) for f in range(config.n_folds)]
+    ref_by_fold = [n + np.flatnonzero(rfolds == f) for f in range(config.n_folds)]
+
+    def round_(admitted, r):
+        sets = [np.concatenate([ref_idx[rfolds != f], np.flatnonzero(admitted & (folds != f))])
+                for f in range(config.n_folds)]
+        predict_fn, _, _ = _fit_many(X_all, y_all, sets, kind=kind, n_classes=n_classes, config=config,
+                                     seed=seed + 10 * r, device=device)
+        del sets
+        probs = np.zeros((n, n_classes), dtype=np.float32)
+        rprobs = np.zeros((m, n_classes), dtype=np.float32)
         for f in range(config.n_folds):
-            te = folds == f
-            new[te], _ = predict_fn(f, X[te])
-        probs = new
+            probs[data_by_fold[f]], _ = predict_fn(f, X_all, data_by_fold[f])
+            rprobs[ref_by_fold[f] - n], _ = predict_fn(f, X_all, ref_by_fold[f])
+        return probs, rprobs
+
+    # a data row that duplicates a reference row is never admitted: training on it would
+    # let the models see that reference row's twin and make its out-of-fold margin too good
+    dup = reference_duplicates(X_all, n)
+    probs, rprobs = round_(np.zeros(n, dtype=bool), 0)
+    init_m, init_rm = label_margin(y, probs), label_margin(y_ref, rprobs)
+    kept_counts = []
+    thr = 0.0
+    for r in range(config.self_training_rounds):
+        thr = max(0.0, float(np.quantile(label_margin(y_ref, rprobs), config.admit_quantile)))
+        admitted = (label_margin(y, probs) > thr) & ~dup
+        kept_counts.append(int(admitted.sum()))
+        del probs
+        probs, rprobs = round_(admitted, r + 1)
         if progress:
             progress(f"anchored probe: self-training round {r + 1}/{config.self_training_rounds}")
-    return AnchoredProbe(probs, kept_counts)
+    return AnchoredProbe(probs, rprobs, init_m, init_rm, kept_counts, thr, int(dup.sum()))
 
 
 @dataclass
@@ -270,20 +396,29 @@ class GradientFactors:
     lrs: np.ndarray
 
 
+def _batch_factors(predict_fn, X, y, idx=None):
+    p, h = predict_fn(0, X, idx)
+    yy = y if idx is None else y[idx]
+    e = p.astype(np.float32)
+    e[np.arange(len(yy)), yy] -= 1.0
+    return e, np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1)
+
+
 def _factors(predict_fn, load, checkpoints, X, y):
     errs, reps = [], []
     for _, state in checkpoints:
         load(state)
-        p, h = predict_fn(0, X)
-        e = p.astype(np.float32)
-        e[np.arange(len(y)), y] -= 1.0
+        e, h = _batch_factors(predict_fn, X, y)
         errs.append(e)
-        reps.append(np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1))
+        reps.append(h)
     return np.stack(errs), np.stack(reps)
 
 
 def tracin_probe(X, y, *, kind, n_classes, config, device, X_ref=None, y_ref=None):
-    """Fit on all rows with checkpoints; return (train GradientFactors, reference GradientFactors|None)."""
+    """Fit on all rows with checkpoints; return (train GradientFactors, reference GradientFactors|None).
+
+    Holds C x N x (K + d + 1) floats; :func:`tracin_influence` streams instead.
+    """
     predict_fn, ckpts, load = _fit_many(X, y, [np.arange(len(y))], kind=kind, n_classes=n_classes, config=config,
                                         seed=config.seed * 1000 + 900, device=device,
                                         n_checkpoints=config.n_checkpoints)
@@ -295,3 +430,30 @@ def tracin_probe(X, y, *, kind, n_classes, config, device, X_ref=None, y_ref=Non
         e2, r2 = _factors(predict_fn, load, ckpts, X_ref, y_ref)
         ref = GradientFactors(e2, r2, lrs)
     return train, ref
+
+
+def tracin_influence(X, y, *, kind, n_classes, config, device, X_ref=None, y_ref=None,
+                     batch_size: int = 65536):
+    """TracIn scores (N,) float64 of the rows of X, streamed: same values as
+    ``influence_scores`` on :func:`tracin_probe`'s factors, in O(batch) extra memory.
+
+    Returns (scores, number of checkpoints)."""
+    from .influence import influence_scores
+
+    n = len(y)
+    predict_fn, ckpts, load = _fit_many(X, y, [np.arange(n)], kind=kind, n_classes=n_classes, config=config,
+                                        seed=config.seed * 1000 + 900, device=device,
+                                        n_checkpoints=config.n_checkpoints)
+    out = np.zeros(n)
+    for lr, state in ckpts:
+        load(state)
+        ref_e = ref_h = None
+        if X_ref is not None:
+            ref_e, ref_h = _batch_factors(predict_fn, X_ref, y_ref)
+            ref_e, ref_h = ref_e[None], ref_h[None]
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(n, start + batch_size))
+            e, h = _batch_factors(predict_fn, X, y, idx)
+            out[idx] += influence_scores(e[None], h[None], lrs=np.array([lr]), reference_err=ref_e,
+                                         reference_rep=ref_h, device=device)
+    return out, len(ckpts)

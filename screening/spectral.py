@@ -102,6 +102,55 @@ def _robust_moments(R, idx, device, batch_size, n_rounds: int = 3):
     return _class_moments(R, keep, device, batch_size)
 
 
+def _centred_class_moments(R: np.ndarray, labels: np.ndarray, n_classes: int, device, batch_size: int):
+    """Per-class counts (K,), means (K, d) float64 and covariances (K, d, d) float64 in one pass.
+
+    Each chunk of rows is sorted by class (a small argsort), shifted by a provisional
+    class mean taken from the first chunk (so the float32 sums do not cancel), and every
+    class's block is added to its own ``d x d`` accumulator with one ``addmm``: the cost
+    is one ``R^T R`` plus O(N d) of bookkeeping; memory O(K d^2 + batch d). Classes are
+    processed in groups when ``K d^2`` floats would exceed 256 MiB.
+    """
+    N, d = R.shape
+    first = torch.from_numpy(np.ascontiguousarray(R[:batch_size])).to(device).double()
+    lab0 = torch.from_numpy(np.asarray(labels[:batch_size], dtype=np.int64)).to(device)
+    cnt0 = torch.bincount(lab0, minlength=n_classes).double()
+    sum0 = torch.zeros(n_classes, d, dtype=torch.float64, device=device).index_add_(0, lab0, first)
+    shift = torch.where(cnt0[:, None] > 0, sum0 / cnt0.clamp(min=1)[:, None], first.mean(0)[None, :]).float()
+    counts = torch.zeros(n_classes, dtype=torch.float64, device=device)
+    sums = torch.zeros(n_classes, d, dtype=torch.float64, device=device)
+    covs = torch.zeros(n_classes, d, d, dtype=torch.float64, device=device)
+    group = max(1, (256 * 2 ** 20) // (4 * d * d))
+    for g0 in range(0, n_classes, group):
+        g1 = min(n_classes, g0 + group)
+        acc = torch.zeros(g1 - g0, d, d, dtype=torch.float32, device=device)
+        for start in range(0, N, batch_size):
+            lab = torch.from_numpy(np.asarray(labels[start:start + batch_size], dtype=np.int64)).to(device)
+            xb = torch.from_numpy(np.ascontiguousarray(R[start:start + batch_size])).to(device)
+            if g0 == 0 and g1 == n_classes:
+                order = torch.argsort(lab, stable=True)
+            else:
+                order = torch.nonzero((lab >= g0) & (lab < g1)).squeeze(1)
+                order = order[torch.argsort(lab[order], stable=True)]
+            labs = lab[order]
+            xc = xb[order]  # the one gather: rows grouped by class
+            per = torch.bincount(labs - g0, minlength=g1 - g0)
+            counts[g0:g1] += per.double()
+            lo = 0
+            for c, hi in enumerate(per.cumsum(0).tolist()):
+                if hi > lo:
+                    blk = xc[lo:hi]
+                    blk -= shift[g0 + c]
+                    sums[g0 + c] += blk.sum(0, dtype=torch.float64)
+                    acc[c].addmm_(blk.T, blk)
+                lo = hi
+        covs[g0:g1] = acc.double()
+    n = counts.clamp(min=1)
+    dm = sums / n[:, None]  # class mean minus shift
+    covs = covs / n[:, None, None] - dm[:, :, None] * dm[:, None, :]
+    return counts, shift.double() + dm, covs, shift
+
+
 def spectral_scores(
     representations: np.ndarray,
     labels: np.ndarray,
@@ -125,44 +174,51 @@ def spectral_scores(
 
     Returns:
         (N,) float64 scores, higher = more suspicious, comparable within a class.
+
+    Cost (centred): one pass that accumulates every class's mean and covariance (about one
+    ``R^T R``), O(K d^2) power iterations, and one O(N d K) scoring pass; extra memory
+    O(K d^2 + batch d), independent of N.
     """
     if method not in ("centred", "robust"):
         raise ValueError(f"method must be 'centred' or 'robust', not {method!r}")
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
-    R = np.ascontiguousarray(representations, dtype=np.float32)
+    R = representations if (isinstance(representations, np.ndarray) and representations.dtype == np.float32
+                            and representations.flags.c_contiguous) else np.ascontiguousarray(
+        representations, dtype=np.float32)
     labels = np.asarray(labels)
-    scores = np.zeros(len(R), dtype=np.float64)
-    # one gather puts every class in a contiguous block; later passes read views
-    order = np.argsort(labels, kind="stable")
-    Rs = R[order]
-    classes, starts = np.unique(labels[order], return_index=True)
-    ends = np.append(starts[1:], len(order))
-    for c, a, b in zip(classes, starts, ends):
-        idx = order[a:b]
-        block = Rs[a:b]
-        if len(idx) < 2:
+    classes, lab = np.unique(labels, return_inverse=True)
+    K, d = len(classes), R.shape[1]
+    counts, means, covs, shift = _centred_class_moments(R, lab, K, device, batch_size)
+    dirs = torch.zeros(K, d, dtype=torch.float64, device=device)
+    for c in range(K):
+        if counts[c] < 2:
             continue
         if method == "centred":
-            mean, cov = _class_moments(block, None, device, batch_size)
-            v = _top_direction(cov, seed)
-            proj_dir = v
-            W = None
+            dirs[c] = _top_direction(covs[c], seed)
         else:
+            idx = np.flatnonzero(lab == c)
             mean, cov = _robust_moments(R, idx, device, batch_size)
-            d = cov.shape[0]
             w, U = torch.linalg.eigh(cov)
             w = torch.clamp(w, min=1e-6 * float(w.max()) + 1e-12)
             W = U @ torch.diag(w.rsqrt()) @ U.T
             # top direction of the whitened rows' second moment about the robust mean
             _, full = _class_moments(R, idx, device, batch_size, mean=mean)
             v = _top_direction(W @ full @ W, seed)
-            proj_dir = W @ v
-        dir32 = proj_dir.float()
-        mu32 = mean.float()
-        for start in range(0, len(idx), batch_size):
-            xb = torch.from_numpy(block[start:start + batch_size]).to(device) - mu32
-            scores[idx[start:start + batch_size]] = ((xb @ dir32).double() ** 2).cpu().numpy()
+            dirs[c] = W @ v
+            means[c] = mean
+    # score pass: ((r - mean_c) . v_c)^2 = (r . v_c - mean_c . v_c)^2, for all classes in
+    # one (batch, d) x (d, K) product; no gathered or centred copy of the rows
+    V = dirs.T.float().contiguous()  # (d, K)
+    offs = (means * dirs).sum(1)  # (K,)
+    scores = np.zeros(len(R), dtype=np.float64)
+    for start in range(0, len(R), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(R[start:start + batch_size])).to(device)
+        lb = torch.from_numpy(np.asarray(lab[start:start + batch_size], dtype=np.int64)).to(device)
+        proj = (xb @ V).double().gather(1, lb[:, None]).squeeze(1) - offs[lb]
+        out = proj ** 2
+        out[counts[lb] < 2] = 0.0
+        scores[start:start + len(xb)] = out.cpu().numpy()
     return scores
 
 

@@ -21,12 +21,15 @@ class ScreenResult:
     scores: DataFrame, one row per input row in input order; columns ``row_id`` (int64,
         0..N-1), ``spectral``, ``label_noise``, ``influence`` (float64, higher = more
         suspicious), ``flagged`` (bool, the combined verdict), then
-        ``activation_cluster`` (float64) and ``reason`` (str, which rule flagged the row).
+        ``activation_cluster`` (float64), ``reason`` (str, which rule flagged the row) and,
+        with a reference, ``label_p_value`` (float64, the verdict's conformal p-value: the
+        fraction of trusted rows whose label the probe rejects at least as strongly).
     summary: JSON-serialisable dict (see :func:`screen_table`).
-    representations: (N, d) float32, the cross-validated probe's penultimate layer.
-    pred_probs: (N, K) float64, the pred_probs the label-noise screen read
+    representations: (N, d) float32, the cross-validated probe's penultimate layer
+        (d = ``config.rep_dim``, halved for very large N, see ``max_representation_mb``).
+    pred_probs: (N, K) float32, the pred_probs the label-noise screen read
         (reference-anchored when a reference was given, else cross-validated).
-    cv_pred_probs: (N, K) float64, the cross-validated probe's pred_probs.
+    cv_pred_probs: (N, K) float32, the cross-validated probe's pred_probs.
     classes: class names in index order.
     """
 
@@ -66,48 +69,87 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
     Returns:
         :class:`ScreenResult`. ``summary`` holds ``n_rows``, ``n_features``,
         ``input_kind``, ``classes``, ``device``, ``config``, ``screens`` (per screen:
-        parameters, flagged, flagged_per_class, seconds), ``probe`` timings,
-        ``combine`` (rule text, flagged, flagged_per_class) and
-        ``estimated_poison_rate``.
+        parameters, flagged, flagged_per_class, seconds), ``probe`` (timings, accuracy,
+        threads), ``combine`` (``name``, ``text``: the rule in words, ready to print;
+        ``flagged``, ``flagged_per_class``; with a reference also ``p_value_level``,
+        ``clean_flag_rate_bound`` and the margin cut-off) and ``estimated_poison_rate``.
+
+    Runs with ``config.threads`` torch threads (default: 1 for small tables, else up to
+    4 usable cores) and restores the caller's thread count afterwards; CUDA when present
+    unless ``config.device`` says otherwise; seeded by ``config.seed``.
 
     Raises:
         ScreeningInputError: the table cannot be screened (message says why).
     """
-    from ._torch_utils import pick_device
+    from ._torch_utils import pick_device, torch_threads
+
+    config = config or ScreenConfig()
+    # the thread count is chosen once the input's size is known (see default_threads) and
+    # restored afterwards, whatever happens
+    with torch_threads(1):
+        return _screen_table(data, label_col=label_col, reference=reference, feature_cols=feature_cols,
+                             config=config, progress=progress, pick_device=pick_device)
+
+
+def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
+    """Halve ``rep_dim`` (not below 8) until N x rep_dim float32 fits ``max_representation_mb``."""
+    import dataclasses
+
+    r = config.rep_dim
+    while r > 8 and n * r * 4 > config.max_representation_mb * 2 ** 20:
+        r //= 2
+    return config if r == config.rep_dim else dataclasses.replace(config, rep_dim=r)
+
+
+def _screen_table(data, *, label_col, reference, feature_cols, config, progress, pick_device):
     from .activation_clustering import activation_cluster_screen
     from .base import per_class_counts
     from .combine import combine_verdict
     from .influence import influence_screen
     from .label_noise import label_noise_screen
-    from .probe import Normaliser, anchored_probe, cross_validated_probe, tracin_probe
+    from .probe import Normaliser, anchored_probe, cross_validated_probe, tracin_influence
     from .spectral import spectral_screen
 
-    config = config or ScreenConfig()
     say = (lambda msg: print(f"[screening] {msg}", file=sys.stderr, flush=True)) if progress else None
     t_all = time.perf_counter()
     prep = prepare_input(data, label_col=label_col, reference=reference, feature_cols=feature_cols, config=config)
     device = pick_device(config.device)
     import torch
 
+    from ._torch_utils import default_threads
+
+    torch.set_num_threads(int(config.threads) if config.threads else default_threads(prep.X.size))
+    torch.manual_seed(config.seed)
+    config = _fit_rep_dim(config, len(prep.y))
     y, K, classes = prep.y, len(prep.classes), prep.classes
+    n = len(y)
     norm = Normaliser.fit(prep.X, prep.kind)
-    X = norm(prep.X)
-    X_ref = norm(prep.X_ref) if prep.X_ref is not None else None
+    # data rows then reference rows in one normalised buffer: the anchored probe indexes
+    # both without a concatenated copy
+    m = 0 if prep.X_ref is None else len(prep.X_ref)
+    X_all = np.empty((n + m,) + prep.X.shape[1:], dtype=np.float32)
+    norm.into(prep.X, X_all[:n])
+    if m:
+        norm.into(prep.X_ref, X_all[n:])
+    X, X_ref = X_all[:n], (X_all[n:] if m else None)
+    y_all = np.concatenate([y, prep.y_ref]) if m else y
+    n_features = prep.n_features
+    prep.X = prep.X_ref = None  # the normalised buffer is all that is kept
     kw = dict(kind=prep.kind, n_classes=K, config=config, device=device)
     timings = {}
 
     t = time.perf_counter()
-    cv = cross_validated_probe(X, y, progress=say, **kw)
+    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, **kw)
     timings["cross_validated_probe"] = time.perf_counter() - t
 
     anchored = None
-    if X_ref is not None:
+    if m:
         t = time.perf_counter()
-        anchored = anchored_probe(X, y, X_ref, prep.y_ref, progress=say, **kw)
+        anchored = anchored_probe(X_all, y_all, n, progress=say, **kw)
         timings["anchored_probe"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    grads, ref_grads = tracin_probe(X, y, X_ref=X_ref, y_ref=prep.y_ref, **kw)
+    infl, n_ckpt = tracin_influence(X, y, X_ref=X_ref, y_ref=prep.y_ref, **kw)
     timings["tracin_probe"] = time.perf_counter() - t
     if say:
         say("probes trained; running screens")
@@ -121,9 +163,10 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
     screens["label_noise"].summary["seconds"] = time.perf_counter() - t
 
     # The combined rule's estimate of the poison rate sets the spectral budget unless given.
-    flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs,
-                                    anchored=anchored is not None,
+    flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
+                                    ref_labels=prep.y_ref,
                                     screen_flags={"label_noise": screens["label_noise"].flagged})
+    p_values = rule.pop("p_values", None)
     est_rate = float(flagged.mean())
     eps = config.spectral_eps if config.spectral_eps is not None else est_rate
 
@@ -133,7 +176,8 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
     screens["spectral"].summary["seconds"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    screens["influence"] = influence_screen(grads, labels=y, classes=classes, reference=ref_grads,
+    screens["influence"] = influence_screen(labels=y, classes=classes, scores=infl,
+                                            mode="reference" if m else "self-influence", n_checkpoints=n_ckpt,
                                             outlier_z=config.outlier_z, device=device)
     screens["influence"].summary["seconds"] = time.perf_counter() - t
 
@@ -143,8 +187,8 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
     screens["activation_cluster"].summary["seconds"] = time.perf_counter() - t
 
     if config.combine == "union":
-        flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs,
-                                        anchored=anchored is not None,
+        flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
+                                        ref_labels=prep.y_ref,
                                         screen_flags={k: s.flagged for k, s in screens.items()})
         est_rate = float(flagged.mean())
 
@@ -159,9 +203,11 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
         "activation_cluster": screens["activation_cluster"].scores.astype(np.float64),
         "reason": reason.astype(str),
     })
+    if p_values is not None:
+        scores["label_p_value"] = p_values.astype(np.float64)
     summary = {
         "n_rows": int(len(y)),
-        "n_features": int(prep.n_features),
+        "n_features": int(n_features),
         "input_kind": prep.kind,
         "feature_cols": list(prep.feature_cols),
         "classes": [_jsonable(c) for c in classes],
@@ -170,11 +216,15 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
         "device": str(device),
         "torch_version": torch.__version__,
         "config": config.to_dict(),
+        "representation_dim": int(config.rep_dim),
         "probe": {"seconds": {k: float(v) for k, v in timings.items()},
                   "cv_accuracy": float((cv.pred_probs.argmax(1) == y).mean()),
-                  "anchored_kept_per_round": anchored.kept_per_round if anchored else None},
+                  "anchored_kept_per_round": anchored.kept_per_round if anchored else None,
+                  "anchored_admit_threshold": anchored.admit_threshold if anchored else None,
+                  "reference_duplicates_in_data": anchored.n_reference_duplicates if anchored else None,
+                  "threads": torch.get_num_threads()},
         "screens": {k: {kk: _jsonable(vv) for kk, vv in s.summary.items()} for k, s in screens.items()},
-        "combine": {**rule, "flagged": int(flagged.sum()),
+        "combine": {**{k: _jsonable(v) for k, v in rule.items()}, "flagged": int(flagged.sum()),
                     "flagged_per_class": per_class_counts(flagged, y, classes)},
         "estimated_poison_rate": est_rate,
         "seconds": time.perf_counter() - t_all,

@@ -112,3 +112,21 @@ def test_top_fraction_per_class_counts():
     y = np.repeat([0, 1], 10)
     f = top_fraction_per_class(s, y, 0.15)
     assert f.sum() == 4 and f[[8, 9, 18, 19]].all()
+
+
+def test_conformal_verdict_flags_alpha_of_exchangeable_clean_rows_and_catches_outliers():
+    from screening.combine import calibrated_level, reference_calibrated_verdict
+
+    rng = np.random.default_rng(0)
+    rates = []
+    for _ in range(200):
+        ref = rng.standard_t(3, size=300)  # heavy-tailed clean margins
+        data = rng.standard_t(3, size=1000)
+        data[:30] -= 40.0  # 30 implausibly labelled rows
+        flagged, p, info = reference_calibrated_verdict([data], [ref], alpha=0.02)
+        assert flagged[:30].all()
+        rates.append(flagged[30:].mean())
+    assert info["p_value_level"] == calibrated_level(0.02, 300) == 0.02
+    assert abs(np.mean(rates) - 0.02) < 0.004  # expected clean flag rate ~ alpha, not more
+    # a tiny reference cannot certify a low rate: the level falls back to 1 / (M + 1)
+    assert calibrated_level(0.01, 20) == 1 / 21

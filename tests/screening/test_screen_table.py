@@ -15,7 +15,10 @@ from conftest import FAST, blobs, frame
 @pytest.fixture(scope="module")
 def flipped():
     X, y = blobs(n_per_class=70, n_classes=3, seed=1)
-    Xr, yr = blobs(n_per_class=25, n_classes=3, seed=1)  # same centres, fresh rows
+    # same centres, fresh rows (an overlapping reference would make its out-of-fold margins
+    # look better than a clean data row's); 40 per class: the verdict's expected clean flag
+    # rate is <= 2 / (M + 1) = 1.7 %
+    Xr, yr = blobs(n_per_class=40, n_classes=3, seed=1, noise_seed=99)
     rng = np.random.default_rng(5)
     y_noisy = y.copy()
     flip = rng.choice(len(y), 15, replace=False)
@@ -56,7 +59,9 @@ def test_flipped_rows_are_flagged(result, flipped):
     truth[flip] = True
     flagged = result.scores["flagged"].to_numpy()
     assert (flagged & truth).sum() >= 0.8 * len(flip)
-    assert (flagged & ~truth).sum() <= 5
+    # the rule guarantees an *expected* clean flag rate; allow twice it for one small draw
+    bound = result.summary["combine"]["clean_flag_rate_bound"]
+    assert (flagged & ~truth).sum() <= 2 * bound * (~truth).sum()
 
 
 def test_pyarrow_input_and_row_order_match_pandas(flipped, result):

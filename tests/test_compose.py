@@ -74,13 +74,16 @@ def test_queues_gpu_worker_takes_the_screens(compose):
     # The DAGs put exactly the screen task on that queue.
     src = (REPO / "dataward" / "airflow_support.py").read_text()
     assert 'os.environ.get("DATAWARD_SCREEN_QUEUE"' in src
+    # The shared stage tasks put exactly the screen task on that queue ...
+    tree = ast.parse((REPO / "dags" / "dataward_common.py").read_text())
+    queued = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+              for d in f.decorator_list if isinstance(d, ast.Call)
+              for kw in d.keywords if kw.arg == "queue"
+              and isinstance(kw.value, ast.Name) and kw.value.id == "SCREEN_QUEUE"}
+    assert queued == {"screen"}, queued
+    # ... and both pipeline DAGs are built from them.
     for dag in ("dataward_import.py", "dataward_nightly.py"):
-        tree = ast.parse((REPO / "dags" / dag).read_text())
-        queued = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
-                  for d in f.decorator_list if isinstance(d, ast.Call)
-                  for kw in d.keywords if kw.arg == "queue"
-                  and isinstance(kw.value, ast.Name) and kw.value.id == "SCREEN_QUEUE"}
-        assert queued == {"screen"}, (dag, queued)
+        assert "stage_chain(" in (REPO / "dags" / dag).read_text(), dag
 
 
 def test_dataward_environment_and_shared_data_root(compose):

@@ -28,10 +28,15 @@ def main(planted_path: str) -> None:
         print(f"  flagged {len(flagged)} of {len(t)} rows: "
               f"{len(flagged & bd)}/{len(bd)} backdoored rows, {len(flagged & fl)}/{len(fl)} flipped "
               f"labels, {len(flagged - bd - fl)} clean rows")
-        per = {k: v.get("flagged") for k, v in (screen.get("summary") or {}).items()
-               if isinstance(v, dict) and "flagged" in v}
+        screens = (screen.get("summary") or {}).get("screens") or {}
+        per = {k: v.get("flagged") for k, v in screens.items() if isinstance(v, dict)}
         if per:
-            print("  flagged per screen: " + ", ".join(f"{k} {v}" for k, v in per.items()))
+            print("  each screen on its own (its own budget; the verdict combines them): "
+                  + ", ".join(f"{k} {v}" for k, v in per.items()))
+        canary = screen.get("canary") or {}
+        if canary.get("status") == "done":
+            print(f"  canary self-test: the verdict caught {canary['recall']:.0%} of "
+                  f"{canary['n_canaries']} planted canaries (policy floor {canary['min_recall']:.0%})")
     if report:
         print(f"  report: {report.get('html')}")
         if report.get("pdf"):

@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml
 	else \
 	  echo "no GPU: installing the CPU build of torch $(TORCH_VERSION)"; \
 	  $(PIP) install "torch==$(TORCH_VERSION)" 2>&1 | grep -v "^WARNING: Location" || true; \
-	  $(PY) -c "import torch" || $(PIP) install "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
+	  $(PY) -c "import torch" 2>/dev/null || $(PIP) install "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
 	@$(PIP) install -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
 	@$(PY) -c "import dataward, torch, airflow, great_expectations, cleanlab" >/dev/null 2>&1 || { echo "setup: the environment does not import; see the pip output above" >&2; exit 1; }

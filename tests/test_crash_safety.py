@@ -94,9 +94,8 @@ def check_invariants(home: Path, db_url: str, name: str, cli_process) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL: test_sigkill_during_ingest
 def test_sigkill_in_every_stage_then_rerun(home, db_url, digits_example, cli_process, request):
-    if "postgresql" in request.node.name:
-        pytest.skip("the full kill chain runs on SQLite; PostgreSQL: test_sigkill_during_ingest[postgresql]")
     data, manifest = digits_example / "train", digits_example / "manifest.yaml"
     for point in KILL_POINTS:
         r = _run(cli_process, data, manifest, point)

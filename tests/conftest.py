@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
@@ -44,27 +43,6 @@ def pg_server(tmp_path_factory):
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _fresh_pg_database(server_url: str) -> tuple[str, callable]:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"dw_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop():
-        from lineage.db import dispose_all
-
-        dispose_all()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return url, drop
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     """A fresh, empty lineage database: once on SQLite, once on PostgreSQL."""
@@ -74,7 +52,7 @@ def db_url(request, tmp_path):
 
         dispose_all()
         return
-    url, drop = _fresh_pg_database(request.getfixturevalue("pg_server"))
+    url, drop = pgcluster.fresh_database(request.getfixturevalue("pg_server"))
     try:
         yield url
     finally:

@@ -90,6 +90,30 @@ def stop(base: str | os.PathLike[str]) -> None:
             pass
 
 
+def fresh_database(server_url: str):
+    """A new, empty database on the server: (its URL, a function that drops it)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"dw_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        from lineage.db import dispose_all
+
+        dispose_all()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
 if __name__ == "__main__":
     cmd, where = sys.argv[1], sys.argv[2]
     if cmd == "start":

@@ -16,10 +16,10 @@ from test_report import isolated_home, make_version
 def versions(request, tmp_path_factory):
     """Built once per database engine (the sign-off's row lock differs): two quarantined
     versions (each test signs off its own) and a trimmed one."""
-    from conftest import _fresh_pg_database
+    from pgcluster import fresh_database
 
     root = tmp_path_factory.mktemp(f"review-{request.param}")
-    url, drop = (None, None) if request.param == "sqlite" else _fresh_pg_database(
+    url, drop = (None, None) if request.param == "sqlite" else fresh_database(
         request.getfixturevalue("pg_server"))
     try:
         with isolated_home(root, url) as h:

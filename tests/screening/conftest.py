@@ -1,33 +1,10 @@
 """Shared fixtures for the screening tests."""
-import numpy as np
-import torch
-torch.set_num_threads(1)  # tiny models: one thread beats two on a shared 2-core box
-import pandas as pd
 import pytest
+import torch
 
-from screening import ScreenConfig
+from screen_helpers import FAST
 
-FAST = ScreenConfig(n_folds=3, target_steps=150, hidden=32, rep_dim=16,
-                    n_checkpoints=3, self_training_rounds=1)
-
-
-def blobs(n_per_class=60, n_classes=3, d=6, seed=0, sep=4.0, noise_seed=None):
-    """Gaussian classes around centres drawn from ``seed``; ``noise_seed`` (default: seed)
-    draws the rows, so the same centres with another noise_seed give fresh rows."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(n_classes, d)) * sep
-    if noise_seed is not None:
-        rng = np.random.default_rng([seed, noise_seed])
-    X = np.concatenate([centres[c] + rng.normal(size=(n_per_class, d)) for c in range(n_classes)])
-    y = np.repeat(np.arange(n_classes), n_per_class)
-    perm = rng.permutation(len(y))
-    return X[perm], y[perm]
-
-
-def frame(X, y, label="label"):
-    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
-    df[label] = y
-    return df
+torch.set_num_threads(1)  # tiny models: one thread beats two on a shared 2-core box
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def test_influence_with_reference_ranks_flipped_rows_high():
     from screening import ScreenConfig
     from screening.probe import tracin_probe
     from sklearn.metrics import roc_auc_score
-    from conftest import blobs
+    from screen_helpers import blobs
 
     X, y = blobs(n_per_class=80, n_classes=3, seed=4)
     Xr, yr = blobs(n_per_class=20, n_classes=3, seed=4)

@@ -9,7 +9,7 @@ import pytest
 
 from screening import ScreenConfig, ScreeningInputError, screen_table
 
-from conftest import FAST, blobs, frame
+from screen_helpers import FAST, blobs, frame
 
 
 @pytest.fixture(scope="module")

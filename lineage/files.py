@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from lineage.errors import LineageInputError
+from lineage.store import sha256_file
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
            ".ndjson": "jsonl"}
@@ -133,7 +134,7 @@ def inspect(path: Path, relpath: str) -> FileInfo:
     if fmt is None:
         raise LineageInputError(f"{relpath}: unsupported file type")
     try:
-        digest, size = _hash(path)
+        digest, size = sha256_file(path)
     except OSError as exc:
         raise LineageInputError(f"{relpath} cannot be read: {exc.strerror or _first_line(exc)}") from None
     rows = 0
@@ -151,7 +152,7 @@ def inspect(path: Path, relpath: str) -> FileInfo:
         raise LineageInputError(f"{relpath} is not a readable {fmt} file: {_first_line(exc)}") from None
     _check_schema(schema, relpath, fmt)
     try:
-        again = _hash(path)[0]
+        again = sha256_file(path)[0]
     except OSError as exc:
         raise LineageInputError(f"{relpath} cannot be read: {exc.strerror or _first_line(exc)}") from None
     if again != digest:
@@ -180,16 +181,6 @@ def _check_schema(schema: pa.Schema, relpath: str, fmt: str) -> None:
             raise LineageInputError(
                 f"{relpath}: column {binary[0]!r} holds text that is not valid UTF-8"
             )
-
-
-def _hash(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
 
 
 def _first_line(exc: BaseException) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import tempfile
 import time
@@ -185,16 +184,3 @@ class ContentStore:
         if actual != digest:
             return f"blob {digest[:12]} was modified (now hashes to {actual[:12]})"
         return None
-
-
-def copy_atomic(src: Path, dest: Path) -> None:
-    """Copy a file so that ``dest`` appears whole or not at all."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".incoming-{temp_tag()}-")
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

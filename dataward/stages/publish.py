@@ -22,6 +22,7 @@ from dataward.faults import checkpoint
 from dataward.stages.common import finished, iter_batches, record, version_schema
 from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
+from lineage.store import sha256_file
 from lineage.models import (
     STATUS_PUBLISHED,
     DataFile,
@@ -133,12 +134,9 @@ def _write_snapshot(ctx: Context, version_id: int, excluded: list[int]):
                     rows += batch.num_rows
                 if i == 0:
                     checkpoint("publish:staging")
-        h = hashlib.sha256()
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        digest = h.hexdigest()
+        digest, _ = sha256_file(tmp)
         path, _ = ctx.store.adopt(tmp, digest, "parquet")
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,24 +1,43 @@
 """The combined per-row verdict, and the text a report prints for it.
 
-Rule ``"auto"`` (the default), with a trusted reference:
+Rule ``"auto"`` (the default), with a trusted reference, has two parts.
 
-    A data row is flagged when the probe that never trained on it rejects its label
-    more strongly than it rejects the labels of all but a fraction ``alpha`` of the
-    trusted reference rows.
+1. Row level. A data row is flagged when the probes that never trained on it reject its
+   label more strongly than they reject the labels of all but a fraction ``alpha`` of
+   the trusted reference rows.
 
-Concretely, the score is the label margin ``log p(label) - log max_{other} p``
-(:func:`screening.probe.label_margin`) under the self-trained, reference-anchored probe
-(:func:`screening.probe.anchored_probe`). Reference rows are scored out-of-fold by the
-very models that score the data rows, so for a clean data row and a reference row the
-margin has the same distribution. The row's conformal p-value is
-``(1 + #{reference margins <= its margin}) / (M + 1)``; it is flagged when that p-value is
-at most ``max(alpha, 1 / (M + 1))``. The expected flag rate on clean rows exchangeable
-with the reference is then at most that level: ``alpha`` (default 2 %) once the reference
-has ``1 / alpha - 1`` rows or more. No constant is fitted to any data set: the cut-off
-adapts to how good the probe is, because the reference's own out-of-fold margins say how
-far from the probe's preference a clean row's label can be. (The reference-only probe of
-round 0 is computed and reported too; a union with it at alpha / 2 each was measured on
-digits and halved patch recall at the same clean flag rate, so it is not in the rule.)
+   The score is the label margin ``log p(label) - log max_{other} p``
+   (:func:`screening.probe.label_margin`) under the self-trained, reference-anchored
+   probe (:func:`screening.probe.anchored_probe`). Model f of that probe never trained,
+   directly or through an admission, on reference fold f, so a reference row of fold f
+   and a clean data row that model f never trained on are exchangeable under it. The
+   row's p-value is cross-conformal (Vovk 2015): with S the models that never trained on
+   the row (its own fold's model always, and every model that did not admit it),
+   ``p = (1 + sum_{f in S} #{reference rows j of fold f: margin_f(j) <= margin_f(row)})
+   / (1 + sum_{f in S} M_f)``. Each model is compared only with its own held-out
+   reference rows, and a suspicious row (one no other model admitted) is judged by all
+   F models rather than one, a steadier verdict. The row is flagged when
+   ``p <= max(alpha, 1 / (M + 1))``;
+   the expected flag rate on clean rows exchangeable with the reference is then about
+   ``alpha`` (default 2 %).
+
+2. Class excess. Poison aimed at a backdoor lands in one target class; label noise
+   spreads. In each class c and at each level t of ``excess_levels``, the number of
+   class-c data rows with ``p <= t`` is compared with the class's own reference rows:
+   if j_c of the M_c class-c reference rows have a (within-fold) p-value <= t, the
+   fraction of clean class-c rows below the cut-off is at most a Beta(j_c + 1, M_c - j_c)
+   variable, so the count is at most Beta-Binomial(n_c, j_c + 1, M_c - j_c) on clean
+   data. When that count is significant (tail probability times the number of tests <=
+   ``excess_delta``) and the clean rows it would take are few (``n_c (j_c + 1) / (M_c +
+   1) <= excess_fdr x count``, an estimated false-discovery rate), the class's rows with
+   ``p <= t`` are flagged, at the largest such t. On clean data this fires with
+   probability at most ``excess_delta`` over all classes; under a concentrated attack it
+   lifts the cut-off to where the poison sits (a blended trigger whose rows the probe
+   doubts less than its hardest clean rows, a clean-label trigger that lowers the probe's
+   confidence in the target class).
+
+No constant is fitted to any data set: every cut-off comes from the trusted reference's
+own out-of-fold margins.
 
 Without a reference there is nothing trusted to calibrate on: the verdict is
 cleanlab's ``find_label_issues`` on the cross-validated probe, restricted to rows whose
@@ -32,6 +51,8 @@ any screen flagged.
 from __future__ import annotations
 
 import numpy as np
+
+DEFAULT_EXCESS_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
 def conformal_lower_pvalues(scores: np.ndarray, reference_scores: np.ndarray) -> np.ndarray:
@@ -88,6 +109,81 @@ def reference_calibrated_verdict(margins, reference_margins, *, alpha: float):
                                                        "clean_flag_rate_bound": min(1.0, level * n_probes)}
 
 
+def cross_conformal_pvalues(model_margins, admitted, reference_margins, reference_folds) -> np.ndarray:
+    """Cross-conformal p-values of the data rows (see the module docstring, part 1).
+
+    Args:
+        model_margins: (F, N) margin of every data row under each fold model f.
+        admitted: (F, N) bool, data rows model f trained on (their score under f is
+            in-sample and is not used).
+        reference_margins: (M,) margin of each reference row under the model of its fold.
+        reference_folds: (M,) fold of each reference row.
+
+    Returns:
+        (N,) float64 in (0, 1].
+    """
+    n_models, n = model_margins.shape
+    num = np.ones(n)
+    den = np.ones(n)
+    for f in range(n_models):
+        ref = np.sort(np.asarray(reference_margins, dtype=np.float64)[reference_folds == f])
+        use = ~np.asarray(admitted[f], dtype=bool)
+        num[use] += np.searchsorted(ref, model_margins[f, use].astype(np.float64), side="right")
+        den[use] += len(ref)
+    return num / den
+
+
+def reference_fold_pvalues(reference_margins, reference_folds) -> np.ndarray:
+    """(M,) p-value of each reference row among its own fold's reference rows
+    (``#{j in fold: margin_j <= margin_i} / M_fold``): how a clean row's p-value falls."""
+    rm = np.asarray(reference_margins, dtype=np.float64)
+    p = np.ones(len(rm))
+    for f in np.unique(reference_folds):
+        idx = np.flatnonzero(reference_folds == f)
+        p[idx] = np.searchsorted(np.sort(rm[idx]), rm[idx], side="right") / len(idx)
+    return p
+
+
+def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float,
+                 levels=DEFAULT_EXCESS_LEVELS):
+    """Classes holding significantly more low p-values than their reference rows allow
+    (module docstring, part 2).
+
+    Returns (flagged (N,) bool, per-class list of dicts for the classes that fired:
+    ``class`` index, ``level``, ``count``, ``expected_clean``, ``tail_probability``).
+    """
+    from scipy.stats import betabinom
+
+    p = np.asarray(p)
+    labels = np.asarray(labels)
+    ref_labels = np.asarray(ref_labels)
+    flagged = np.zeros(len(p), dtype=bool)
+    classes = np.unique(labels)
+    n_tests = max(1, len(classes) * len(levels))
+    fired = []
+    for c in classes:
+        in_c = labels == c
+        pc, rc = p[in_c], reference_p[ref_labels == c]
+        nc, mc = len(pc), len(rc)
+        if mc == 0:
+            continue  # nothing trusted to compare this class with
+        best = None
+        for t in levels:
+            count = int((pc <= t).sum())
+            jc = int((rc <= t).sum())
+            if count == 0 or jc >= mc:
+                continue
+            tail = float(betabinom.sf(count - 1, nc, jc + 1, mc - jc))
+            expected = nc * (jc + 1) / (mc + 1)
+            if tail * n_tests <= delta and expected <= fdr * count:
+                best = {"class": int(c), "level": float(t), "count": count,
+                        "expected_clean": float(expected), "tail_probability": tail}
+        if best is not None:
+            flagged |= in_c & (p <= best["level"])
+            fired.append(best)
+    return flagged, fired
+
+
 def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags: dict,
                     ref_labels=None):
     """Return (flagged (N,) bool, rule description dict with ``name`` and ``text``).
@@ -110,26 +206,52 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
         return screen_flags["label_noise"].copy(), {
             "name": "label_noise", "text": "cleanlab find_label_issues on the label screen's pred_probs"}
     if anchored is not None:
-        from .probe import label_margin
-
-        flagged, pvals, details = reference_calibrated_verdict(
-            [label_margin(labels, anchored.pred_probs)],
-            [label_margin(ref_labels, anchored.reference_pred_probs)], alpha=config.verdict_alpha)
-        details["probes"][0]["probe"] = f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})"
-        f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= \
-            details["p_value_level"]
-        details["reference_only_probe_would_flag"] = int(f0.sum())
-        level = details["p_value_level"]
-        text = ("flagged when the label margin log p(label) - log max_other p, from a reference-anchored probe "
-                "that never trained on the row, is lower than the trusted reference rows' own out-of-fold "
-                f"margins allow: conformal p-value <= {level:.4g} (margin < "
-                f"{details['probes'][0]['margin_cutoff']:.3g}); expected flag rate on clean rows <= "
-                f"{details['clean_flag_rate_bound']:.2%} (alpha={config.verdict_alpha}, "
-                f"{len(ref_labels)} reference rows)")
-        return flagged, {"name": "reference_calibrated", "text": text, "p_values": pvals, **details}
+        return _anchored_verdict(labels, config, anchored, ref_labels)
     p = np.asarray(label_probs)
     rejects = p.argmax(axis=1) != np.asarray(labels)
     flagged = screen_flags["label_noise"] & rejects
     text = ("no reference: cleanlab find_label_issues on the cross-validated probe's pred_probs, "
             "where the probe prefers another class (flag rate on clean data not bounded)")
     return flagged, {"name": "cleanlab_cross_validated", "text": text}
+
+
+def _anchored_verdict(labels, config, anchored, ref_labels):
+    """Rule "auto" with a reference: row-level cross-conformal cut plus class excess."""
+    from .probe import label_margin
+
+    ref_labels = np.asarray(ref_labels)
+    ref_margins = label_margin(ref_labels, anchored.reference_pred_probs)
+    m = len(ref_labels)
+    level = calibrated_level(config.verdict_alpha, m)
+    if anchored.model_margins is not None:
+        pvals = cross_conformal_pvalues(anchored.model_margins, anchored.admitted, ref_margins,
+                                        anchored.reference_folds)
+        ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
+    else:  # an AnchoredProbe built without per-model margins: pooled split-conformal p-values
+        pvals = conformal_lower_pvalues(label_margin(labels, anchored.pred_probs), ref_margins)
+        ref_p = np.searchsorted(np.sort(ref_margins), ref_margins, side="right") / max(m, 1)
+    row_flags = pvals <= level
+    levels = tuple(getattr(config, "excess_levels", DEFAULT_EXCESS_LEVELS))
+    excess_flags, fired = class_excess(pvals, ref_p, labels, ref_labels, fdr=config.excess_fdr,
+                                       delta=config.excess_delta, levels=levels)
+    flagged = row_flags | excess_flags
+    f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
+    k = max(1, int(np.floor(level * (m + 1))))
+    cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
+    text = ("flagged when the label margin log p(label) - log max_other p, from the reference-anchored probes "
+            "that never trained on the row, is lower than the trusted reference rows' own held-out margins "
+            f"allow: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows about "
+            f"{level:.2%}; alpha={config.verdict_alpha}, {m} reference rows); and, in a class holding "
+            "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
+            f"family-wise level {config.excess_delta}, estimated false-discovery rate <= {config.excess_fdr}), "
+            "every row of that class up to the level where the excess sits")
+    if fired:
+        text += ": " + "; ".join(f"class #{d['class']} up to p <= {d['level']:g} ({d['count']} rows, about "
+                                 f"{d['expected_clean']:.1f} clean expected)" for d in fired)
+    details = {"p_value_level": level, "clean_flag_rate_bound": level,
+               "row_level_flagged": int(row_flags.sum()),
+               "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
+               "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
+                           "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
+               "reference_only_probe_would_flag": int(f0.sum())}
+    return flagged, {"name": "reference_calibrated", "text": text, "p_values": pvals, **details}

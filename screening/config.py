@@ -59,6 +59,10 @@ class ScreenConfig:
         verdict_alpha: target flag rate on clean rows for the reference-calibrated
             verdict (the conformal p-value level; the expected flag rate on clean rows is
             at most ``max(alpha, 1 / (M + 1))`` for M reference rows).
+        excess_fdr, excess_delta, excess_levels: the class-excess part of the verdict
+            (``combine.py``): the largest estimated share of clean rows among a class's
+            extra flags, the family-wise chance of it firing on a clean table, and the
+            p-value levels it may lift a class's cut-off to.
         label_prob_cutoff: a row is implausibly labelled when the probe gives its label
             less than this probability *and* prefers another class. Applied only to a
             probe anchored on a trusted reference (calibrated against clean data).
@@ -96,6 +100,9 @@ class ScreenConfig:
     label_noise_filter_by: str = "prune_by_noise_rate"
     influence_projection_dim: int = 0
 
+    excess_fdr: float = 0.2
+    excess_delta: float = 0.05
+    excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
     label_prob_cutoff: float = 0.05
     verdict_alpha: float = 0.02
     outlier_z: float = 3.5
@@ -106,6 +113,7 @@ class ScreenConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["excess_levels"] = list(d["excess_levels"])
         if d["image_shape"] is not None:
             d["image_shape"] = list(d["image_shape"])
         return d

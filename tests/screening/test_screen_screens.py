@@ -130,3 +130,90 @@ def test_conformal_verdict_flags_alpha_of_exchangeable_clean_rows_and_catches_ou
     assert abs(np.mean(rates) - 0.02) < 0.004  # expected clean flag rate ~ alpha, not more
     # a tiny reference cannot certify a low rate: the level falls back to 1 / (M + 1)
     assert calibrated_level(0.01, 20) == 1 / 21
+
+
+def _fold_models(rng, n=1000, m=300, n_folds=5, shift=1.5):
+    """Margins of N clean data rows and M reference rows under F fold models that differ
+    in strength (a per-model shift): model f scores every data row and reference fold f."""
+    shifts = rng.normal(scale=shift, size=n_folds)
+    rfolds = np.arange(m) % n_folds
+    ref = rng.standard_t(3, size=m) + shifts[rfolds]
+    z = rng.standard_t(3, size=n)
+    model_margins = z[None, :] + shifts[:, None] + rng.normal(scale=0.3, size=(n_folds, n))
+    own = np.arange(n) % n_folds
+    admitted = (rng.random((n_folds, n)) < 0.5) & (own[None, :] != np.arange(n_folds)[:, None])
+    return model_margins, admitted, ref, rfolds, own
+
+
+def test_cross_conformal_pvalues_keep_the_clean_flag_rate_with_unequal_fold_models():
+    from screening.combine import cross_conformal_pvalues
+
+    rng = np.random.default_rng(0)
+    rates = []
+    for _ in range(200):
+        mm, adm, ref, rfolds, own = _fold_models(rng)
+        p = cross_conformal_pvalues(mm, adm, ref, rfolds)
+        assert p.min() > 0 and p.max() <= 1
+        rates.append((p <= 0.02).mean())
+    assert 0.01 < np.mean(rates) < 0.024  # about alpha, never above it by more than noise
+    # rows the probe rejects outright are caught whatever fold model scores them
+    mm, adm, ref, rfolds, own = _fold_models(rng)
+    mm[:, :25] -= 40.0
+    assert (cross_conformal_pvalues(mm, adm, ref, rfolds)[:25] <= 0.02).all()
+
+
+def test_cross_conformal_pvalues_skip_scores_from_models_that_trained_on_the_row():
+    from screening.combine import cross_conformal_pvalues
+
+    ref = np.array([0.0, 1.0, 2.0, 3.0])
+    rfolds = np.array([0, 0, 1, 1])
+    mm = np.array([[0.5, 10.0], [-5.0, 10.0]])  # row 0 looks bad only under model 1
+    adm = np.array([[False, False], [True, False]])  # ...which trained on it
+    p = cross_conformal_pvalues(mm, adm, ref, rfolds)
+    assert p[0] == pytest.approx((1 + 1) / (1 + 2))  # model 0 only: one reference row <= 0.5
+    assert p[1] == pytest.approx((1 + 2 + 2) / (1 + 4))
+
+
+def test_class_excess_fires_on_a_concentrated_attack_and_rarely_on_clean_rows():
+    from screening.combine import class_excess
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(5), 200)
+    ref_labels = np.repeat(np.arange(5), 60)
+    fired_clean = 0
+    for _ in range(100):
+        p = rng.random(len(labels))  # clean: uniform p-values...
+        ref_p = rng.random(len(ref_labels))  # ...like the reference's own
+        flagged, fired = class_excess(p, ref_p, labels, ref_labels, fdr=0.2, delta=0.05)
+        fired_clean += bool(fired)
+    assert fired_clean <= 10  # family-wise level 0.05 (a little slack for 100 draws)
+    p = rng.random(len(labels))
+    ref_p = rng.random(len(ref_labels))
+    attacked = np.flatnonzero(labels == 3)[:60]
+    p[attacked] = rng.uniform(0.012, 0.018, size=60)  # doubted, yet above a 1 % row-level cut
+    flagged, fired = class_excess(p, ref_p, labels, ref_labels, fdr=0.2, delta=0.05)
+    assert [d["class"] for d in fired] == [3]
+    assert flagged[attacked].all() and not flagged[labels != 3].any()
+
+
+def test_anchored_probe_never_trains_a_model_on_its_own_fold_or_on_reference_twins():
+    import torch
+    from screening import ScreenConfig
+    from screening.probe import anchored_probe, stratified_folds
+    from screen_helpers import blobs
+
+    X, y = blobs(n_per_class=60, n_classes=3, seed=5)
+    Xr, yr = blobs(n_per_class=20, n_classes=3, seed=5, noise_seed=9)
+    X[:3] = Xr[:3]  # three data rows duplicate reference rows
+    y[:3] = yr[:3]
+    cfg = ScreenConfig(n_folds=3, target_steps=100, hidden=16, rep_dim=8, self_training_rounds=2)
+    X_all = np.concatenate([X, Xr]).astype(np.float32)
+    a = anchored_probe(X_all, np.concatenate([y, yr]), len(y), kind="tabular", n_classes=3, config=cfg,
+                       device=torch.device("cpu"))
+    folds = stratified_folds(y, 3, cfg.seed + 1)
+    assert a.model_margins.shape == a.admitted.shape == (3, len(y))
+    for f in range(3):
+        assert not a.admitted[f, folds == f].any()
+    assert not a.admitted[:, :3].any() and a.n_reference_duplicates == 3
+    assert a.admitted.any()  # self-training did admit rows
+    np.testing.assert_array_equal(a.reference_folds, stratified_folds(yr, 3, cfg.seed + 2))

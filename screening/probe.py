@@ -194,7 +194,8 @@ def _fit_many(X, y, train_sets, *, kind, n_classes, config, seed, device, n_chec
 
     ``predict_fn(f, Z, idx=None)`` -> (probs (n, K) float64, reps (n, d) float32) of model
     f on ``Z[idx]`` (gathered batch by batch). MLPs train together as one batched model;
-    CNNs one after another.
+    CNN folds together through ``torch.func.vmap`` (a CNN fit with checkpoints, for
+    TracIn, trains alone).
     """
     if kind != "image":
         from ._ensemble import fit_ensemble, predict_member
@@ -209,8 +210,15 @@ def _fit_many(X, y, train_sets, *, kind, n_classes, config, seed, device, n_chec
             model.load_state_dict(state)
 
         return predict_fn, ckpts, load
-    fitted = [fit_model(X[s], y[s], kind=kind, n_classes=n_classes, config=config, seed=seed + i,
-                        device=device, n_checkpoints=n_checkpoints) for i, s in enumerate(train_sets)]
+    if len(train_sets) > 1 and not n_checkpoints:
+        from ._ensemble import fit_module_ensemble
+
+        models = fit_module_ensemble(lambda: _make_model(kind, X.shape[1:], n_classes, config), X, y, train_sets,
+                                     n_classes=n_classes, config=config, seed=seed, device=device)
+        fitted = [FittedProbe(mdl) for mdl in models]
+    else:
+        fitted = [fit_model(X[s], y[s], kind=kind, n_classes=n_classes, config=config, seed=seed + i,
+                            device=device, n_checkpoints=n_checkpoints) for i, s in enumerate(train_sets)]
 
     def predict_fn(f, Z, idx=None):
         return predict(fitted[f].model, Z if idx is None else Z[idx], device=device,

@@ -48,6 +48,27 @@ def _class_moments(R: np.ndarray, idx, device, batch_size: int, mean=None):
     return mean, acc.double() / n
 
 
+def _top_directions(C: torch.Tensor, seed: int, block: int = 4, max_iter: int = 60, tol: float = 1e-9):
+    """Top eigenvectors (K, d) of K symmetric PSD (d, d) matrices, by block power iteration
+    run on all K at once (batched products and QR: one call per step, not K)."""
+    K, d = C.shape[0], C.shape[1]
+    b = min(block, d)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    Q = torch.randn(d, b, generator=g, dtype=torch.float64).to(C.device)
+    Q, _ = torch.linalg.qr(Q)
+    Q = Q.expand(K, d, b).contiguous()
+    prev = None
+    for _ in range(max_iter):
+        Q, _ = torch.linalg.qr(torch.bmm(C, Q))
+        q0 = Q[:, :, 0:1]
+        top = torch.bmm(q0.transpose(1, 2), torch.bmm(C, q0)).reshape(K)
+        if prev is not None and bool(((top - prev).abs() <= tol * top.abs().clamp(min=1e-300)).all()):
+            break
+        prev = top
+    _, V = torch.linalg.eigh(torch.bmm(Q.transpose(1, 2), torch.bmm(C, Q)))
+    return torch.bmm(Q, V[:, :, -1:]).squeeze(2)
+
+
 def _top_direction(C: torch.Tensor, seed: int, block: int = 4, max_iter: int = 60, tol: float = 1e-9):
     """Top eigenvector of a symmetric PSD (d, d) matrix by block power iteration."""
     d = C.shape[0]
@@ -112,8 +133,9 @@ def _centred_class_moments(R: np.ndarray, labels: np.ndarray, n_classes: int, de
     processed in groups when ``K d^2`` floats would exceed 256 MiB.
     """
     N, d = R.shape
-    first = torch.from_numpy(np.ascontiguousarray(R[:batch_size])).to(device).double()
-    lab0 = torch.from_numpy(np.asarray(labels[:batch_size], dtype=np.int64)).to(device)
+    head = min(batch_size, 8192)  # enough rows for a provisional mean; no float64 copy of a chunk
+    first = torch.from_numpy(np.ascontiguousarray(R[:head])).to(device).double()
+    lab0 = torch.from_numpy(np.asarray(labels[:head], dtype=np.int64)).to(device)
     cnt0 = torch.bincount(lab0, minlength=n_classes).double()
     sum0 = torch.zeros(n_classes, d, dtype=torch.float64, device=device).index_add_(0, lab0, first)
     shift = torch.where(cnt0[:, None] > 0, sum0 / cnt0.clamp(min=1)[:, None], first.mean(0)[None, :]).float()
@@ -121,6 +143,7 @@ def _centred_class_moments(R: np.ndarray, labels: np.ndarray, n_classes: int, de
     sums = torch.zeros(n_classes, d, dtype=torch.float64, device=device)
     covs = torch.zeros(n_classes, d, d, dtype=torch.float64, device=device)
     group = max(1, (256 * 2 ** 20) // (4 * d * d))
+    buf = torch.empty(min(N, batch_size), d, dtype=torch.float32, device=device)
     for g0 in range(0, n_classes, group):
         g1 = min(n_classes, g0 + group)
         acc = torch.zeros(g1 - g0, d, d, dtype=torch.float32, device=device)
@@ -133,7 +156,8 @@ def _centred_class_moments(R: np.ndarray, labels: np.ndarray, n_classes: int, de
                 order = torch.nonzero((lab >= g0) & (lab < g1)).squeeze(1)
                 order = order[torch.argsort(lab[order], stable=True)]
             labs = lab[order]
-            xc = xb[order]  # the one gather: rows grouped by class
+            # the one gather, rows grouped by class, into a buffer reused across chunks
+            xc = torch.index_select(xb, 0, order, out=buf[:len(order)])
             per = torch.bincount(labs - g0, minlength=g1 - g0)
             counts[g0:g1] += per.double()
             lo = 0
@@ -141,7 +165,7 @@ def _centred_class_moments(R: np.ndarray, labels: np.ndarray, n_classes: int, de
                 if hi > lo:
                     blk = xc[lo:hi]
                     blk -= shift[g0 + c]
-                    sums[g0 + c] += blk.sum(0, dtype=torch.float64)
+                    sums[g0 + c] += blk.sum(0).double()  # shifted rows: float32 sums do not cancel
                     acc[c].addmm_(blk.T, blk)
                 lo = hi
         covs[g0:g1] = acc.double()
@@ -191,11 +215,13 @@ def spectral_scores(
     K, d = len(classes), R.shape[1]
     counts, means, covs, shift = _centred_class_moments(R, lab, K, device, batch_size)
     dirs = torch.zeros(K, d, dtype=torch.float64, device=device)
+    if method == "centred":
+        ok = counts >= 2
+        if bool(ok.any()):
+            dirs[ok] = _top_directions(covs[ok], seed)
     for c in range(K):
-        if counts[c] < 2:
+        if counts[c] < 2 or method == "centred":
             continue
-        if method == "centred":
-            dirs[c] = _top_direction(covs[c], seed)
         else:
             idx = np.flatnonzero(lab == c)
             mean, cov = _robust_moments(R, idx, device, batch_size)

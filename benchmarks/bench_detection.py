@@ -194,7 +194,7 @@ def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed,
     scores["peer_cleanlab_lr"], peer_flags = peer_cleanlab_logreg(Xtr, ytr, seed)
     scores["peer_art_spectral"] = peer_art_spectral(res.representations, ytr)
     flagged = res.scores["flagged"].to_numpy()
-    row = {"data": name, "case": case, "n": len(ytr), "n_ref": len(yr), "n_poison": int(truth.sum()), "secs": secs,
+    row = {"data": name, "case": case, "seed": seed, "n": len(ytr), "n_ref": len(yr), "n_poison": int(truth.sum()), "secs": secs,
            "probe_acc": res.summary["probe"]["cv_accuracy"],
            "anch_acc": float((res.pred_probs.argmax(1) == ytr)[~truth].mean())}
     for s in SCREENS:
@@ -287,6 +287,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer cases")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (e.g. 0,1,2): every case per seed, "
+                                                 "then the clean controls' mean over seeds")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (tiny models: 1 is fastest)")
     ap.add_argument("--only", default=None,
                     help="comma-separated data sets: digits, tabular, wine, breast_cancer, weak_imbalanced, "
@@ -295,7 +297,22 @@ def main(argv=None):
     args = ap.parse_args(argv)
     only = None if args.only is None else set(args.only.split(","))
     keep = None if args.cases is None else set(args.cases.split(","))
-    config = ScreenConfig(seed=args.seed, threads=args.threads)
+    seeds = [args.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
+    rows = []
+    for seed in seeds:
+        rows += run_seed(args, seed, only, keep)
+    df = pd.DataFrame(rows)
+    print_tables(df)
+    if len(seeds) > 1:
+        clean = df[df.case == "clean"].groupby("data").clean_flag_rate.agg(["mean", "max"])
+        print(f"\nClean controls over seeds {seeds} (flag rate on clean tables; goal <= 2 %):")
+        print(clean.to_string(float_format=lambda x: f"{100 * x:.1f}%"))
+        print(f"mean over every clean table: {100 * df[df.case == 'clean'].clean_flag_rate.mean():.2f}%")
+
+
+def run_seed(args, seed, only, keep):
+    """Every selected case with one seed (data split, planting and screening)."""
+    config = ScreenConfig(seed=seed, threads=args.threads)
     rows = []
 
     def want(data, case):
@@ -304,21 +321,21 @@ def main(argv=None):
     if only is None or "digits" in only:
         X, y = load_digits(return_X_y=True)
         X = X.astype(np.float64)
-        (Xtr, ytr), ref, test = split(X, y, 1078, 269, args.seed)
+        (Xtr, ytr), ref, test = split(X, y, 1078, 269, seed)
         target = 0
         for case in digits_cases(args.quick):
             if not want("digits", case):
                 continue
-            rng = np.random.default_rng(args.seed + zlib.crc32(case.encode()) % 1000)
+            rng = np.random.default_rng(seed + zlib.crc32(case.encode()) % 1000)
             X2, y2, truth, trig = plant_digits(case, Xtr, ytr, target, rng)
-            rows.append(run_case("digits", case, X2, y2, truth, trig, ref, test, target, config, args.seed))
+            rows.append(run_case("digits", case, X2, y2, truth, trig, ref, test, target, config, seed))
             print_row(rows[-1])
     if only is None or "tabular" in only:
         X, y = make_classification(n_samples=2500, n_features=30, n_informative=12, n_redundant=6,
                                    n_classes=5, n_clusters_per_class=2, class_sep=1.5,
-                                   random_state=args.seed + 11)
-        (Xtr, ytr), ref, test = split(X, y, 1500, 375, args.seed)
-        rng0 = np.random.default_rng(args.seed + 5)
+                                   random_state=seed + 11)
+        (Xtr, ytr), ref, test = split(X, y, 1500, 375, seed)
+        rng0 = np.random.default_rng(seed + 5)
         trig_cols = rng0.choice(X.shape[1], 3, replace=False)
         trig_value = np.quantile(X, 0.995)  # extreme but in-range for every column
         cases = ["clean", "trigger-3%", "uniform-10%", "pair-15%"]
@@ -327,20 +344,20 @@ def main(argv=None):
         for case in cases:
             if not want("tabular", case):
                 continue
-            rng = np.random.default_rng(args.seed + zlib.crc32(case.encode()) % 1000)
+            rng = np.random.default_rng(seed + zlib.crc32(case.encode()) % 1000)
             X2, y2, truth, trig = plant_tabular(case, Xtr, ytr, 2, rng, 5, trig_cols, trig_value)
-            rows.append(run_case("tabular", case, X2, y2, truth, trig, ref, test, 2, config, args.seed))
+            rows.append(run_case("tabular", case, X2, y2, truth, trig, ref, test, 2, config, seed))
             print_row(rows[-1])
-    for name, X, y, (n_tr, n_ref), target, trigger, cases, kind in generalization_sets(args.seed):
-        (Xtr, ytr), ref, test = split(X, y, n_tr, n_ref, args.seed)
+    for name, X, y, (n_tr, n_ref), target, trigger, cases, kind in generalization_sets(seed):
+        (Xtr, ytr), ref, test = split(X, y, n_tr, n_ref, seed)
         for case in cases:
             if not want(name, case):
                 continue
-            rng = np.random.default_rng(args.seed + zlib.crc32(case.encode()) % 1000)
+            rng = np.random.default_rng(seed + zlib.crc32(case.encode()) % 1000)
             X2, y2, truth, trig = plant_generic(case, Xtr, ytr, target, rng, len(np.unique(y)), trigger)
-            rows.append(run_case(name, case, X2, y2, truth, trig, ref, test, target, config, args.seed, kind))
+            rows.append(run_case(name, case, X2, y2, truth, trig, ref, test, target, config, seed, kind))
             print_row(rows[-1])
-    print_tables(pd.DataFrame(rows))
+    return rows
 
 
 def print_row(r):
@@ -351,7 +368,7 @@ def print_tables(df):
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 50)
     print("\nRanking (AUROC / recall within 1.5 x eps budget / precision within budget):")
-    t = pd.DataFrame({"data": df.data, "case": df.case, "n_p": df.n_poison})
+    t = pd.DataFrame({"data": df.data, "case": df.case, "seed": df.seed, "n_p": df.n_poison})
     short = {"spectral": "spec", "label_noise": "lbl", "influence": "infl", "activation_cluster": "ac",
              "peer_cleanlab_lr": "peerCL", "peer_art_spectral": "peerART"}
     for s in SCREENS:
@@ -359,9 +376,49 @@ def print_tables(df):
                        zip(df[f"{s}:auc"], df[f"{s}:R@b"], df[f"{s}:P@b"])]
     print(t.to_string(index=False))
     print("\nCombined verdict and retraining (MLP without flagged rows; dAcc vs oracle removal, points):")
-    v = df[["data", "case", "n", "n_ref", "n_poison", "probe_acc", "anch_acc", "clean_flag_rate", "recall",
+    v = df[["data", "case", "seed", "n", "n_ref", "n_poison", "probe_acc", "anch_acc", "clean_flag_rate", "recall",
             "precision", "F1", "peer_F1", "acc_before", "acc", "dAcc", "ASR_before", "ASR_after", "secs"]]
     print(v.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print_goals(df)
+
+
+def _goal_rows(df):
+    """(data, case, goal, value, met) for the issue's goals, one row per check."""
+    out = []
+    from types import SimpleNamespace
+
+    for d in df.to_dict("records"):
+        r = SimpleNamespace(**{k: v for k, v in d.items() if k.isidentifier()})
+        case = f"{r.case} (seed {r.seed})"
+        if r.case == "clean":
+            out.append((r.data, case, "clean flag rate <= 2%", f"{100 * r.clean_flag_rate:.1f}%",
+                        r.clean_flag_rate <= 0.02))
+            continue
+        if r.case.startswith(("uniform", "pair")):
+            out.append((r.data, case, "label AUROC >= 0.99", f"{d['label_noise:auc']:.3f}",
+                        d["label_noise:auc"] >= 0.99))
+            out.append((r.data, case, "F1 of flagged >= 0.90", f"{r.F1:.3f}", r.F1 >= 0.90))
+        else:
+            out.append((r.data, case, "recall of flagged >= 0.95", f"{r.recall:.2f}", r.recall >= 0.95))
+            if r.ASR_after == r.ASR_after:
+                out.append((r.data, case, "attack success after removal <= 2%", f"{100 * r.ASR_after:.0f}%",
+                            r.ASR_after <= 0.02))
+            out.append((r.data, case, "accuracy within 0.6 points of oracle removal", f"{r.dAcc:+.2f}",
+                        r.dAcc >= -0.6))
+        peers = max(d["peer_cleanlab_lr:auc"], d["peer_art_spectral:auc"])
+        best = max(d[f"{s}:auc"] for s in ("spectral", "label_noise", "influence", "activation_cluster"))
+        out.append((r.data, case, "best screen AUROC > both peers'", f"{best:.3f} vs {peers:.3f}", best > peers))
+        out.append((r.data, case, "F1 of flagged > peer cleanlab's", f"{r.F1:.3f} vs {r.peer_F1:.3f}",
+                    r.F1 > r.peer_F1))
+    return out
+
+
+def print_goals(df):
+    rows = _goal_rows(df)
+    print("\nGoals (issue 8), per case:")
+    for data, case, goal, value, met in rows:
+        print(f"  {'met ' if met else 'MISS'}  {data}/{case}: {goal}: {value}")
+    print(f"{sum(m for *_, m in rows)} of {len(rows)} checks met")
 
 
 if __name__ == "__main__":

@@ -71,10 +71,35 @@ def conformal_lower_pvalues(scores: np.ndarray, reference_scores: np.ndarray) ->
     return (1.0 + below) / (len(ref) + 1.0)
 
 
-def calibrated_level(alpha: float, n_reference: int) -> float:
-    """The p-value level actually used: ``alpha``, or ``1 / (M + 1)`` when the reference is
-    too small for a p-value that low (the smallest one a row can get)."""
-    return max(float(alpha), 1.0 / (n_reference + 1.0))
+def calibrated_level(alpha: float, n_reference: int, confidence: float | None = None) -> float:
+    """The p-value level actually used.
+
+    Without ``confidence``: ``alpha``, or ``1 / (M + 1)`` when the reference is too small
+    for a p-value that low (the smallest one a row can get); the *expected* clean flag
+    rate is then at most that level. With ``confidence`` (e.g. 0.9): the largest level
+    ``k / (M + 1)`` at which the clean flag rate of *this* table stays below ``alpha``
+    with that probability over the draw of the reference (the rate below the k-th of M
+    reference scores is Beta(k, M + 1 - k)); ``1 / (M + 1)`` when even k = 1 cannot.
+    """
+    m = int(n_reference)
+    if confidence is None:
+        return max(float(alpha), 1.0 / (m + 1.0))
+    from scipy.stats import beta
+
+    k = 1
+    while k < m and beta.ppf(confidence, k + 1, m - k) <= alpha:
+        k += 1
+    return k / (m + 1.0)
+
+
+def clean_rate_upper_bound(level: float, n_reference: int, confidence: float = 0.9) -> float:
+    """The ``confidence`` upper bound of one table's clean flag rate at ``level``: the
+    quantile of Beta(k, M + 1 - k), k = floor(level (M + 1))."""
+    from scipy.stats import beta
+
+    m = int(n_reference)
+    k = max(1, min(m, int(np.floor(level * (m + 1) + 1e-9))))
+    return float(beta.ppf(confidence, k, m + 1 - k))
 
 
 def reference_calibrated_verdict(margins, reference_margins, *, alpha: float):
@@ -222,7 +247,8 @@ def _anchored_verdict(labels, config, anchored, ref_labels):
     ref_labels = np.asarray(ref_labels)
     ref_margins = label_margin(ref_labels, anchored.reference_pred_probs)
     m = len(ref_labels)
-    level = calibrated_level(config.verdict_alpha, m)
+    level = calibrated_level(config.verdict_alpha, m, config.verdict_confidence)
+    upper90 = clean_rate_upper_bound(level, m, 0.9) if m else 1.0
     if anchored.model_margins is not None:
         pvals = cross_conformal_pvalues(anchored.model_margins, anchored.admitted, ref_margins,
                                         anchored.reference_folds)
@@ -241,14 +267,16 @@ def _anchored_verdict(labels, config, anchored, ref_labels):
     text = ("flagged when the label margin log p(label) - log max_other p, from the reference-anchored probes "
             "that never trained on the row, is lower than the trusted reference rows' own held-out margins "
             f"allow: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows about "
-            f"{level:.2%}; alpha={config.verdict_alpha}, {m} reference rows); and, in a class holding "
+            f"{level:.2%}, and below {upper90:.2%} for this table with 90 % confidence; "
+            f"alpha={config.verdict_alpha}, {m} reference rows); and, in a class holding "
             "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
             f"family-wise level {config.excess_delta}, estimated false-discovery rate <= {config.excess_fdr}), "
             "every row of that class up to the level where the excess sits")
     if fired:
         text += ": " + "; ".join(f"class #{d['class']} up to p <= {d['level']:g} ({d['count']} rows, about "
                                  f"{d['expected_clean']:.1f} clean expected)" for d in fired)
-    details = {"p_value_level": level, "clean_flag_rate_bound": level,
+    details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
+               "verdict_confidence": config.verdict_confidence,
                "row_level_flagged": int(row_flags.sum()),
                "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
                "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",

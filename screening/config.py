@@ -59,6 +59,10 @@ class ScreenConfig:
         verdict_alpha: target flag rate on clean rows for the reference-calibrated
             verdict (the conformal p-value level; the expected flag rate on clean rows is
             at most ``max(alpha, 1 / (M + 1))`` for M reference rows).
+        verdict_confidence: ``None`` (default): ``verdict_alpha`` bounds the *expected*
+            clean flag rate. A probability such as 0.9: the level is lowered until the
+            clean flag rate of this very table stays below ``verdict_alpha`` with that
+            probability (needs a larger reference to flag anything; fewer flags).
         excess_fdr, excess_delta, excess_levels: the class-excess part of the verdict
             (``combine.py``): the largest estimated share of clean rows among a class's
             extra flags, the family-wise chance of it firing on a clean table, and the
@@ -100,6 +104,7 @@ class ScreenConfig:
     label_noise_filter_by: str = "prune_by_noise_rate"
     influence_projection_dim: int = 0
 
+    verdict_confidence: float | None = None
     excess_fdr: float = 0.2
     excess_delta: float = 0.05
     excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)

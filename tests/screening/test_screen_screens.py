@@ -217,3 +217,21 @@ def test_anchored_probe_never_trains_a_model_on_its_own_fold_or_on_reference_twi
     assert not a.admitted[:, :3].any() and a.n_reference_duplicates == 3
     assert a.admitted.any()  # self-training did admit rows
     np.testing.assert_array_equal(a.reference_folds, stratified_folds(yr, 3, cfg.seed + 2))
+
+
+def test_confident_level_keeps_one_tables_clean_rate_below_alpha_with_that_probability():
+    from screening.combine import calibrated_level, clean_rate_upper_bound
+
+    rng = np.random.default_rng(3)
+    m, alpha = 400, 0.02
+    level = calibrated_level(alpha, m, confidence=0.9)
+    assert 1 / (m + 1) <= level < alpha
+    assert clean_rate_upper_bound(level, m, 0.9) <= alpha < clean_rate_upper_bound(alpha, m, 0.9)
+    over = 0
+    for _ in range(400):  # one reference draw per table; its rate on a large clean table
+        ref = np.sort(rng.standard_normal(m))
+        cut = ref[int(round(level * (m + 1))) - 1]
+        rate = (rng.standard_normal(20000) < cut).mean()
+        over += rate > alpha
+    assert over / 400 <= 0.1 + 0.05
+    assert calibrated_level(alpha, 30, confidence=0.9) == 1 / 31  # too small to certify: the floor

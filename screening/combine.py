@@ -210,7 +210,7 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
 
 
 def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags: dict,
-                    ref_labels=None):
+                    ref_labels=None, classes=None):
     """Return (flagged (N,) bool, rule description dict with ``name`` and ``text``).
 
     Args:
@@ -220,6 +220,7 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
         anchored: :class:`screening.probe.AnchoredProbe` or None.
         screen_flags: per-screen (N,) bool flags (``"label_noise"`` at least).
         ref_labels: (M,) reference labels when ``anchored`` is given.
+        classes: class names in index order (for the rule's text and summary).
     """
     rule = config.combine
     if rule == "union":
@@ -231,7 +232,7 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
         return screen_flags["label_noise"].copy(), {
             "name": "label_noise", "text": "cleanlab find_label_issues on the label screen's pred_probs"}
     if anchored is not None:
-        return _anchored_verdict(labels, config, anchored, ref_labels)
+        return _anchored_verdict(labels, config, anchored, ref_labels, classes)
     p = np.asarray(label_probs)
     rejects = p.argmax(axis=1) != np.asarray(labels)
     flagged = screen_flags["label_noise"] & rejects
@@ -240,7 +241,7 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
     return flagged, {"name": "cleanlab_cross_validated", "text": text}
 
 
-def _anchored_verdict(labels, config, anchored, ref_labels):
+def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
     """Rule "auto" with a reference: row-level cross-conformal cut plus class excess."""
     from .probe import label_margin
 
@@ -272,8 +273,12 @@ def _anchored_verdict(labels, config, anchored, ref_labels):
             "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
             f"family-wise level {config.excess_delta}, estimated false-discovery rate <= {config.excess_fdr}), "
             "every row of that class up to the level where the excess sits")
+    if classes is not None:
+        for d in fired:  # class names, not indices, in the summary and the text
+            name = classes[d["class"]]
+            d["class"] = name.item() if hasattr(name, "item") else name
     if fired:
-        text += ": " + "; ".join(f"class #{d['class']} up to p <= {d['level']:g} ({d['count']} rows, about "
+        text += ": " + "; ".join(f"class {d['class']!r} up to p <= {d['level']:g} ({d['count']} rows, about "
                                  f"{d['expected_clean']:.1f} clean expected)" for d in fired)
     details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
                "verdict_confidence": config.verdict_confidence,

@@ -164,7 +164,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
 
     # The combined rule's estimate of the poison rate sets the spectral budget unless given.
     flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
-                                    ref_labels=prep.y_ref,
+                                    ref_labels=prep.y_ref, classes=classes,
                                     screen_flags={"label_noise": screens["label_noise"].flagged})
     p_values = rule.pop("p_values", None)
     est_rate = float(flagged.mean())
@@ -188,7 +188,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
 
     if config.combine == "union":
         flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
-                                        ref_labels=prep.y_ref,
+                                        ref_labels=prep.y_ref, classes=classes,
                                         screen_flags={k: s.flagged for k, s in screens.items()})
         est_rate = float(flagged.mean())
 

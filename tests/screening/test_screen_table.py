@@ -127,3 +127,19 @@ def test_bad_input_raises_clear_error(make, pattern):
 
 def test_error_is_a_value_error():
     assert issubclass(ScreeningInputError, ValueError)
+
+
+def test_relabelling_into_one_class_is_reported_as_that_class_excess():
+    X, y = blobs(n_per_class=80, n_classes=3, seed=1)
+    Xr, yr = blobs(n_per_class=30, n_classes=3, seed=1, noise_seed=5)
+    names = np.array(["cat", "dog", "eel"])
+    poisoned = np.flatnonzero(y != 2)[:30]
+    yy = y.copy()
+    yy[poisoned] = 2  # a dirty-label attack aimed at one target class
+    r = screen_table(frame(X, names[yy]), label_col="label", reference=frame(Xr, names[yr]), config=FAST)
+    combine = json.loads(json.dumps(r.summary))["combine"]
+    assert [d["class"] for d in combine["class_excess"]] == ["eel"]
+    assert "'eel'" in combine["text"]
+    flagged = r.scores["flagged"].to_numpy()
+    assert flagged[poisoned].mean() >= 0.9
+    assert combine["clean_flag_rate_upper_90"] >= combine["clean_flag_rate_bound"]

@@ -39,6 +39,8 @@ class Policy:
     pii: dict[str, Any] = field(default_factory=dict)
     # leakage: on_eval_exact_duplicate, on_eval_near_duplicate, eval_near_max_fraction
     leakage: dict[str, Any] = field(default_factory=dict)
+    # the screens' verdict: verdict_alpha, verdict_confidence (screening.ScreenConfig fields)
+    verdict: dict[str, Any] = field(default_factory=lambda: {"verdict_alpha": 0.02, "verdict_confidence": None})
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -76,6 +78,14 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if not 0 <= canary["min_recall"] <= 1 or not 0 < canary["fraction"] <= canary["max_fraction"] <= 0.5:
         raise BadInput(f"decision policy {path}: need 0 <= canary.min_recall <= 1 and "
                        "0 < canary.fraction <= canary.max_fraction <= 0.5")
+    verdict = {"verdict_alpha": get("screening", "verdict_alpha", 0.02),
+               "verdict_confidence": get("screening", "verdict_confidence", None)}
+    a, c = verdict["verdict_alpha"], verdict["verdict_confidence"]
+    if (not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 < a < 0.5
+            or c is not None and (not isinstance(c, (int, float)) or isinstance(c, bool) or not 0.5 <= c < 1)):
+        raise BadInput(f"decision policy {path}: need 0 < screening.verdict_alpha < 0.5 and "
+                       "screening.verdict_confidence null or in [0.5, 1)")
+    verdict = {"verdict_alpha": float(a), "verdict_confidence": None if c is None else float(c)}
     pii_on = get("pii", "quarantine_on", ["payment_card", "national_id", "iban"])
     if not isinstance(pii_on, list) or not all(isinstance(t, str) for t in pii_on):
         raise BadInput(f"decision policy {path}: pii.quarantine_on must be a list of tag names")
@@ -96,7 +106,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         max_trim_fraction=max_trim,
         reject_above_fraction=reject_above,
         on_screen_error=get("screening", "on_screen_error", "quarantine", judged),
-        raw=raw, canary=canary, pii=pii, leakage=leakage,
+        raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict,
     )
 
 

@@ -214,3 +214,27 @@ def test_decide_quarantines_when_canary_recall_is_below_the_floor(sqlite_home, t
     whys = [r["why"] for r in decision["reasons"] if r["check"] == "canary"]
     assert whys and whys[0].startswith("screens not trustworthy on this data: canary recall 0.00 below floor 0.80")
     assert any(r["check"] == "leakage" and r["outcome"] == "quarantine" for r in decision["reasons"])
+
+
+def test_policy_sets_the_verdicts_level_for_the_real_screen(sqlite_home, tmp_path, monkeypatch):
+    from dataward.errors import BadInput
+    from dataward.policy import load_policy
+    from dataward.stages.screen import screen
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: t\nscreening: {verdict_alpha: 0.05, verdict_confidence: 0.9}\n"
+                      "canary: {enabled: false}\n")
+    monkeypatch.setenv("DATAWARD_POLICY", str(policy))
+    ctx, result, flipped = ingest_blobs(tmp_path, flips=12)
+    out = screen(ctx, result.ref)  # the real engine
+    config = out["summary"]["config"]
+    assert (config["verdict_alpha"], config["verdict_confidence"]) == (0.05, 0.9)
+    combine = out["summary"]["combine"]
+    assert combine["clean_flag_rate_upper_90"] <= 0.05 or combine["p_value_level"] == pytest.approx(1 / 31)
+    assert combine["p_value_level"] < 0.05  # stricter than alpha alone
+
+    for bad in ("screening: {verdict_alpha: 0.7}\n", "screening: {verdict_confidence: 1.5}\n",
+                "screening: {verdict_alpha: lots}\n"):
+        policy.write_text("version: t\n" + bad)
+        with pytest.raises(BadInput, match="verdict"):
+            load_policy(policy)

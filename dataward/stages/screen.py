@@ -51,14 +51,16 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
 
 def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
          ) -> dict[str, Any]:
-    from screening import ScreeningInputError, screen_table
+    from screening import ScreenConfig, ScreeningInputError, screen_table
 
     if not label_col:
         return {"status": "error", "reason": "the manifest names no label_column, so the "
                 "label-consistency screens cannot run"}
     data = read_table(ctx, version_id)
     reference = read_table(ctx, version_id, role="reference")
-    settings = load_policy(ctx.settings.decision_policy).canary
+    policy = load_policy(ctx.settings.decision_policy)
+    settings = policy.canary
+    config = ScreenConfig(**policy.verdict)
     canaries, canary_error = None, None
     if settings["enabled"]:
         try:
@@ -68,14 +70,14 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     n = data.num_rows
     screened = data if canaries is None or not len(canaries) else _with_canaries(data, canaries)
     try:
-        result = screen_table(screened, label_col=label_col, reference=reference)
+        result = screen_table(screened, label_col=label_col, reference=reference, config=config)
     except ScreeningInputError as exc:
         if screened is data:
             return {"status": "error", "reason": f"screening refused the data: {exc}"}
         # never let the self-test cost the real screening: retry on the real rows alone
         canaries, canary_error = None, f"screening refused the data with canaries: {exc}"
         try:
-            result = screen_table(data, label_col=label_col, reference=reference)
+            result = screen_table(data, label_col=label_col, reference=reference, config=config)
         except ScreeningInputError as exc2:
             return {"status": "error", "reason": f"screening refused the data: {exc2}"}
     m = result.scores.shape[0] - n

@@ -70,6 +70,28 @@ def _schedule(sizes, config):
     return bs, steps_per_epoch, epochs * steps_per_epoch, False
 
 
+def _lockstep_batches(train_sets, config, gen, device):
+    """The fit's schedule and its batches: (bs, total steps, iterator of (F, bs) row indices).
+
+    One shuffled pass per model per epoch (shorter sets wrap around so all models step
+    together), or ``target_steps`` random batches for large data (see :func:`_schedule`).
+    """
+    sizes = [len(s) for s in train_sets]
+    bs, steps_per_epoch, total, sampled = _schedule(sizes, config)
+    sets = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in train_sets]
+
+    def batches():
+        for _ in range(total // steps_per_epoch):
+            perms = None if sampled else [s[torch.randperm(len(s), generator=gen)] for s in sets]
+            for k in range(steps_per_epoch):
+                if sampled:
+                    yield torch.stack([s[torch.randint(len(s), (bs,), generator=gen)] for s in sets]).to(device)
+                else:
+                    yield torch.stack([p[(torch.arange(k * bs, (k + 1) * bs)) % len(p)] for p in perms]).to(device)
+
+    return bs, total, batches()
+
+
 def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpoints=0):
     """Train one MLP per index array in ``train_sets`` (rows of X (n, d), y (n,)).
 
@@ -79,39 +101,29 @@ def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpo
     F = len(train_sets)
     gen = generator(seed)
     model = BatchedMLP(F, X.shape[1], config.hidden, config.rep_dim, n_classes, gen).to(device)
-    sizes = [len(s) for s in train_sets]
-    bs, steps_per_epoch, total, sampled = _schedule(sizes, config)
-    epochs = total // steps_per_epoch
+    bs, total, batches = _lockstep_batches(train_sets, config, gen, device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
     # zero-copy on CPU (X is float32 and C-contiguous in screen_table)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-    sets = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in train_sets]
     save_at = {max(1, round(total * (i + 1) / n_checkpoints)) for i in range(n_checkpoints)} if n_checkpoints else set()
     checkpoints, lr_sum, lr_count, step = [], 0.0, 0, 0
     model.train()
-    for _ in range(epochs):
-        # one shuffled pass per model; shorter sets wrap around so all models step together
-        perms = None if sampled else [s[torch.randperm(len(s), generator=gen)] for s in sets]
-        for k in range(steps_per_epoch):
-            if sampled:
-                idx = torch.stack([s[torch.randint(len(s), (bs,), generator=gen)] for s in sets]).to(device)
-            else:
-                idx = torch.stack([p[(torch.arange(k * bs, (k + 1) * bs)) % len(p)] for p in perms]).to(device)
-            logits = model(Xt[idx])  # (F, bs, K)
-            loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
-                                               reduction="sum") / bs
-            lr_sum += opt.param_groups[0]["lr"]
-            lr_count += 1
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            step += 1
-            if step in save_at:
-                checkpoints.append((lr_sum / lr_count, {k2: v.detach().clone() for k2, v in model.state_dict().items()}))
-                lr_sum, lr_count = 0.0, 0
+    for idx in batches:
+        logits = model(Xt[idx])  # (F, bs, K)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
+                                           reduction="sum") / bs
+        lr_sum += opt.param_groups[0]["lr"]
+        lr_count += 1
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        if step in save_at:
+            checkpoints.append((lr_sum / lr_count, {k2: v.detach().clone() for k2, v in model.state_dict().items()}))
+            lr_sum, lr_count = 0.0, 0
     model.eval()
     return model, checkpoints
 
@@ -162,28 +174,19 @@ def fit_module_ensemble(make_model, X, y, train_sets, *, n_classes, config, seed
 
     batched = vmap(one)
     gen = generator(seed)
-    sizes = [len(s) for s in train_sets]
-    bs, steps_per_epoch, total, sampled = _schedule(sizes, config)
-    epochs = total // steps_per_epoch
+    bs, total, batches = _lockstep_batches(train_sets, config, gen, device)
     opt = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-    sets = [torch.from_numpy(np.asarray(s, dtype=np.int64)) for s in train_sets]
-    for _ in range(epochs):
-        perms = None if sampled else [s[torch.randperm(len(s), generator=gen)] for s in sets]
-        for k in range(steps_per_epoch):
-            if sampled:
-                idx = torch.stack([s[torch.randint(len(s), (bs,), generator=gen)] for s in sets]).to(device)
-            else:
-                idx = torch.stack([p[(torch.arange(k * bs, (k + 1) * bs)) % len(p)] for p in perms]).to(device)
-            logits = batched(params, buffers, Xt[idx])  # (F, bs, K)
-            loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
-                                               reduction="sum") / bs
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+    for idx in batches:
+        logits = batched(params, buffers, Xt[idx])  # (F, bs, K)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
+                                           reduction="sum") / bs
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
     with torch.no_grad():
         for f, model in enumerate(models):
             for name, p in model.named_parameters():

@@ -28,9 +28,11 @@ Rule ``"auto"`` (the default), with a trusted reference, has two parts.
    fraction of clean class-c rows below the cut-off is at most a Beta(j_c + 1, M_c - j_c)
    variable, so the count is at most Beta-Binomial(n_c, j_c + 1, M_c - j_c) on clean
    data. When that count is significant (tail probability times the number of tests <=
-   ``excess_delta``) and the clean rows it would take are few (``n_c (j_c + 1) / (M_c +
-   1) <= excess_fdr x count``, an estimated false-discovery rate), the class's rows with
-   ``p <= t`` are flagged, at the largest such t. On clean data this fires with
+   ``excess_delta``) and the clean rows it would take are few (with F = (j_c + 1) /
+   (M_c + 1) the clean rows' estimated share below t and the class's clean rows at most
+   n_c - count + E, the expected clean rows below t are E = (n_c - count) F / (1 - F),
+   and E <= ``excess_fdr`` x count: an estimated false-discovery rate), the class's rows
+   with ``p <= t`` are flagged, at the largest such t. On clean data this fires with
    probability at most ``excess_delta`` over all classes; under a concentrated attack it
    lifts the cut-off to where the poison sits (a blended trigger whose rows the probe
    doubts less than its hardest clean rows, a clean-label trigger that lowers the probe's
@@ -199,7 +201,11 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
             if count == 0 or jc >= mc:
                 continue
             tail = float(betabinom.sf(count - 1, nc, jc + 1, mc - jc))
-            expected = nc * (jc + 1) / (mc + 1)
+            # clean rows expected below t: the class's clean rows times their estimated
+            # share below t; the clean rows number n_c minus the poison, and the poison is
+            # at least count minus those clean ones, hence E = (n_c - count) F / (1 - F)
+            share = (jc + 1) / (mc + 1)
+            expected = (nc - count) * share / (1 - share)
             if tail * n_tests <= delta and expected <= fdr * count:
                 best = {"class": int(c), "level": float(t), "count": count,
                         "expected_clean": float(expected), "tail_probability": tail}

@@ -54,8 +54,6 @@ from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_EXCESS_LEVELS = (0.01, 0.02, 0.05, 0.1, 0.2)
-
 
 def conformal_lower_pvalues(scores: np.ndarray, reference_scores: np.ndarray) -> np.ndarray:
     """Conformal p-values for "this score is unusually low" against a clean reference.
@@ -104,38 +102,6 @@ def clean_rate_upper_bound(level: float, n_reference: int, confidence: float = 0
     return float(beta.ppf(confidence, k, m + 1 - k))
 
 
-def reference_calibrated_verdict(margins, reference_margins, *, alpha: float):
-    """Flag rows whose label margin is implausibly low for a clean row under any probe.
-
-    Args:
-        margins: list of (N,) label margins of the data rows, one per probe (each from
-            out-of-sample pred_probs, see :func:`screening.probe.label_margin`).
-        reference_margins: list of (M,) margins of the trusted reference rows, same probes,
-            same order, scored the same way.
-        alpha: total target flag rate on clean rows, split evenly over the probes.
-
-    Returns:
-        (flagged (N,) bool, p-value (N,) float64 (the smallest over the probes times their
-        number, capped at 1: Bonferroni), details dict with per-probe cut-offs and counts).
-    """
-    n_probes = len(margins)
-    n_ref = len(reference_margins[0])
-    level = calibrated_level(alpha / n_probes, n_ref)
-    flagged = np.zeros(len(margins[0]), dtype=bool)
-    pmin = np.ones(len(margins[0]))
-    details = []
-    for m, mr in zip(margins, reference_margins):
-        p = conformal_lower_pvalues(m, mr)
-        f = p <= level
-        flagged |= f
-        pmin = np.minimum(pmin, p)
-        k = max(1, int(np.floor(level * (n_ref + 1))))
-        details.append({"flagged": int(f.sum()),
-                        "margin_cutoff": float(np.sort(mr)[k - 1])})  # flagged: margin < this
-    return flagged, np.minimum(1.0, pmin * n_probes), {"p_value_level": level, "probes": details,
-                                                       "clean_flag_rate_bound": min(1.0, level * n_probes)}
-
-
 def cross_conformal_pvalues(model_margins, admitted, reference_margins, reference_folds) -> np.ndarray:
     """Cross-conformal p-values of the data rows (see the module docstring, part 1).
 
@@ -171,8 +137,7 @@ def reference_fold_pvalues(reference_margins, reference_folds) -> np.ndarray:
     return p
 
 
-def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float,
-                 levels=DEFAULT_EXCESS_LEVELS):
+def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float, levels):
     """Classes holding significantly more low p-values than their reference rows allow
     (module docstring, part 2).
 
@@ -256,17 +221,11 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
     m = len(ref_labels)
     level = calibrated_level(config.verdict_alpha, m, config.verdict_confidence)
     upper90 = clean_rate_upper_bound(level, m, 0.9) if m else 1.0
-    if anchored.model_margins is not None:
-        pvals = cross_conformal_pvalues(anchored.model_margins, anchored.admitted, ref_margins,
-                                        anchored.reference_folds)
-        ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
-    else:  # an AnchoredProbe built without per-model margins: pooled split-conformal p-values
-        pvals = conformal_lower_pvalues(label_margin(labels, anchored.pred_probs), ref_margins)
-        ref_p = np.searchsorted(np.sort(ref_margins), ref_margins, side="right") / max(m, 1)
+    pvals = cross_conformal_pvalues(anchored.model_margins, anchored.admitted, ref_margins, anchored.reference_folds)
+    ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
     row_flags = pvals <= level
-    levels = tuple(getattr(config, "excess_levels", DEFAULT_EXCESS_LEVELS))
     excess_flags, fired = class_excess(pvals, ref_p, labels, ref_labels, fdr=config.excess_fdr,
-                                       delta=config.excess_delta, levels=levels)
+                                       delta=config.excess_delta, levels=tuple(config.excess_levels))
     flagged = row_flags | excess_flags
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._torch_utils import generator, pick_device
+from ._torch_utils import generator
 
 
 class _MLP(nn.Module):
@@ -306,11 +306,11 @@ class AnchoredProbe:
     initial_margins: np.ndarray
     initial_reference_margins: np.ndarray
     kept_per_round: list
+    model_margins: np.ndarray  # (n_folds, N) float32: model f's margin of every data row
+    admitted: np.ndarray  # (n_folds, N) bool: data rows model f trained on
+    reference_folds: np.ndarray  # (M,) the fold that scores each reference row
     admit_threshold: float = 0.0
     n_reference_duplicates: int = 0
-    model_margins: np.ndarray | None = None  # (n_folds, N) float32: model f's margin of every data row
-    admitted: np.ndarray | None = None  # (n_folds, N) bool: data rows model f trained on
-    reference_folds: np.ndarray | None = None  # (M,) the fold that scores each reference row
 
 
 def reference_duplicates(X_all: np.ndarray, n: int) -> np.ndarray:
@@ -371,7 +371,6 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     folds = stratified_folds(y, config.n_folds, config.seed + 1)
     rfolds = stratified_folds(y_ref, config.n_folds, config.seed + 2)
     ref_idx = np.arange(n, n + m)
-    data_by_fold = [np.flatnonzero(folds == f) for f in range(config.n_folds)]
     ref_by_fold = [n + np.flatnonzero(rfolds == f) for f in range(config.n_folds)]
 
     def round_(admitted, r):
@@ -414,8 +413,8 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
         probs, rprobs, margins = round_(admitted, r + 1)
         if progress:
             progress(f"anchored probe: self-training round {r + 1}/{config.self_training_rounds}")
-    return AnchoredProbe(probs, rprobs, init_m, init_rm, kept_counts, thr, int(dup.sum()),
-                         model_margins=margins, admitted=admitted, reference_folds=rfolds)
+    return AnchoredProbe(probs, rprobs, init_m, init_rm, kept_counts, model_margins=margins, admitted=admitted,
+                         reference_folds=rfolds, admit_threshold=thr, n_reference_duplicates=int(dup.sum()))
 
 
 @dataclass

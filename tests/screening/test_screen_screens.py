@@ -115,7 +115,7 @@ def test_top_fraction_per_class_counts():
 
 
 def test_conformal_verdict_flags_alpha_of_exchangeable_clean_rows_and_catches_outliers():
-    from screening.combine import calibrated_level, reference_calibrated_verdict
+    from screening.combine import calibrated_level, conformal_lower_pvalues
 
     rng = np.random.default_rng(0)
     rates = []
@@ -123,10 +123,10 @@ def test_conformal_verdict_flags_alpha_of_exchangeable_clean_rows_and_catches_ou
         ref = rng.standard_t(3, size=300)  # heavy-tailed clean margins
         data = rng.standard_t(3, size=1000)
         data[:30] -= 40.0  # 30 implausibly labelled rows
-        flagged, p, info = reference_calibrated_verdict([data], [ref], alpha=0.02)
+        flagged = conformal_lower_pvalues(data, ref) <= calibrated_level(0.02, len(ref))
         assert flagged[:30].all()
         rates.append(flagged[30:].mean())
-    assert info["p_value_level"] == calibrated_level(0.02, 300) == 0.02
+    assert calibrated_level(0.02, 300) == 0.02
     assert abs(np.mean(rates) - 0.02) < 0.004  # expected clean flag rate ~ alpha, not more
     # a tiny reference cannot certify a low rate: the level falls back to 1 / (M + 1)
     assert calibrated_level(0.01, 20) == 1 / 21
@@ -175,8 +175,10 @@ def test_cross_conformal_pvalues_skip_scores_from_models_that_trained_on_the_row
 
 
 def test_class_excess_fires_on_a_concentrated_attack_and_rarely_on_clean_rows():
+    from screening import ScreenConfig
     from screening.combine import class_excess
 
+    levels = ScreenConfig().excess_levels
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(5), 200)
     ref_labels = np.repeat(np.arange(5), 60)
@@ -184,14 +186,14 @@ def test_class_excess_fires_on_a_concentrated_attack_and_rarely_on_clean_rows():
     for _ in range(100):
         p = rng.random(len(labels))  # clean: uniform p-values...
         ref_p = rng.random(len(ref_labels))  # ...like the reference's own
-        flagged, fired = class_excess(p, ref_p, labels, ref_labels, fdr=0.2, delta=0.05)
+        flagged, fired = class_excess(p, ref_p, labels, ref_labels, fdr=0.2, delta=0.05, levels=levels)
         fired_clean += bool(fired)
     assert fired_clean <= 10  # family-wise level 0.05 (a little slack for 100 draws)
     p = rng.random(len(labels))
     ref_p = rng.random(len(ref_labels))
     attacked = np.flatnonzero(labels == 3)[:60]
     p[attacked] = rng.uniform(0.012, 0.018, size=60)  # doubted, yet above a 1 % row-level cut
-    flagged, fired = class_excess(p, ref_p, labels, ref_labels, fdr=0.2, delta=0.05)
+    flagged, fired = class_excess(p, ref_p, labels, ref_labels, fdr=0.2, delta=0.05, levels=levels)
     assert [d["class"] for d in fired] == [3]
     assert flagged[attacked].all() and not flagged[labels != 3].any()
 

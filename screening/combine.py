@@ -9,17 +9,20 @@ Rule ``"auto"`` (the default), with a trusted reference, has two parts.
    The score is the label margin ``log p(label) - log max_{other} p``
    (:func:`screening.probe.label_margin`) under the self-trained, reference-anchored
    probe (:func:`screening.probe.anchored_probe`). Model f of that probe never trained,
-   directly or through an admission, on reference fold f, so a reference row of fold f
-   and a clean data row that model f never trained on are exchangeable under it. The
-   row's p-value is cross-conformal (Vovk 2015): with S the models that never trained on
-   the row (its own fold's model always, and every model that did not admit it),
+   directly or through an admission, on reference fold f. Which models may admit a data
+   row is fixed by the fold layout before anything is trained, so for each row there is
+   a fixed set S of "judges", the models that could never have trained on it (its own
+   fold's model and those whose admission span does not reach its fold; 3 of 5 by
+   default). Under a judge f, a clean data row and a reference row of fold f are
+   exchangeable. The row's p-value is cross-conformal (Vovk 2015):
    ``p = (1 + sum_{f in S} #{reference rows j of fold f: margin_f(j) <= margin_f(row)})
-   / (1 + sum_{f in S} M_f)``. Each model is compared only with its own held-out
-   reference rows, and a suspicious row (one no other model admitted) is judged by all
-   F models rather than one, a steadier verdict. The row is flagged when
-   ``p <= max(alpha, 1 / (M + 1))``;
-   the expected flag rate on clean rows exchangeable with the reference is then about
-   ``alpha`` (default 2 %).
+   / (1 + sum_{f in S} M_f)``. Each judge is compared only with its own held-out
+   reference rows. The row is flagged when ``p <= max(alpha, 1 / (1 + M_S))``, with M_S
+   the fewest reference rows any row is judged against; the expected flag rate on clean
+   rows exchangeable with the reference is then about that level (default 2 %). The
+   judges are never chosen by the row's own scores: a row judged by "the models that
+   did not admit it" would be judged, when it is a hard clean row, by exactly the models
+   that doubted it, and flagged too often.
 
 2. Class excess. Poison aimed at a backdoor lands in one target class; label noise
    spreads. In each class c and at each level t of ``excess_levels``, the number of
@@ -102,13 +105,14 @@ def clean_rate_upper_bound(level: float, n_reference: int, confidence: float = 0
     return float(beta.ppf(confidence, k, m + 1 - k))
 
 
-def cross_conformal_pvalues(model_margins, admitted, reference_margins, reference_folds) -> np.ndarray:
+def cross_conformal_pvalues(model_margins, judges, reference_margins, reference_folds) -> np.ndarray:
     """Cross-conformal p-values of the data rows (see the module docstring, part 1).
 
     Args:
         model_margins: (F, N) margin of every data row under each fold model f.
-        admitted: (F, N) bool, data rows model f trained on (their score under f is
-            in-sample and is not used).
+        judges: (F, N) bool, the models whose score judges each row: models that could
+            never have trained on it, fixed before training (never chosen by the row's
+            own scores, or the p-values are no longer valid).
         reference_margins: (M,) margin of each reference row under the model of its fold.
         reference_folds: (M,) fold of each reference row.
 
@@ -120,10 +124,17 @@ def cross_conformal_pvalues(model_margins, admitted, reference_margins, referenc
     den = np.ones(n)
     for f in range(n_models):
         ref = np.sort(np.asarray(reference_margins, dtype=np.float64)[reference_folds == f])
-        use = ~np.asarray(admitted[f], dtype=bool)
+        use = np.asarray(judges[f], dtype=bool)
         num[use] += np.searchsorted(ref, model_margins[f, use].astype(np.float64), side="right")
         den[use] += len(ref)
     return num / den
+
+
+def judged_reference_rows(judges, reference_folds) -> int:
+    """The fewest reference rows any data row is judged against (``M_S``)."""
+    per_fold = np.bincount(np.asarray(reference_folds), minlength=len(judges))[:len(judges)]
+    judged = (np.asarray(judges, dtype=bool) * per_fold[:, None]).sum(axis=0)
+    return int(judged.min()) if judged.size else 0
 
 
 def reference_fold_pvalues(reference_margins, reference_folds) -> np.ndarray:
@@ -219,9 +230,11 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
     ref_labels = np.asarray(ref_labels)
     ref_margins = label_margin(ref_labels, anchored.reference_pred_probs)
     m = len(ref_labels)
-    level = calibrated_level(config.verdict_alpha, m, config.verdict_confidence)
-    upper90 = clean_rate_upper_bound(level, m, 0.9) if m else 1.0
-    pvals = cross_conformal_pvalues(anchored.model_margins, anchored.admitted, ref_margins, anchored.reference_folds)
+    judges = ~np.asarray(anchored.eligible, dtype=bool)
+    m_judged = judged_reference_rows(judges, anchored.reference_folds)
+    level = calibrated_level(config.verdict_alpha, m_judged, config.verdict_confidence)
+    upper90 = clean_rate_upper_bound(level, m_judged, 0.9) if m_judged else 1.0
+    pvals = cross_conformal_pvalues(anchored.model_margins, judges, ref_margins, anchored.reference_folds)
     ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
     row_flags = pvals <= level
     excess_flags, fired = class_excess(pvals, ref_p, labels, ref_labels, fdr=config.excess_fdr,
@@ -231,10 +244,11 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
     text = ("flagged when the label margin log p(label) - log max_other p, from the reference-anchored probes "
-            "that never trained on the row, is lower than the trusted reference rows' own held-out margins "
-            f"allow: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows about "
+            "that could never have trained on the row, is lower than the trusted reference rows' own held-out "
+            f"margins allow: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows about "
             f"{level:.2%}, and below {upper90:.2%} for this table with 90 % confidence; "
-            f"alpha={config.verdict_alpha}, {m} reference rows); and, in a class holding "
+            f"alpha={config.verdict_alpha}, {m} reference rows, each row judged against at least {m_judged}); "
+            "and, in a class holding "
             "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
             f"family-wise level {config.excess_delta}, estimated false-discovery rate <= {config.excess_fdr}), "
             "every row of that class up to the level where the excess sits")
@@ -247,6 +261,8 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
                                  f"{d['expected_clean']:.1f} clean expected)" for d in fired)
     details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
                "verdict_confidence": config.verdict_confidence,
+               "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,
+               "judged_reference_rows": m_judged,
                "row_level_flagged": int(row_flags.sum()),
                "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
                "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",

@@ -45,6 +45,10 @@ class ScreenConfig:
             half-believed poisoned row cannot teach the next round its trigger (measured
             on digits blend-3%: with 0, two admitted blended rows taught the trigger and
             every blended row ended up agreeing with its poisoned label).
+        admit_folds: from how many other data folds each self-training model may admit
+            rows; a row is judged only by the other ``n_folds - admit_folds`` models.
+            ``None``: ``(n_folds - 1) // 2``, or 1 for a small reference
+            (:func:`screening.probe.admit_span`).
 
     Screens
         spectral_method: ``"centred"`` (Tran, Li, Madry 2018, Algorithm 1) or
@@ -92,6 +96,7 @@ class ScreenConfig:
     n_checkpoints: int = 4
     self_training_rounds: int = 2
     admit_quantile: float = 0.25
+    admit_folds: int | None = None
     input_kind: str = "auto"
     image_shape: tuple[int, ...] | None = None
     text_featurizer: str = "minilm"

@@ -294,10 +294,13 @@ class AnchoredProbe:
         (:func:`label_margin`) from round 0, whose models trained on the reference alone
         (they never saw a data row, so they cannot have learned a trigger from the data).
     kept_per_round: data rows admitted to training before each later round (per model,
-        averaged; a row can be admitted by up to ``n_folds - 1`` models).
+        averaged; a row can be admitted by up to :func:`admit_span` models).
     model_margins: (n_folds, N) float32, model f's (last round) margin of every data row.
     admitted: (n_folds, N) bool, the data rows model f of the last round trained on.
     reference_folds: (M,) int, the fold whose model scored each reference row.
+    eligible: (n_folds, N) bool, the data rows model f could ever admit (fixed by the
+        fold layout before any model is trained; ``admitted`` is a subset). The verdict
+        judges a row only by the models that could not admit it.
     admit_threshold: label-margin cut-off for admission (from the reference's own OOF margins).
     """
 
@@ -309,6 +312,7 @@ class AnchoredProbe:
     model_margins: np.ndarray  # (n_folds, N) float32: model f's margin of every data row
     admitted: np.ndarray  # (n_folds, N) bool: data rows model f trained on
     reference_folds: np.ndarray  # (M,) the fold that scores each reference row
+    eligible: np.ndarray  # (n_folds, N) bool: data rows model f could ever admit
     admit_threshold: float = 0.0
     n_reference_duplicates: int = 0
 
@@ -340,6 +344,26 @@ def reference_duplicates(X_all: np.ndarray, n: int) -> np.ndarray:
     return dup
 
 
+def admit_span(config, n_reference: int) -> int:
+    """How many other data folds each anchored-probe model may admit rows from.
+
+    ``config.admit_folds`` when set (1 .. n_folds - 1). Automatic (``None``): about half,
+    ``(n_folds - 1) // 2`` (with 5 folds: 2, so every row is judged by 3 models that never
+    saw it, and each model self-trains on 2 of the 5 data folds); 1 when the reference is
+    so small that the judged reference rows, ``M (n_folds - s) / n_folds``, could not give
+    a p-value as low as ``verdict_alpha`` (more judges, finer p-values)."""
+    k = int(config.n_folds)
+    if config.admit_folds is not None:
+        s = int(config.admit_folds)
+        if not 1 <= s <= k - 1:
+            raise ValueError(f"admit_folds must be between 1 and n_folds - 1 = {k - 1}, not {s}")
+        return s
+    s = max(1, (k - 1) // 2)
+    if n_reference * (k - s) / k + 1 < 1.0 / config.verdict_alpha:
+        s = 1
+    return s
+
+
 def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress=None) -> AnchoredProbe:
     """Reference-anchored probe with cross-fitted self-training.
 
@@ -351,9 +375,19 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     Data rows and reference rows are both split into ``n_folds`` folds. Model f trains on
     the reference rows outside fold f plus the data rows *admitted to model f*, and scores
     reference fold f and every data row. Round 0 admits no data row. Before each later
-    round, model f admits the data rows outside data fold f whose label margin
-    (:func:`label_margin`) under model f of the previous round is above ``max(0, the
-    config.admit_quantile quantile of the reference rows' margins)``.
+    round, model f admits the data rows of its eligible data folds, ``f + 1 .. f + s``
+    (mod ``n_folds``, s = :func:`admit_span`), whose label margin (:func:`label_margin`)
+    under model f of the previous round is above ``max(0, the config.admit_quantile
+    quantile of the reference rows' margins)``.
+
+    Which models may admit a row is fixed by the fold layout, before anything is trained:
+    the verdict judges a data row only by the ``n_folds - s`` models that could never
+    have admitted it (its own fold's and the others outside its span), so the choice of
+    judges never depends on the row's own scores. (Judging a row by the models that
+    merely *did not* admit it picks, for a hard clean row, exactly the models that doubted
+    it, while its reference counterparts are judged unselected: measured on 23 tables of
+    6 kinds, a class's clean rows then drifted below its reference rows, and the
+    class-excess rule once flagged 12 % of breast_cancer's clean rows.)
 
     Each model's admissions are decided by its own lineage only, and no model of that
     lineage ever trained on reference fold f: a reference row reaches the model that
@@ -363,7 +397,7 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     admissions came from the other folds' models, whose training included reference fold
     f, clean rows were flagged at twice the promised rate, 4.0 % for alpha = 2 %.)
     Memory: one (N, K) float32 array of probabilities at a time, plus (n_folds, N) float32
-    margins and (n_folds, N) bool admissions.
+    margins and two (n_folds, N) bool masks.
     """
     seed = config.seed * 1000 + 500
     m = len(y_all) - n
@@ -397,6 +431,12 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     # a data row that duplicates a reference row is never admitted: training on it would
     # let the models see that reference row's twin and make its out-of-fold margin too good
     dup = reference_duplicates(X_all, n)
+    k = config.n_folds
+    span = admit_span(config, m)
+    # model f may admit rows of data folds f+1 .. f+span (mod k): never its own, and the
+    # layout alone (not any score) decides which models can never see a row
+    ahead = (folds[None, :] - np.arange(k)[:, None]) % k
+    eligible = (ahead >= 1) & (ahead <= span)
     admitted = np.zeros((config.n_folds, n), dtype=bool)
     probs, rprobs, margins = round_(admitted, 0)
     init_m, init_rm = label_margin(y, probs), label_margin(y_ref, rprobs)
@@ -407,14 +447,14 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
         # model f's admissions are decided by model f's own previous round, which never
         # trained on reference fold f: nothing of the rows that calibrate the verdict
         # reaches, through an admission, the model that scores them
-        admitted = (margins > thr) & ~dup[None, :] & (folds[None, :] != np.arange(config.n_folds)[:, None])
-        kept_counts.append(int(round(admitted.sum() / max(1, config.n_folds - 1))))
+        admitted = (margins > thr) & ~dup[None, :] & eligible
+        kept_counts.append(int(round(admitted.sum() / span)))
         del probs
         probs, rprobs, margins = round_(admitted, r + 1)
         if progress:
             progress(f"anchored probe: self-training round {r + 1}/{config.self_training_rounds}")
     return AnchoredProbe(probs, rprobs, init_m, init_rm, kept_counts, model_margins=margins, admitted=admitted,
-                         reference_folds=rfolds, admit_threshold=thr, n_reference_duplicates=int(dup.sum()))
+                         reference_folds=rfolds, eligible=eligible, admit_threshold=thr, n_reference_duplicates=int(dup.sum()))
 
 
 @dataclass

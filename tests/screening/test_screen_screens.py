@@ -132,17 +132,20 @@ def test_conformal_verdict_flags_alpha_of_exchangeable_clean_rows_and_catches_ou
     assert calibrated_level(0.01, 20) == 1 / 21
 
 
-def _fold_models(rng, n=1000, m=300, n_folds=5, shift=1.5):
+def _fold_models(rng, n=1000, m=300, n_folds=5, shift=1.5, span=2):
     """Margins of N clean data rows and M reference rows under F fold models that differ
-    in strength (a per-model shift): model f scores every data row and reference fold f."""
+    in strength (a per-model shift): model f scores every data row and reference fold f.
+    Judges as the anchored probe lays them out: a row's own fold's model and every model
+    whose admission span (the next ``span`` folds) does not reach the row's fold."""
     shifts = rng.normal(scale=shift, size=n_folds)
     rfolds = np.arange(m) % n_folds
     ref = rng.standard_t(3, size=m) + shifts[rfolds]
     z = rng.standard_t(3, size=n)
     model_margins = z[None, :] + shifts[:, None] + rng.normal(scale=0.3, size=(n_folds, n))
     own = np.arange(n) % n_folds
-    admitted = (rng.random((n_folds, n)) < 0.5) & (own[None, :] != np.arange(n_folds)[:, None])
-    return model_margins, admitted, ref, rfolds, own
+    ahead = (own[None, :] - np.arange(n_folds)[:, None]) % n_folds
+    judges = (ahead == 0) | (ahead > span)
+    return model_margins, judges, ref, rfolds, own
 
 
 def test_cross_conformal_pvalues_keep_the_clean_flag_rate_with_unequal_fold_models():
@@ -151,27 +154,49 @@ def test_cross_conformal_pvalues_keep_the_clean_flag_rate_with_unequal_fold_mode
     rng = np.random.default_rng(0)
     rates = []
     for _ in range(200):
-        mm, adm, ref, rfolds, own = _fold_models(rng)
-        p = cross_conformal_pvalues(mm, adm, ref, rfolds)
+        mm, judges, ref, rfolds, own = _fold_models(rng)
+        p = cross_conformal_pvalues(mm, judges, ref, rfolds)
         assert p.min() > 0 and p.max() <= 1
         rates.append((p <= 0.02).mean())
     assert 0.01 < np.mean(rates) < 0.024  # about alpha, never above it by more than noise
     # rows the probe rejects outright are caught whatever fold model scores them
-    mm, adm, ref, rfolds, own = _fold_models(rng)
+    mm, judges, ref, rfolds, own = _fold_models(rng)
     mm[:, :25] -= 40.0
-    assert (cross_conformal_pvalues(mm, adm, ref, rfolds)[:25] <= 0.02).all()
+    assert (cross_conformal_pvalues(mm, judges, ref, rfolds)[:25] <= 0.02).all()
 
 
-def test_cross_conformal_pvalues_skip_scores_from_models_that_trained_on_the_row():
+def test_judges_chosen_by_the_rows_own_scores_would_over_flag_clean_rows():
+    # why the judges are fixed by the fold layout: judging a row by the models that did
+    # not admit it (their previous-round margin was low) selects the models that doubt it.
+    # Clean rows, fold models that disagree a lot (model noise twice the rows' spread).
     from screening.combine import cross_conformal_pvalues
+
+    rng = np.random.default_rng(3)
+    fixed, chosen = [], []
+    for _ in range(60):
+        _, judges, _, rfolds, own = _fold_models(rng, shift=0.0)
+        z = rng.standard_t(3, size=len(own))
+        mm = z[None, :] + rng.normal(scale=2.0, size=(5, len(own)))
+        ref = rng.standard_t(3, size=len(rfolds)) + rng.normal(scale=2.0, size=len(rfolds))
+        prev = mm + rng.normal(scale=0.3, size=mm.shape)  # the previous round, correlated
+        not_admitted = (prev <= np.quantile(ref, 0.25)) | (own[None, :] == np.arange(5)[:, None])
+        fixed.append((cross_conformal_pvalues(mm, judges, ref, rfolds) <= 0.05).mean())
+        chosen.append((cross_conformal_pvalues(mm, not_admitted, ref, rfolds) <= 0.05).mean())
+    assert np.mean(fixed) <= 0.05
+    assert np.mean(chosen) > 1.5 * np.mean(fixed)
+
+
+def test_cross_conformal_pvalues_use_only_the_rows_judges():
+    from screening.combine import cross_conformal_pvalues, judged_reference_rows
 
     ref = np.array([0.0, 1.0, 2.0, 3.0])
     rfolds = np.array([0, 0, 1, 1])
     mm = np.array([[0.5, 10.0], [-5.0, 10.0]])  # row 0 looks bad only under model 1
-    adm = np.array([[False, False], [True, False]])  # ...which trained on it
-    p = cross_conformal_pvalues(mm, adm, ref, rfolds)
+    judges = np.array([[True, True], [False, True]])  # ...which could have trained on it
+    p = cross_conformal_pvalues(mm, judges, ref, rfolds)
     assert p[0] == pytest.approx((1 + 1) / (1 + 2))  # model 0 only: one reference row <= 0.5
     assert p[1] == pytest.approx((1 + 2 + 2) / (1 + 4))
+    assert judged_reference_rows(judges, rfolds) == 2
 
 
 def test_class_excess_fires_on_a_concentrated_attack_and_rarely_on_clean_rows():
@@ -213,9 +238,13 @@ def test_anchored_probe_never_trains_a_model_on_its_own_fold_or_on_reference_twi
     a = anchored_probe(X_all, np.concatenate([y, yr]), len(y), kind="tabular", n_classes=3, config=cfg,
                        device=torch.device("cpu"))
     folds = stratified_folds(y, 3, cfg.seed + 1)
-    assert a.model_margins.shape == a.admitted.shape == (3, len(y))
+    assert a.model_margins.shape == a.admitted.shape == a.eligible.shape == (3, len(y))
+    assert not (a.admitted & ~a.eligible).any()  # admissions only where the layout allows
     for f in range(3):
-        assert not a.admitted[f, folds == f].any()
+        assert not a.eligible[f, folds == f].any()
+        # model f may admit from exactly the next fold (span 1 with 3 folds)
+        assert a.eligible[f, folds == (f + 1) % 3].all() and not a.eligible[f, folds == (f + 2) % 3].any()
+    assert ((~a.eligible).sum(axis=0) == 2).all()  # every row has two judges
     assert not a.admitted[:, :3].any() and a.n_reference_duplicates == 3
     assert a.admitted.any()  # self-training did admit rows
     np.testing.assert_array_equal(a.reference_folds, stratified_folds(yr, 3, cfg.seed + 2))
@@ -237,3 +266,16 @@ def test_confident_level_keeps_one_tables_clean_rate_below_alpha_with_that_proba
         over += rate > alpha
     assert over / 400 <= 0.1 + 0.05
     assert calibrated_level(alpha, 30, confidence=0.9) == 1 / 31  # too small to certify: the floor
+
+
+def test_admit_span_leaves_most_models_as_judges_and_more_for_a_small_reference():
+    from screening import ScreenConfig
+    from screening.probe import admit_span
+
+    assert admit_span(ScreenConfig(), 300) == 2  # 5 folds: 3 judges per row
+    assert admit_span(ScreenConfig(n_folds=10), 1000) == 4
+    # 40 reference rows: 3 judges see 24 of them, too few for p <= 0.02; 4 judges see 32
+    assert admit_span(ScreenConfig(), 40) == 1
+    assert admit_span(ScreenConfig(admit_folds=4), 40) == 4
+    with pytest.raises(ValueError, match="admit_folds"):
+        admit_span(ScreenConfig(admit_folds=5), 300)

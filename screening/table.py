@@ -192,19 +192,21 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
                                         screen_flags={k: s.flagged for k, s in screens.items()})
         est_rate = float(flagged.mean())
 
-    reason = np.full(len(y), "", dtype=object)
-    reason[flagged] = rule["name"]
-    scores = pd.DataFrame({
+    # one frame built once, no copies of float64 columns, and the reason as a categorical
+    # (one byte per row, not a Python string per row: 10M rows took 2 GB more without)
+    columns = {
         "row_id": np.arange(len(y), dtype=np.int64),
-        "spectral": screens["spectral"].scores.astype(np.float64),
-        "label_noise": screens["label_noise"].scores.astype(np.float64),
-        "influence": screens["influence"].scores.astype(np.float64),
-        "flagged": flagged.astype(bool),
-        "activation_cluster": screens["activation_cluster"].scores.astype(np.float64),
-        "reason": reason.astype(str),
-    })
+        "spectral": screens["spectral"].scores.astype(np.float64, copy=False),
+        "label_noise": screens["label_noise"].scores.astype(np.float64, copy=False),
+        "influence": screens["influence"].scores.astype(np.float64, copy=False),
+        "flagged": flagged.astype(bool, copy=False),
+        "activation_cluster": screens["activation_cluster"].scores.astype(np.float64, copy=False),
+        "reason": pd.Categorical.from_codes(flagged.astype(np.int8), categories=["", rule["name"]]),
+    }
     if p_values is not None:
-        scores["label_p_value"] = p_values.astype(np.float64)
+        columns["label_p_value"] = p_values.astype(np.float64, copy=False)
+    scores = pd.DataFrame(columns, copy=False)
+    del columns
     summary = {
         "n_rows": int(len(y)),
         "n_features": int(n_features),
@@ -229,5 +231,5 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "estimated_poison_rate": est_rate,
         "seconds": time.perf_counter() - t_all,
     }
-    return ScreenResult(scores=scores, summary=summary, representations=cv.representations.astype(np.float32),
+    return ScreenResult(scores=scores, summary=summary, representations=cv.representations.astype(np.float32, copy=False),
                         pred_probs=label_probs, cv_pred_probs=cv.pred_probs, classes=list(classes))

@@ -206,7 +206,6 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     if p_values is not None:
         columns["label_p_value"] = p_values.astype(np.float64, copy=False)
     scores = pd.DataFrame(columns, copy=False)
-    del columns
     summary = {
         "n_rows": int(len(y)),
         "n_features": int(n_features),

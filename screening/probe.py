@@ -248,9 +248,12 @@ def cross_validated_probe(X, y, *, kind, n_classes, config, device, X_ref=None, 
                                  seed=config.seed * 1000 + 1, device=device)
     probs = np.zeros((len(y), n_classes), dtype=np.float32)
     reps = np.zeros((len(y), config.rep_dim), dtype=np.float32)
+    step = max(1, config.inference_batch_size)
     for f in range(config.n_folds):
         te = np.flatnonzero(folds == f)
-        probs[te], reps[te] = predict_fn(f, X, te)
+        for start in range(0, len(te), step):  # chunk by chunk: no fold-sized float64 temporaries
+            idx = te[start:start + step]
+            probs[idx], reps[idx] = predict_fn(f, X, idx)
     rp = rr = None
     if X_ref is not None:
         rp = np.zeros((len(X_ref), n_classes), dtype=np.float32)
@@ -435,8 +438,10 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     span = admit_span(config, m)
     # model f may admit rows of data folds f+1 .. f+span (mod k): never its own, and the
     # layout alone (not any score) decides which models can never see a row
-    ahead = (folds[None, :] - np.arange(k)[:, None]) % k
-    eligible = (ahead >= 1) & (ahead <= span)
+    eligible = np.zeros((k, n), dtype=bool)
+    for f in range(k):  # row by row: a (k, N) int64 temporary would cost 8 k N bytes
+        ahead = (folds - f) % k
+        eligible[f] = (ahead >= 1) & (ahead <= span)
     admitted = np.zeros((config.n_folds, n), dtype=bool)
     probs, rprobs, margins = round_(admitted, 0)
     init_m, init_rm = label_margin(y, probs), label_margin(y_ref, rprobs)

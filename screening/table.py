@@ -151,6 +151,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     t = time.perf_counter()
     infl, n_ckpt = tracin_influence(X, y, X_ref=X_ref, y_ref=prep.y_ref, **kw)
     timings["tracin_probe"] = time.perf_counter() - t
+    del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
     if say:
         say("probes trained; running screens")
 

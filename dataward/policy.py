@@ -40,7 +40,14 @@ class Policy:
     # leakage: on_eval_exact_duplicate, on_eval_near_duplicate, eval_near_max_fraction
     leakage: dict[str, Any] = field(default_factory=dict)
     # the screens' verdict: verdict_alpha, verdict_confidence (screening.ScreenConfig fields)
-    verdict: dict[str, Any] = field(default_factory=lambda: {"verdict_alpha": 0.02, "verdict_confidence": None})
+    verdict: dict[str, Any] = field(default_factory=lambda: _verdict_defaults())
+
+
+def _verdict_defaults() -> dict[str, Any]:
+    """The verdict settings a policy leaves out: the screening engine's own defaults."""
+    from screening.config import ScreenConfig
+
+    return {"verdict_alpha": ScreenConfig.verdict_alpha, "verdict_confidence": ScreenConfig.verdict_confidence}
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -78,9 +85,9 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if not 0 <= canary["min_recall"] <= 1 or not 0 < canary["fraction"] <= canary["max_fraction"] <= 0.5:
         raise BadInput(f"decision policy {path}: need 0 <= canary.min_recall <= 1 and "
                        "0 < canary.fraction <= canary.max_fraction <= 0.5")
-    verdict = {"verdict_alpha": get("screening", "verdict_alpha", 0.02),
-               "verdict_confidence": get("screening", "verdict_confidence", None)}
-    a, c = verdict["verdict_alpha"], verdict["verdict_confidence"]
+    defaults = _verdict_defaults()
+    a = get("screening", "verdict_alpha", defaults["verdict_alpha"])
+    c = get("screening", "verdict_confidence", defaults["verdict_confidence"])
     if (not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 < a < 0.5
             or c is not None and (not isinstance(c, (int, float)) or isinstance(c, bool) or not 0.5 <= c < 1)):
         raise BadInput(f"decision policy {path}: need 0 < screening.verdict_alpha < 0.5 and "

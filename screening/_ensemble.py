@@ -92,6 +92,36 @@ def _lockstep_batches(train_sets, config, gen, device):
     return bs, total, batches()
 
 
+def _train_lockstep(forward, params, X, y, train_sets, *, n_classes, config, gen, device, n_checkpoints=0,
+                    snapshot=None):
+    """The lock-step training loop both ensembles share: AdamW with a one-cycle schedule on
+    the summed per-model cross-entropy of ``forward(rows (F, bs, ...)) -> (F, bs, K)``.
+
+    Returns ``n_checkpoints`` (mean lr of the interval, ``snapshot()``) pairs taken at
+    evenly spaced steps."""
+    bs, total, batches = _lockstep_batches(train_sets, config, gen, device)
+    opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
+    # zero-copy on CPU (X is float32 and C-contiguous in screen_table)
+    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
+    yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
+    save_at = {max(1, round(total * (i + 1) / n_checkpoints)) for i in range(n_checkpoints)} if n_checkpoints else set()
+    checkpoints, lrs = [], []
+    for step, idx in enumerate(batches, start=1):
+        logits = forward(Xt[idx])  # (F, bs, K)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
+                                           reduction="sum") / bs
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step in save_at:
+            checkpoints.append((sum(lrs) / len(lrs), snapshot()))
+            lrs.clear()
+    return checkpoints
+
+
 def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpoints=0):
     """Train one MLP per index array in ``train_sets`` (rows of X (n, d), y (n,)).
 
@@ -101,29 +131,11 @@ def fit_ensemble(X, y, train_sets, *, n_classes, config, seed, device, n_checkpo
     F = len(train_sets)
     gen = generator(seed)
     model = BatchedMLP(F, X.shape[1], config.hidden, config.rep_dim, n_classes, gen).to(device)
-    bs, total, batches = _lockstep_batches(train_sets, config, gen, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
-    # zero-copy on CPU (X is float32 and C-contiguous in screen_table)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-    save_at = {max(1, round(total * (i + 1) / n_checkpoints)) for i in range(n_checkpoints)} if n_checkpoints else set()
-    checkpoints, lr_sum, lr_count, step = [], 0.0, 0, 0
     model.train()
-    for idx in batches:
-        logits = model(Xt[idx])  # (F, bs, K)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
-                                           reduction="sum") / bs
-        lr_sum += opt.param_groups[0]["lr"]
-        lr_count += 1
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        step += 1
-        if step in save_at:
-            checkpoints.append((lr_sum / lr_count, {k2: v.detach().clone() for k2, v in model.state_dict().items()}))
-            lr_sum, lr_count = 0.0, 0
+    checkpoints = _train_lockstep(
+        model, model.parameters(), X, y, train_sets, n_classes=n_classes, config=config, gen=gen, device=device,
+        n_checkpoints=n_checkpoints,
+        snapshot=lambda: {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.eval()
     return model, checkpoints
 
@@ -173,20 +185,8 @@ def fit_module_ensemble(make_model, X, y, train_sets, *, n_classes, config, seed
         return functional_call(base, (p, b), (x,))
 
     batched = vmap(one)
-    gen = generator(seed)
-    bs, total, batches = _lockstep_batches(train_sets, config, gen, device)
-    opt = torch.optim.AdamW(list(params.values()), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
-    Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-    for idx in batches:
-        logits = batched(params, buffers, Xt[idx])  # (F, bs, K)
-        loss = nn.functional.cross_entropy(logits.reshape(-1, n_classes), yt[idx].reshape(-1),
-                                           reduction="sum") / bs
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    _train_lockstep(lambda x: batched(params, buffers, x), list(params.values()), X, y, train_sets,
+                    n_classes=n_classes, config=config, gen=generator(seed), device=device)
     with torch.no_grad():
         for f, model in enumerate(models):
             for name, p in model.named_parameters():

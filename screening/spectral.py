@@ -48,49 +48,33 @@ def _class_moments(R: np.ndarray, idx, device, batch_size: int, mean=None):
     return mean, acc.double() / n
 
 
-def _top_directions(C: torch.Tensor, seed: int, block: int = 4, max_iter: int = 60, tol: float = 1e-6):
+def _top_directions(C: torch.Tensor, seed: int, block: int = 4, max_iter: int = 60, tol: float = 1e-6,
+                    iter_dtype: torch.dtype = torch.float32):
     """Top eigenvectors (K, d) of K symmetric PSD (d, d) matrices, by block power iteration
     run on all K at once (batched products and QR: one call per step, not K).
 
-    The iteration runs in float32 (it only has to find the subspace; twice as fast as
-    float64 on a CPU); the final Rayleigh-Ritz step, which picks the direction inside
-    that subspace, runs in ``C``'s own precision."""
+    The iteration runs in ``iter_dtype``: float32 by default (it only has to find the
+    subspace; twice as fast as float64 on a CPU). The robust variant's whitened matrices
+    have a nearly flat spectrum and iterate in float64. The final Rayleigh-Ritz step,
+    which picks the direction inside the subspace, runs in ``C``'s own precision."""
     K, d = C.shape[0], C.shape[1]
     b = min(block, d)
-    C32 = C.float()
+    Ci = C.to(iter_dtype)
     g = torch.Generator(device="cpu").manual_seed(seed)
-    Q = torch.randn(d, b, generator=g, dtype=torch.float32).to(C.device)
+    Q = torch.randn(d, b, generator=g, dtype=iter_dtype).to(C.device)
     Q, _ = torch.linalg.qr(Q)
     Q = Q.expand(K, d, b).contiguous()
     prev = None
     for _ in range(max_iter):
-        Q, _ = torch.linalg.qr(torch.bmm(C32, Q))
+        Q, _ = torch.linalg.qr(torch.bmm(Ci, Q))
         q0 = Q[:, :, 0:1]
-        top = torch.bmm(q0.transpose(1, 2), torch.bmm(C32, q0)).reshape(K)
+        top = torch.bmm(q0.transpose(1, 2), torch.bmm(Ci, q0)).reshape(K)
         if prev is not None and bool(((top - prev).abs() <= tol * top.abs().clamp(min=1e-30)).all()):
             break
         prev = top
     Q, _ = torch.linalg.qr(Q.to(C.dtype))
     _, V = torch.linalg.eigh(torch.bmm(Q.transpose(1, 2), torch.bmm(C, Q)))
     return torch.bmm(Q, V[:, :, -1:]).squeeze(2)
-
-
-def _top_direction(C: torch.Tensor, seed: int, block: int = 4, max_iter: int = 60, tol: float = 1e-9):
-    """Top eigenvector of a symmetric PSD (d, d) matrix by block power iteration."""
-    d = C.shape[0]
-    b = min(block, d)
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    Q = torch.randn(d, b, generator=g, dtype=torch.float64).to(C.device)
-    Q, _ = torch.linalg.qr(Q)
-    prev = None
-    for _ in range(max_iter):
-        Q, _ = torch.linalg.qr(C @ Q)
-        top = float(Q[:, 0] @ (C @ Q[:, 0]))
-        if prev is not None and abs(top - prev) <= tol * max(abs(top), 1e-300):
-            break
-        prev = top
-    w, V = torch.linalg.eigh(Q.T @ C @ Q)
-    return Q @ V[:, -1]
 
 
 def _chi2_quantile(p: float, k: int) -> float:
@@ -221,14 +205,11 @@ def spectral_scores(
     K, d = len(classes), R.shape[1]
     counts, means, covs, shift = _centred_class_moments(R, lab, K, device, batch_size)
     dirs = torch.zeros(K, d, dtype=torch.float64, device=device)
-    if method == "centred":
-        ok = counts >= 2
-        if bool(ok.any()):
-            dirs[ok] = _top_directions(covs[ok], seed)
-    for c in range(K):
-        if counts[c] < 2 or method == "centred":
-            continue
-        else:
+    ok = counts >= 2
+    if method == "centred" and bool(ok.any()):
+        dirs[ok] = _top_directions(covs[ok], seed)
+    elif method == "robust":
+        for c in np.flatnonzero(ok.cpu().numpy()):
             idx = np.flatnonzero(lab == c)
             mean, cov = _robust_moments(R, idx, device, batch_size)
             w, U = torch.linalg.eigh(cov)
@@ -236,11 +217,11 @@ def spectral_scores(
             W = U @ torch.diag(w.rsqrt()) @ U.T
             # top direction of the whitened rows' second moment about the robust mean
             _, full = _class_moments(R, idx, device, batch_size, mean=mean)
-            v = _top_direction(W @ full @ W, seed)
-            dirs[c] = W @ v
+            dirs[c] = W @ _top_directions((W @ full @ W)[None], seed, tol=1e-9, iter_dtype=torch.float64)[0]
             means[c] = mean
     # score pass: ((r - mean_c) . v_c)^2 = (r . v_c - mean_c . v_c)^2, for all classes in
-    # one (batch, d) x (d, K) product; no gathered or centred copy of the rows
+    # one product of the (batch, d) rows with the (K, d) directions; no gathered or
+    # centred copy of the rows
     V = dirs.float().contiguous()  # (K, d): x @ V.T as F.linear, twice as fast as x @ (d, K) on a CPU
     offs = (means * dirs).sum(1)  # (K,)
     scores = np.zeros(len(R), dtype=np.float64)

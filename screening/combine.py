@@ -31,8 +31,8 @@ Rule ``"auto"`` (the default), with a trusted reference, has two parts.
    fraction of clean class-c rows below the cut-off is at most a Beta(j_c + 1, M_c - j_c)
    variable, so the count is at most Beta-Binomial(n_c, j_c + 1, M_c - j_c) on clean
    data. When that count is significant (tail probability times the number of tests <=
-   ``excess_delta``) and the clean rows it would take are few (with F = (j_c + 1) /
-   (M_c + 1) the clean rows' estimated share below t and the class's clean rows at most
+   ``excess_delta``, halved when part 3 runs too) and the clean rows it would take are
+   few (with F = (j_c + 1) / (M_c + 1) the clean rows' estimated share below t and the class's clean rows at most
    n_c - count + E, the expected clean rows below t are E = (n_c - count) F / (1 - F),
    and E <= ``excess_fdr`` x count: an estimated false-discovery rate), the class's rows
    with ``p <= t`` are flagged, at the largest such t. On clean data this fires with
@@ -40,6 +40,22 @@ Rule ``"auto"`` (the default), with a trusted reference, has two parts.
    lifts the cut-off to where the poison sits (a blended trigger whose rows the probe
    doubts less than its hardest clean rows, a clean-label trigger that lowers the probe's
    confidence in the target class).
+
+3. Trigger contrast. A backdoor works because a model trained on the data learns its
+   trigger. The cross-validated probe trains on the data, the other poisoned rows
+   included, so it accepts a poisoned row's label; the anchored probe never learned the
+   trigger and rejects it. A hard clean row is doubted by both, a flipped label by both.
+   The contrast score ``margin_f(row) - cv_margin(row)`` (anchored margin under judge f
+   minus the cross-validated probe's out-of-fold margin) is low where only the anchored
+   probe rejects the label. Reference rows get the same score: their cross-validated
+   margin comes from a fold model that never trained on them, so under each judge a clean
+   data row and a held-out reference row stay exchangeable. The contrast's p-values
+   (computed like part 1's) enter the class-excess test of part 2 only, never the row
+   level, so the row-level clean flag rate is unchanged; measured on six kinds of data
+   (46 tables, 2 seeds), it caught feature-value and embedding triggers that the margin
+   alone placed among the hard clean rows (tabular trigger recall 0.62 -> 0.96 and
+   0.31 -> 0.89, embedding 0.40 -> 0.79 and 0.55 -> 0.88) and fired on no clean table.
+   ``excess_delta`` is split evenly between the two statistics (Bonferroni).
 
 No constant is fitted to any data set: every cut-off comes from the trusted reference's
 own out-of-fold margins.
@@ -105,7 +121,8 @@ def clean_rate_upper_bound(level: float, n_reference: int, confidence: float = 0
     return float(beta.ppf(confidence, k, m + 1 - k))
 
 
-def cross_conformal_pvalues(model_margins, judges, reference_margins, reference_folds) -> np.ndarray:
+def cross_conformal_pvalues(model_margins, judges, reference_margins, reference_folds, *,
+                            row_offset=None) -> np.ndarray:
     """Cross-conformal p-values of the data rows (see the module docstring, part 1).
 
     Args:
@@ -113,8 +130,12 @@ def cross_conformal_pvalues(model_margins, judges, reference_margins, reference_
         judges: (F, N) bool, the models whose score judges each row: models that could
             never have trained on it, fixed before training (never chosen by the row's
             own scores, or the p-values are no longer valid).
-        reference_margins: (M,) margin of each reference row under the model of its fold.
+        reference_margins: (M,) margin of each reference row under the model of its fold
+            (minus its own ``row_offset`` counterpart when one is given).
         reference_folds: (M,) fold of each reference row.
+        row_offset: optional (N,) value subtracted from every model's margin of a row
+            before it is ranked (the contrast score of part 3), one fold at a time: no
+            (F, N) temporary.
 
     Returns:
         (N,) float64 in (0, 1].
@@ -125,7 +146,10 @@ def cross_conformal_pvalues(model_margins, judges, reference_margins, reference_
     for f in range(n_models):
         ref = np.sort(np.asarray(reference_margins, dtype=np.float64)[reference_folds == f])
         use = np.asarray(judges[f], dtype=bool)
-        num[use] += np.searchsorted(ref, model_margins[f, use].astype(np.float64), side="right")
+        score = model_margins[f, use].astype(np.float64)
+        if row_offset is not None:
+            score -= np.asarray(row_offset)[use]
+        num[use] += np.searchsorted(ref, score, side="right")
         den[use] += len(ref)
     return num / den
 
@@ -192,7 +216,7 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
 
 
 def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags: dict,
-                    ref_labels=None, classes=None):
+                    ref_labels=None, classes=None, cv_margins=None, cv_reference_margins=None):
     """Return (flagged (N,) bool, rule description dict with ``name`` and ``text``).
 
     Args:
@@ -203,6 +227,9 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
         screen_flags: per-screen (N,) bool flags (``"label_noise"`` at least).
         ref_labels: (M,) reference labels when ``anchored`` is given.
         classes: class names in index order (for the rule's text and summary).
+        cv_margins, cv_reference_margins: (N,) and (M,) label margins of the data and
+            reference rows under the cross-validated probe (out-of-fold / never trained
+            on); with ``anchored``, they enable the trigger-contrast test (part 3).
     """
     rule = config.combine
     if rule == "union":
@@ -214,7 +241,7 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
         return screen_flags["label_noise"].copy(), {
             "name": "label_noise", "text": "cleanlab find_label_issues on the label screen's pred_probs"}
     if anchored is not None:
-        return _anchored_verdict(labels, config, anchored, ref_labels, classes)
+        return _anchored_verdict(labels, config, anchored, ref_labels, classes, cv_margins, cv_reference_margins)
     p = np.asarray(label_probs)
     rejects = p.argmax(axis=1) != np.asarray(labels)
     flagged = screen_flags["label_noise"] & rejects
@@ -223,8 +250,11 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
     return flagged, {"name": "cleanlab_cross_validated", "text": text}
 
 
-def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
-    """Rule "auto" with a reference: row-level cross-conformal cut plus class excess."""
+def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_margins=None,
+                      cv_reference_margins=None):
+    """Rule "auto" with a reference: row-level cross-conformal cut plus class excess on
+    the label margin and, given the cross-validated probe's margins, on the trigger
+    contrast."""
     from .probe import label_margin
 
     ref_labels = np.asarray(ref_labels)
@@ -237,8 +267,24 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
     pvals = cross_conformal_pvalues(anchored.model_margins, judges, ref_margins, anchored.reference_folds)
     ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
     row_flags = pvals <= level
+    levels = tuple(config.excess_levels)
+    contrast = cv_margins is not None and cv_reference_margins is not None
+    delta = config.excess_delta / (2 if contrast else 1)
     excess_flags, fired = class_excess(pvals, ref_p, labels, ref_labels, fdr=config.excess_fdr,
-                                       delta=config.excess_delta, levels=tuple(config.excess_levels))
+                                       delta=delta, levels=levels)
+    for d in fired:
+        d["statistic"] = "label margin"
+    if contrast:
+        ref_contrast = ref_margins - np.asarray(cv_reference_margins, dtype=np.float64)
+        p_contrast = cross_conformal_pvalues(anchored.model_margins, judges, ref_contrast,
+                                             anchored.reference_folds, row_offset=cv_margins)
+        more, fired_c = class_excess(p_contrast, reference_fold_pvalues(ref_contrast, anchored.reference_folds),
+                                     labels, ref_labels, fdr=config.excess_fdr, delta=delta, levels=levels)
+        for d in fired_c:
+            d["statistic"] = "trigger contrast"
+        excess_flags |= more
+        fired += fired_c
+        del p_contrast
     flagged = row_flags | excess_flags
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
@@ -252,19 +298,25 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None):
             "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
             f"family-wise level {config.excess_delta}, estimated false-discovery rate <= {config.excess_fdr}), "
             "every row of that class up to the level where the excess sits")
+    if contrast:
+        text += ("; the excess is sought both in the label margin and in the trigger contrast (the anchored "
+                 "probe rejecting a label that the cross-validated probe, trained on the data, accepts: "
+                 "what a learned backdoor trigger does)")
     if classes is not None:
         for d in fired:  # class names, not indices, in the summary and the text
             name = classes[d["class"]]
             d["class"] = name.item() if hasattr(name, "item") else name
     if fired:
-        text += ": " + "; ".join(f"class {d['class']!r} up to p <= {d['level']:g} ({d['count']} rows, about "
-                                 f"{d['expected_clean']:.1f} clean expected)" for d in fired)
+        text += ": " + "; ".join(f"class {d['class']!r} up to p <= {d['level']:g} in the {d['statistic']} "
+                                 f"({d['count']} rows, about {d['expected_clean']:.1f} clean expected)"
+                                 for d in fired)
     details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
                "verdict_confidence": config.verdict_confidence,
                "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,
                "judged_reference_rows": m_judged,
                "row_level_flagged": int(row_flags.sum()),
                "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
+               "trigger_contrast": bool(contrast),
                "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
                            "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
                "reference_only_probe_would_flag": int(f0.sum())}

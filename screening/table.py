@@ -107,7 +107,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     from .combine import combine_verdict
     from .influence import influence_screen
     from .label_noise import label_noise_screen
-    from .probe import Normaliser, anchored_probe, cross_validated_probe, tracin_influence
+    from .probe import Normaliser, anchored_probe, cross_validated_probe, label_margin, tracin_influence
     from .spectral import spectral_screen
 
     say = (lambda msg: print(f"[screening] {msg}", file=sys.stderr, flush=True)) if progress else None
@@ -163,10 +163,15 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         source="reference-anchored" if anchored is not None else "cross-validated")
     screens["label_noise"].summary["seconds"] = time.perf_counter() - t
 
+    # the cross-validated probe's margins: the trigger-contrast part of the verdict
+    cv_m = cv_rm = None
+    if anchored is not None and cv.reference_pred_probs is not None:
+        cv_m, cv_rm = label_margin(y, cv.pred_probs), label_margin(prep.y_ref, cv.reference_pred_probs)
     # The combined rule's estimate of the poison rate sets the spectral budget unless given.
     flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
                                     ref_labels=prep.y_ref, classes=classes,
-                                    screen_flags={"label_noise": screens["label_noise"].flagged})
+                                    screen_flags={"label_noise": screens["label_noise"].flagged},
+                                    cv_margins=cv_m, cv_reference_margins=cv_rm)
     p_values = rule.pop("p_values", None)
     est_rate = float(flagged.mean())
     eps = config.spectral_eps if config.spectral_eps is not None else est_rate
@@ -190,7 +195,8 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     if config.combine == "union":
         flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
                                         ref_labels=prep.y_ref, classes=classes,
-                                        screen_flags={k: s.flagged for k, s in screens.items()})
+                                        screen_flags={k: s.flagged for k, s in screens.items()},
+                                        cv_margins=cv_m, cv_reference_margins=cv_rm)
         est_rate = float(flagged.mean())
 
     # one frame built once, no copies of float64 columns, and the reason as a categorical

@@ -138,7 +138,10 @@ def test_relabelling_into_one_class_is_reported_as_that_class_excess():
     yy[poisoned] = 2  # a dirty-label attack aimed at one target class
     r = screen_table(frame(X, names[yy]), label_col="label", reference=frame(Xr, names[yr]), config=FAST)
     combine = json.loads(json.dumps(r.summary))["combine"]
-    assert [d["class"] for d in combine["class_excess"]] == ["eel"]
+    assert [d["class"] for d in combine["class_excess"]][:1] == ["eel"]
+    assert {d["class"] for d in combine["class_excess"]} == {"eel"}
+    assert {d["statistic"] for d in combine["class_excess"]} <= {"label margin", "trigger contrast"}
+    assert combine["trigger_contrast"] is True
     assert "'eel'" in combine["text"]
     flagged = r.scores["flagged"].to_numpy()
     assert flagged[poisoned].mean() >= 0.9

@@ -49,13 +49,20 @@ Rule ``"auto"`` (the default), with a trusted reference, has two parts.
    minus the cross-validated probe's out-of-fold margin) is low where only the anchored
    probe rejects the label. Reference rows get the same score: their cross-validated
    margin comes from a fold model that never trained on them, so under each judge a clean
-   data row and a held-out reference row stay exchangeable. The contrast's p-values
-   (computed like part 1's) enter the class-excess test of part 2 only, never the row
-   level, so the row-level clean flag rate is unchanged; measured on six kinds of data
-   (46 tables, 2 seeds), it caught feature-value and embedding triggers that the margin
-   alone placed among the hard clean rows (tabular trigger recall 0.62 -> 0.96 and
-   0.31 -> 0.89, embedding 0.40 -> 0.79 and 0.55 -> 0.88) and fired on no clean table.
-   ``excess_delta`` is split evenly between the two statistics (Bonferroni).
+   data row and a held-out reference row stay exchangeable. The contrast is taken twice:
+   with the last self-training round (the strongest anchored probe), and with round 0,
+   whose models trained on the reference alone (plain conformal p-values: no model of
+   round 0 saw any data row). Round 0 matters when self-training itself learned the
+   trigger: a trigger of extreme feature values can push the reference-only probe
+   towards the target class on some poisoned rows, which are then admitted and teach
+   the next round the trigger. The contrasts' p-values enter the class-excess test of
+   part 2 only, never the row level, so the row-level clean flag rate is unchanged.
+   Measured on six kinds of data (46 tables, 2 seeds), they caught feature-value and
+   embedding triggers that the margin alone placed among the hard clean rows (tabular
+   trigger recall 0.62 -> 0.96 and 0.31 -> 0.96, embedding 0.40 -> 0.83 and
+   0.55 -> 0.88, weak-probe imbalanced 0.17 -> 0.70) and fired on no clean table.
+   ``excess_delta`` is split by Bonferroni: half to the label margin, a quarter to
+   each contrast.
 
 No constant is fitted to any data set: every cut-off comes from the trusted reference's
 own out-of-fold margins.
@@ -270,21 +277,30 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
     levels = tuple(config.excess_levels)
     contrast = cv_margins is not None and cv_reference_margins is not None
     delta = config.excess_delta / (2 if contrast else 1)
-    excess_flags, fired = class_excess(pvals, ref_p, labels, ref_labels, fdr=config.excess_fdr,
-                                       delta=delta, levels=levels)
-    for d in fired:
-        d["statistic"] = "label margin"
+    # (name, family-wise level, () -> (p-values of the data rows, the reference rows' own)):
+    # computed one statistic at a time, so at most one extra (N,) p-value array is held
+    statistics = [("label margin", delta, lambda: (pvals, ref_p))]
     if contrast:
-        ref_contrast = ref_margins - np.asarray(cv_reference_margins, dtype=np.float64)
-        p_contrast = cross_conformal_pvalues(anchored.model_margins, judges, ref_contrast,
-                                             anchored.reference_folds, row_offset=cv_margins)
-        more, fired_c = class_excess(p_contrast, reference_fold_pvalues(ref_contrast, anchored.reference_folds),
-                                     labels, ref_labels, fdr=config.excess_fdr, delta=delta, levels=levels)
-        for d in fired_c:
-            d["statistic"] = "trigger contrast"
+        cv_ref = np.asarray(cv_reference_margins, dtype=np.float64)
+        ref_c = ref_margins - cv_ref
+        ref_c0 = anchored.initial_reference_margins - cv_ref
+        statistics += [
+            ("trigger contrast", delta / 2, lambda: (
+                cross_conformal_pvalues(anchored.model_margins, judges, ref_c, anchored.reference_folds,
+                                        row_offset=cv_margins),
+                reference_fold_pvalues(ref_c, anchored.reference_folds))),
+            ("trigger contrast, reference-only probe", delta / 2, lambda: (
+                conformal_lower_pvalues(anchored.initial_margins - cv_margins, ref_c0),
+                reference_fold_pvalues(ref_c0, np.zeros(m, dtype=np.int64)))),
+        ]
+    excess_flags = np.zeros(len(pvals), dtype=bool)
+    fired = []
+    for name, d, compute in statistics:
+        p, rp = compute()
+        more, fired_s = class_excess(p, rp, labels, ref_labels, fdr=config.excess_fdr, delta=d, levels=levels)
         excess_flags |= more
-        fired += fired_c
-        del p_contrast
+        fired += [{**f, "statistic": name} for f in fired_s]
+        del p, rp, more
     flagged = row_flags | excess_flags
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
@@ -299,9 +315,9 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
             f"family-wise level {config.excess_delta}, estimated false-discovery rate <= {config.excess_fdr}), "
             "every row of that class up to the level where the excess sits")
     if contrast:
-        text += ("; the excess is sought both in the label margin and in the trigger contrast (the anchored "
-                 "probe rejecting a label that the cross-validated probe, trained on the data, accepts: "
-                 "what a learned backdoor trigger does)")
+        text += ("; the excess is sought in the label margin and in the trigger contrast (the anchored "
+                 "probe, last round and reference-only round, rejecting a label that the cross-validated probe, "
+                 "trained on the data, accepts: what a learned backdoor trigger does)")
     if classes is not None:
         for d in fired:  # class names, not indices, in the summary and the text
             name = classes[d["class"]]

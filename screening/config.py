@@ -69,10 +69,10 @@ class ScreenConfig:
             probability (needs a larger reference to flag anything; fewer flags).
         excess_fdr, excess_delta, excess_levels: the class-excess part of the verdict
             (``combine.py``): the largest estimated share of clean rows among a class's
-            extra flags, the family-wise chance of it firing on a clean table (split
-            evenly between the label-margin and the trigger-contrast statistics when
-            both run: 0.05 each by default), and the p-value levels it may lift a
-            class's cut-off to.
+            extra flags, the family-wise chance of it firing on a clean table (with
+            the trigger contrast: half for the label margin, a quarter for each of the
+            two contrasts; 0.05, 0.025 and 0.025 by default), and the p-value levels it
+            may lift a class's cut-off to.
         label_prob_cutoff: a row is implausibly labelled when the probe gives its label
             less than this probability *and* prefers another class. Applied only to a
             probe anchored on a trusted reference (calibrated against clean data).

@@ -291,12 +291,14 @@ def _probs_with_margins(labels, margins, n_classes):
     return (p / p.sum(1, keepdims=True)).astype(np.float64)
 
 
-def _verdict_case(rng, n_poison, n_per_class=200, m_per_class=60, k=5, n_folds=5):
+def _verdict_case(rng, n_poison, leaked=False, n_per_class=200, m_per_class=60, k=5, n_folds=5):
     """Margins of a table as the probes would give them: each row has a difficulty z; the
     anchored judges and the cross-validated probe both see it (plus their own noise).
     Poisoned rows of class 3 sit among the clean rows for the anchored probe (margins of
     the clean rows' 20-60 % quantiles) while the cross-validated probe, which learned the
-    trigger, is sure of their label."""
+    trigger, is sure of their label. ``leaked``: self-training learned the trigger too,
+    so the last round is as sure as the cross-validated probe and only round 0 (the
+    reference alone) still doubts the poison."""
     from screening.probe import AnchoredProbe
 
     labels = np.repeat(np.arange(k), n_per_class)
@@ -305,29 +307,35 @@ def _verdict_case(rng, n_poison, n_per_class=200, m_per_class=60, k=5, n_folds=5
     z, zr = rng.normal(size=n), rng.normal(size=m)
     poison = np.flatnonzero(labels == 3)[:n_poison]
     z[poison] = rng.uniform(-0.8, 0.25, size=n_poison)
-    model_margins = (2.0 + 1.5 * z[None, :] + 0.3 * rng.normal(size=(n_folds, n))).astype(np.float32)
+    model_margins = 2.0 + 1.5 * z[None, :] + 0.3 * rng.normal(size=(n_folds, n))
     ref_margins = 2.0 + 1.5 * zr + 0.3 * rng.normal(size=m)
+    initial = model_margins[0] - 0.5 + 0.3 * rng.normal(size=n)  # round 0: a weaker probe
+    initial_ref = ref_margins - 0.5 + 0.3 * rng.normal(size=m)
     cv_margins = 2.5 + 1.5 * z + 0.3 * rng.normal(size=n)
     cv_margins[poison] = rng.uniform(6.0, 8.0, size=n_poison)
+    if leaked:
+        model_margins[:, poison] = cv_margins[poison] + 0.3 * rng.normal(size=(n_folds, n_poison))
     cv_ref_margins = 2.5 + 1.5 * zr + 0.3 * rng.normal(size=m)
     folds = np.arange(n) % n_folds
     eligible = np.stack([np.isin((folds - f) % n_folds, (1, 2)) for f in range(n_folds)])
     anchored = AnchoredProbe(
         pred_probs=_probs_with_margins(labels, model_margins[0], k),
         reference_pred_probs=_probs_with_margins(ref_labels, ref_margins, k),
-        initial_margins=model_margins[0].astype(np.float64), initial_reference_margins=ref_margins,
-        kept_per_round=[0], model_margins=model_margins, admitted=np.zeros_like(eligible),
+        initial_margins=initial, initial_reference_margins=initial_ref,
+        kept_per_round=[0], model_margins=model_margins.astype(np.float32), admitted=np.zeros_like(eligible),
         reference_folds=np.arange(m) % n_folds, eligible=eligible)
     return labels, ref_labels, anchored, cv_margins, cv_ref_margins, poison
 
 
-def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_clean_tables():
+@pytest.mark.parametrize("leaked, statistic", [(False, "trigger contrast"),
+                                               (True, "trigger contrast, reference-only probe")])
+def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_clean_tables(leaked, statistic):
     from screening import ScreenConfig
     from screening.combine import combine_verdict
 
     cfg = ScreenConfig()
     rng = np.random.default_rng(7)
-    labels, ref_labels, anchored, cvm, cvrm, poison = _verdict_case(rng, n_poison=24)
+    labels, ref_labels, anchored, cvm, cvrm, poison = _verdict_case(rng, n_poison=40, leaked=leaked)
     kw = dict(labels=labels, config=cfg, label_probs=None, anchored=anchored, ref_labels=ref_labels,
               screen_flags={})
     flagged, rule = combine_verdict(**kw)  # the label margin alone: the poison hides among clean rows
@@ -335,19 +343,21 @@ def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_cl
     assert flagged[poison].mean() < 0.2
     flagged, rule = combine_verdict(**kw, cv_margins=cvm, cv_reference_margins=cvrm)
     assert rule["trigger_contrast"]
-    assert [(d["class"], d["statistic"]) for d in rule["class_excess"]] == [(3, "trigger contrast")]
+    assert {d["class"] for d in rule["class_excess"]} == {3}
+    assert statistic in {d["statistic"] for d in rule["class_excess"]}
+    assert "label margin" not in {d["statistic"] for d in rule["class_excess"]}
     assert flagged[poison].all()
     clean = np.ones(len(labels), bool)
     clean[poison] = False
-    assert flagged[clean].mean() <= 0.04
+    assert flagged[clean].mean() <= 0.05  # alpha 2 % plus the excess's false-discovery share
     assert "trigger contrast" in rule["text"]
-    # on clean tables the contrast statistic fires rarely (family-wise 0.05 for it)
+    # on clean tables the contrasts fire rarely (family-wise 0.05 for the two together)
     fired = 0
     for _ in range(40):
         labels, ref_labels, anchored, cvm, cvrm, _ = _verdict_case(rng, n_poison=0)
         _, rule = combine_verdict(labels=labels, config=cfg, label_probs=None, anchored=anchored,
                                   ref_labels=ref_labels, screen_flags={}, cv_margins=cvm, cv_reference_margins=cvrm)
-        fired += any(d["statistic"] == "trigger contrast" for d in rule["class_excess"])
+        fired += any(d["statistic"].startswith("trigger contrast") for d in rule["class_excess"])
     assert fired <= 5
 
 

@@ -146,3 +146,33 @@ def test_relabelling_into_one_class_is_reported_as_that_class_excess():
     flagged = r.scores["flagged"].to_numpy()
     assert flagged[poisoned].mean() >= 0.9
     assert combine["clean_flag_rate_upper_90"] >= combine["clean_flag_rate_bound"]
+
+
+def test_a_learned_feature_value_trigger_is_caught_by_the_trigger_contrast():
+    """A hard table (the probe is right on about 85 % of rows) where three columns set to a
+    rare value and relabelled to class 2 make a backdoor the cross-validated probe learns:
+    the poisoned rows hide among the hard clean rows for the label margin, and the verdict
+    finds them through the trigger contrast."""
+    from sklearn.datasets import make_classification
+
+    n, m, target = 1500, 375, 2
+    X, y = make_classification(n_samples=n + m, n_features=30, n_informative=12, n_redundant=6, n_classes=5,
+                               n_clusters_per_class=2, class_sep=1.5, random_state=4)
+    rng = np.random.default_rng(4)
+    perm = rng.permutation(len(y))
+    X, y = X[perm], y[perm]
+    Xd, yd, Xr, yr = X[:n].copy(), y[:n].copy(), X[n:], y[n:]
+    cols = rng.choice(X.shape[1], 3, replace=False)
+    poisoned = rng.choice(np.flatnonzero(yd != target), int(0.03 * n), replace=False)
+    Xd[np.ix_(poisoned, cols)] = np.quantile(X, 0.995)
+    yd[poisoned] = target
+    r = screen_table(frame(Xd, yd), label_col="label", reference=frame(Xr, yr), config=ScreenConfig(seed=0))
+    assert (r.cv_pred_probs[poisoned].argmax(1) == target).mean() > 0.9  # the probe learned the trigger
+    combine = r.summary["combine"]
+    fired = {(d["class"], d["statistic"]) for d in combine["class_excess"]}
+    assert fired and all(c == target and s.startswith("trigger contrast") for c, s in fired)
+    flagged = r.scores["flagged"].to_numpy()
+    clean = np.ones(n, bool)
+    clean[poisoned] = False
+    assert flagged[poisoned].mean() >= 0.9
+    assert flagged[clean].mean() <= 0.03

@@ -1,6 +1,6 @@
 """The combined per-row verdict, and the text a report prints for it.
 
-Rule ``"auto"`` (the default), with a trusted reference, has two parts.
+Rule ``"auto"`` (the default), with a trusted reference, has three parts.
 
 1. Row level. A data row is flagged when the probes that never trained on it reject its
    label more strongly than they reject the labels of all but a fraction ``alpha`` of
@@ -32,10 +32,11 @@ Rule ``"auto"`` (the default), with a trusted reference, has two parts.
    variable, so the count is at most Beta-Binomial(n_c, j_c + 1, M_c - j_c) on clean
    data. When that count is significant (tail probability times the number of tests <=
    ``excess_delta``, halved when part 3 runs too) and the clean rows it would take are
-   few (with F = (j_c + 1) / (M_c + 1) the clean rows' estimated share below t and the class's clean rows at most
-   n_c - count + E, the expected clean rows below t are E = (n_c - count) F / (1 - F),
-   and E <= ``excess_fdr`` x count: an estimated false-discovery rate), the class's rows
-   with ``p <= t`` are flagged, at the largest such t. On clean data this fires with
+   few (with F = (j_c + 1) / (M_c + 1) the clean rows' estimated share below t and the
+   class's clean rows at most n_c - count + E, the expected clean rows below t are
+   E = (n_c - count) F / (1 - F), and E <= ``excess_fdr`` x count: an estimated
+   false-discovery rate), the class's rows with ``p <= t`` are flagged, at the largest
+   such t. On clean data this fires with
    probability at most ``excess_delta`` over all classes; under a concentrated attack it
    lifts the cut-off to where the poison sits (a blended trigger whose rows the probe
    doubts less than its hardest clean rows, a clean-label trigger that lowers the probe's

@@ -45,6 +45,12 @@ class ScreenConfig:
             half-believed poisoned row cannot teach the next round its trigger (measured
             on digits blend-3%: with 0, two admitted blended rows taught the trigger and
             every blended row ended up agreeing with its poisoned label).
+        admit_contrast_quantile: self-training never admits the data rows whose round-0
+            label margin (the reference-only model's) falls furthest below the
+            cross-validated probe's, this share of each model's admissible rows: where
+            the probe trained on the data is much surer of a label than the probe that
+            never saw the data, the row may carry a trigger, and admitting it would teach
+            the trigger to the next round. 0 turns it off.
         admit_folds: from how many other data folds each self-training model may admit
             rows; a row is judged only by the other ``n_folds - admit_folds`` models.
             ``None``: ``(n_folds - 1) // 2``, or 1 for a small reference
@@ -98,6 +104,7 @@ class ScreenConfig:
     n_checkpoints: int = 4
     self_training_rounds: int = 2
     admit_quantile: float = 0.25
+    admit_contrast_quantile: float = 0.1
     admit_folds: int | None = None
     input_kind: str = "auto"
     image_shape: tuple[int, ...] | None = None

@@ -367,13 +367,17 @@ def admit_span(config, n_reference: int) -> int:
     return s
 
 
-def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress=None) -> AnchoredProbe:
+def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress=None,
+                   cv_margins=None) -> AnchoredProbe:
     """Reference-anchored probe with cross-fitted self-training.
 
     Args:
         X_all: (N + M, ...) float32, the N data rows followed by the M reference rows.
         y_all: (N + M,) int64 labels.
         n: N, the number of data rows.
+        cv_margins: optional (N,) label margins of the data rows under the
+            cross-validated probe: with ``config.admit_contrast_quantile``, the rows
+            whose round-0 margin falls furthest below it are never admitted.
 
     Data rows and reference rows are both split into ``n_folds`` folds. Model f trains on
     the reference rows outside fold f plus the data rows *admitted to model f*, and scores
@@ -381,7 +385,8 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     round, model f admits the data rows of its eligible data folds, ``f + 1 .. f + s``
     (mod ``n_folds``, s = :func:`admit_span`), whose label margin (:func:`label_margin`)
     under model f of the previous round is above ``max(0, the config.admit_quantile
-    quantile of the reference rows' margins)``.
+    quantile of the reference rows' margins)``, except the ``config.admit_contrast_quantile``
+    share of them whose round-0 margin under model f falls furthest below ``cv_margins``.
 
     Which models may admit a row is fixed by the fold layout, before anything is trained:
     the verdict judges a data row only by the ``n_folds - s`` models that could never
@@ -445,6 +450,20 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     admitted = np.zeros((config.n_folds, n), dtype=bool)
     probs, rprobs, margins = round_(admitted, 0)
     init_m, init_rm = label_margin(y, probs), label_margin(y_ref, rprobs)
+    # Rows model f may admit: its layout's, less those where the probe trained on the data
+    # is far surer of the label than model f's round 0, which saw only the reference (a
+    # learned trigger does that; admitting such rows taught self-training the trigger:
+    # measured on a 30-feature table with an extreme-value trigger, 3 of 6 seeds). The
+    # cut is a quantile over data rows only, so no reference row reaches model f's
+    # admissions; ``eligible`` (the judges' layout) is untouched.
+    admissible = eligible & ~dup[None, :]
+    q = float(config.admit_contrast_quantile)
+    if cv_margins is not None and q > 0:
+        for f in range(k):
+            contrast = margins[f] - cv_margins
+            cand = admissible[f]
+            if cand.any():
+                admissible[f] &= contrast > np.quantile(contrast[cand], q)
     kept_counts = []
     thr = 0.0
     for r in range(config.self_training_rounds):
@@ -452,7 +471,7 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
         # model f's admissions are decided by model f's own previous round, which never
         # trained on reference fold f: nothing of the rows that calibrate the verdict
         # reaches, through an admission, the model that scores them
-        admitted = (margins > thr) & ~dup[None, :] & eligible
+        admitted = (margins > thr) & admissible
         kept_counts.append(int(round(admitted.sum() / span)))
         del probs
         probs, rprobs, margins = round_(admitted, r + 1)

@@ -145,7 +145,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     anchored = None
     if m:
         t = time.perf_counter()
-        anchored = anchored_probe(X_all, y_all, n, progress=say, **kw)
+        anchored = anchored_probe(X_all, y_all, n, progress=say, cv_margins=label_margin(y, cv.pred_probs), **kw)
         timings["anchored_probe"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -250,6 +250,35 @@ def test_anchored_probe_never_trains_a_model_on_its_own_fold_or_on_reference_twi
     np.testing.assert_array_equal(a.reference_folds, stratified_folds(yr, 3, cfg.seed + 2))
 
 
+def test_self_training_never_admits_rows_the_data_trained_probe_is_far_surer_of():
+    """Rows whose round-0 margin falls furthest below the cross-validated probe's (what a
+    learned trigger looks like) are kept out of self-training; the judges' layout stays."""
+    import torch
+    from screening import ScreenConfig
+    from screening.probe import anchored_probe
+    from screen_helpers import blobs
+
+    X, y = blobs(n_per_class=60, n_classes=3, seed=5)
+    Xr, yr = blobs(n_per_class=20, n_classes=3, seed=5, noise_seed=9)
+    X_all = np.concatenate([X, Xr]).astype(np.float32)
+    y_all = np.concatenate([y, yr])
+    cfg = ScreenConfig(n_folds=3, target_steps=100, hidden=16, rep_dim=8, self_training_rounds=2)
+    kw = dict(kind="tabular", n_classes=3, config=cfg, device=torch.device("cpu"))
+    plain = anchored_probe(X_all, y_all, len(y), **kw)
+    sure = np.zeros(len(y))
+    planted = np.arange(0, len(y), 15)  # 12 rows (under 10 % of any fold) the data-trained probe is far surer of
+    sure[planted] = 1e3
+    gated = anchored_probe(X_all, y_all, len(y), cv_margins=sure, **kw)
+    assert plain.admitted[:, planted].any()  # clean, easy rows: admitted without the gate
+    assert not gated.admitted[:, planted].any()
+    np.testing.assert_array_equal(gated.eligible, plain.eligible)
+    assert gated.admitted.sum() >= 0.8 * plain.admitted.sum()  # the gate takes about 10 %
+    off = anchored_probe(X_all, y_all, len(y), cv_margins=sure,
+                         **{**kw, "config": ScreenConfig(**{**cfg.to_dict(), "excess_levels": cfg.excess_levels,
+                                                              "admit_contrast_quantile": 0.0})})
+    np.testing.assert_array_equal(off.admitted, plain.admitted)
+
+
 def test_confident_level_keeps_one_tables_clean_rate_below_alpha_with_that_probability():
     from screening.combine import calibrated_level, clean_rate_upper_bound
 

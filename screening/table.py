@@ -142,10 +142,11 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, **kw)
     timings["cross_validated_probe"] = time.perf_counter() - t
 
-    anchored = None
+    anchored = cv_m = None
     if m:
         t = time.perf_counter()
-        anchored = anchored_probe(X_all, y_all, n, progress=say, cv_margins=label_margin(y, cv.pred_probs), **kw)
+        cv_m = label_margin(y, cv.pred_probs)  # the cross-validated probe's margins: admissions and verdict
+        anchored = anchored_probe(X_all, y_all, n, progress=say, cv_margins=cv_m, **kw)
         timings["anchored_probe"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -163,10 +164,8 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         source="reference-anchored" if anchored is not None else "cross-validated")
     screens["label_noise"].summary["seconds"] = time.perf_counter() - t
 
-    # the cross-validated probe's margins: the trigger-contrast part of the verdict
-    cv_m = cv_rm = None
-    if anchored is not None and cv.reference_pred_probs is not None:
-        cv_m, cv_rm = label_margin(y, cv.pred_probs), label_margin(prep.y_ref, cv.reference_pred_probs)
+    # the trigger-contrast part of the verdict reads the cross-validated probe's margins
+    cv_rm = label_margin(prep.y_ref, cv.reference_pred_probs) if anchored is not None else None
     # The combined rule's estimate of the poison rate sets the spectral budget unless given.
     flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
                                     ref_labels=prep.y_ref, classes=classes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from dataclasses import dataclass, field
@@ -166,11 +167,11 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
 
     # the trigger-contrast part of the verdict reads the cross-validated probe's margins
     cv_rm = label_margin(prep.y_ref, cv.reference_pred_probs) if anchored is not None else None
+    verdict = functools.partial(combine_verdict, labels=y, config=config, label_probs=label_probs,
+                                anchored=anchored, ref_labels=prep.y_ref, classes=classes,
+                                cv_margins=cv_m, cv_reference_margins=cv_rm)
     # The combined rule's estimate of the poison rate sets the spectral budget unless given.
-    flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
-                                    ref_labels=prep.y_ref, classes=classes,
-                                    screen_flags={"label_noise": screens["label_noise"].flagged},
-                                    cv_margins=cv_m, cv_reference_margins=cv_rm)
+    flagged, rule = verdict(screen_flags={"label_noise": screens["label_noise"].flagged})
     p_values = rule.pop("p_values", None)
     est_rate = float(flagged.mean())
     eps = config.spectral_eps if config.spectral_eps is not None else est_rate
@@ -192,10 +193,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     screens["activation_cluster"].summary["seconds"] = time.perf_counter() - t
 
     if config.combine == "union":
-        flagged, rule = combine_verdict(labels=y, config=config, label_probs=label_probs, anchored=anchored,
-                                        ref_labels=prep.y_ref, classes=classes,
-                                        screen_flags={k: s.flagged for k, s in screens.items()},
-                                        cv_margins=cv_m, cv_reference_margins=cv_rm)
+        flagged, rule = verdict(screen_flags={k: s.flagged for k, s in screens.items()})
         est_rate = float(flagged.mean())
 
     # one frame built once, no copies of float64 columns, and the reason as a categorical

@@ -17,7 +17,10 @@ Metrics per case (poison rate eps, n_p poisoned rows):
   acc, dAcc accuracy of an MLP retrained without the flagged rows, and its difference
             to one retrained without exactly the poisoned rows (oracle);
   ASR       attack success (triggered non-target test rows classified as the target)
-            before removal and after.
+            before removal, after removing the flagged rows, and after removing exactly
+            the poisoned rows (ASR_oracle: what the trigger does to a model that never
+            saw a poisoned row; an extreme feature value can carry a test row to the
+            target class by itself, and no screen can remove that).
 """
 
 from __future__ import annotations
@@ -213,7 +216,7 @@ def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed,
     acc_f, asr_f = retrain(Xtr, ytr, ~flagged, Xt, yt, Xtrig, target, seed)
     acc_0, asr_0 = retrain(Xtr, ytr, np.ones(len(ytr), bool), Xt, yt, Xtrig, target, seed)
     row.update({"acc_before": acc_0, "acc": acc_f, "dAcc": 100 * (acc_f - acc_o), "ASR_before": asr_0,
-                "ASR_after": asr_f, "est_rate": res.summary["estimated_poison_rate"]})
+                "ASR_after": asr_f, "ASR_oracle": asr_o, "est_rate": res.summary["estimated_poison_rate"]})
     return row
 
 
@@ -377,7 +380,7 @@ def print_tables(df):
     print(t.to_string(index=False))
     print("\nCombined verdict and retraining (MLP without flagged rows; dAcc vs oracle removal, points):")
     v = df[["data", "case", "seed", "n", "n_ref", "n_poison", "probe_acc", "anch_acc", "clean_flag_rate", "recall",
-            "precision", "F1", "peer_F1", "acc_before", "acc", "dAcc", "ASR_before", "ASR_after", "secs"]]
+            "precision", "F1", "peer_F1", "acc_before", "acc", "dAcc", "ASR_before", "ASR_after", "ASR_oracle", "secs"]]
     print(v.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print_goals(df)
 
@@ -401,7 +404,8 @@ def _goal_rows(df):
         else:
             out.append((r.data, case, "recall of flagged >= 0.95", f"{r.recall:.2f}", r.recall >= 0.95))
             if r.ASR_after == r.ASR_after:
-                out.append((r.data, case, "attack success after removal <= 2%", f"{100 * r.ASR_after:.0f}%",
+                out.append((r.data, case, "attack success after removal <= 2%",
+                            f"{100 * r.ASR_after:.0f}% (oracle removal {100 * r.ASR_oracle:.0f}%)",
                             r.ASR_after <= 0.02))
             out.append((r.data, case, "accuracy within 0.6 points of oracle removal", f"{r.dAcc:+.2f}",
                         r.dAcc >= -0.6))

@@ -176,3 +176,26 @@ def test_a_learned_feature_value_trigger_is_caught_by_the_trigger_contrast():
     clean[poisoned] = False
     assert flagged[poisoned].mean() >= 0.9
     assert flagged[clean].mean() <= 0.03
+
+
+def test_union_rule_flags_what_any_screen_flagged(flipped, result):
+    """``combine="union"``: the same screens, and a row is flagged when any of them flagged it."""
+    from cleanlab.filter import find_label_issues
+
+    X, y, _, Xr, yr = flipped
+    names = np.array(["cat", "dog", "eel"])
+    cfg = ScreenConfig(**{**FAST.to_dict(), "combine": "union", "image_shape": None})
+    u = screen_table(frame(X, names[y]), label_col="label", reference=frame(Xr, names[yr]), config=cfg)
+    assert u.summary["combine"]["name"] == "union"
+    flagged = u.scores["flagged"].to_numpy()
+    # the per-row scores do not depend on the rule
+    for c in ("spectral", "label_noise", "influence", "activation_cluster"):
+        np.testing.assert_array_equal(u.scores[c].to_numpy(), result.scores[c].to_numpy())
+    # the label screen's own flags, recomputed with cleanlab on the pred_probs it read, are all in
+    own = find_label_issues(y, u.pred_probs, filter_by=cfg.label_noise_filter_by)
+    assert own.any() and not (own & ~flagged).any()
+    per_screen = [s["flagged"] for s in u.summary["screens"].values()]
+    assert max(per_screen) <= flagged.sum() <= sum(per_screen)
+    assert sum(per_screen) > max(per_screen)  # more than one screen flagged something here
+    assert u.summary["combine"]["flagged"] == flagged.sum()
+    assert u.summary["estimated_poison_rate"] == pytest.approx(flagged.mean())

@@ -28,10 +28,21 @@ def label_noise_scores(labels: np.ndarray, pred_probs: np.ndarray, *, method: st
 
 
 def label_noise_flags(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: str = "prune_by_noise_rate") -> np.ndarray:
-    """cleanlab ``find_label_issues`` boolean mask (N,)."""
-    from cleanlab.filter import find_label_issues
+    """cleanlab ``find_label_issues`` boolean mask (N,).
 
-    return np.asarray(find_label_issues(np.asarray(labels), np.asarray(pred_probs), filter_by=filter_by, n_jobs=1), dtype=bool)
+    With ``n_jobs=1`` cleanlab (2.9) keeps a per-class copy of ``pred_probs`` in the
+    module globals ``pred_probs_by_class`` / ``prune_count_matrix_cols`` after it
+    returns; they are dropped here, or a copy of the (N, K) input would stay alive for
+    the rest of the run (400 MB at 10M rows and 10 classes)."""
+    import cleanlab.filter as cleanlab_filter
+
+    try:
+        return np.asarray(cleanlab_filter.find_label_issues(np.asarray(labels), np.asarray(pred_probs),
+                                                           filter_by=filter_by, n_jobs=1), dtype=bool)
+    finally:
+        for name in ("pred_probs_by_class", "prune_count_matrix_cols"):
+            if hasattr(cleanlab_filter, name):
+                setattr(cleanlab_filter, name, None)
 
 
 def implausible_labels(labels: np.ndarray, pred_probs: np.ndarray, *, cutoff: float) -> np.ndarray:

@@ -140,7 +140,8 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     timings = {}
 
     t = time.perf_counter()
-    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, **kw)
+    # its (N, d) representations are computed after the anchored probe (see below)
+    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=False, **kw)
     timings["cross_validated_probe"] = time.perf_counter() - t
 
     anchored = cv_m = None
@@ -153,25 +154,41 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     t = time.perf_counter()
     infl, n_ckpt = tracin_influence(X, y, X_ref=X_ref, y_ref=prep.y_ref, **kw)
     timings["tracin_probe"] = time.perf_counter() - t
+
+    label_probs = anchored.pred_probs if anchored is not None else cv.pred_probs
+    anchored_info = None if anchored is None else {
+        "kept_per_round": anchored.kept_per_round, "admit_threshold": anchored.admit_threshold,
+        "n_reference_duplicates": anchored.n_reference_duplicates}
+    verdict = functools.partial(combine_verdict, labels=y, config=config, label_probs=label_probs,
+                                ref_labels=prep.y_ref, classes=classes)
+    # With a reference the default verdict reads the probes alone (not the screens' flags):
+    # it runs now, and the anchored probe's per-model arrays are freed before the
+    # representations are computed and cleanlab runs (at 10M rows they would otherwise
+    # all be held at once: measured peak 4.3 GB, see benchmarks/bench_screen_scale.py).
+    early = anchored is not None and config.combine == "auto"
+    if early:
+        # the trigger-contrast part of the verdict reads the cross-validated probe's margins
+        cv_rm = label_margin(prep.y_ref, cv.reference_pred_probs)
+        flagged, rule = verdict(anchored=anchored, cv_margins=cv_m, cv_reference_margins=cv_rm, screen_flags={})
+        del cv_rm
+    del anchored, cv_m
+    t = time.perf_counter()
+    cv.compute_representations(X, batch_size=config.inference_batch_size)
+    timings["cross_validated_probe"] += time.perf_counter() - t
     del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
     if say:
         say("probes trained; running screens")
 
     screens = {}
-    label_probs = anchored.pred_probs if anchored is not None else cv.pred_probs
     t = time.perf_counter()
     screens["label_noise"] = label_noise_screen(
         y, label_probs, classes=classes, filter_by=config.label_noise_filter_by,
-        source="reference-anchored" if anchored is not None else "cross-validated")
+        source="reference-anchored" if anchored_info is not None else "cross-validated")
     screens["label_noise"].summary["seconds"] = time.perf_counter() - t
 
-    # the trigger-contrast part of the verdict reads the cross-validated probe's margins
-    cv_rm = label_margin(prep.y_ref, cv.reference_pred_probs) if anchored is not None else None
-    verdict = functools.partial(combine_verdict, labels=y, config=config, label_probs=label_probs,
-                                anchored=anchored, ref_labels=prep.y_ref, classes=classes,
-                                cv_margins=cv_m, cv_reference_margins=cv_rm)
+    if not early:  # no reference, or a rule of the screens' flags (the anchored probe is not read)
+        flagged, rule = verdict(screen_flags={"label_noise": screens["label_noise"].flagged})
     # The combined rule's estimate of the poison rate sets the spectral budget unless given.
-    flagged, rule = verdict(screen_flags={"label_noise": screens["label_noise"].flagged})
     p_values = rule.pop("p_values", None)
     est_rate = float(flagged.mean())
     eps = config.spectral_eps if config.spectral_eps is not None else est_rate
@@ -224,9 +241,9 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "representation_dim": int(config.rep_dim),
         "probe": {"seconds": {k: float(v) for k, v in timings.items()},
                   "cv_accuracy": float((cv.pred_probs.argmax(1) == y).mean()),
-                  "anchored_kept_per_round": anchored.kept_per_round if anchored else None,
-                  "anchored_admit_threshold": anchored.admit_threshold if anchored else None,
-                  "reference_duplicates_in_data": anchored.n_reference_duplicates if anchored else None,
+                  "anchored_kept_per_round": anchored_info["kept_per_round"] if anchored_info else None,
+                  "anchored_admit_threshold": anchored_info["admit_threshold"] if anchored_info else None,
+                  "reference_duplicates_in_data": anchored_info["n_reference_duplicates"] if anchored_info else None,
                   "threads": torch.get_num_threads()},
         "screens": {k: {kk: _jsonable(vv) for kk, vv in s.summary.items()} for k, s in screens.items()},
         "combine": {**{k: _jsonable(v) for k, v in rule.items()}, "flagged": int(flagged.sum()),

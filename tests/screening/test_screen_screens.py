@@ -70,6 +70,19 @@ def test_label_noise_matches_cleanlab_directly():
     assert label_noise_flags(labels, probs)[:30].mean() > label_noise_flags(labels, probs)[30:].mean()
 
 
+def test_label_noise_flags_leave_no_copy_of_the_pred_probs_behind():
+    """cleanlab keeps a per-class copy of pred_probs in a module global after
+    find_label_issues(n_jobs=1); the screen drops it (it would hold N x K floats)."""
+    import cleanlab.filter as cleanlab_filter
+
+    rng = np.random.default_rng(4)
+    probs = rng.dirichlet(np.ones(3), size=200)
+    labels = rng.integers(0, 3, 200)
+    cleanlab_filter.find_label_issues(labels, probs, n_jobs=1)  # cleanlab 2.9 leaves the copy here
+    label_noise_flags(labels, probs)
+    assert getattr(cleanlab_filter, "pred_probs_by_class", None) is None
+
+
 def test_influence_factored_equals_explicit_gradients():
     rng = np.random.default_rng(3)
     C, N, M, K, D = 3, 50, 20, 4, 6

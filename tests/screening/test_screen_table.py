@@ -199,3 +199,22 @@ def test_union_rule_flags_what_any_screen_flagged(flipped, result):
     assert sum(per_screen) > max(per_screen)  # more than one screen flagged something here
     assert u.summary["combine"]["flagged"] == flagged.sum()
     assert u.summary["estimated_poison_rate"] == pytest.approx(flagged.mean())
+
+
+def test_representations_computed_later_equal_those_of_the_fit():
+    """screen_table computes the cross-validated probe's representations after the
+    anchored probe (memory); they are the same out-of-fold values as at fit time."""
+    import torch
+
+    from screening.probe import cross_validated_probe
+
+    X, y = blobs(n_per_class=40, n_classes=3, seed=2)
+    X = X.astype(np.float32)
+    kw = dict(kind="tabular", n_classes=3, config=FAST, device=torch.device("cpu"))
+    at_fit = cross_validated_probe(X, y, **kw)
+    later = cross_validated_probe(X, y, with_representations=False, **kw)
+    assert later.representations is None
+    np.testing.assert_array_equal(later.pred_probs, at_fit.pred_probs)
+    reps = later.compute_representations(X, batch_size=7)  # several batches per fold
+    assert reps.shape == (len(y), FAST.rep_dim) and reps.dtype == np.float32 and reps.std() > 0
+    np.testing.assert_allclose(reps, at_fit.representations, rtol=1e-6, atol=1e-6)

@@ -140,8 +140,9 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     timings = {}
 
     t = time.perf_counter()
-    # its (N, d) representations are computed after the anchored probe (see below)
-    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=False, **kw)
+    # with a reference, its (N, d) representations are computed after the anchored probe
+    # (see below; one more inference pass, so the two are never held at once)
+    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=not m, **kw)
     timings["cross_validated_probe"] = time.perf_counter() - t
 
     anchored = cv_m = None
@@ -165,16 +166,18 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     # it runs now, and the anchored probe's per-model arrays are freed before the
     # representations are computed and cleanlab runs (at 10M rows they would otherwise
     # all be held at once: measured peak 4.3 GB, see benchmarks/bench_screen_scale.py).
-    early = anchored is not None and config.combine == "auto"
+    early = anchored is not None and config.combine not in ("union", "label_noise")
     if early:
         # the trigger-contrast part of the verdict reads the cross-validated probe's margins
         cv_rm = label_margin(prep.y_ref, cv.reference_pred_probs)
         flagged, rule = verdict(anchored=anchored, cv_margins=cv_m, cv_reference_margins=cv_rm, screen_flags={})
         del cv_rm
     del anchored, cv_m
-    t = time.perf_counter()
-    cv.compute_representations(X, batch_size=config.inference_batch_size)
-    timings["cross_validated_probe"] += time.perf_counter() - t
+    if cv.representations is None:
+        t = time.perf_counter()
+        cv.compute_representations(X, batch_size=config.inference_batch_size)
+        timings["cross_validated_probe"] += time.perf_counter() - t
+    cv.predict_fn = None  # the fold models are not needed any more
     del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
     if say:
         say("probes trained; running screens")
@@ -186,7 +189,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         source="reference-anchored" if anchored_info is not None else "cross-validated")
     screens["label_noise"].summary["seconds"] = time.perf_counter() - t
 
-    if not early:  # no reference, or a rule of the screens' flags (the anchored probe is not read)
+    if not early:  # no reference, or a rule of the screens' flags alone (union, label_noise)
         flagged, rule = verdict(screen_flags={"label_noise": screens["label_noise"].flagged})
     # The combined rule's estimate of the poison rate sets the spectral budget unless given.
     p_values = rule.pop("p_values", None)

@@ -79,8 +79,10 @@ def test_label_noise_flags_leave_no_copy_of_the_pred_probs_behind():
     probs = rng.dirichlet(np.ones(3), size=200)
     labels = rng.integers(0, 3, 200)
     cleanlab_filter.find_label_issues(labels, probs, n_jobs=1)  # cleanlab 2.9 leaves the copy here
+    assert isinstance(getattr(cleanlab_filter, "pred_probs_by_class", None), dict)
     label_noise_flags(labels, probs)
     assert getattr(cleanlab_filter, "pred_probs_by_class", None) is None
+    assert getattr(cleanlab_filter, "prune_count_matrix_cols", None) is None
 
 
 def test_influence_factored_equals_explicit_gradients():

@@ -179,7 +179,8 @@ def test_a_learned_feature_value_trigger_is_caught_by_the_trigger_contrast():
 
 
 def test_union_rule_flags_what_any_screen_flagged(flipped, result):
-    """``combine="union"``: the same screens, and a row is flagged when any of them flagged it."""
+    """``combine="union"``: the same scores; the label screen's own flags are all in, and
+    the count lies between the largest screen's and the sum of all screens'."""
     from cleanlab.filter import find_label_issues
 
     X, y, _, Xr, yr = flipped
@@ -192,7 +193,7 @@ def test_union_rule_flags_what_any_screen_flagged(flipped, result):
     for c in ("spectral", "label_noise", "influence", "activation_cluster"):
         np.testing.assert_array_equal(u.scores[c].to_numpy(), result.scores[c].to_numpy())
     # the label screen's own flags, recomputed with cleanlab on the pred_probs it read, are all in
-    own = find_label_issues(y, u.pred_probs, filter_by=cfg.label_noise_filter_by)
+    own = find_label_issues(y, u.pred_probs, filter_by=cfg.label_noise_filter_by, n_jobs=1)
     assert own.any() and not (own & ~flagged).any()
     per_screen = [s["flagged"] for s in u.summary["screens"].values()]
     assert max(per_screen) <= flagged.sum() <= sum(per_screen)
@@ -201,20 +202,34 @@ def test_union_rule_flags_what_any_screen_flagged(flipped, result):
     assert u.summary["estimated_poison_rate"] == pytest.approx(flagged.mean())
 
 
-def test_representations_computed_later_equal_those_of_the_fit():
+@pytest.mark.parametrize("kind", ["tabular", "image"])
+def test_representations_computed_later_equal_those_of_the_fit(kind):
     """screen_table computes the cross-validated probe's representations after the
     anchored probe (memory); they are the same out-of-fold values as at fit time."""
     import torch
 
     from screening.probe import cross_validated_probe
 
-    X, y = blobs(n_per_class=40, n_classes=3, seed=2)
+    X, y = blobs(n_per_class=40, n_classes=3, d=16, seed=2)
     X = X.astype(np.float32)
-    kw = dict(kind="tabular", n_classes=3, config=FAST, device=torch.device("cpu"))
+    if kind == "image":
+        X = X.reshape(len(X), 1, 4, 4)
+    kw = dict(kind=kind, n_classes=3, config=FAST, device=torch.device("cpu"))
     at_fit = cross_validated_probe(X, y, **kw)
     later = cross_validated_probe(X, y, with_representations=False, **kw)
     assert later.representations is None
     np.testing.assert_array_equal(later.pred_probs, at_fit.pred_probs)
-    reps = later.compute_representations(X, batch_size=7)  # several batches per fold
+    reps = later.compute_representations(X, batch_size=FAST.inference_batch_size)
     assert reps.shape == (len(y), FAST.rep_dim) and reps.dtype == np.float32 and reps.std() > 0
-    np.testing.assert_allclose(reps, at_fit.representations, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(reps, at_fit.representations)
+    # smaller batches: the same values up to float rounding
+    np.testing.assert_allclose(later.compute_representations(X, batch_size=7), reps, rtol=1e-5, atol=1e-6)
+
+
+def test_an_unknown_combine_value_with_a_reference_still_gets_the_reference_verdict(flipped, result):
+    X, y, _, Xr, yr = flipped
+    names = np.array(["cat", "dog", "eel"])
+    cfg = ScreenConfig(**{**FAST.to_dict(), "combine": "reference_calibrated", "image_shape": None})
+    other = screen_table(frame(X, names[y]), label_col="label", reference=frame(Xr, names[yr]), config=cfg)
+    assert other.summary["combine"]["name"] == "reference_calibrated"
+    pd.testing.assert_frame_equal(other.scores, result.scores)

@@ -1,6 +1,6 @@
 """The combined per-row verdict, and the text a report prints for it.
 
-Rule ``"auto"`` (the default), with a trusted reference, has three parts.
+Rule ``"auto"`` (the default), with a trusted reference, has four parts.
 
 1. Row level. A data row is flagged when the probes that never trained on it reject its
    label more strongly than they reject the labels of all but a fraction ``alpha`` of
@@ -65,8 +65,22 @@ Rule ``"auto"`` (the default), with a trusted reference, has three parts.
    ``excess_delta`` is split by Bonferroni: half to the label margin, a quarter to
    each contrast.
 
+4. Trigger expansion (:func:`trigger_expansion`). The label tests miss the poisoned rows
+   that even a clean model puts in the target class (the trigger's own values point
+   there), and each one left in keeps the attack alive (measured: with 1-2 of 45
+   poisoned rows left, a retrained model obeyed the trigger on 15-70 % of test rows). In a
+   class where the class excess fired, a logistic regression learns to tell the class's
+   flagged data rows from its trusted reference rows, cross-fitted over folds of both;
+   the class's other rows that every fold model scores above its held-out reference rows
+   (cross-conformal p-value <= ``expansion_level``) are flagged. A backdoor's flagged rows
+   share the trigger, so the classifier learns it; flipped labels and hard rows share
+   nothing, and a clean row exchangeable with the reference rows is flagged with
+   probability about the level. Measured on a feature-value trigger (6 seeds), recall
+   went from 0.76-1.0 to 1.0 on every seed and attack success after removal from
+   0-94 % to 0-5 %, with the clean flag rate up by at most 0.3 points.
+
 No constant is fitted to any data set: every cut-off comes from the trusted reference's
-own out-of-fold margins.
+own out-of-fold margins or scores.
 
 Without a reference there is nothing trusted to calibrate on: the verdict is
 cleanlab's ``find_label_issues`` on the cross-validated probe, restricted to rows whose
@@ -223,8 +237,74 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
     return flagged, fired
 
 
+def trigger_expansion(features, labels, reference_features, ref_labels, flagged, fired_classes, *,
+                      level: float, n_folds: int = 5, seed: int = 0, batch_size: int = 65536):
+    """Part 4 of the verdict: the other rows of a backdoored class that carry what its
+    flagged rows carry.
+
+    In each class c where the class excess fired, a logistic regression learns to tell
+    the class's flagged data rows from its trusted reference rows (cross-fitted over
+    ``n_folds`` folds of both). Every unflagged class-c data row is scored by every fold
+    model and ranked against the reference rows that model never trained on
+    (cross-conformal, as in part 1, upper tail); rows with p-value <= ``level`` are
+    flagged. A backdoor's flagged rows share its trigger, so the model learns the
+    trigger and finds the poisoned rows that the label tests missed (those a clean
+    model itself puts in the target class). Flipped labels or hard clean rows share
+    nothing, and a clean row exchangeable with the reference rows gets p <= level with
+    probability about ``level``.
+
+    Args:
+        features, reference_features: (N, ...) and (M, ...) float32 (flattened per row).
+        labels, ref_labels: (N,) and (M,) class indices.
+        flagged: (N,) bool, the verdict so far.
+        fired_classes: class indices where the class excess fired.
+
+    Returns:
+        (extra (N,) bool: newly flagged rows, list of per-class dicts: ``class`` index,
+        ``positives``, ``reference_rows``, ``flagged``).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    n, m = len(labels), len(ref_labels)
+    F = np.asarray(features).reshape(n, -1)
+    R = np.asarray(reference_features).reshape(m, -1)
+    extra = np.zeros(n, dtype=bool)
+    info = []
+    rng = np.random.default_rng(seed)
+    for c in sorted({int(c) for c in fired_classes}):
+        pos = np.flatnonzero(flagged & (labels == c))
+        neg = np.flatnonzero(ref_labels == c)
+        cand = np.flatnonzero(~flagged & (labels == c))
+        k = min(int(n_folds), len(pos), len(neg))
+        # the smallest p-value a row can get is 1 / (1 + M_c): with too few trusted rows
+        # nothing could be flagged at this level, so nothing is tried
+        if k < 2 or len(cand) == 0 or 1.0 / (1 + len(neg)) > level:
+            continue
+        pf = rng.permutation(len(pos)) % k
+        nf = rng.permutation(len(neg)) % k
+        num = np.ones(len(cand))
+        den = np.ones(len(cand))
+        for f in range(k):
+            Xtr = np.concatenate([F[pos[pf != f]], R[neg[nf != f]]]).astype(np.float64)
+            ytr = np.r_[np.ones(int((pf != f).sum())), np.zeros(int((nf != f).sum()))]
+            model = LogisticRegression(max_iter=2000, class_weight="balanced").fit(Xtr, ytr)
+            ref_scores = np.sort(model.decision_function(R[neg[nf == f]].astype(np.float64)))
+            for start in range(0, len(cand), batch_size):  # bounded memory on large classes
+                idx = cand[start:start + batch_size]
+                s = model.decision_function(F[idx].astype(np.float64))
+                # reference rows scoring at least as high as the row: upper-tail rank
+                num[start:start + len(idx)] += len(ref_scores) - np.searchsorted(ref_scores, s, side="left")
+            den += len(ref_scores)
+        hit = cand[num / den <= level]
+        extra[hit] = True
+        info.append({"class": int(c), "positives": int(len(pos)), "reference_rows": int(len(neg)),
+                     "flagged": int(len(hit))})
+    return extra, info
+
+
 def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags: dict,
-                    ref_labels=None, classes=None, cv_margins=None, cv_reference_margins=None):
+                    ref_labels=None, classes=None, cv_margins=None, cv_reference_margins=None,
+                    features=None, reference_features=None):
     """Return (flagged (N,) bool, rule description dict with ``name`` and ``text``).
 
     Args:
@@ -238,6 +318,10 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
         cv_margins, cv_reference_margins: (N,) and (M,) label margins of the data and
             reference rows under the cross-validated probe (out-of-fold / never trained
             on); with ``anchored``, they enable the trigger-contrast test (part 3).
+        features, reference_features: (N, ...) and (M, ...) the (normalised) features
+            of the data and reference rows; with ``anchored``, they enable the trigger
+            expansion (part 4, :func:`trigger_expansion`) in classes where the class
+            excess fired.
     """
     rule = config.combine
     if rule == "union":
@@ -249,7 +333,8 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
         return screen_flags["label_noise"].copy(), {
             "name": "label_noise", "text": "cleanlab find_label_issues on the label screen's pred_probs"}
     if anchored is not None:
-        return _anchored_verdict(labels, config, anchored, ref_labels, classes, cv_margins, cv_reference_margins)
+        return _anchored_verdict(labels, config, anchored, ref_labels, classes, cv_margins, cv_reference_margins,
+                                 features, reference_features)
     p = np.asarray(label_probs)
     rejects = p.argmax(axis=1) != np.asarray(labels)
     flagged = screen_flags["label_noise"] & rejects
@@ -259,7 +344,7 @@ def combine_verdict(*, labels, config, label_probs, anchored=None, screen_flags:
 
 
 def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_margins=None,
-                      cv_reference_margins=None):
+                      cv_reference_margins=None, features=None, reference_features=None):
     """Rule "auto" with a reference: row-level cross-conformal cut plus class excess on
     the label margin and, given the cross-validated probe's margins, on the trigger
     contrast."""
@@ -303,6 +388,13 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
         fired += [{**f, "statistic": name} for f in fired_s]
         del p, rp, more
     flagged = row_flags | excess_flags
+    expanded = []
+    expansion_flags = np.zeros(len(flagged), dtype=bool)
+    if fired and features is not None and reference_features is not None and config.expansion_level > 0:
+        expansion_flags, expanded = trigger_expansion(
+            features, np.asarray(labels), reference_features, ref_labels, flagged, [d["class"] for d in fired],
+            level=config.expansion_level, n_folds=config.n_folds, seed=config.seed)
+        flagged = flagged | expansion_flags
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
@@ -327,6 +419,16 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
         text += ": " + "; ".join(f"class {d['class']!r} up to p <= {d['level']:g} in the {d['statistic']} "
                                  f"({d['count']} rows, about {d['expected_clean']:.1f} clean expected)"
                                  for d in fired)
+    if features is not None and config.expansion_level > 0:
+        text += ("; in a class where the excess fired, also every other row that a classifier trained to tell the "
+                 "flagged rows from the class's trusted rows scores above them (cross-conformal p-value <= "
+                 f"{config.expansion_level:g}: what a backdoor's trigger rows share)")
+    if classes is not None:
+        for d in expanded:
+            name = classes[d["class"]]
+            d["class"] = name.item() if hasattr(name, "item") else name
+    if expanded:
+        text += ": " + "; ".join(f"class {d['class']!r}, {d['flagged']} more rows" for d in expanded)
     details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
                "verdict_confidence": config.verdict_confidence,
                "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,
@@ -334,6 +436,7 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
                "row_level_flagged": int(row_flags.sum()),
                "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
                "trigger_contrast": bool(contrast),
+               "expansion": expanded, "expansion_flagged": int(expansion_flags.sum()),
                "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
                            "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
                "reference_only_probe_would_flag": int(f0.sum())}

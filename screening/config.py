@@ -79,6 +79,10 @@ class ScreenConfig:
             the trigger contrast: half for the label margin, a quarter for each of the
             two contrasts; 0.05, 0.025 and 0.025 by default), and the p-value levels it
             may lift a class's cut-off to.
+        expansion_level: the trigger expansion (``combine.py``, part 4): in a class where
+            the class excess fired, a row is also flagged when a classifier of the
+            class's flagged rows against its trusted rows scores it above the trusted
+            rows at this cross-conformal p-value level. 0 turns it off.
         label_prob_cutoff: a row is implausibly labelled when the probe gives its label
             less than this probability *and* prefers another class. Applied only to a
             probe anchored on a trusted reference (calibrated against clean data).
@@ -123,6 +127,7 @@ class ScreenConfig:
     excess_delta: float = 0.1
     excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
     label_prob_cutoff: float = 0.05
+    expansion_level: float = 0.02
     verdict_alpha: float = 0.02
     outlier_z: float = 3.5
     cluster_max_fraction: float = 0.35

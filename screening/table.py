@@ -170,7 +170,8 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     if early:
         # the trigger-contrast part of the verdict reads the cross-validated probe's margins
         cv_rm = label_margin(prep.y_ref, cv.reference_pred_probs)
-        flagged, rule = verdict(anchored=anchored, cv_margins=cv_m, cv_reference_margins=cv_rm, screen_flags={})
+        flagged, rule = verdict(anchored=anchored, cv_margins=cv_m, cv_reference_margins=cv_rm, screen_flags={},
+                                features=X, reference_features=X_ref)
         del cv_rm
     del anchored, cv_m
     if cv.representations is None:

@@ -415,3 +415,56 @@ def test_cross_conformal_row_offset_equals_ranking_the_offset_scores():
     off = rng.normal(size=300)
     expect = cross_conformal_pvalues(mm.astype(np.float64) - off[None, :], judges, ref, rf)
     np.testing.assert_allclose(cross_conformal_pvalues(mm, judges, ref, rf, row_offset=off), expect)
+
+
+def _expansion_class(rng, n_clean=300, n_poison=40, n_ref=150, d=12):
+    """One class: clean rows, poisoned rows carrying a three-feature trigger, trusted rows."""
+    X = rng.standard_normal((n_clean + n_poison, d)).astype(np.float32)
+    X[n_clean:, :3] = [3.0, -3.0, 3.0]  # the trigger (values a clean row rarely has at once)
+    R = rng.standard_normal((n_ref, d)).astype(np.float32)
+    truth = np.zeros(len(X), bool)
+    truth[n_clean:] = True
+    return X, R, truth
+
+
+def test_trigger_expansion_finds_the_rows_that_share_the_flagged_rows_trigger():
+    from screening.combine import trigger_expansion
+
+    rng = np.random.default_rng(0)
+    X, R, truth = _expansion_class(rng)
+    labels, ref_labels = np.zeros(len(X), int), np.zeros(len(R), int)
+    flagged = np.zeros(len(X), bool)
+    poison = np.flatnonzero(truth)
+    flagged[poison[:30]] = True  # what the class excess caught; 10 poisoned rows left
+    flagged[:4] = True  # and a few hard clean rows
+    extra, info = trigger_expansion(X, labels, R, ref_labels, flagged, [0], level=0.02, seed=0)
+    assert not (extra & flagged).any()
+    assert extra[poison[30:]].sum() >= 9
+    clean_cand = ~truth & ~flagged
+    assert extra[clean_cand].mean() <= 0.05
+    assert info == [{"class": 0, "positives": 34, "reference_rows": 150, "flagged": int(extra.sum())}]
+    # classes where the excess did not fire are never touched
+    extra2, info2 = trigger_expansion(X, labels, R, ref_labels, flagged, [], level=0.02)
+    assert not extra2.any() and info2 == []
+
+
+def test_trigger_expansion_flags_about_level_of_clean_rows_when_the_flags_share_nothing():
+    """Flagged rows with nothing in common (label noise, hard rows): a clean row is
+    exchangeable with the trusted rows, so it is flagged with probability about the level."""
+    from screening.combine import trigger_expansion
+
+    rates = []
+    for seed in range(20):
+        rng = np.random.default_rng(100 + seed)
+        X, R, truth = _expansion_class(rng, n_poison=0)
+        flagged = np.zeros(len(X), bool)
+        flagged[rng.choice(len(X), 30, replace=False)] = True
+        extra, _ = trigger_expansion(X, np.zeros(len(X), int), R, np.zeros(len(R), int), flagged, [0],
+                                     level=0.02, seed=seed)
+        rates.append(extra[~flagged].mean())
+    assert np.mean(rates) <= 0.03
+    # too few trusted rows for a p-value as low as the level: nothing is tried
+    X, R, _ = _expansion_class(np.random.default_rng(1), n_ref=30)
+    extra, info = trigger_expansion(X, np.zeros(len(X), int), R, np.zeros(len(R), int),
+                                    np.arange(len(X)) >= 300, [0], level=0.02)
+    assert not extra.any() and info == []

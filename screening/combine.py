@@ -72,7 +72,9 @@ Rule ``"auto"`` (the default), with a trusted reference, has four parts.
    class where the class excess fired, a logistic regression learns to tell the class's
    flagged data rows from its trusted reference rows, cross-fitted over folds of both;
    the class's other rows that every fold model scores above its held-out reference rows
-   (cross-conformal p-value <= ``expansion_level``) are flagged. A backdoor's flagged rows
+   (cross-conformal p-value <= ``expansion_level``; a class with fewer than
+   ``1 / expansion_level - 1`` reference rows cannot reach it and is not tried, which the
+   rule's text says) are flagged. A backdoor's flagged rows
    share the trigger, so the classifier learns it; flipped labels and hard rows share
    nothing, and a clean row exchangeable with the reference rows is flagged with
    probability about the level. Measured on a feature-value trigger (6 seeds), recall
@@ -261,7 +263,8 @@ def trigger_expansion(features, labels, reference_features, ref_labels, flagged,
 
     Returns:
         (extra (N,) bool: newly flagged rows, list of per-class dicts: ``class`` index,
-        ``positives``, ``reference_rows``, ``flagged``).
+        ``positives``, ``reference_rows``, ``flagged`` and, when the class was not
+        tried, ``skipped``: why).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -276,9 +279,14 @@ def trigger_expansion(features, labels, reference_features, ref_labels, flagged,
         neg = np.flatnonzero(ref_labels == c)
         cand = np.flatnonzero(~flagged & (labels == c))
         k = min(int(n_folds), len(pos), len(neg))
+        row = {"class": int(c), "positives": int(len(pos)), "reference_rows": int(len(neg)), "flagged": 0}
         # the smallest p-value a row can get is 1 / (1 + M_c): with too few trusted rows
         # nothing could be flagged at this level, so nothing is tried
-        if k < 2 or len(cand) == 0 or 1.0 / (1 + len(neg)) > level:
+        if 1.0 / (1 + len(neg)) > level:
+            info.append({**row, "skipped": f"{len(neg)} trusted rows of the class cannot give a p-value <= {level:g}"})
+            continue
+        if k < 2 or len(cand) == 0:
+            info.append({**row, "skipped": "too few flagged or unflagged rows"})
             continue
         pf = rng.permutation(len(pos)) % k
         nf = rng.permutation(len(neg)) % k
@@ -297,8 +305,7 @@ def trigger_expansion(features, labels, reference_features, ref_labels, flagged,
             den += len(ref_scores)
         hit = cand[num / den <= level]
         extra[hit] = True
-        info.append({"class": int(c), "positives": int(len(pos)), "reference_rows": int(len(neg)),
-                     "flagged": int(len(hit))})
+        info.append({**row, "flagged": int(len(hit))})
     return extra, info
 
 
@@ -428,7 +435,8 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
             name = classes[d["class"]]
             d["class"] = name.item() if hasattr(name, "item") else name
     if expanded:
-        text += ": " + "; ".join(f"class {d['class']!r}, {d['flagged']} more rows" for d in expanded)
+        text += ": " + "; ".join(f"class {d['class']!r}, not tried ({d['skipped']})" if "skipped" in d
+                                 else f"class {d['class']!r}, {d['flagged']} more rows" for d in expanded)
     details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
                "verdict_confidence": config.verdict_confidence,
                "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,

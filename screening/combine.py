@@ -290,20 +290,19 @@ def trigger_expansion(features, labels, reference_features, ref_labels, flagged,
             continue
         pf = rng.permutation(len(pos)) % k
         nf = rng.permutation(len(neg)) % k
-        num = np.ones(len(cand))
-        den = np.ones(len(cand))
+        # negated scores: "scores above the held-out reference rows" is part 1's lower tail
+        neg_scores = np.empty((k, len(cand)))
+        ref_neg_scores = np.empty(len(neg))
         for f in range(k):
             Xtr = np.concatenate([F[pos[pf != f]], R[neg[nf != f]]]).astype(np.float64)
             ytr = np.r_[np.ones(int((pf != f).sum())), np.zeros(int((nf != f).sum()))]
             model = LogisticRegression(max_iter=2000, class_weight="balanced").fit(Xtr, ytr)
-            ref_scores = np.sort(model.decision_function(R[neg[nf == f]].astype(np.float64)))
+            ref_neg_scores[nf == f] = -model.decision_function(R[neg[nf == f]].astype(np.float64))
             for start in range(0, len(cand), batch_size):  # bounded memory on large classes
                 idx = cand[start:start + batch_size]
-                s = model.decision_function(F[idx].astype(np.float64))
-                # reference rows scoring at least as high as the row: upper-tail rank
-                num[start:start + len(idx)] += len(ref_scores) - np.searchsorted(ref_scores, s, side="left")
-            den += len(ref_scores)
-        hit = cand[num / den <= level]
+                neg_scores[f, start:start + len(idx)] = -model.decision_function(F[idx].astype(np.float64))
+        p = cross_conformal_pvalues(neg_scores, np.ones((k, len(cand)), dtype=bool), ref_neg_scores, nf)
+        hit = cand[p <= level]
         extra[hit] = True
         info.append({**row, "flagged": int(len(hit))})
     return extra, info

@@ -418,7 +418,7 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
                  "probe, last round and reference-only round, rejecting a label that the cross-validated probe, "
                  "trained on the data, accepts: what a learned backdoor trigger does)")
     if classes is not None:
-        for d in fired:  # class names, not indices, in the summary and the text
+        for d in (*fired, *expanded):  # class names, not indices, in the summary and the text
             name = classes[d["class"]]
             d["class"] = name.item() if hasattr(name, "item") else name
     if fired:
@@ -429,10 +429,6 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
         text += ("; in a class where the excess fired, also every other row that a classifier trained to tell the "
                  "flagged rows from the class's trusted rows scores above them (cross-conformal p-value <= "
                  f"{config.expansion_level:g}: what a backdoor's trigger rows share)")
-    if classes is not None:
-        for d in expanded:
-            name = classes[d["class"]]
-            d["class"] = name.item() if hasattr(name, "item") else name
     if expanded:
         text += ": " + "; ".join(f"class {d['class']!r}, not tried ({d['skipped']})" if "skipped" in d
                                  else f"class {d['class']!r}, {d['flagged']} more rows" for d in expanded)

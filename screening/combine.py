@@ -84,6 +84,16 @@ Rule ``"auto"`` (the default), with a trusted reference, has four parts.
 No constant is fitted to any data set: every cut-off comes from the trusted reference's
 own out-of-fold margins or scores.
 
+What part 2 can detect is bounded by the reference, and the verdict says by how much
+(:func:`detectable_attack`, ``detectable_attack`` in the summary): per class, the fewest
+rows a concentrated attack needs before the class excess can flag it, even when every
+poisoned row lies below every trusted row of the class. With M_c trusted rows, c rows of
+n_c data rows all below them happen by chance with probability
+``prod_{i < c} (n_c - i) / (n_c + M_c - i)``, about ``(n_c / (n_c + M_c))^c``. With 24
+trusted rows and 139 data rows in a class, 38 rows are needed at the default levels. A
+smaller attack in that class is left to the row level, and more trusted rows are the
+remedy.
+
 Without a reference there is nothing trusted to calibrate on: the verdict is
 cleanlab's ``find_label_issues`` on the cross-validated probe, restricted to rows whose
 label the probe rejects (another class is the argmax); the flag rate on clean data then
@@ -239,6 +249,66 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
     return flagged, fired
 
 
+def detectable_attack(n_rows: int, n_reference: int, *, n_tests: int, delta: float, fdr: float) -> int | None:
+    """The fewest rows of one class that a concentrated attack needs before the class
+    excess (part 2) can flag it at all, however well the score separates it.
+
+    The best case for the test is an attack whose every row has a lower p-value than
+    every one of the class's ``n_reference`` trusted rows (j_c = 0). ``count`` such rows
+    among the class's ``n_rows`` data rows are significant only when the Beta-Binomial
+    tail ``P(X >= count)``, X ~ Beta-Binomial(n_rows, 1, n_reference), times ``n_tests``
+    is at most ``delta``, and pass the false-discovery condition only when
+    ``(n_rows - count) / n_reference <= fdr x count``. Smaller attacks in the class are
+    left to the row-level test and the screens' scores: with few trusted rows of a class,
+    no valid test can tell a small concentrated attack from a chance excess.
+
+    Returns:
+        The smallest such count, or None when no count up to ``n_rows`` is enough (or
+        the class has no trusted row).
+    """
+    from scipy.special import gammaln
+
+    n, m = int(n_rows), int(n_reference)
+
+    def enough(count):  # both conditions only get easier as count grows: bisect
+        # Beta-Binomial(n, 1, m) tail in closed form: the chance that the `count` lowest
+        # of n + m exchangeable rows are all data rows, prod_{i < count} (n - i) / (n + m - i)
+        log_tail = gammaln(n + 1) - gammaln(n - count + 1) + gammaln(n + m - count + 1) - gammaln(n + m + 1)
+        return np.exp(log_tail) * n_tests <= delta and (n - count) / m <= fdr * count
+
+    if m < 1 or n < 1 or not enough(n):
+        return None
+    lo, hi = 0, n  # enough(hi) holds, enough(lo) does not (count 0 never fires)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return hi
+
+
+def power_statement(power: list[dict]) -> str | None:
+    """One sentence for the least covered class of a verdict's ``detectable_attack`` list
+    (entries with ``class``, ``rows``, ``reference_rows``, ``min_attack_rows``): the class
+    where a concentrated backdoor must be largest, as a share of the class, before the
+    class excess can flag it. None for an empty list."""
+    if not power:
+        return None
+    worst = max(power, key=lambda d: float("inf") if d["min_attack_rows"] is None
+                else d["min_attack_rows"] / max(d["rows"], 1))
+    c, m = worst["class"], worst["reference_rows"]
+    if worst["min_attack_rows"] is None:
+        return (f"class {c}: no concentrated backdoor of any size can be certified by the class-excess test "
+                f"({m} trusted rows); add trusted rows of the class")
+    return (f"smallest concentrated backdoor the class-excess test can certify: {worst['min_attack_rows']} of "
+            f"{worst['rows']} rows in class {c}, the least covered class ({m} trusted rows); smaller ones are "
+            "left to the row-level test")
+
+
+def _expansion_reachable(n_reference: int, level: float) -> bool:
+    """Whether a class with ``n_reference`` trusted rows can give an expansion p-value
+    <= ``level`` at all (the smallest is ``1 / (1 + n_reference)``)."""
+    return 1.0 / (1 + int(n_reference)) <= level
+
+
 def trigger_expansion(features, labels, reference_features, ref_labels, flagged, fired_classes, *,
                       level: float, n_folds: int = 5, seed: int = 0, batch_size: int = 65536):
     """Part 4 of the verdict: the other rows of a backdoored class that carry what its
@@ -282,7 +352,7 @@ def trigger_expansion(features, labels, reference_features, ref_labels, flagged,
         row = {"class": int(c), "positives": int(len(pos)), "reference_rows": int(len(neg)), "flagged": 0}
         # the smallest p-value a row can get is 1 / (1 + M_c): with too few trusted rows
         # nothing could be flagged at this level, so nothing is tried
-        if 1.0 / (1 + len(neg)) > level:
+        if not _expansion_reachable(len(neg), level):
             info.append({**row, "skipped": f"{len(neg)} trusted rows of the class cannot give a p-value <= {level:g}"})
             continue
         if k < 2 or len(cand) == 0:
@@ -356,7 +426,7 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
     contrast."""
     from .probe import label_margin
 
-    ref_labels = np.asarray(ref_labels)
+    labels, ref_labels = np.asarray(labels), np.asarray(ref_labels)
     ref_margins = label_margin(ref_labels, anchored.reference_pred_probs)
     m = len(ref_labels)
     judges = ~np.asarray(anchored.eligible, dtype=bool)
@@ -401,6 +471,16 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
             features, np.asarray(labels), reference_features, ref_labels, flagged, [d["class"] for d in fired],
             level=config.expansion_level, n_folds=config.n_folds, seed=config.seed)
         flagged = flagged | expansion_flags
+    # what the class excess could detect at best, per class: the report's power statement
+    n_tests = max(1, len(np.unique(labels)) * len(levels))
+    n_per = np.bincount(labels)
+    m_per = np.bincount(ref_labels, minlength=len(n_per))
+    power = [{"class": int(c), "rows": int(n_per[c]), "reference_rows": int(m_per[c]),
+              "min_attack_rows": detectable_attack(n_per[c], m_per[c], n_tests=n_tests, delta=delta,
+                                                   fdr=config.excess_fdr),
+              "expansion_possible": bool(features is not None and config.expansion_level > 0
+                                         and _expansion_reachable(m_per[c], config.expansion_level))}
+             for c in np.flatnonzero(n_per)]
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
@@ -418,7 +498,7 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
                  "probe, last round and reference-only round, rejecting a label that the cross-validated probe, "
                  "trained on the data, accepts: what a learned backdoor trigger does)")
     if classes is not None:
-        for d in (*fired, *expanded):  # class names, not indices, in the summary and the text
+        for d in (*fired, *expanded, *power):  # class names, not indices, in the summary and the text
             name = classes[d["class"]]
             d["class"] = name.item() if hasattr(name, "item") else name
     if fired:
@@ -440,6 +520,7 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
                "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
                "trigger_contrast": bool(contrast),
                "expansion": expanded, "expansion_flagged": int(expansion_flags.sum()),
+               "detectable_attack": power,
                "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
                            "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
                "reference_only_probe_would_flag": int(f0.sum())}

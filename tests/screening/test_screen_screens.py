@@ -238,6 +238,39 @@ def test_class_excess_fires_on_a_concentrated_attack_and_rarely_on_clean_rows():
     assert flagged[attacked].all() and not flagged[labels != 3].any()
 
 
+def test_detectable_attack_is_the_smallest_attack_the_class_excess_can_flag():
+    """The power statement matches the test it describes: an attack whose every row lies
+    below every trusted row of its class is flagged by ``class_excess`` from exactly
+    ``detectable_attack`` rows on, never with one row fewer; and it equals a direct scan
+    of scipy's Beta-Binomial tail."""
+    from scipy.stats import betabinom
+
+    from screening import ScreenConfig
+    from screening.combine import class_excess, detectable_attack
+
+    cfg = ScreenConfig()
+    levels = cfg.excess_levels
+    rng = np.random.default_rng(3)
+    for n_c, m_c in [(139, 24), (231, 40), (400, 100)]:
+        labels = np.r_[np.zeros(n_c, int), np.ones(300, int)]
+        ref_labels = np.r_[np.zeros(m_c, int), np.ones(80, int)]
+        n_tests = 2 * len(levels)
+        k = detectable_attack(n_c, m_c, n_tests=n_tests, delta=0.05, fdr=cfg.excess_fdr)
+        counts = np.arange(1, n_c + 1)
+        ok = ((betabinom.sf(counts - 1, n_c, 1, m_c) * n_tests <= 0.05)
+              & ((n_c - counts) / m_c <= cfg.excess_fdr * counts))
+        assert k == counts[ok][0]
+        ref_p = np.r_[rng.uniform(0.3, 1, m_c), rng.uniform(0, 1, 80)]  # class 0's trusted rows are easy
+        for size, fires in [(k, True), (k - 1, False)]:
+            p = np.r_[rng.uniform(0.3, 1, n_c), rng.uniform(0.3, 1, 300)]
+            p[:size] = 0.005  # below every trusted row of the class, at every level
+            _, fired = class_excess(p, ref_p, labels, ref_labels, fdr=cfg.excess_fdr, delta=0.05, levels=levels)
+            assert ([d["class"] for d in fired] == [0]) is fires, (n_c, m_c, size)
+    assert detectable_attack(100, 0, n_tests=10, delta=0.05, fdr=0.2) is None  # nothing trusted
+    assert detectable_attack(300, 1, n_tests=50, delta=0.05, fdr=0.2) is None  # no size is enough
+    assert detectable_attack(10_000_000, 2000, n_tests=50, delta=0.05, fdr=0.2) > 0  # closed form, no scan
+
+
 def test_anchored_probe_never_trains_a_model_on_its_own_fold_or_on_reference_twins():
     import torch
     from screening import ScreenConfig
@@ -395,6 +428,13 @@ def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_cl
     clean[poison] = False
     assert flagged[clean].mean() <= 0.05  # alpha 2 % plus the excess's false-discovery share
     assert "trigger contrast" in rule["text"]
+    # the power statement: per class, at the label margin's share of the family-wise level
+    from screening.combine import detectable_attack
+
+    need = detectable_attack(200, 60, n_tests=5 * len(cfg.excess_levels), delta=cfg.excess_delta / 2,
+                             fdr=cfg.excess_fdr)
+    assert rule["detectable_attack"] == [{"class": c, "rows": 200, "reference_rows": 60, "min_attack_rows": need,
+                                          "expansion_possible": False} for c in range(5)]
     # on clean tables the contrasts fire rarely (family-wise 0.05 for the two together)
     fired = 0
     for _ in range(40):

@@ -16,6 +16,9 @@ Metrics per case (poison rate eps, n_p poisoned rows):
             reference-anchored probe's accuracy on the clean rows;
   acc, dAcc accuracy of an MLP retrained without the flagged rows, and its difference
             to one retrained without exactly the poisoned rows (oracle);
+  min_detect the fewest rows a backdoor concentrated on the target class needs before
+            the verdict's class-excess test can flag it at all, given that class's trusted
+            reference rows (screening.combine.detectable_attack; NaN: no size is enough)
   ASR       attack success (triggered non-target test rows classified as the target)
             before removal, after removing the flagged rows, and after removing exactly
             the poisoned rows (ASR_oracle: what the trigger does to a model that never
@@ -101,8 +104,16 @@ def retrain(X, y, keep, X_test, y_test, X_trig, target, seed):
 
 # ---- data sets and cases ---------------------------------------------------------
 
-def split(X, y, n_train, n_ref, seed):
+def split(X, y, n_train, n_ref, seed, ref_scale=1.0):
+    """Train, trusted reference and test rows. ``ref_scale`` grows (or shrinks) the
+    reference with rows taken from the test split; the training rows, and so the planted
+    poison, stay the same."""
     perm = np.random.default_rng(seed).permutation(len(y))
+    need = min(100, len(y) - n_train - n_ref)  # test rows: 100, or all the default split has
+    n_ref = int(round(ref_scale * n_ref))
+    if len(y) - n_train - n_ref < need:
+        raise SystemExit(f"--reference-scale {ref_scale:g} leaves {len(y) - n_train - n_ref} test rows of "
+                         f"{len(y)} (need {need}); leave this data set out with --only")
     a, b = perm[:n_train], perm[n_train:n_train + n_ref]
     c = perm[n_train + n_ref:]
     return (X[a], y[a]), (X[b], y[b]), (X[c], y[c])
@@ -203,6 +214,10 @@ def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed,
     for s in SCREENS:
         row[f"{s}:auc"] = roc_auc_score(truth, scores[s]) if 0 < truth.sum() < len(truth) else np.nan
         row[f"{s}:R@b"], row[f"{s}:P@b"] = at_budget(scores[s], truth, ytr, s in PER_CLASS)
+    # the fewest poisoned rows the class excess could flag in the target class (None: none)
+    power = {str(d["class"]): d["min_attack_rows"] for d in res.summary["combine"].get("detectable_attack") or []}
+    k = power.get(str(target))
+    row["min_detect"] = np.nan if k is None or not truth.any() else k
     row["flag_rate"] = flagged.mean()
     row["clean_flag_rate"] = flagged[~truth].mean()
     row["F1"] = f1_score(truth, flagged) if truth.any() else np.nan
@@ -296,6 +311,9 @@ def main(argv=None):
     ap.add_argument("--only", default=None,
                     help="comma-separated data sets: digits, tabular, wine, breast_cancer, weak_imbalanced, "
                          "embedding, digits_image")
+    ap.add_argument("--reference-scale", type=float, default=1.0,
+                    help="multiply every trusted reference's size, taking the rows from the test split "
+                         "(the training rows and the poison stay the same): how detection grows with it")
     ap.add_argument("--cases", default=None, help="comma-separated case names to keep (e.g. clean,blend-3%%)")
     args = ap.parse_args(argv)
     only = None if args.only is None else set(args.only.split(","))
@@ -324,7 +342,7 @@ def run_seed(args, seed, only, keep):
     if only is None or "digits" in only:
         X, y = load_digits(return_X_y=True)
         X = X.astype(np.float64)
-        (Xtr, ytr), ref, test = split(X, y, 1078, 269, seed)
+        (Xtr, ytr), ref, test = split(X, y, 1078, 269, seed, args.reference_scale)
         target = 0
         for case in digits_cases(args.quick):
             if not want("digits", case):
@@ -337,7 +355,7 @@ def run_seed(args, seed, only, keep):
         X, y = make_classification(n_samples=2500, n_features=30, n_informative=12, n_redundant=6,
                                    n_classes=5, n_clusters_per_class=2, class_sep=1.5,
                                    random_state=seed + 11)
-        (Xtr, ytr), ref, test = split(X, y, 1500, 375, seed)
+        (Xtr, ytr), ref, test = split(X, y, 1500, 375, seed, args.reference_scale)
         rng0 = np.random.default_rng(seed + 5)
         trig_cols = rng0.choice(X.shape[1], 3, replace=False)
         trig_value = np.quantile(X, 0.995)  # extreme but in-range for every column
@@ -352,7 +370,9 @@ def run_seed(args, seed, only, keep):
             rows.append(run_case("tabular", case, X2, y2, truth, trig, ref, test, 2, config, seed))
             print_row(rows[-1])
     for name, X, y, (n_tr, n_ref), target, trigger, cases, kind in generalization_sets(seed):
-        (Xtr, ytr), ref, test = split(X, y, n_tr, n_ref, seed)
+        if only is not None and name not in only:
+            continue
+        (Xtr, ytr), ref, test = split(X, y, n_tr, n_ref, seed, args.reference_scale)
         for case in cases:
             if not want(name, case):
                 continue
@@ -380,7 +400,7 @@ def print_tables(df):
     print(t.to_string(index=False))
     print("\nCombined verdict and retraining (MLP without flagged rows; dAcc vs oracle removal, points):")
     v = df[["data", "case", "seed", "n", "n_ref", "n_poison", "probe_acc", "anch_acc", "clean_flag_rate", "recall",
-            "precision", "F1", "peer_F1", "acc_before", "acc", "dAcc", "ASR_before", "ASR_after", "ASR_oracle", "secs"]]
+            "min_detect", "precision", "F1", "peer_F1", "acc_before", "acc", "dAcc", "ASR_before", "ASR_after", "ASR_oracle", "secs"]]
     print(v.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print_goals(df)
 
@@ -402,7 +422,9 @@ def _goal_rows(df):
                         d["label_noise:auc"] >= 0.99))
             out.append((r.data, case, "F1 of flagged >= 0.90", f"{r.F1:.3f}", r.F1 >= 0.90))
         else:
-            out.append((r.data, case, "recall of flagged >= 0.95", f"{r.recall:.2f}", r.recall >= 0.95))
+            need = ("" if r.min_detect != r.min_detect else
+                    f" (the class excess needs >= {r.min_detect:.0f} rows in the target class; {r.n_poison} planted)")
+            out.append((r.data, case, "recall of flagged >= 0.95", f"{r.recall:.2f}{need}", r.recall >= 0.95))
             if r.ASR_after == r.ASR_after:
                 out.append((r.data, case, "attack success after removal <= 2%",
                             f"{100 * r.ASR_after:.0f}% (oracle removal {100 * r.ASR_oracle:.0f}%)",

@@ -130,6 +130,17 @@ def test_screen_contract_cli(home, cli, tmp_path):
     assert str(t.schema.field("flagged").type) == "bool"
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_rows"] == 240
+    # the power statement: per class, what the class-excess test could detect, and one line of it printed
+    from screening import ScreenConfig
+    from screening.combine import detectable_attack, power_statement
+
+    cfg, power = ScreenConfig(), summary["combine"]["detectable_attack"]
+    ref_y = _toy(seed=1).column("label").to_numpy()
+    assert [d["reference_rows"] for d in power] == [int((ref_y == c).sum()) for c in range(3)]
+    assert all(d["min_attack_rows"] == detectable_attack(
+        d["rows"], d["reference_rows"], n_tests=3 * len(cfg.excess_levels), delta=cfg.excess_delta / 2,
+        fdr=cfg.excess_fdr) for d in power)
+    assert power_statement(power) in r.stdout
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

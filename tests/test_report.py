@@ -175,7 +175,11 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                                "influence": {"parameters": {"outlier_z": 3.5}, "flagged": 1,
                                              "flagged_per_class": {"0": 1}}},
                    "combine": {"text": "label consistency against the reference-anchored probe",
-                               "flagged": n_flagged, "flagged_per_class": per_class},
+                               "flagged": n_flagged, "flagged_per_class": per_class,
+                               "detectable_attack": [
+                                   {"class": c, "rows": int((labels == c).sum()), "reference_rows": m,
+                                    "min_attack_rows": k, "expansion_possible": False}
+                                   for c, m, k in [(0, 30, 14), (1, 25, 17), (2, 1, None)]]},
                    "estimated_poison_rate": n_flagged / n,
                    "canary_note": "20 canary rows were screened together with the real rows; the "
                                   "per-screen counts under 'screens' include them"}
@@ -263,6 +267,8 @@ def test_report_json_has_every_figure_and_the_compliance_mapping(versions):
     assert sum(sum(s["histogram"]["flagged_counts"]) for s in screens.values()) == 3 * 6
     pc = doc["figures"]["per_class"]
     assert sum(pc["rows"].values()) == 120 and sum(pc["verdict_flagged"].values()) == 6
+    assert pc["trusted_rows"] == {"0": 30, "1": 25, "2": 1}
+    assert pc["min_attack_rows"] == {"0": 14, "1": 17, "2": None}
     assert doc["figures"]["projection"]["n_shown"] == 120
     top = doc["figures"]["top_flagged"]
     assert len(top) == 6 and all(r["image"]["height"] == 4 for r in top)
@@ -288,6 +294,7 @@ def test_report_json_has_every_figure_and_the_compliance_mapping(versions):
     assert status["MEASURE 2.7"] == "evidenced" and status["Art. 10(5)"] == "partial"
     evidence = {c["ref"]: " ".join(c["evidence"]) for c in doc["compliance"]}
     assert "canary self-test: 19 of 20" in evidence["Art. 15(5)"] and "canary" in evidence["MEASURE 2.7"]
+    assert "class 2: no concentrated backdoor of any size can be certified" in evidence["Backdoor poisoning"]
     assert "exact duplicate" in evidence["Art. 10(3)"] and "personal-data scan" in evidence["Art. 10(5)"]
     assert all(c["why"] for c in doc["compliance"])
     assert doc["audit"]["intact"] and doc["code_version"]
@@ -363,7 +370,8 @@ def test_report_renders_in_chromium_and_pdf_converts_to_pages(versions, tmp_path
     for phrase in ("Decision: quarantine", "Example Lab", "CC-BY-4.0", "Art. 15(5)", "MEASURE 2.7",
                    "Art. 10(5)", "Backdoor poisoning", "threshold", ref, "below the policy floor",
                    "how sensitive the screens were on this very dataset", "evaluation row",
-                   versions["trim"], "payment_card", "Canary recall"):
+                   versions["trim"], "payment_card", "Canary recall", "Smallest detectable backdoor",
+                   "17 rows"):
         assert phrase.lower() in text.lower(), phrase
     ok, ink = non_blank(shot)
     assert ok, f"screenshot is blank ({ink:.2%} ink)"

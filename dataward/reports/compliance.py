@@ -185,7 +185,7 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
          PARTIAL if backdoor else MISSING,
          ["label consistency against the reference-anchored probe (dirty-label triggers)",
           "spectral signatures, activation clustering (representation outliers)",
-          *_kind_recall(can, "trigger")],
+          *_kind_recall(can, "trigger"), *_detectable(figs.get("per_class") or {})],
          "Dirty-label backdoors are caught by label consistency; clean-label backdoors rely on "
          "the representation screens, which are weaker, so this is partial evidence."
          if backdoor else "No representation screen ran.")
@@ -228,3 +228,14 @@ def coverage(items: list[dict[str, Any]]) -> dict[str, int]:
     for it in items:
         out[it["status"]] += 1
     return out
+
+
+def _detectable(per_class: dict[str, Any]) -> list[str]:
+    """The class-excess test's power (:func:`screening.combine.power_statement`), from the
+    report's per-class figures."""
+    from screening.combine import power_statement
+
+    k, rows, trusted = (per_class.get(key) or {} for key in ("min_attack_rows", "rows", "trusted_rows"))
+    line = power_statement([{"class": c, "rows": rows.get(c) or 0, "reference_rows": trusted.get(c, 0),
+                             "min_attack_rows": k[c]} for c in k])
+    return [line] if line else []

@@ -113,7 +113,11 @@ def _per_class(summary: dict[str, Any], labels, flagged: np.ndarray) -> dict[str
                                                 .get("flagged_per_class") or {}).items()}
     per_screen = {name: {str(k): int(v) for k, v in (info.get("flagged_per_class") or {}).items()}
                   for name, info in (summary.get("screens") or {}).items()}
-    return {"classes": classes, "rows": counts, "verdict_flagged": verdict, "screens_flagged": per_screen}
+    # the verdict's power statement (screening.combine.detectable_attack), with a reference only
+    power = {str(d["class"]): d for d in (summary.get("combine") or {}).get("detectable_attack") or []}
+    return {"classes": classes, "rows": counts, "verdict_flagged": verdict, "screens_flagged": per_screen,
+            "trusted_rows": {c: int(d["reference_rows"]) for c, d in power.items()},
+            "min_attack_rows": {c: d["min_attack_rows"] for c, d in power.items()}}
 
 
 def _projection(path: str | None, flagged: np.ndarray, *, seed: int) -> dict[str, Any]:

@@ -370,9 +370,9 @@ def test_report_renders_in_chromium_and_pdf_converts_to_pages(versions, tmp_path
     for phrase in ("Decision: quarantine", "Example Lab", "CC-BY-4.0", "Art. 15(5)", "MEASURE 2.7",
                    "Art. 10(5)", "Backdoor poisoning", "threshold", ref, "below the policy floor",
                    "how sensitive the screens were on this very dataset", "evaluation row",
-                   versions["trim"], "payment_card", "Canary recall", "Smallest detectable backdoor",
-                   "17 rows"):
+                   versions["trim"], "payment_card", "Canary recall", "Detectable backdoor from"):
         assert phrase.lower() in text.lower(), phrase
+    assert re.search(r"\b17\s\(\d+\.\d%\)", text)  # class 1's detectable backdoor: 17 rows, its share
     ok, ink = non_blank(shot)
     assert ok, f"screenshot is blank ({ink:.2%} ink)"
     # the PDF: the report stage's renderer on the same HTML (the other tests skip WeasyPrint)

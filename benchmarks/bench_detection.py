@@ -16,9 +16,9 @@ Metrics per case (poison rate eps, n_p poisoned rows):
             reference-anchored probe's accuracy on the clean rows;
   acc, dAcc accuracy of an MLP retrained without the flagged rows, and its difference
             to one retrained without exactly the poisoned rows (oracle);
-  min_detect the fewest rows a backdoor concentrated on the target class needs before
-            the verdict's class-excess test can flag it at all, given that class's trusted
-            reference rows (screening.combine.detectable_attack; NaN: no size is enough)
+  min_detect the size below which the verdict's class-excess test cannot flag a backdoor
+            concentrated on the target class, given that class's trusted reference rows
+            (screening.combine.detectable_attack; NaN: no size is enough)
   ASR       attack success (triggered non-target test rows classified as the target)
             before removal, after removing the flagged rows, and after removing exactly
             the poisoned rows (ASR_oracle: what the trigger does to a model that never
@@ -423,7 +423,8 @@ def _goal_rows(df):
             out.append((r.data, case, "F1 of flagged >= 0.90", f"{r.F1:.3f}", r.F1 >= 0.90))
         else:
             need = ("" if r.min_detect != r.min_detect else
-                    f" (the class excess needs >= {r.min_detect:.0f} rows in the target class; {r.n_poison} planted)")
+                    f" (the class excess cannot flag fewer than {r.min_detect:.0f} rows of the target class; "
+                    f"{r.n_poison} planted)")
             out.append((r.data, case, "recall of flagged >= 0.95", f"{r.recall:.2f}{need}", r.recall >= 0.95))
             if r.ASR_after == r.ASR_after:
                 out.append((r.data, case, "attack success after removal <= 2%",

@@ -85,14 +85,14 @@ No constant is fitted to any data set: every cut-off comes from the trusted refe
 own out-of-fold margins or scores.
 
 What part 2 can detect is bounded by the reference, and the verdict says by how much
-(:func:`detectable_attack`, ``detectable_attack`` in the summary): per class, the fewest
-rows a concentrated attack needs before the class excess can flag it, even when every
+(:func:`detectable_attack`, ``detectable_attack`` in the summary): per class, the attack
+size below which the class excess cannot flag a concentrated attack, even when every
 poisoned row lies below every trusted row of the class. With M_c trusted rows, c rows of
 n_c data rows all below them happen by chance with probability
-``prod_{i < c} (n_c - i) / (n_c + M_c - i)``, about ``(n_c / (n_c + M_c))^c``. With 24
-trusted rows and 139 data rows in a class, 38 rows are needed at the default levels. A
-smaller attack in that class is left to the row level, and more trusted rows are the
-remedy.
+``prod_{i < c} (n_c - i) / (n_c + M_c - i)``, about ``(n_c / (n_c + M_c))^c``. A class with
+24 trusted rows and 139 data rows needs 38 (10 classes, the default levels, the label
+margin's half of ``excess_delta``). A smaller attack in that class is left to the row
+level; more trusted rows are the remedy.
 
 Without a reference there is nothing trusted to calibrate on: the verdict is
 cleanlab's ``find_label_issues`` on the cross-validated probe, restricted to rows whose
@@ -206,6 +206,24 @@ def reference_fold_pvalues(reference_margins, reference_folds) -> np.ndarray:
     return p
 
 
+def excess_tests(labels, levels) -> int:
+    """How many tests the class excess makes of one statistic (classes x levels): its
+    Bonferroni factor."""
+    return max(1, len(np.unique(labels)) * len(levels))
+
+
+def _excess_holds(count: int, n_c: int, share: float, tail: float, *, n_tests: int, delta: float,
+                  fdr: float) -> tuple[bool, float]:
+    """Part 2's two conditions for ``count`` of a class's ``n_c`` rows below a level:
+    significance (``tail x n_tests <= delta``) and few clean rows taken. The clean rows
+    expected below the level are the class's clean rows times their estimated share F
+    (``share``) there; the clean rows number n_c minus the poison, and the poison is at
+    least count minus those clean ones, hence E = (n_c - count) F / (1 - F), which must be
+    at most ``fdr x count``. Returns (both hold, E)."""
+    expected = (n_c - count) * share / (1 - share)
+    return tail * n_tests <= delta and expected <= fdr * count, expected
+
+
 def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float, levels):
     """Classes holding significantly more low p-values than their reference rows allow
     (module docstring, part 2).
@@ -220,7 +238,7 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
     ref_labels = np.asarray(ref_labels)
     flagged = np.zeros(len(p), dtype=bool)
     classes = np.unique(labels)
-    n_tests = max(1, len(classes) * len(levels))
+    n_tests = excess_tests(labels, levels)
     fired = []
     for c in classes:
         in_c = labels == c
@@ -235,12 +253,9 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
             if count == 0 or jc >= mc:
                 continue
             tail = float(betabinom.sf(count - 1, nc, jc + 1, mc - jc))
-            # clean rows expected below t: the class's clean rows times their estimated
-            # share below t; the clean rows number n_c minus the poison, and the poison is
-            # at least count minus those clean ones, hence E = (n_c - count) F / (1 - F)
-            share = (jc + 1) / (mc + 1)
-            expected = (nc - count) * share / (1 - share)
-            if tail * n_tests <= delta and expected <= fdr * count:
+            holds, expected = _excess_holds(count, nc, (jc + 1) / (mc + 1), tail, n_tests=n_tests,
+                                            delta=delta, fdr=fdr)
+            if holds:
                 best = {"class": int(c), "level": float(t), "count": count,
                         "expected_clean": float(expected), "tail_probability": tail}
         if best is not None:
@@ -250,17 +265,23 @@ def class_excess(p, reference_p, labels, ref_labels, *, fdr: float, delta: float
 
 
 def detectable_attack(n_rows: int, n_reference: int, *, n_tests: int, delta: float, fdr: float) -> int | None:
-    """The fewest rows of one class that a concentrated attack needs before the class
-    excess (part 2) can flag it at all, however well the score separates it.
+    """The size below which the class excess (part 2) cannot flag an attack concentrated
+    on one class, however well the score separates it: a lower bound, not a promise.
 
-    The best case for the test is an attack whose every row has a lower p-value than
-    every one of the class's ``n_reference`` trusted rows (j_c = 0). ``count`` such rows
-    among the class's ``n_rows`` data rows are significant only when the Beta-Binomial
-    tail ``P(X >= count)``, X ~ Beta-Binomial(n_rows, 1, n_reference), times ``n_tests``
-    is at most ``delta``, and pass the false-discovery condition only when
-    ``(n_rows - count) / n_reference <= fdr x count``. Smaller attacks in the class are
-    left to the row-level test and the screens' scores: with few trusted rows of a class,
-    no valid test can tell a small concentrated attack from a chance excess.
+    The best case for the test is a level at which no trusted row of the class has a
+    p-value (j_c = 0) and every poisoned row has one. ``count`` rows below it, of the
+    class's ``n_rows`` data rows, are significant only when the Beta-Binomial tail
+    ``P(X >= count)``, X ~ Beta-Binomial(n_rows, 1, n_reference), times ``n_tests`` is at
+    most ``delta``, and pass the false-discovery condition only when
+    ``(n_rows - count) / n_reference <= fdr x count`` (:func:`_excess_holds` with share
+    ``1 / (n_reference + 1)``). Fewer rows are never flagged by the class excess: they
+    are left to the row-level test, and with few trusted rows of a class no valid test
+    can tell them from a chance excess. As many rows can still be missed, when no fixed
+    level separates the class's trusted rows from the poison.
+
+    For a class much larger than its reference, the smallest flaggable share of the
+    class is roughly ``max(ln(n_tests / delta) / n_reference, 1 / (1 + fdr n_reference))``:
+    it shrinks with the trusted rows, almost whatever the class's size.
 
     Returns:
         The smallest such count, or None when no count up to ``n_rows`` is enough (or
@@ -271,10 +292,12 @@ def detectable_attack(n_rows: int, n_reference: int, *, n_tests: int, delta: flo
     n, m = int(n_rows), int(n_reference)
 
     def enough(count):  # both conditions only get easier as count grows: bisect
-        # Beta-Binomial(n, 1, m) tail in closed form: the chance that the `count` lowest
-        # of n + m exchangeable rows are all data rows, prod_{i < count} (n - i) / (n + m - i)
+        # Beta-Binomial(n, 1, m) tail in closed form (scipy's betabinom.sf sums the pmf,
+        # seconds at 10M rows): the chance that the `count` lowest of n + m exchangeable
+        # rows are all data rows, prod_{i < count} (n - i) / (n + m - i)
         log_tail = gammaln(n + 1) - gammaln(n - count + 1) + gammaln(n + m - count + 1) - gammaln(n + m + 1)
-        return np.exp(log_tail) * n_tests <= delta and (n - count) / m <= fdr * count
+        return _excess_holds(count, n, 1 / (m + 1), float(np.exp(log_tail)), n_tests=n_tests, delta=delta,
+                             fdr=fdr)[0]
 
     if m < 1 or n < 1 or not enough(n):
         return None
@@ -288,25 +311,21 @@ def detectable_attack(n_rows: int, n_reference: int, *, n_tests: int, delta: flo
 def power_statement(power: list[dict]) -> str | None:
     """One sentence for the least covered class of a verdict's ``detectable_attack`` list
     (entries with ``class``, ``rows``, ``reference_rows``, ``min_attack_rows``): the class
-    where a concentrated backdoor must be largest, as a share of the class, before the
-    class excess can flag it. None for an empty list."""
+    where a concentrated backdoor can be largest, as a share of the class, and still go
+    unflagged by the class excess. Entries without rows are skipped; None when none is
+    left."""
+    power = [d for d in power if d.get("rows")]
     if not power:
         return None
     worst = max(power, key=lambda d: float("inf") if d["min_attack_rows"] is None
-                else d["min_attack_rows"] / max(d["rows"], 1))
-    c, m = worst["class"], worst["reference_rows"]
-    if worst["min_attack_rows"] is None:
-        return (f"class {c}: no concentrated backdoor of any size can be certified by the class-excess test "
+                else d["min_attack_rows"] / d["rows"])
+    c, m, k = worst["class"], worst["reference_rows"], worst["min_attack_rows"]
+    if k is None:
+        return (f"class {c}: the class-excess test cannot flag a concentrated backdoor of any size "
                 f"({m} trusted rows); add trusted rows of the class")
-    return (f"smallest concentrated backdoor the class-excess test can certify: {worst['min_attack_rows']} of "
-            f"{worst['rows']} rows in class {c}, the least covered class ({m} trusted rows); smaller ones are "
-            "left to the row-level test")
-
-
-def _expansion_reachable(n_reference: int, level: float) -> bool:
-    """Whether a class with ``n_reference`` trusted rows can give an expansion p-value
-    <= ``level`` at all (the smallest is ``1 / (1 + n_reference)``)."""
-    return 1.0 / (1 + int(n_reference)) <= level
+    return (f"the class-excess test cannot flag a backdoor concentrated on class {c} below {k} of its "
+            f"{worst['rows']} rows ({k / worst['rows']:.0%}; {m} trusted rows, the least covered class): "
+            "smaller ones are left to the row-level test; add trusted rows of the class")
 
 
 def trigger_expansion(features, labels, reference_features, ref_labels, flagged, fired_classes, *,
@@ -352,7 +371,7 @@ def trigger_expansion(features, labels, reference_features, ref_labels, flagged,
         row = {"class": int(c), "positives": int(len(pos)), "reference_rows": int(len(neg)), "flagged": 0}
         # the smallest p-value a row can get is 1 / (1 + M_c): with too few trusted rows
         # nothing could be flagged at this level, so nothing is tried
-        if not _expansion_reachable(len(neg), level):
+        if 1.0 / (1 + len(neg)) > level:
             info.append({**row, "skipped": f"{len(neg)} trusted rows of the class cannot give a p-value <= {level:g}"})
             continue
         if k < 2 or len(cand) == 0:
@@ -471,16 +490,14 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
             features, np.asarray(labels), reference_features, ref_labels, flagged, [d["class"] for d in fired],
             level=config.expansion_level, n_folds=config.n_folds, seed=config.seed)
         flagged = flagged | expansion_flags
-    # what the class excess could detect at best, per class: the report's power statement
-    n_tests = max(1, len(np.unique(labels)) * len(levels))
-    n_per = np.bincount(labels)
-    m_per = np.bincount(ref_labels, minlength=len(n_per))
-    power = [{"class": int(c), "rows": int(n_per[c]), "reference_rows": int(m_per[c]),
-              "min_attack_rows": detectable_attack(n_per[c], m_per[c], n_tests=n_tests, delta=delta,
-                                                   fdr=config.excess_fdr),
-              "expansion_possible": bool(features is not None and config.expansion_level > 0
-                                         and _expansion_reachable(m_per[c], config.expansion_level))}
-             for c in np.flatnonzero(n_per)]
+    # per class, the attack size below which the class excess (label margin) cannot flag:
+    # the report's power statement
+    n_tests = excess_tests(labels, levels)
+    data_classes, n_per = np.unique(labels, return_counts=True)
+    power = [{"class": c.item(), "rows": int(n_c), "reference_rows": int((ref_labels == c).sum()),
+              "min_attack_rows": detectable_attack(n_c, int((ref_labels == c).sum()), n_tests=n_tests,
+                                                   delta=delta, fdr=config.excess_fdr)}
+             for c, n_c in zip(data_classes, n_per)]
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")

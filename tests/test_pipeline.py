@@ -135,7 +135,8 @@ def test_screen_contract_cli(home, cli, tmp_path):
     from screening.combine import detectable_attack, power_statement
 
     cfg, power = ScreenConfig(), summary["combine"]["detectable_attack"]
-    ref_y = _toy(seed=1).column("label").to_numpy()
+    data_y, ref_y = _toy().column("label").to_numpy(), _toy(seed=1).column("label").to_numpy()
+    assert [d["rows"] for d in power] == [int((data_y == c).sum()) for c in range(3)]
     assert [d["reference_rows"] for d in power] == [int((ref_y == c).sum()) for c in range(3)]
     assert all(d["min_attack_rows"] == detectable_attack(
         d["rows"], d["reference_rows"], n_tests=3 * len(cfg.excess_levels), delta=cfg.excess_delta / 2,

@@ -178,7 +178,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                                "flagged": n_flagged, "flagged_per_class": per_class,
                                "detectable_attack": [
                                    {"class": c, "rows": int((labels == c).sum()), "reference_rows": m,
-                                    "min_attack_rows": k, "expansion_possible": False}
+                                    "min_attack_rows": k}
                                    for c, m, k in [(0, 30, 14), (1, 25, 17), (2, 1, None)]]},
                    "estimated_poison_rate": n_flagged / n,
                    "canary_note": "20 canary rows were screened together with the real rows; the "
@@ -294,7 +294,8 @@ def test_report_json_has_every_figure_and_the_compliance_mapping(versions):
     assert status["MEASURE 2.7"] == "evidenced" and status["Art. 10(5)"] == "partial"
     evidence = {c["ref"]: " ".join(c["evidence"]) for c in doc["compliance"]}
     assert "canary self-test: 19 of 20" in evidence["Art. 15(5)"] and "canary" in evidence["MEASURE 2.7"]
-    assert "class 2: no concentrated backdoor of any size can be certified" in evidence["Backdoor poisoning"]
+    assert ("class 2: the class-excess test cannot flag a concentrated backdoor of any size"
+            in evidence["Backdoor poisoning"])
     assert "exact duplicate" in evidence["Art. 10(3)"] and "personal-data scan" in evidence["Art. 10(5)"]
     assert all(c["why"] for c in doc["compliance"])
     assert doc["audit"]["intact"] and doc["code_version"]
@@ -370,9 +371,10 @@ def test_report_renders_in_chromium_and_pdf_converts_to_pages(versions, tmp_path
     for phrase in ("Decision: quarantine", "Example Lab", "CC-BY-4.0", "Art. 15(5)", "MEASURE 2.7",
                    "Art. 10(5)", "Backdoor poisoning", "threshold", ref, "below the policy floor",
                    "how sensitive the screens were on this very dataset", "evaluation row",
-                   versions["trim"], "payment_card", "Canary recall", "Detectable backdoor from"):
+                   versions["trim"], "payment_card", "Canary recall", "Class-excess test blind below"):
         assert phrase.lower() in text.lower(), phrase
     assert re.search(r"\b17\s\(\d+\.\d%\)", text)  # class 1's detectable backdoor: 17 rows, its share
+    assert "any size" in text  # class 2: one trusted row, no attack is large enough
     ok, ink = non_blank(shot)
     assert ok, f"screenshot is blank ({ink:.2%} ink)"
     # the PDF: the report stage's renderer on the same HTML (the other tests skip WeasyPrint)

@@ -132,8 +132,8 @@ def _real_rows(result, n: int, m: int, labels=None):
         comb["flagged_per_class"] = {str(c): int(per.get(str(c), 0)) for c in result.classes}
     summary["canary_note"] = (f"{m} canary rows were screened together with the {n} real rows; "
                               "n_rows, combine.flagged(_per_class) and scores exclude them; "
-                              "the per-screen counts under 'screens' and estimated_poison_rate "
-                              "include them")
+                              "the per-screen counts under 'screens', estimated_poison_rate and "
+                              "combine.detectable_attack (rows per class) include them")
     return ScreenResult(scores=scores, summary=summary, representations=result.representations[:n],
                         pred_probs=result.pred_probs[:n], cv_pred_probs=result.cv_pred_probs[:n],
                         classes=list(result.classes))

@@ -268,7 +268,22 @@ def test_detectable_attack_is_the_smallest_attack_the_class_excess_can_flag():
             assert ([d["class"] for d in fired] == [0]) is fires, (n_c, m_c, size)
     assert detectable_attack(100, 0, n_tests=10, delta=0.05, fdr=0.2) is None  # nothing trusted
     assert detectable_attack(300, 1, n_tests=50, delta=0.05, fdr=0.2) is None  # no size is enough
-    assert detectable_attack(10_000_000, 2000, n_tests=50, delta=0.05, fdr=0.2) > 0  # closed form, no scan
+    # 10M rows: the closed-form tail agrees with scipy's at the answer and one row below it
+    k = detectable_attack(10_000_000, 2000, n_tests=50, delta=0.05, fdr=0.2)
+    assert betabinom.sf(k - 1, 10_000_000, 1, 2000) * 50 <= 0.05 < betabinom.sf(k - 2, 10_000_000, 1, 2000) * 50
+
+
+def test_power_statement_names_the_least_covered_class():
+    from screening.combine import power_statement
+
+    power = [{"class": "cat", "rows": 400, "reference_rows": 90, "min_attack_rows": 40},
+             {"class": "dog", "rows": 100, "reference_rows": 20, "min_attack_rows": 30},  # 30 % of its rows
+             {"class": "eel", "rows": 0, "reference_rows": 5, "min_attack_rows": None}]  # no rows: skipped
+    line = power_statement(power)
+    assert "class dog below 30 of its 100 rows (30%; 20 trusted rows" in line
+    power.append({"class": "fox", "rows": 50, "reference_rows": 1, "min_attack_rows": None})
+    assert power_statement(power).startswith("class fox: the class-excess test cannot flag")
+    assert power_statement([]) is None and power_statement(power[2:3]) is None
 
 
 def test_anchored_probe_never_trains_a_model_on_its_own_fold_or_on_reference_twins():
@@ -433,8 +448,8 @@ def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_cl
 
     need = detectable_attack(200, 60, n_tests=5 * len(cfg.excess_levels), delta=cfg.excess_delta / 2,
                              fdr=cfg.excess_fdr)
-    assert rule["detectable_attack"] == [{"class": c, "rows": 200, "reference_rows": 60, "min_attack_rows": need,
-                                          "expansion_possible": False} for c in range(5)]
+    assert rule["detectable_attack"] == [{"class": c, "rows": 200, "reference_rows": 60, "min_attack_rows": need}
+                                         for c in range(5)]
     # on clean tables the contrasts fire rarely (family-wise 0.05 for the two together)
     fired = 0
     for _ in range(40):

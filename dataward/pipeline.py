@@ -91,13 +91,17 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
 
 
 def summarize(ref: str, run_id: str, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from screening.combine import power_statement
+
     decision, screen = outputs["decide"], outputs["screen"]
+    combine = ((screen.get("summary") or {}).get("combine") or {}) if screen.get("status") == "done" else {}
     return {
         "ref": ref, "run_id": run_id, "outcome": decision["outcome"],
         "reasons": decision["reasons"], "n_rows": decision["n_rows"],
         "n_flagged": decision["n_flagged"],
         "flagged_by_screen": ((screen.get("summary") or {}).get("flagged_counts")
                               if screen.get("status") == "done" else None),
+        "screening_power": power_statement(combine.get("detectable_attack") or []),
         "validation": outputs["validate"].get("status"),
         "report": outputs["report"].get("html"), "report_json": outputs["report"].get("json"),
         "snapshot": outputs["publish"].get("path"), "snapshot_ref": outputs["publish"].get("snapshot_ref"),

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 
 from dataward.context import Context
 from dataward.stages.common import finished
+from screening.combine import power_statement
 
 
 def main(planted_path: str) -> None:
@@ -33,6 +34,9 @@ def main(planted_path: str) -> None:
         if per:
             print("  each screen on its own (its own budget; the verdict combines them): "
                   + ", ".join(f"{k} {v}" for k, v in per.items()))
+        power = power_statement(((screen.get("summary") or {}).get("combine") or {}).get("detectable_attack") or [])
+        if power:
+            print(f"  {power}")
         canary = screen.get("canary") or {}
         if canary.get("status") == "done":
             print(f"  canary self-test: the verdict caught {canary['recall']:.0%} of "

@@ -27,6 +27,8 @@ def test_run_trims_planted_poisons_and_is_idempotent(home, db_url, cli, digits_e
     out = json.loads(r.stdout)
     assert out["ref"] == "digits-example@1" and out["outcome"] == "trim"
     assert out["validation"] == "passed"
+    # the reference's power, in words: the least covered class of the example's reference
+    assert out["screening_power"].startswith("the class-excess test cannot flag a backdoor concentrated on class")
     planted = json.loads((digits_example / "planted.json").read_text())
     scores = pq.read_table(home / "runs" / "digits-example" / "1" / "screen" / "scores.parquet").to_pandas()
     assert list(scores.columns[:5]) == ["row_id", "spectral", "label_noise", "influence", "flagged"]

@@ -493,11 +493,12 @@ def _anchored_verdict(labels, config, anchored, ref_labels, classes=None, cv_mar
     # per class, the attack size below which the class excess (label margin) cannot flag:
     # the report's power statement
     n_tests = excess_tests(labels, levels)
-    data_classes, n_per = np.unique(labels, return_counts=True)
-    power = [{"class": c.item(), "rows": int(n_c), "reference_rows": int((ref_labels == c).sum()),
-              "min_attack_rows": detectable_attack(n_c, int((ref_labels == c).sum()), n_tests=n_tests,
-                                                   delta=delta, fdr=config.excess_fdr)}
-             for c, n_c in zip(data_classes, n_per)]
+    n_per = dict(zip(*np.unique(labels, return_counts=True)))
+    m_per = dict(zip(*np.unique(ref_labels, return_counts=True)))
+    power = [{"class": c.item(), "rows": int(n_c), "reference_rows": int(m_per.get(c, 0)),
+              "min_attack_rows": detectable_attack(n_c, m_per.get(c, 0), n_tests=n_tests, delta=delta,
+                                                   fdr=config.excess_fdr)}
+             for c, n_c in n_per.items()]
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")

@@ -245,14 +245,24 @@ class CrossValidatedProbe:
         models (for a probe fitted with ``with_representations=False``; sets and returns
         ``self.representations``)."""
         reps = np.zeros((len(self.folds), self.rep_dim), dtype=np.float32)
-        step = max(1, int(batch_size))
-        for f in np.unique(self.folds):
-            te = np.flatnonzero(self.folds == f)
-            for start in range(0, len(te), step):
-                idx = te[start:start + step]
-                _, reps[idx] = self.predict_fn(int(f), X, idx)
+        _out_of_fold(self.predict_fn, X, self.folds, batch_size, reps=reps)
         self.representations = reps
         return reps
+
+
+def _out_of_fold(predict_fn, X, folds, batch_size, *, probs=None, reps=None) -> None:
+    """Fill ``probs`` and/or ``reps`` (row i from the model of fold ``folds[i]``, which
+    never trained on it), chunk by chunk: no fold-sized float64 temporaries."""
+    step = max(1, int(batch_size))
+    for f in np.unique(folds):
+        te = np.flatnonzero(folds == f)
+        for start in range(0, len(te), step):
+            idx = te[start:start + step]
+            p, r = predict_fn(int(f), X, idx)
+            if probs is not None:
+                probs[idx] = p
+            if reps is not None:
+                reps[idx] = r
 
 
 def cross_validated_probe(X, y, *, kind, n_classes, config, device, X_ref=None, progress=None,
@@ -271,15 +281,7 @@ def cross_validated_probe(X, y, *, kind, n_classes, config, device, X_ref=None, 
     del sets
     probs = np.zeros((len(y), n_classes), dtype=np.float32)
     reps = np.zeros((len(y), config.rep_dim), dtype=np.float32) if with_representations else None
-    step = max(1, config.inference_batch_size)
-    for f in range(config.n_folds):
-        te = np.flatnonzero(folds == f)
-        for start in range(0, len(te), step):  # chunk by chunk: no fold-sized float64 temporaries
-            idx = te[start:start + step]
-            if reps is None:
-                probs[idx] = predict_fn(f, X, idx)[0]
-            else:
-                probs[idx], reps[idx] = predict_fn(f, X, idx)
+    _out_of_fold(predict_fn, X, folds, config.inference_batch_size, probs=probs, reps=reps)
     rp = rr = None
     if X_ref is not None:
         rp = np.zeros((len(X_ref), n_classes), dtype=np.float32)

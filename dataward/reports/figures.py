@@ -172,33 +172,85 @@ _INDEXED = re.compile(r"^(.*?)(\d+)$")
 
 
 def _row_content(table, row_id: int, label_col: str | None, summary: dict[str, Any]) -> dict[str, Any]:
-    """How a reviewer sees one row: an image, the text, or the table row."""
+    """How a reviewer sees one row: an image, the text, or the table row.
+
+    Always the same keys (``label``, ``kind``, ``text``, ``image``, ``cells``,
+    ``n_cells``), so a template never reads a key that may be absent. ``cells`` is a
+    list of ``[column, value]`` pairs (the first MAX_TABLE_CELLS feature columns).
+    """
     rec = table.slice(row_id, 1).to_pylist()[0]
     label = rec.get(label_col) if label_col else None
-    features = [c for c in (summary.get("feature_cols") or []) if c in rec] or \
+    encodings = summary.get("columns") or []
+    used = [c["name"] for c in encodings if c.get("used") and c.get("name") in rec]
+    features = used or [c for c in (summary.get("feature_cols") or []) if c in rec] or \
         [c for c in rec if c != label_col]
     kind = summary.get("input_kind") or "tabular"
-    out: dict[str, Any] = {"label": None if label is None else str(label), "kind": kind}
-    if kind == "text":
-        out["text"] = " ".join(str(rec[c]) for c in features if isinstance(rec.get(c), str))[:1000]
+    out: dict[str, Any] = {"label": None if label is None else str(label), "kind": kind,
+                           "text": None, "image": None, "cells": [], "n_cells": 0}
+    texts = [c for c in features if isinstance(rec.get(c), str) and
+             any(e.get("name") == c and e.get("encoding") == "text" for e in encodings)]
+    if kind == "text" or texts:
+        out["text"] = " | ".join(str(rec[c]) for c in (texts or features)
+                                 if isinstance(rec.get(c), str))[:1000] or None
+    image = _image_of(rec, features, summary)
+    if image is not None:
+        out["image"], out["kind"] = image, "image"
         return out
-    if len(features) == 1 and isinstance(rec[features[0]], list):
-        flat = _flatten(rec[features[0]])
-        shape = (summary.get("config") or {}).get("image_shape")
-        out["image"] = _image_spec(flat, shape)
-        out["kind"] = "image" if out["image"] else kind
+    if kind == "text" and out["text"]:
         return out
-    out["values"] = {c: rec[c] for c in features[:MAX_TABLE_CELLS]}
-    out["n_values"] = len(features)
+    out["cells"] = [[c, _cell(rec[c])] for c in features[:MAX_TABLE_CELLS]]
+    out["n_cells"] = len(features)
     side = int(round(math.sqrt(len(features))))
     names = [_INDEXED.match(c) for c in features]
     if side >= 4 and side * side == len(features) and all(names) \
             and len({m.group(1) for m in names}) == 1 \
-            and all(isinstance(rec[c], (int, float)) for c in features):
+            and all(isinstance(rec[c], (int, float)) and not isinstance(rec[c], bool) for c in features):
         # numbered pixel columns (p0..p63): the row is an image laid out as a table
         out["image"] = {"height": side, "width": side, "channels": 1,
                         "pixels": [float(rec[c]) for c in features]}
     return out
+
+
+def _cell(v) -> Any:
+    """A table cell as the report shows it: numbers stay numbers, everything else short text."""
+    if v is None or isinstance(v, (bool, int, float)):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return f"<{len(v)} bytes>"
+    text = str(v)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _image_of(rec: dict[str, Any], features: list[str], summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The row's image (pixels in [0, 255] or any range, H x W x C flattened), if it has one."""
+    for c in features:
+        v = rec.get(c)
+        if isinstance(v, dict) and isinstance(v.get("bytes"), (bytes, bytearray)):
+            v = v["bytes"]
+        if isinstance(v, (bytes, bytearray)):
+            decoded = _decode_image(bytes(v))
+            if decoded is not None:
+                return decoded
+    if len(features) == 1 and isinstance(rec.get(features[0]), list):
+        shape = (summary.get("config") or {}).get("image_shape")
+        return _image_spec(_flatten(rec[features[0]]), shape)
+    return None
+
+
+def _decode_image(data: bytes) -> dict[str, Any] | None:
+    import io
+
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            im.thumbnail((64, 64))
+            im = im.convert("RGB" if im.mode not in ("L", "1", "I", "I;16") else "L")
+            ch = 3 if im.mode == "RGB" else 1
+            return {"height": im.height, "width": im.width, "channels": ch,
+                    "pixels": [float(x) for x in np.asarray(im, dtype=np.float32).reshape(-1)]}
+    except Exception:  # not an image a reviewer can see: the row shows as a table
+        return None
 
 
 def _flatten(v) -> list:

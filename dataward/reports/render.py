@@ -118,14 +118,36 @@ def check_charts(doc: dict[str, Any]) -> dict[str, str | None]:
 
 
 def image_uri(image: dict[str, Any] | None) -> str | None:
+    """A row's image as an embedded PNG thumbnail (``data:image/png;base64,...``).
+
+    Pixels of any range are scaled to 0-255 per image; small images are enlarged with
+    nearest-neighbour so a reviewer sees the pixels (one PNG, not one SVG element each).
+    """
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
     if not image:
         return None
-    h, w, ch = image["height"], image["width"], image.get("channels", 1)
-    px = image["pixels"]
-    scale = max(2, 64 // max(h, w))
-    if ch == 3:
-        return svg.data_uri(svg.rgb_image([px[i:i + 3] for i in range(0, len(px), 3)], h, w, scale=scale))
-    return svg.data_uri(svg.grey_image(px, h, w, scale=scale))
+    h, w, ch = int(image["height"]), int(image["width"]), int(image.get("channels", 1))
+    px = np.asarray(image["pixels"], dtype=np.float64)
+    if px.size != h * w * ch or not np.isfinite(px).all():
+        return None
+    lo, hi = float(px.min()), float(px.max())
+    if lo >= 0 and hi <= 255 and hi > 1:
+        scaled = px
+    else:
+        scaled = (px - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(px)
+    arr = scaled.round().clip(0, 255).astype(np.uint8).reshape((h, w, ch) if ch == 3 else (h, w))
+    img = Image.fromarray(arr, mode="RGB" if ch == 3 else "L")
+    scale = max(1, 64 // max(h, w))
+    if scale > 1:
+        img = img.resize((w * scale, h * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def render_html(doc: dict[str, Any]) -> str:

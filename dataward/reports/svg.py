@@ -160,31 +160,6 @@ def scatter(points: Sequence[tuple[float, float, bool]], *, title: str = "", wid
     return _svg(width, height, body, title or "projection")
 
 
-def grey_image(pixels: Sequence[float], side_h: int, side_w: int, *, scale: int = 8) -> str:
-    """A grey-level thumbnail (higher value = darker ink, as on the scanned digit forms)."""
-    lo, hi = min(pixels), max(pixels)
-    span = (hi - lo) or 1.0
-    body = []
-    for i, v in enumerate(pixels):
-        g = int(255 - (v - lo) / span * 255)
-        r, c = divmod(i, side_w)
-        body.append(f"<rect x='{c * scale}' y='{r * scale}' width='{scale}' height='{scale}' "
-                    f"fill='rgb({g},{g},{g})'/>")
-    return _svg(side_w * scale, side_h * scale, body, "row thumbnail")
-
-
-def rgb_image(pixels: Sequence[Sequence[float]], side_h: int, side_w: int, *, scale: int = 4) -> str:
-    """A colour thumbnail from (h*w) RGB triples in 0..1 or 0..255."""
-    top = max((max(p) for p in pixels), default=1.0)
-    mul = 255.0 if top <= 1.0 else 1.0
-    body = []
-    for i, (r_, g_, b_) in enumerate(pixels):
-        r, c = divmod(i, side_w)
-        body.append(f"<rect x='{c * scale}' y='{r * scale}' width='{scale}' height='{scale}' "
-                    f"fill='rgb({int(r_ * mul)},{int(g_ * mul)},{int(b_ * mul)})'/>")
-    return _svg(side_w * scale, side_h * scale, body, "row thumbnail")
-
-
 def hbars(labels: Sequence[str], values: Sequence[float | None], *, title: str = "",
           max_value: float | None = None, percent: bool = False,
           markers: Sequence[tuple[float, str]] = (), colors: Sequence[str] | None = None,

@@ -300,7 +300,7 @@ def expectations_init(
 @app.command()
 @handles_errors
 def screen(
-    data: Annotated[Path, typer.Argument(help="A Parquet file to screen.")],
+    data: Annotated[Path, typer.Argument(help="A data file or folder to screen (any format `ingest` reads).")],
     label_col: Annotated[str, typer.Option("--label-col", help="The label column.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for scores.parquet and summary.json.")],
     reference: Annotated[Path | None, typer.Option("--reference", help="A trusted reference set (same columns).")] = None,
@@ -310,8 +310,8 @@ def screen(
     from dataward.stages.screen import write_results
     from screening import screen_table
 
-    table = _read_parquet(data, "data")
-    ref_table = _read_parquet(reference, "reference") if reference else None
+    table = _read_table(data, "data")
+    ref_table = _read_table(reference, "reference") if reference else None
     result = screen_table(table, label_col=label_col, reference=ref_table,
                           feature_cols=features.split(",") if features else None, progress=True)
     write_results(result, out)
@@ -324,16 +324,23 @@ def screen(
         print(line)
 
 
-def _read_parquet(path: Path, what: str):
+def _read_table(path: Path, what: str):
+    """A data file or folder in any format ingest reads, as one Arrow table."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    if not path.is_file():
+    from lineage.errors import LineageInputError
+    from lineage.files import collect, format_of, iter_file_batches
+
+    if not path.exists():
         fail(f"{what} file {path} does not exist")
     try:
-        return pq.read_table(path)
-    except (pa.ArrowException, OSError) as exc:
-        fail(f"{what} file {path} is not readable Parquet: {str(exc).splitlines()[0]}")
+        tables = [pa.Table.from_batches(list(iter_file_batches(p, format_of(p))))
+                  for p, _ in collect(path)]
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    except LineageInputError as exc:
+        fail(f"{what}: {exc}")
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        fail(f"{what} {path} is not readable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
 
 
 def _register_command_modules() -> None:

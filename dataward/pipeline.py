@@ -99,8 +99,11 @@ def summarize(ref: str, run_id: str, outputs: dict[str, dict[str, Any]]) -> dict
         "ref": ref, "run_id": run_id, "outcome": decision["outcome"],
         "reasons": decision["reasons"], "n_rows": decision["n_rows"],
         "n_flagged": decision["n_flagged"],
-        "flagged_by_screen": ((screen.get("summary") or {}).get("flagged_counts")
+        "flagged_by_screen": ({name: info.get("flagged") for name, info in
+                               ((screen.get("summary") or {}).get("screens") or {}).items()
+                               if isinstance(info, dict) and info.get("flagged") is not None}
                               if screen.get("status") == "done" else None),
+        "screening_status": screen.get("status"),
         "screening_power": power_statement(combine.get("detectable_attack") or []),
         "validation": outputs["validate"].get("status"),
         "report": outputs["report"].get("html"), "report_json": outputs["report"].get("json"),

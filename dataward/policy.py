@@ -32,6 +32,7 @@ class Policy:
     max_trim_fraction: float
     reject_above_fraction: float
     on_screen_error: str
+    on_not_applicable: str = "quarantine"
     raw: dict[str, Any] = field(default_factory=dict)
     # canary self-test: enabled, fraction, min_per_kind, max_fraction, seed, min_recall, on_below_floor
     canary: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +114,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
         max_trim_fraction=max_trim,
         reject_above_fraction=reject_above,
         on_screen_error=get("screening", "on_screen_error", "quarantine", judged),
+        on_not_applicable=get("screening", "on_not_applicable", "quarantine",
+                              ("approve", "quarantine", "reject")),
         raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict,
     )
 
@@ -159,6 +162,9 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
         rule("quarantine", "screening", "the screening stage has not recorded a result")
     elif screening.get("status") == "error":
         rule(policy.on_screen_error, "screening", screening.get("reason", "screening failed"))
+    elif screening.get("status") == "not_applicable":
+        rule(policy.on_not_applicable, "screening",
+             "screens not applicable: " + screening.get("reason", "the table has no class labels"))
     else:
         frac = len(flagged_row_ids) / n_rows if n_rows else 0.0
         pct = f"{len(flagged_row_ids)} of {n_rows} rows ({frac:.1%}) flagged"

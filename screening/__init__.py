@@ -18,9 +18,9 @@ import os as _os
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .config import ScreenConfig  # noqa: E402
-from .errors import ScreeningInputError  # noqa: E402
+from .errors import ScreeningInputError, ScreeningNotApplicable  # noqa: E402
 
-__all__ = ["screen_table", "ScreenConfig", "ScreenResult", "ScreeningInputError"]
+__all__ = ["screen_table", "ScreenConfig", "ScreenResult", "ScreeningInputError", "ScreeningNotApplicable"]
 
 
 def __getattr__(name):

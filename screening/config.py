@@ -31,7 +31,14 @@ class ScreenConfig:
         input_kind: ``"auto"``, ``"tabular"``, ``"embedding"``, ``"image"`` or ``"text"``.
         image_shape: (height, width) or (channels, height, width) for image columns
             whose length is not a perfect square.
-        text_featurizer: name of the featurizer for string feature columns.
+        text_featurizer: name of the featurizer for free-text feature columns.
+        max_onehot: a string column with at most this many distinct values is one-hot
+            encoded; above it, hashed (or embedded, when it reads as free text).
+        hash_buckets: signed hash buckets for a high-cardinality string column.
+        max_features: a tabular input wider than this is projected onto this many
+            principal components before the probe (see ``screening.inputs``).
+        image_size: encoded images larger than this (or of mixed sizes) are resized to
+            this square size for the CNN probe.
         max_batch_size: the largest training batch; large tables train ``target_steps``
             steps on random batches up to this size instead of whole epochs.
         inference_batch_size: rows per forward pass when scoring.
@@ -113,6 +120,10 @@ class ScreenConfig:
     input_kind: str = "auto"
     image_shape: tuple[int, ...] | None = None
     text_featurizer: str = "minilm"
+    max_onehot: int = 32
+    hash_buckets: int = 32
+    max_features: int = 512
+    image_size: int = 32
     inference_batch_size: int = 8192
     threads: int | None = None
     max_representation_mb: int = 1024

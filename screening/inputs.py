@@ -5,13 +5,13 @@ Every refusal is a :class:`ScreeningInputError` with one readable message.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
-from .errors import ScreeningInputError
+from .encoding import encode_columns, is_list, is_numeric, plan_columns
+from .errors import ScreeningInputError, ScreeningNotApplicable
 
 
 @dataclass
@@ -22,6 +22,9 @@ class PreparedInput:
     y: int64, shape (N,), class indices into ``classes``.
     X_ref, y_ref: the same for the trusted reference, or None.
     kind: "tabular", "embedding", "image" or "text".
+    columns: how every column was encoded or why it was left out
+        (:meth:`screening.encoding.ColumnEncoding.describe`).
+    projection: how a very wide table was reduced before the probe, or None.
     """
 
     X: np.ndarray
@@ -31,6 +34,8 @@ class PreparedInput:
     feature_cols: list[str]
     X_ref: np.ndarray | None = None
     y_ref: np.ndarray | None = None
+    columns: list = field(default_factory=list)
+    projection: dict | None = None
 
     @property
     def n_features(self) -> int:
@@ -54,175 +59,19 @@ def _to_arrow(data, what: str) -> pa.Table:
     )
 
 
-def _is_numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
-
-
-def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
-
-
-def _is_string(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def _list_to_matrix(col: pa.ChunkedArray, name: str, what: str) -> np.ndarray:
-    """A list column (possibly nested once, for 2-D images) -> float array (N, L...)."""
-    if col.null_count:
-        raise ScreeningInputError(f"{what} column '{name}' has {col.null_count} missing values")
-    rows = col.to_pylist()
-    try:
-        arr = np.asarray(rows, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
-        lengths = sorted({len(r) for r in rows})[:5]
-        raise ScreeningInputError(
-            f"{what} column '{name}' holds arrays of different lengths (e.g. {lengths}); "
-            "an embedding or image column needs one fixed length"
-        ) from exc
-    if arr.ndim < 2 or arr.dtype == object:
-        raise ScreeningInputError(f"{what} column '{name}' must hold fixed-length numeric arrays")
-    return arr
-
-
-def _check_finite(arr: np.ndarray, name: str, what: str) -> None:
-    flat = arr.reshape(arr.shape[0], -1)
-    bad = ~np.isfinite(flat)
-    if bad.any():
-        n_nan = int(np.isnan(flat).any(axis=1).sum())
-        n_inf = int((np.isinf(flat)).any(axis=1).sum())
-        parts = []
-        if n_nan:
-            parts.append(f"{n_nan} NaN")
-        if n_inf:
-            parts.append(f"{n_inf} infinite")
-        raise ScreeningInputError(
-            f"{what} feature column '{name}' has {' and '.join(parts)} value(s); "
-            "screening needs finite numbers"
-        )
-
-
-def _select_features(table: pa.Table, label_col: str, feature_cols, kind_hint: str) -> list[str]:
-    if feature_cols is not None:
-        missing = [c for c in feature_cols if c not in table.column_names]
-        if missing:
-            raise ScreeningInputError(f"feature column(s) not in the table: {', '.join(missing)}")
-        if label_col in feature_cols:
-            raise ScreeningInputError(f"the label column '{label_col}' cannot also be a feature")
-        cols = list(feature_cols)
-    else:
-        schema = table.schema
-        numeric = [f.name for f in schema if f.name != label_col and _is_numeric(f.type)]
-        lists = [
-            f.name
-            for f in schema
-            if f.name != label_col and _is_list(f.type)
-        ]
-        cols = numeric + lists
-        if not cols and kind_hint == "text":
-            cols = [f.name for f in schema if f.name != label_col and _is_string(f.type)]
-    if not cols:
-        raise ScreeningInputError(
-            f"no feature columns: the table has no numeric or array column besides the label "
-            f"'{label_col}' (columns: {', '.join(table.column_names)})"
-        )
-    return cols
-
-
-def _image_shape(length: int, config_shape) -> tuple[int, ...] | None:
-    if config_shape is not None:
-        shape = tuple(int(s) for s in config_shape)
-        if len(shape) == 2:
-            shape = (1, *shape)
-        return shape if int(np.prod(shape)) == length else None
-    side = math.isqrt(length)
-    return (1, side, side) if side * side == length and side >= 4 else None
-
-
-def _features(table: pa.Table, cols: list[str], what: str, config, text_model=None):
-    """Return (X, kind). ``text_model`` caches one featurizer between data and reference."""
-    types = {c: table.schema.field(c).type for c in cols}
-    list_cols = [c for c in cols if _is_list(types[c])]
-    text_cols = [c for c in cols if _is_string(types[c])]
-    other = [c for c in cols if not (_is_numeric(types[c]) or _is_list(types[c]) or _is_string(types[c]))]
-    if other:
-        raise ScreeningInputError(
-            f"feature column(s) {', '.join(other)} are neither numeric, arrays nor text"
-        )
-    if text_cols:
-        if len(cols) != 1:
-            raise ScreeningInputError(
-                f"a text feature column ('{text_cols[0]}') must be the only feature column"
-            )
-        from .featurizers import get_text_featurizer
-
-        col = table.column(text_cols[0])
-        if col.null_count:
-            raise ScreeningInputError(f"{what} text column '{text_cols[0]}' has {col.null_count} missing values")
-        X = get_text_featurizer(config.text_featurizer)(col.to_pylist())
-        return np.asarray(X, dtype=np.float32), "text"
-
-    if len(cols) == 1 and list_cols:
-        name = cols[0]
-        arr = _list_to_matrix(table.column(name), name, what)
-        _check_finite(arr, name, what)
-        flat = arr.reshape(arr.shape[0], -1)
-        kind = config.input_kind
-        if kind == "auto":
-            shape = _image_shape(flat.shape[1], config.image_shape)
-            kind = "image" if (arr.ndim == 3 or shape is not None) else "embedding"
-        if kind == "image":
-            shape = _image_shape(flat.shape[1], config.image_shape)
-            if shape is None:
-                raise ScreeningInputError(
-                    f"image column '{name}' has arrays of length {flat.shape[1]}, which is not a "
-                    "square number; give ScreenConfig(image_shape=...)"
-                )
-            return flat.reshape(flat.shape[0], *shape).astype(np.float32), "image"
-        return flat.astype(np.float32), kind if kind != "auto" else "embedding"
-
-    # one float32 buffer filled column by column: no float64 copy of the whole table
-    widths = []
-    for c in cols:
-        widths.append(int(np.prod(_list_to_matrix(table.column(c).slice(0, 1), c, what).shape[1:]))
-                      if _is_list(types[c]) else 1)
-    X = np.empty((table.num_rows, sum(widths)), dtype=np.float32)
-    at = 0
-    for c, w in zip(cols, widths):
-        col = table.column(c)
-        if _is_list(types[c]):
-            arr = _list_to_matrix(col, c, what).reshape(len(col), -1)
-        else:
-            if col.null_count:
-                raise ScreeningInputError(
-                    f"{what} feature column '{c}' has {col.null_count} NaN/missing value(s); "
-                    "screening needs finite numbers"
-                )
-            arr = col.to_numpy(zero_copy_only=False).reshape(-1, 1)
-            if arr.dtype == bool:
-                arr = arr.astype(np.float32)
-        if arr.shape[1] != w:
-            raise ScreeningInputError(f"{what} column '{c}' holds arrays of different lengths")
-        _check_finite(arr, c, what)
-        X[:, at:at + w] = arr
-        at += w
-    kind = config.input_kind if config.input_kind in ("tabular", "embedding") else "tabular"
-    return X, kind
-
-
 def _labels(table: pa.Table, label_col: str, what: str) -> np.ndarray:
     """The label column as a numpy array (ints, or objects for strings), checked."""
     col = table.column(label_col)
     if col.null_count:
         raise ScreeningInputError(f"{what} label column '{label_col}' has {col.null_count} missing values")
     t = col.type
-    if pa.types.is_floating(t):
-        vals = col.to_numpy(zero_copy_only=False)
-        if not np.all(np.isfinite(vals)) or not np.all(vals == np.round(vals)):
-            raise ScreeningInputError(
-                f"{what} label column '{label_col}' holds non-integer numbers; "
-                "screening needs class labels (ints or strings)"
-            )
-        return vals.astype(np.int64)
+    if pa.types.is_floating(t) or pa.types.is_decimal(t):
+        vals = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if what != "data":  # the data's labels are judged by _check_task first
+            if not np.all(np.isfinite(vals)) or not np.all(vals == np.round(vals)):
+                raise ScreeningInputError(f"{what} label column '{label_col}' holds non-integer numbers")
+            return vals.astype(np.int64)
+        return vals
     if pa.types.is_dictionary(t):
         col = col.cast(t.value_type)
         t = col.type
@@ -244,8 +93,66 @@ def _encode(labels: np.ndarray, label_col: str):
     return classes, np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
 
 
+def _check_task(labels: np.ndarray, col_type: pa.DataType, label_col: str, n_folds: int) -> None:
+    """Refuse a continuous (regression) target with :class:`ScreeningNotApplicable`.
+
+    Non-integer numbers are continuous. Integer-valued numbers are a continuous target
+    when most of their distinct values occur fewer than ``n_folds`` times: no
+    cross-validated classifier can be fitted to such classes.
+    """
+    if not (pa.types.is_integer(col_type) or pa.types.is_floating(col_type) or pa.types.is_decimal(col_type)):
+        return
+    vals = labels.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(vals)):
+        raise ScreeningInputError(f"label column '{label_col}' holds NaN or infinite values")
+    if not np.all(vals == np.round(vals)):
+        raise ScreeningNotApplicable(
+            f"label column '{label_col}' is a continuous target (non-integer numbers): the "
+            "label-consistency and backdoor screens are for class labels, so they do not apply")
+    _, counts = np.unique(vals, return_counts=True)
+    if len(counts) > 2 and (counts < n_folds).mean() > 0.5:
+        raise ScreeningNotApplicable(
+            f"label column '{label_col}' looks like a continuous target ({len(counts)} distinct numbers, "
+            f"most seen fewer than {n_folds} times): the label-consistency and backdoor screens are "
+            "for class labels, so they do not apply")
+
+
+def _reduce_width(prep: PreparedInput, config) -> None:
+    """Project a table wider than ``config.max_features`` onto its top principal
+    components (randomised PCA fitted on at most 20,000 data rows), data and reference
+    alike: a 10,000-column table trains the probe on 256 columns instead."""
+    d = prep.X.shape[1]
+    if prep.kind not in ("tabular", "embedding") or d <= config.max_features:
+        return
+    from sklearn.decomposition import PCA
+
+    n = len(prep.X)
+    k = int(min(config.max_features, n - 1, d))
+    rng = np.random.default_rng(config.seed)
+    fit_rows = prep.X if n <= 20_000 else prep.X[np.sort(rng.choice(n, 20_000, replace=False))]
+    mu = fit_rows.mean(axis=0, dtype=np.float64)
+    sd = fit_rows.std(axis=0, dtype=np.float64)
+    sd[~(sd > 1e-12)] = 1.0
+    pca = PCA(n_components=k, svd_solver="randomized", random_state=config.seed)
+    pca.fit(((fit_rows - mu) / sd).astype(np.float32))
+
+    def project(X):
+        out = np.empty((len(X), k), dtype=np.float32)
+        for s in range(0, len(X), 65_536):
+            out[s:s + 65_536] = pca.transform(((X[s:s + 65_536] - mu) / sd).astype(np.float32))
+        return out
+
+    prep.X = project(prep.X)
+    if prep.X_ref is not None:
+        prep.X_ref = project(prep.X_ref)
+    prep.projection = {"method": "PCA (randomised)", "from_features": int(d), "to_features": k,
+                       "explained_variance": round(float(pca.explained_variance_ratio_.sum()), 4)}
+
+
 def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, config) -> PreparedInput:
-    """Validate ``data`` (and ``reference``) and return :class:`PreparedInput`."""
+    """Validate ``data`` (and ``reference``), encode every usable column and return
+    :class:`PreparedInput`. Raises ScreeningInputError (cannot screen) or
+    ScreeningNotApplicable (a continuous target)."""
     table = _to_arrow(data, "data")
     if table.num_rows == 0:
         raise ScreeningInputError("the table has zero rows; there is nothing to screen")
@@ -253,8 +160,16 @@ def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, co
         raise ScreeningInputError(
             f"label column '{label_col}' is not in the table (columns: {', '.join(table.column_names)})"
         )
-    cols = _select_features(table, label_col, feature_cols, config.input_kind)
+    if feature_cols is not None:
+        missing = [c for c in feature_cols if c not in table.column_names]
+        if missing:
+            raise ScreeningInputError(f"feature column(s) not in the table: {', '.join(missing)}")
+        if label_col in feature_cols:
+            raise ScreeningInputError(f"the label column '{label_col}' cannot also be a feature")
     raw_labels = _labels(table, label_col, "data")
+    _check_task(raw_labels, _label_type(table, label_col), label_col, config.n_folds)
+    if raw_labels.dtype.kind == "f":
+        raw_labels = raw_labels.astype(np.int64)
     classes, y = _encode(raw_labels, label_col)
     if len(classes) < 2:
         raise ScreeningInputError(
@@ -272,27 +187,23 @@ def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, co
             f"probe; add rows, drop the class or lower n_folds"
             + (f" ({len(small) - 1} more class(es) too small)" if len(small) > 1 else "")
         )
-    X, kind = _features(table, cols, "data", config)
-    prepared = PreparedInput(X=X, y=y, classes=classes, kind=kind, feature_cols=cols)
+    plans = plan_columns(table, label_col, feature_cols, config)
+    text_cache: dict = {}
+    X, kind = encode_columns(table, plans, "data", config, text_cache)
+    used = [p.name for p in plans if p.used]
+    prepared = PreparedInput(X=X, y=y, classes=classes, kind=kind, feature_cols=used)
 
     if reference is not None:
         ref = _to_arrow(reference, "reference")
-        missing = sorted(set(table.column_names) - set(ref.column_names))
-        extra = sorted(set(ref.column_names) - set(table.column_names))
-        if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing {', '.join(missing)}")
-            if extra:
-                parts.append(f"extra {', '.join(extra)}")
+        missing = sorted(set(used + [label_col]) - set(ref.column_names))
+        if missing:
             raise ScreeningInputError(
-                f"the reference table's columns differ from the data's: {'; '.join(parts)}"
-            )
+                f"the reference table lacks column(s) the data is screened on: {', '.join(missing)}")
         if ref.num_rows == 0:
             raise ScreeningInputError("the reference table has zero rows")
-        for c in cols + [label_col]:
+        for c in used + [label_col]:
             a, b = table.schema.field(c).type, ref.schema.field(c).type
-            if a != b and not (_is_numeric(a) and _is_numeric(b)) and not (_is_list(a) and _is_list(b)):
+            if a != b and not (_loosely_same(a, b)):
                 raise ScreeningInputError(f"the reference column '{c}' has type {b}, the data's has {a}")
         ref_labels = _labels(ref, label_col, "reference").tolist()
         unknown = sorted({repr(v) for v in ref_labels if v not in index})
@@ -300,11 +211,28 @@ def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, co
             raise ScreeningInputError(
                 f"the reference has label(s) absent from the data: {', '.join(unknown[:5])}"
             )
-        Xr, kind_r = _features(ref, cols, "reference", config)
+        Xr, _ = encode_columns(ref, plans, "reference", config, text_cache)
         if Xr.shape[1:] != X.shape[1:]:
             raise ScreeningInputError(
                 f"reference features have shape {Xr.shape[1:]}, the data's have {X.shape[1:]}"
             )
         prepared.X_ref = Xr
         prepared.y_ref = np.fromiter((index[v] for v in ref_labels), dtype=np.int64, count=len(ref_labels))
+    prepared.columns = [p.describe() for p in plans]
+    _reduce_width(prepared, config)
     return prepared
+
+
+def _loosely_same(a: pa.DataType, b: pa.DataType) -> bool:
+    from .encoding import is_string
+
+    def num(t):
+        return is_numeric(t) or pa.types.is_boolean(t)
+
+    return (num(a) and num(b)) or (is_list(a) and is_list(b)) or (is_string(a) and is_string(b)) \
+        or (pa.types.is_struct(a) and pa.types.is_struct(b))
+
+
+def _label_type(table: pa.Table, label_col: str) -> pa.DataType:
+    t = table.schema.field(label_col).type
+    return t.value_type if pa.types.is_dictionary(t) else t

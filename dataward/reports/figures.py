@@ -54,7 +54,18 @@ def screen_figures(screening: dict[str, Any], table=None, *, label_col: str | No
         "per_class": _per_class(summary, labels, flagged),
         "projection": _projection(screening.get("projection_path"), flagged, seed=seed),
         "top_flagged": _top_flagged(scores, score_cols, flagged, table, label_col, summary),
+        "columns": column_encodings(summary),
     }
+
+
+def column_encodings(summary: dict[str, Any]) -> dict[str, Any]:
+    """Every column of the table with how the probe encoded it or why it was left out
+    (a fixed shape: ``rows`` of name/type/encoding/used/features/missing/reason)."""
+    keys = ("name", "type", "encoding", "used", "features", "missing", "reason")
+    rows = [{k: c.get(k) for k in keys} for c in summary.get("columns") or []]
+    return {"rows": rows, "input_kind": summary.get("input_kind"),
+            "n_used": sum(1 for r in rows if r["used"]), "n_features": summary.get("n_features"),
+            "projection": summary.get("projection")}
 
 
 def _screen_distribution(name: str, values: np.ndarray, verdict: np.ndarray,

@@ -37,25 +37,26 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
     output = _run(ctx, version_id, label_col, out_dir, ref)
     output["elapsed_s"] = round(time.perf_counter() - started, 3)
     ok = output["status"] == "done"
+    judged_ok = ok or output["status"] == "not_applicable"
 
     def add_check(s, v):
-        s.add(CheckResult(version_id=v.id, run_id=run_id, check="screening", success=ok,
+        s.add(CheckResult(version_id=v.id, run_id=run_id, check="screening", success=judged_ok,
                           summary=(f"{output['n_flagged']} of {output['n_rows']} rows flagged" if ok
                                    else output["reason"]),
                           details={k: output[k] for k in output if k != "summary"}))
 
     return record(ctx, version_id, "screen", output, status=output["status"], run_id=run_id,
-                  new_status=STATUS_SCREENED if ok else STATUS_QUARANTINED,
-                  reason=None if ok else output["reason"], extra=add_check)
+                  new_status=STATUS_SCREENED if judged_ok else STATUS_QUARANTINED,
+                  reason=None if judged_ok else output["reason"], extra=add_check)
 
 
 def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
          ) -> dict[str, Any]:
-    from screening import ScreenConfig, ScreeningInputError, screen_table
+    from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, screen_table
 
     if not label_col:
-        return {"status": "error", "reason": "the manifest names no label_column, so the "
-                "label-consistency screens cannot run"}
+        return {"status": "not_applicable", "reason": "the manifest names no label_column, so the "
+                "label-consistency and backdoor screens cannot run"}
     data = read_table(ctx, version_id)
     reference = read_table(ctx, version_id, role="reference")
     policy = load_policy(ctx.settings.decision_policy)
@@ -71,6 +72,8 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     screened = data if canaries is None or not len(canaries) else _with_canaries(data, canaries)
     try:
         result = screen_table(screened, label_col=label_col, reference=reference, config=config)
+    except ScreeningNotApplicable as exc:
+        return {"status": "not_applicable", "reason": str(exc)}
     except ScreeningInputError as exc:
         if screened is data:
             return {"status": "error", "reason": f"screening refused the data: {exc}"}

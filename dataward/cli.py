@@ -33,7 +33,9 @@ app.add_typer(expectations_app, name="expectations")
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
-    print(f"dataward: {message}", file=sys.stderr)
+    from dataward.errors import one_line
+
+    print(f"dataward: {one_line(message)}", file=sys.stderr)
     raise typer.Exit(code)
 
 
@@ -55,7 +57,10 @@ def handles_errors(fn):
         except KeyboardInterrupt:
             fail("interrupted", 130)
         except Exception as exc:  # a bug, not bad input: one line here, the traceback on disk
-            fail(f"internal error ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
+            from dataward.errors import one_line
+
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            fail(f"internal error ({type(exc).__name__}: {one_line(first, 160)}); "
                  f"traceback saved to {_save_traceback()}", EXIT_INTERNAL)
 
     return wrapper

@@ -35,3 +35,19 @@ def bad_input_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover
         pass
     return tuple(types)
+
+
+def one_line(message: str, limit: int = 400) -> str:
+    """``message`` fit for one line of a terminal: line breaks become spaces, control and
+    other unprintable characters (raw bytes read from a file) become ``\\xNN`` escapes,
+    and a long message is cut short with an ellipsis."""
+    text = " ".join(str(message).split("\n"))
+    out = []
+    for ch in text:
+        if ch == "\t" or ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}")
+    text = "".join(out).strip()
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."

@@ -20,6 +20,13 @@ import yaml
 from lineage.errors import LineageInputError
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+#: A dataset kind names the GX suite file ``gx/expectations/<kind>.json``.
+KIND_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: A manifest is a page of metadata: bounded in size, in nodes once aliases are
+#: expanded (a YAML alias bomb expands to billions), and in the length of one value.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_NODES = 10_000
+MAX_VALUE_CHARS = 4_096
 REQUIRED = ("name", "source.uri", "license", "owner")
 KNOWN_TOP = {"name", "description", "owner", "license", "kind", "label_column", "parents",
              "source", "collection", "reference", "evaluation_sets", "version_note", "tags"}
@@ -79,18 +86,81 @@ def load(path: str | Path) -> Manifest:
         raise LineageInputError(f"manifest {path} is not UTF-8 text") from None
     except OSError as exc:
         raise LineageInputError(f"cannot read manifest {path}: {exc.strerror}") from None
+    if len(text) > MAX_MANIFEST_BYTES:
+        raise LineageInputError(f"manifest {path} is larger than {MAX_MANIFEST_BYTES // 1024} KiB: "
+                                "a manifest describes the data, it does not hold it")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark else ""
         raise LineageInputError(f"manifest {path} is not valid YAML{where}") from None
+    except RecursionError:
+        raise LineageInputError(f"manifest {path} is nested too deeply") from None
     return from_dict(raw, where=str(path), base_dir=path.resolve().parent)
+
+
+def _expanded_size(v: Any, limit: int) -> int:
+    """How many nodes ``v`` has once every YAML alias is expanded, counted without
+    expanding anything (each shared object is sized once), stopping past ``limit``.
+
+    PyYAML builds an alias as a reference to one object, so a bomb costs nothing to
+    load; it explodes only when walked (copied, serialised). This walk is linear in
+    the number of distinct objects.
+    """
+    sizes: dict[int, int] = {}
+    busy: set[int] = set()
+
+    def size(x: Any, depth: int) -> int:
+        if not isinstance(x, (dict, list)):
+            return 1
+        key = id(x)
+        if key in sizes:
+            return sizes[key]
+        if key in busy or depth > 64:  # a recursive alias, or absurd nesting
+            return limit + 1
+        busy.add(key)
+        children = list(x.keys()) + list(x.values()) if isinstance(x, dict) else x
+        total = 1
+        for c in children:
+            total += size(c, depth + 1)
+            if total > limit:
+                break
+        busy.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(v, 0)
+
+
+def _check_values(raw: Any, where: str) -> None:
+    """Bounded size (aliases expanded), no over-long value, no control characters."""
+    if _expanded_size(raw, MAX_NODES) > MAX_NODES:
+        raise LineageInputError(
+            f"{where} expands to more than {MAX_NODES} values (YAML aliases or nesting): refused")
+
+    def walk(x: Any, key: str) -> None:
+        if isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(x, str):
+            if len(x) > MAX_VALUE_CHARS:
+                raise LineageInputError(f"{where}: {key!r} is longer than {MAX_VALUE_CHARS} characters")
+            if any(ord(ch) < 32 and ch not in "\t\n\r" or ord(ch) == 127 for ch in x):
+                raise LineageInputError(f"{where}: {key!r} holds control characters")
+        elif isinstance(x, (bytes, bytearray)):
+            raise LineageInputError(f"{where}: {key!r} holds binary data, not text")
+
+    walk(raw, "")
 
 
 def from_dict(raw: Any, *, where: str = "manifest", base_dir: Path | None = None) -> Manifest:
     if not isinstance(raw, dict):
         raise LineageInputError(f"{where} must be a YAML mapping of keys to values")
+    _check_values(raw, where)
     source = raw.get("source") or {}
     if isinstance(source, str):
         source = {"uri": source}
@@ -129,9 +199,27 @@ def from_dict(raw: Any, *, where: str = "manifest", base_dir: Path | None = None
     evals = raw.get("evaluation_sets") or []
     if isinstance(evals, str):
         evals = [evals]
-    for key in ("description", "kind", "label_column", "reference"):
+    for key in ("description", "kind", "label_column", "reference", "version_note"):
         if raw.get(key) is not None and not isinstance(raw[key], str):
             raise LineageInputError(f"{where}: {key!r} must be a string")
+    kind = _opt_str(raw.get("kind"))
+    if kind is not None and (not KIND_RE.match(kind) or ".." in kind):
+        raise LineageInputError(
+            f"{where}: kind {_short(kind)!r} is not a valid suite name: letters, digits, '.', '_' "
+            "and '-' only (it names the file gx/expectations/<kind>.json)")
+    for key in ("publisher",):
+        if source.get(key) is not None and not isinstance(source[key], str):
+            raise LineageInputError(f"{where}: 'source.{key}' must be a string")
+    for key in ("method", "from", "to"):
+        if collection.get(key) is not None and not isinstance(collection[key], (str, date, datetime)):
+            raise LineageInputError(f"{where}: 'collection.{key}' must be a string or a date")
+    if not all(isinstance(e, str) for e in evals):
+        raise LineageInputError(f"{where}: 'evaluation_sets' must be a list of file paths")
+    tags_ = raw.get("tags")
+    if tags_ is not None and not (isinstance(tags_, list) and all(isinstance(t, (str, int, float)) for t in tags_)) \
+            and not (isinstance(tags_, dict) and all(isinstance(v, (str, int, float, bool, type(None)))
+                                                       for v in tags_.values())):
+        raise LineageInputError(f"{where}: 'tags' must be a list of words or a mapping of names to values")
     return Manifest(
         name=name,
         owner=raw["owner"].strip(),
@@ -139,7 +227,7 @@ def from_dict(raw: Any, *, where: str = "manifest", base_dir: Path | None = None
         source_uri=source["uri"].strip(),
         publisher=_opt_str(source.get("publisher")),
         description=_opt_str(raw.get("description")),
-        kind=_opt_str(raw.get("kind")),
+        kind=kind,
         label_column=_opt_str(raw.get("label_column")),
         parents=tuple(parents),
         collection_method=_opt_str(collection.get("method")),
@@ -168,3 +256,7 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (date, datetime)):
         return v.isoformat()
     return v
+
+
+def _short(v: str, n: int = 60) -> str:
+    return v if len(v) <= n else v[:n] + "..."

@@ -144,7 +144,11 @@ def _plan_one(col: pa.ChunkedArray, name: str, n: int, config, *, chosen: bool) 
     if is_numeric(t):
         return _plan_numeric(enc, col, name, n, chosen)
     if is_temporal(t):
-        return _constant_or(enc, col, "datetime", 1, "seconds since the epoch")
+        enc = _constant_or(enc, col, "datetime", 1, "seconds from the column's median time")
+        if enc.used:
+            x = _temporal_seconds(col)
+            enc.params["origin"] = float(np.median(x[np.isfinite(x)]))
+        return enc
     if is_string(t):
         return _plan_string(enc, col, n, config, chosen)
     if is_image_struct(t) or is_binary(t):
@@ -409,7 +413,8 @@ def _encode_one(col, p: ColumnEncoding, what: str, config, text_cache) -> np.nda
     if p.encoding == "boolean":
         return col.fill_null(False).to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, 1)
     if p.encoding == "datetime":
-        return _temporal_seconds(col).reshape(-1, 1)
+        x = _temporal_seconds(col) - p.params["origin"]  # float64: epoch seconds lose float32 precision
+        return np.where(np.isfinite(x), x, 0.0).astype(np.float32).reshape(-1, 1)
     if p.encoding == "onehot":
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
@@ -435,6 +440,7 @@ def _encode_one(col, p: ColumnEncoding, what: str, config, text_cache) -> np.nda
 
 
 def _temporal_seconds(col) -> np.ndarray:
+    """Seconds since the epoch as float64 (NaN where missing)."""
     t = col.type
     if pa.types.is_date(t):
         col = col.cast(pa.timestamp("s"))
@@ -449,10 +455,7 @@ def _temporal_seconds(col) -> np.ndarray:
         scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
     else:  # pragma: no cover - is_temporal covers the rest
         raise ScreeningInputError(f"unsupported temporal type {t}")
-    x = ints.to_numpy(zero_copy_only=False).astype(np.float64) / scale
-    ok = np.isfinite(x)
-    fill = float(np.median(x[ok])) if ok.any() else 0.0
-    return np.where(ok, x, fill).astype(np.float32)
+    return ints.to_numpy(zero_copy_only=False).astype(np.float64) / scale  # NaN where missing
 
 
 def _embed_text(col, p: ColumnEncoding, config, text_cache) -> np.ndarray:

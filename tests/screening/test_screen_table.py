@@ -113,16 +113,34 @@ def _ok():
     (lambda: (_ok().drop(columns="label"), {}), r"label column 'label' is not in the table"),
     (lambda: (_ok().assign(label=1), {}), r"fewer than two classes"),
     (lambda: (pd.concat([_ok(), _ok().iloc[:1].assign(label=9)]), {}), r"class 9 has only 1 row"),
-    (lambda: (_ok().assign(f1=lambda d: d.f1.where(d.index > 2)), {}), r"'f1' has 3 NaN"),
-    (lambda: (_ok().assign(f2=lambda d: d.f2.where(d.index > 0, np.inf)), {}), r"'f2' has 1 infinite"),
     (lambda: (_ok().iloc[:0], {}), r"zero rows"),
-    (lambda: (pd.DataFrame({"label": [0, 1] * 10, "name": ["a"] * 20}), {}), r"no feature columns"),
-    (lambda: (_ok(), {"reference": _ok().rename(columns={"f0": "g0"})}), r"columns differ.*missing f0.*extra g0"),
+    (lambda: (pd.DataFrame({"label": [0, 1] * 10, "name": ["a"] * 20}), {}),
+     r"no usable feature column: name: constant"),
+    (lambda: (pd.DataFrame({"label": [0, 1] * 10}), {}), r"no feature columns"),
+    (lambda: (_ok(), {"reference": _ok().rename(columns={"f0": "g0"})}), r"reference table lacks column\(s\).*f0"),
+    (lambda: (_ok().assign(label=np.linspace(0, 1, 20)), {}), r"continuous target"),
 ])
 def test_bad_input_raises_clear_error(make, pattern):
     data, kw = make()
     with pytest.raises(ScreeningInputError, match=pattern):
         screen_table(data, label_col="label", config=FAST, **kw)
+
+
+def test_missing_and_infinite_values_are_imputed_with_an_indicator():
+    data = _ok().assign(f1=lambda d: d.f1.where(d.index > 2),
+                        f2=lambda d: d.f2.where(d.index > 0, np.inf))
+    r = screen_table(data, label_col="label", config=FAST)
+    cols = {c["name"]: c for c in r.summary["columns"]}
+    assert cols["f1"]["missing"] == 3 and cols["f1"]["features"] == 2
+    assert cols["f2"]["missing"] == 1 and cols["f2"]["features"] == 2
+    assert r.summary["n_features"] == 5 and np.isfinite(r.scores["label_noise"]).all()
+
+
+def test_continuous_target_is_not_applicable():
+    from screening import ScreeningNotApplicable
+
+    with pytest.raises(ScreeningNotApplicable, match="continuous target"):
+        screen_table(_ok().assign(label=np.linspace(0, 1, 20)), label_col="label", config=FAST)
 
 
 def test_error_is_a_value_error():

@@ -230,11 +230,14 @@ def run(
     path: Annotated[Path, typer.Argument(help="A Parquet, CSV or JSONL file, or a folder of them.")],
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="The dataset's manifest (YAML).")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Run every stage in-process: ingest, validate, screen, decide, report, publish."""
-    from dataward.pipeline import run_pipeline
+    from dataward.pipeline import STAGES, run_pipeline
+    from dataward.progress import progress_display
 
-    summary = run_pipeline(_ctx(), path, manifest, trigger="cli")
+    with progress_display(total=len(STAGES) + 1, enabled=not quiet):
+        summary = run_pipeline(_ctx(), path, manifest, trigger="cli")
     if as_json:
         _print_json(summary)
     else:
@@ -315,10 +318,13 @@ def screen(
     from dataward.stages.screen import write_results
     from screening import screen_table
 
+    from dataward.progress import progress_display
+
     table = _read_table(data, "data")
     ref_table = _read_table(reference, "reference") if reference else None
-    result = screen_table(table, label_col=label_col, reference=ref_table,
-                          feature_cols=features.split(",") if features else None, progress=True)
+    with progress_display():
+        result = screen_table(table, label_col=label_col, reference=ref_table,
+                              feature_cols=features.split(",") if features else None)
     write_results(result, out)
     n_flagged = int(result.scores["flagged"].sum())
     print(f"{len(result.scores)} rows screened, {n_flagged} flagged; wrote {out / 'scores.parquet'}")

@@ -13,6 +13,7 @@ from typing import Any
 from dataward.config import code_version
 from dataward.context import Context
 from dataward.faults import checkpoint
+from dataward.progress import stage_logged
 from lineage.events import new_run_id
 
 STAGES = ("validate", "screen", "decide", "report", "publish")
@@ -58,7 +59,8 @@ def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None) 
     ctx.emitter.emit(job=stage, state="START", run_id=ol_run, dataset=name, version=number or None)
     try:
         checkpoint(f"stage:{stage}:before")
-        output = fn(ctx, ref, run_id=run_id)
+        with stage_logged(stage, ref):
+            output = fn(ctx, ref, run_id=run_id)
         checkpoint(f"stage:{stage}:after")
     except Exception as exc:
         ctx.emitter.emit(job=stage, state="FAIL", run_id=ol_run, dataset=name,
@@ -80,7 +82,8 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
 
     run_id = start_run(ctx, trigger=trigger, external_id=external_id)
     try:
-        result = ingest(ctx, path, manifest_path, manifest=manifest)
+        with stage_logged("ingest", str(path)):
+            result = ingest(ctx, path, manifest_path, manifest=manifest)
         attach_run(ctx, run_id, result.ref)
         outputs = {stage: run_stage(ctx, stage, result.ref, run_id=run_id) for stage in STAGES}
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ import pandas as pd
 
 from .config import ScreenConfig
 from .inputs import prepare_input
+
+log = logging.getLogger("screening")
 
 
 @dataclass
@@ -65,7 +68,9 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
             or a single list / fixed-size-list column (embeddings; images when the
             length is a square number or ``config.image_shape`` fits).
         config: :class:`ScreenConfig`; default ``ScreenConfig()``.
-        progress: print stage progress to stderr.
+        progress: progress messages always go to the ``screening`` logger; a callable
+            also receives each one; True prints them to stderr when no logging handler
+            is configured.
 
     Returns:
         :class:`ScreenResult`. ``summary`` holds ``n_rows``, ``n_features``,
@@ -92,6 +97,20 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
                              config=config, progress=progress, pick_device=pick_device)
 
 
+def _progress_sink(progress):
+    """Progress messages go to the ``screening`` logger (an Airflow task log, or the CLI's
+    progress display); ``progress`` may also be a callable that receives each message, or
+    True to print them to stderr when nothing else listens."""
+    def say(msg: str) -> None:
+        log.info(msg)
+        if callable(progress):
+            progress(msg)
+        elif progress and not log.hasHandlers():
+            print(f"[screening] {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
 def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
     """Halve ``rep_dim`` (not below 8) until N x rep_dim float32 fits ``max_representation_mb``."""
     import dataclasses
@@ -111,9 +130,11 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     from .probe import Normaliser, anchored_probe, cross_validated_probe, label_margin, tracin_influence
     from .spectral import spectral_screen
 
-    say = (lambda msg: print(f"[screening] {msg}", file=sys.stderr, flush=True)) if progress else None
+    say = _progress_sink(progress)
     t_all = time.perf_counter()
+    say("featurising: encoding every column")
     prep = prepare_input(data, label_col=label_col, reference=reference, feature_cols=feature_cols, config=config)
+    say(f"featurised {len(prep.y)} rows into {prep.n_features} {prep.kind} features; training the probes")
     device = pick_device(config.device)
     import torch
 
@@ -180,8 +201,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         timings["cross_validated_probe"] += time.perf_counter() - t
     cv.predict_fn = None  # the fold models are not needed any more
     del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
-    if say:
-        say("probes trained; running screens")
+    say("probes trained; running screens")
 
     screens = {}
     t = time.perf_counter()

@@ -310,7 +310,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch threads (tiny models: 1 is fastest)")
     ap.add_argument("--only", default=None,
                     help="comma-separated data sets: digits, tabular, wine, breast_cancer, weak_imbalanced, "
-                         "embedding, digits_image")
+                         "embedding, digits_image, and the stored formats mixed_table, image_files, text_jsonl")
     ap.add_argument("--reference-scale", type=float, default=1.0,
                     help="multiply every trusted reference's size, taking the rows from the test split "
                          "(the training rows and the poison stay the same): how detection grows with it")
@@ -380,7 +380,59 @@ def run_seed(args, seed, only, keep):
             X2, y2, truth, trig = plant_generic(case, Xtr, ytr, target, rng, len(np.unique(y)), trigger)
             rows.append(run_case(name, case, X2, y2, truth, trig, ref, test, target, config, seed, kind))
             print_row(rows[-1])
+    import _formats as F
+
+    for fc in F.all_cases(seed, args.quick, only):
+        if keep is not None and fc.case not in keep:
+            continue
+        rows.append(run_format_case(fc, config, seed))
+        print_row(rows[-1])
     return rows
+
+
+def run_format_case(fc, config, seed):
+    """One stored-format case (benchmarks/_formats.py): the table goes to screen_table as a
+    user's file would, columns encoded by screening.encoding; the downstream model is an
+    MLP on the same encoding."""
+    import _formats as F
+
+    from screening.encoding import encode_columns, plan_columns
+
+    t = time.perf_counter()
+    res = screen_table(fc.train, label_col=fc.label, reference=fc.reference, config=config)
+    secs = time.perf_counter() - t
+    truth, flagged = fc.truth, res.scores["flagged"].to_numpy()
+    labels = np.asarray(fc.train.column(fc.label).to_pylist(), dtype=object)
+    y = np.searchsorted(np.array(res.classes, dtype=object), labels)
+    plans = plan_columns(fc.train, fc.label, None, config)
+    X, _ = encode_columns(fc.train, plans, "data", config, {})
+    X = X.reshape(len(X), -1)
+    scores = {k: res.scores[k].to_numpy() for k in ("spectral", "label_noise", "influence", "activation_cluster")}
+    scores["peer_cleanlab_lr"], peer_flags = peer_cleanlab_logreg(X, y, seed)
+    scores["peer_art_spectral"] = peer_art_spectral(res.representations, y)
+    row = {"data": fc.data, "case": fc.case, "seed": seed, "n": len(y), "n_ref": fc.reference.num_rows,
+           "n_poison": int(truth.sum()), "secs": secs, "probe_acc": res.summary["probe"]["cv_accuracy"],
+           "anch_acc": float((res.pred_probs.argmax(1) == y)[~truth].mean())}
+    for s in SCREENS:
+        row[f"{s}:auc"] = roc_auc_score(truth, scores[s]) if 0 < truth.sum() < len(truth) else np.nan
+        row[f"{s}:R@b"], row[f"{s}:P@b"] = at_budget(scores[s], truth, y, s in PER_CLASS)
+    power = {str(d["class"]): d["min_attack_rows"] for d in res.summary["combine"].get("detectable_attack") or []}
+    k = power.get(str(fc.target))
+    row["min_detect"] = np.nan if k is None or not truth.any() or fc.triggered is None else k
+    row["flag_rate"] = flagged.mean()
+    row["clean_flag_rate"] = flagged[~truth].mean()
+    row["F1"] = f1_score(truth, flagged) if truth.any() else np.nan
+    row["recall"] = (flagged & truth).sum() / truth.sum() if truth.any() else np.nan
+    row["precision"] = (flagged & truth).sum() / max(flagged.sum(), 1) if truth.any() else np.nan
+    row["peer_F1"] = f1_score(truth, peer_flags) if truth.any() else np.nan
+    acc_o, asr_o = F.downstream(fc, ~truth, seed)
+    acc_f, asr_f = F.downstream(fc, ~flagged, seed)
+    acc_0, asr_0 = F.downstream(fc, np.ones(len(y), bool), seed)
+    nan = float("nan")
+    row.update({"acc_before": acc_0, "acc": acc_f, "dAcc": 100 * (acc_f - acc_o),
+                "ASR_before": nan if asr_0 is None else asr_0, "ASR_after": nan if asr_f is None else asr_f,
+                "ASR_oracle": nan if asr_o is None else asr_o, "est_rate": res.summary["estimated_poison_rate"]})
+    return row
 
 
 def print_row(r):

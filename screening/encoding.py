@@ -46,6 +46,8 @@ HUGE = 1e30
 #: Strings of at least this mean length, or of at least this many words, read as free text.
 TEXT_MIN_CHARS = 30
 TEXT_MIN_WORDS = 4
+#: A column with a distinct value in at least this share of rows is an identifier.
+ID_DISTINCT_SHARE = 0.95
 _ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key|index|idx)$", re.IGNORECASE)
 
 
@@ -193,14 +195,15 @@ def _plan_numeric(enc, col, name, n, chosen) -> ColumnEncoding:
 
 
 def _counts_through(finite: np.ndarray, n: int, name: str) -> bool:
-    """An integer column that is a row counter or key: distinct in every row, and either
-    named like an identifier or filling a contiguous range."""
+    """An integer column that is a row counter or key: distinct in (nearly) every row
+    (copied rows, such as planted canaries, repeat a few), and either named like an
+    identifier or filling a contiguous range."""
     if len(finite) != n or n < 3:
         return False
     uniq = np.unique(finite)
-    if len(uniq) != n:
+    if len(uniq) < ID_DISTINCT_SHARE * n:
         return False
-    return bool(_ID_NAME.search(name)) or (uniq[-1] - uniq[0] + 1 == n)
+    return bool(_ID_NAME.search(name)) or (uniq[-1] - uniq[0] + 1 <= n / ID_DISTINCT_SHARE)
 
 
 def _plan_string(enc, col, n, config, chosen) -> ColumnEncoding:
@@ -226,8 +229,8 @@ def _plan_string(enc, col, n, config, chosen) -> ColumnEncoding:
         enc.reason = (f"free text (mean {mean_chars:.0f} characters, {mean_words:.1f} words): "
                       f"embedded with the '{config.text_featurizer}' text featurizer")
         return enc
-    if not chosen and distinct == n:
-        enc.reason = "identifier: a distinct value in every row"
+    if not chosen and distinct >= ID_DISTINCT_SHARE * n:
+        enc.reason = "identifier: a distinct value in (nearly) every row"
         return enc
     enc.encoding, enc.width = "hashed", int(config.hash_buckets)
     enc.reason = f"hashed into {config.hash_buckets} buckets: {distinct} distinct values"

@@ -60,8 +60,20 @@ def _column_hash(col: pa.ChunkedArray) -> np.ndarray:
         t = col.type
     nulls = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-        vals = pc.cast(pc.fill_null(col, 0), pa.float64()).to_numpy(zero_copy_only=False)
+        vals = pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
         h = mix64(_float_bits(vals))
+    elif pa.types.is_struct(t):
+        # an image struct ({bytes, path}) is the same image whatever its path: hash the bytes
+        fields = ["bytes"] if t.get_field_index("bytes") >= 0 else [t.field(i).name for i in range(t.num_fields)]
+        h = np.full(n, np.uint64(0x13198A2E03707344), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for f in fields:
+                h = mix64(h * np.uint64(0x100000001B3) ^ _column_hash(pc.struct_field(col, f)))
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        import pandas as pd
+
+        h = pd.util.hash_array(np.asarray([b"" if v is None else v for v in col.to_pylist()],
+                                          dtype=object)).astype(np.uint64)
     elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         h = np.full(n, np.uint64(0x243F6A8885A308D3), dtype=np.uint64)
         lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
@@ -272,7 +284,8 @@ def near_matches(queries: np.ndarray, base: np.ndarray, *, threshold_distance: f
 
 
 def feature_matrix(table: pa.Table, columns: list[str]) -> np.ndarray | None:
-    """(N, D) float32 of numeric and fixed-length list columns; None if any column is neither."""
+    """(N, D) float32 of the numeric and fixed-length list columns among ``columns``
+    (other columns are left out); None if there is none."""
     import pyarrow.compute as pc
 
     blocks = []
@@ -280,15 +293,13 @@ def feature_matrix(table: pa.Table, columns: list[str]) -> np.ndarray | None:
         col = table.column(c)
         t = col.type
         if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
-            blocks.append(pc.cast(pc.fill_null(col, 0), pa.float64()).to_numpy(zero_copy_only=False)[:, None])
+            blocks.append(pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)[:, None])
         elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
             try:
                 arr = np.asarray(col.to_pylist(), dtype=np.float64)
             except (ValueError, TypeError):
-                return None
+                continue
             blocks.append(arr.reshape(len(arr), -1))
-        else:
-            return None
     if not blocks:
         return None
     x = np.concatenate(blocks, axis=1)

@@ -4,8 +4,9 @@ The pipeline logs each stage to the ``dataward.pipeline`` logger and the screens
 featurising, folds and rounds to the ``screening`` logger. Under Airflow those records
 go to the task log like any other. On a terminal, :func:`progress_display` shows them as
 a rich progress display on stderr (a bar over the stages, the latest step beside it);
-elsewhere (a pipe, a file, CI) as plain lines on stderr. Standard output is never
-touched, so ``--json`` stays clean.
+elsewhere (a pipe, a file, CI) nothing, so a refusal stays one line, unless
+``DATAWARD_PROGRESS=plain`` asks for plain lines. Standard output is never touched, so
+``--json`` stays clean.
 """
 
 from __future__ import annotations
@@ -44,9 +45,15 @@ class _RichHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def progress_display(*, total: int | None = None, enabled: bool = True) -> Iterator[None]:
+def progress_display(*, total: int | None = None, enabled: bool = True,
+                     plain: bool | None = None) -> Iterator[None]:
     """Show the ``dataward`` and ``screening`` loggers' INFO records on stderr while the
-    block runs: a rich progress display on a terminal, plain lines otherwise."""
+    block runs: a rich progress display on a terminal; elsewhere nothing, unless
+    ``plain`` (default: ``DATAWARD_PROGRESS=plain``) asks for plain lines."""
+    import os
+
+    if plain is None:
+        plain = os.environ.get("DATAWARD_PROGRESS", "").lower() == "plain"
     if not enabled:
         yield
         return
@@ -62,11 +69,14 @@ def progress_display(*, total: int | None = None, enabled: bool = True) -> Itera
         task = progress.add_task("starting", total=total)
         handler: logging.Handler = _RichHandler(progress, task)
         context = progress
-    else:
+    elif plain:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("[%(name)s] %(message)s"))
         handler.setLevel(logging.INFO)
         context = contextlib.nullcontext()
+    else:  # not a terminal: stderr stays for the one line a failure prints
+        yield
+        return
     for lg in loggers:
         lg.addHandler(handler)
         if lg.getEffectiveLevel() > logging.INFO:

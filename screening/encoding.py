@@ -347,7 +347,8 @@ def encode_columns(table: pa.Table, plans: list[ColumnEncoding], what: str, conf
     used = [p for p in plans if p.used]
     if not used:
         raise ScreeningInputError(_no_features_message(table, plans))
-    missing_cols = [p.name for p in used if p.name not in table.column_names]
+    present = set(table.column_names)  # a list built on every access: once, not per column
+    missing_cols = [p.name for p in used if p.name not in present]
     if missing_cols:
         raise ScreeningInputError(f"{what} lacks the feature column(s) {', '.join(missing_cols)}")
     image = [p for p in used if p.encoding == "image"]

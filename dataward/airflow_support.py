@@ -48,10 +48,14 @@ def manifest_from_params(params: dict[str, Any]) -> tuple[str | None, dict[str, 
     if path:
         import yaml
 
+        from lineage import croissant_manifest
+
         try:
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise BadInput(f"cannot read manifest {path}: {exc}") from None
+        if croissant_manifest.is_croissant(path):  # JSON is YAML: read it as Croissant
+            raw = croissant_manifest.to_manifest_dict(raw, where=str(path))
     if "source_uri" in fields:
         raw["source"] = {**(raw.get("source") or {}), "uri": fields.pop("source_uri")}
     if "publisher" in fields:

@@ -199,3 +199,43 @@ def test_local_paths_are_named_on_this_host(tmp_path, monkeypatch):
     monkeypatch.setenv("DATAWARD_HOST", "worker-1")
     assert uri_dataset("data/x.csv", base_dir=tmp_path) == ("file://worker-1", f"{tmp_path}/data/x.csv")
     assert uri_dataset(f"file://{tmp_path}/y.csv") == ("file://worker-1", f"{tmp_path}/y.csv")
+
+
+def test_airflow_task_is_the_pipeline_runs_parent_and_the_dag_run_the_root(home, tmp_path, cli):
+    """Under Airflow the pipeline run hangs below the task that started it (the names and
+    run ids the OpenLineage provider's parent-run macros give), every stage run below the
+    pipeline run, and the DAG run is the root of all of them."""
+    from dataward.context import Context
+    from dataward.pipeline import finish_run, run_stage, start_run
+    from lineage.events import ParentRef, new_run_id
+
+    (tmp_path / "d.csv").write_text("x,label\n1,0\n2,1\n")
+    m = write_manifest(tmp_path / "m.yaml")
+    dag_run, task_run = new_run_id(), new_run_id()
+    parent = ParentRef("airflow-prod", "dataward_import.ingest", task_run,
+                       root=ParentRef("airflow-prod", "dataward_import", dag_run))
+    ctx = Context()
+    run_id = start_run(ctx, trigger="airflow", external_id="manual__1", lineage_parent=parent)
+    from dataward.stages.ingest import ingest
+
+    ref = ingest(ctx, tmp_path / "d.csv", m, pipeline_run=run_id).ref
+    run_stage(ctx, "validate", ref, run_id=run_id, lineage_root=parent.root)
+    finish_run(ctx, run_id, "success", lineage_parent=parent)
+
+    events = read_events(home / "openlineage" / "events.jsonl")
+    for e in events:
+        validate_event(e)
+    pipeline = [e for e in events if e["job"]["name"] == "dataward.pipeline"]
+    assert [e["eventType"] for e in pipeline] == ["START", "COMPLETE"]
+    for e in pipeline:
+        p = e["run"]["facets"]["parent"]
+        assert p["run"]["runId"] == task_run
+        assert (p["job"]["namespace"], p["job"]["name"]) == ("airflow-prod", "dataward_import.ingest")
+        assert p["root"]["run"]["runId"] == dag_run and p["root"]["job"]["name"] == "dataward_import"
+    validate = [e for e in events if e["job"]["name"] == "dataward.validate"]
+    assert validate
+    for e in validate:
+        p = e["run"]["facets"]["parent"]
+        assert p["run"]["runId"] == run_id and p["root"]["run"]["runId"] == dag_run
+    ingest_events = [e for e in events if e["job"]["name"] == "dataward.ingest"]
+    assert all(e["run"]["facets"]["parent"]["run"]["runId"] == run_id for e in ingest_events)

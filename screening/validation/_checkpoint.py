@@ -24,7 +24,26 @@ _SUMMARY_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "mis
 
 def validate_table(table: pa.Table, suite: dict, *, gx_root: str | Path,
                    data_docs_dir: str | Path | None, run_name: str | None) -> ValidationOutcome:
-    """Run ``suite`` over ``table`` (one batch) through a GX Checkpoint in ``gx_root``."""
+    """Run ``suite`` over ``table`` (one batch) through a GX Checkpoint in ``gx_root``.
+
+    One validation at a time per project (a file lock): GX rewrites its config and object
+    files, which concurrent writers (parallel Airflow tasks) would otherwise interleave.
+    """
+    import fcntl
+
+    root = Path(gx_root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".dataward.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _validate_locked(table, suite, gx_root=root, data_docs_dir=data_docs_dir,
+                                    run_name=run_name)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _validate_locked(table: pa.Table, suite: dict, *, gx_root: Path,
+                     data_docs_dir: str | Path | None, run_name: str | None) -> ValidationOutcome:
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
@@ -36,8 +55,9 @@ def validate_table(table: pa.Table, suite: dict, *, gx_root: str | Path,
     kind = suite["name"]
     ctx = gx.get_context(mode="file", project_root_dir=str(Path(gx_root)))
     try:
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-        ctx.variables.save_config()
+        if ctx.variables.progress_bars is None or ctx.variables.progress_bars.globally is not False:
+            ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+            ctx.variables.save()
     except Exception:  # progress bars are cosmetic
         pass
     actions = []
@@ -47,10 +67,11 @@ def validate_table(table: pa.Table, suite: dict, *, gx_root: str | Path,
         site = {"class_name": "SiteBuilder", "show_how_to_buttons": False,
                 "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(out)},
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}
-        if SITE in (ctx.get_site_names() or []):
-            ctx.update_data_docs_site(site_name=SITE, site_config=site)
-        else:
+        sites = ctx.variables.data_docs_sites or {}
+        if SITE not in sites:
             ctx.add_data_docs_site(site_name=SITE, site_config=site)
+        elif sites[SITE].get("store_backend", {}).get("base_directory") != str(out):
+            ctx.update_data_docs_site(site_name=SITE, site_config=site)
         actions.append(UpdateDataDocsAction(name="update_data_docs", site_names=[SITE]))
 
     exps = []

@@ -162,6 +162,26 @@ def test_parent_derived_snapshot_is_one_graph(home, tmp_path, cli, digits_exampl
     publish = next(e for e in done if e["job"]["name"] == "dataward.publish")
     assert publish["run"]["facets"]["dataward_licence"]["expression"] == "CC-BY-4.0"
 
+    # the picture a consumer draws from these events (the README's graph)
+    r = cli("lineage", "graph")
+    assert r.returncode == 0, r.stderr
+    chart = r.stdout
+    label = {ln.split("[", 1)[1].strip('[]()"'): ln.split("[", 1)[0].strip()
+             for ln in chart.splitlines()[1:] if "[" in ln and "subgraph" not in ln}
+    arrows = {tuple(ln.split(" --> ")) for ln in (x.strip() for x in chart.splitlines()) if " --> " in ln}
+    jobs = {ln.split("[", 1)[0].strip(): ln.split('"')[1] for ln in chart.splitlines() if '[["' in ln}
+    ingest_node = next(j for j, name in jobs.items() if name == "ingest"
+                       and (label["digits-raw@1"], j) in arrows)
+    assert (ingest_node, label["digits-example@1"]) in arrows
+    publish_node = next(j for j, name in jobs.items() if name == "publish")
+    assert (label["digits-example@1"], publish_node) in arrows
+    assert (publish_node, label["digits-example.approved@1"]) in arrows
+    assert f'dataward.pipeline run {run_id[:8]}' in chart
+    only = cli("lineage", "graph", "--run", run_id).stdout
+    assert "digits-example.approved@1" in only and only.count("subgraph") == 1
+    bad = cli("lineage", "graph", "--run", "00000000-0000-0000-0000-000000000000")
+    assert bad.returncode == 2 and "no events of run" in bad.stderr
+
 
 def test_custom_facet_schemas_ship_at_the_url_they_name():
     from lineage import facets

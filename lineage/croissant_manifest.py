@@ -34,6 +34,9 @@ from lineage.errors import LineageInputError
 from lineage.manifest import Manifest, from_dict
 
 SUFFIXES = (".json", ".jsonld")
+# Croissant files list every field of every record set, so they run larger than YAML
+# manifests; past this they are refused before being read.
+MAX_CROISSANT_BYTES = 16 * 1024 * 1024
 _CC = re.compile(r"creativecommons\.org/licenses/([a-z-]+)/(\d\.\d)", re.I)
 _CC0 = re.compile(r"creativecommons\.org/publicdomain/zero/(\d\.\d)", re.I)
 _SPDX = re.compile(r"spdx\.org/licenses/([A-Za-z0-9.+-]+?)(?:\.html|\.json)?/?$")
@@ -49,6 +52,8 @@ def load(path: str | os.PathLike[str]) -> Manifest:
     path = Path(path)
     if path.exists() and not path.is_file():
         raise LineageInputError(f"manifest {path} is not a regular file")
+    if path.is_file() and path.stat().st_size > MAX_CROISSANT_BYTES:
+        raise LineageInputError(f"manifest {path} is larger than {MAX_CROISSANT_BYTES // 2**20} MiB")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -57,6 +62,8 @@ def load(path: str | os.PathLike[str]) -> Manifest:
         raise LineageInputError(f"manifest {path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise LineageInputError(f"manifest {path} is not valid JSON (line {exc.lineno})") from None
+    except RecursionError:
+        raise LineageInputError(f"manifest {path} is nested too deeply") from None
     except OSError as exc:
         raise LineageInputError(f"cannot read manifest {path}: {exc.strerror}") from None
     return from_dict(to_manifest_dict(doc, where=str(path)), where=str(path),

@@ -83,3 +83,10 @@ def test_licence_ids(value, spdx):
 
 def test_slug():
     assert slug("Toy Sensor Set (v2)!") == "toy-sensor-set-v2"
+
+
+def test_deeply_nested_croissant_is_refused(home, tmp_path, cli, toy_dir):
+    m = tmp_path / "deep.json"
+    m.write_text("[" * 100_000 + "]" * 100_000)
+    r = cli("ingest", str(toy_dir), "--manifest", str(m))
+    assert r.returncode == 2 and "nested too deeply" in r.stderr

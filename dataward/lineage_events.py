@@ -31,6 +31,9 @@ from dataward.context import Context
 from lineage.events import DatasetRef, ParentRef, new_run_id
 
 STAGE_INPUT_ROLES = {"screen": ("data", "reference", "evaluation")}
+# Past this many files of one role a version is one dataset (its logical name in the
+# catalog, the version's content hash), so an image folder does not make 10,000 nodes.
+MAX_FILE_DATASETS = 64
 
 
 def _catalog(ctx: Context, ref: str) -> tuple[str, str]:
@@ -55,9 +58,13 @@ def version_datasets(ctx: Context, ref: str, roles: tuple[str, ...] = ("data",),
     with ctx.session() as s:
         v = resolve(s, ref)
         ds = v.dataset
-        for file in v.files:
-            if file.role not in roles:
-                continue
+        files = [x for x in v.files if x.role in roles]
+        for role in roles:
+            mine = [x for x in files if x.role == role]
+            if len(mine) > MAX_FILE_DATASETS:  # a folder of images: one dataset, not thousands
+                files = [x for x in files if x.role != role]
+                out.append(_file_set(ctx, v, role, mine, describe=describe, pii=pii))
+        for file in files:
             ns, name = file_dataset(ctx.store.path_for(file.sha256, file.format))
             logical = v.ref if file.role == "data" else f"{v.ref}/{file.relpath}"
             facets: dict[str, Any] = {
@@ -76,6 +83,26 @@ def version_datasets(ctx: Context, ref: str, roles: tuple[str, ...] = ("data",),
                     facets["tags"] = f.pii_tags(pii)
             out.append(DatasetRef(ns, name, facets))
     return out
+
+
+def _file_set(ctx: Context, v, role: str, files, *, describe: bool, pii) -> DatasetRef:
+    import hashlib
+
+    from lineage import facets as f
+
+    logical = v.ref if role == "data" else f"{v.ref}/{role}"
+    digest = v.content_hash if role == "data" else hashlib.sha256(
+        "".join(f"{x.relpath}\0{x.sha256}\n" for x in files).encode()).hexdigest()
+    facets: dict[str, Any] = {"version": f.version(digest),
+                              "datasetType": f.dataset_type("FILE_SET", role.upper())}
+    if describe and role == "data":
+        if v.dataset.owner:
+            facets["ownership"] = f.ownership(v.dataset.owner)
+        if v.dataset.description:
+            facets["documentation"] = f.documentation(v.dataset.description)
+        if pii:
+            facets["tags"] = f.pii_tags(pii)
+    return DatasetRef(*_catalog(ctx, logical), facets)
 
 
 def source_dataset(uri: str, base_dir: str | Path | None = None) -> DatasetRef:
@@ -212,10 +239,8 @@ def _safe(build, default):
         return default
 
 
-def pipeline_started(ctx: Context, run_id: str, parent: ParentRef | None = None,
-                     trigger: str | None = None) -> None:
-    em = ctx.emitter
-    em.emit(job="pipeline", state="START", run_id=run_id, parent=parent)
+def pipeline_started(ctx: Context, run_id: str, parent: ParentRef | None = None) -> None:
+    ctx.emitter.emit(job="pipeline", state="START", run_id=run_id, parent=parent)
 
 
 def pipeline_finished(ctx: Context, run_id: str, status: str, parent: ParentRef | None = None) -> None:

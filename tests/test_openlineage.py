@@ -259,3 +259,25 @@ def test_airflow_task_is_the_pipeline_runs_parent_and_the_dag_run_the_root(home,
         assert p["run"]["runId"] == run_id and p["root"]["run"]["runId"] == dag_run
     ingest_events = [e for e in events if e["job"]["name"] == "dataward.ingest"]
     assert all(e["run"]["facets"]["parent"]["run"]["runId"] == run_id for e in ingest_events)
+
+
+def test_many_files_make_one_dataset(home, tmp_path, cli, monkeypatch):
+    """Past MAX_FILE_DATASETS files (an image folder) a version is one dataset, named in
+    the catalog, not one node per file."""
+    import pyarrow as pa
+
+    from dataward import lineage_events
+
+    monkeypatch.setattr(lineage_events, "MAX_FILE_DATASETS", 2)
+    d = tmp_path / "parts"
+    d.mkdir()
+    for i in range(3):
+        pq.write_table(pa.table({"x": [i, i + 1], "label": [0, 1]}), d / f"part-{i}.parquet")
+    assert cli("ingest", str(d), "--manifest", str(write_manifest(tmp_path / "m.yaml"))).returncode == 0
+    done = read_events(home / "openlineage" / "events.jsonl")[-1]
+    validate_event(done)
+    [out] = done["outputs"]
+    assert out["facets"]["datasetType"] == {**out["facets"]["datasetType"], "datasetType": "FILE_SET",
+                                            "subType": "DATA"}
+    assert out["name"].endswith("toy@1") and NAMESPACE_RE.match(out["namespace"])
+    assert len([i for i in done["inputs"] if i["name"].endswith(".parquet")]) == 3  # the landed files

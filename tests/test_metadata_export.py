@@ -7,8 +7,8 @@ import hashlib
 import json
 
 import pyarrow.parquet as pq
-import pytest
 import yaml
+from derived_run import derived_run  # noqa: F401 - the session's parent -> derived -> snapshot run
 from ol_spec import read_events
 from sqlalchemy import select
 
@@ -16,14 +16,11 @@ from lineage.db import get_engine, session_scope
 from lineage.models import AuditEntry
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_publish_writes_croissant_and_card_that_tools_read(home, db_url, tmp_path, cli, digits_example):
+def test_publish_writes_croissant_and_card_that_tools_read(derived_run, monkeypatch, tmp_path, cli):
     import mlcroissant as mlc
 
-    r = cli("run", str(digits_example / "train"), "--manifest", str(digits_example / "manifest.yaml"),
-            "--json")
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    derived_run.use(monkeypatch)
+    home, out, db_url = derived_run.home, derived_run.summary, derived_run.env["DATAWARD_DB_URL"]
     folder = home / "snapshots" / "digits-example.approved" / "1"
     croissant, card = folder / "croissant.json", folder / "README.md"
     assert croissant.is_file() and card.is_file()
@@ -39,7 +36,7 @@ def test_publish_writes_croissant_and_card_that_tools_read(home, db_url, tmp_pat
     assert doc["conformsTo"].startswith("http://mlcommons.org/croissant/1.")
     assert doc["distribution"][0]["sha256"] == hashlib.sha256(open(out["snapshot"], "rb").read()).hexdigest()
     assert doc["license"] == "https://spdx.org/licenses/CC-BY-4.0.html"
-    assert "43 writers" in doc["rai:dataCollection"]
+    assert "43 writers" in doc["rai:dataCollection"] and "derived from digits-raw@1" in doc["rai:dataCollection"]
     assert "found none" in json.dumps(doc["rai:personalSensitiveInformation"])
     limitations = json.dumps(doc["rai:dataLimitations"])
     assert f"{out['n_flagged']} of 1077 rows were flagged" in limitations and "cannot flag" in limitations
@@ -52,7 +49,7 @@ def test_publish_writes_croissant_and_card_that_tools_read(home, db_url, tmp_pat
     front = yaml.safe_load(text.split("---\n")[1])
     assert front["license"] == "cc-by-4.0" and front["size_categories"] == ["n<1K"]
     assert front["task_categories"] == ["tabular-classification"]
-    assert "digits-example@1" in front["source_datasets"]
+    assert {"digits-example@1", "digits-raw@1"} <= set(front["source_datasets"])
     assert "Decision: **trim**" in text and f"{out['n_flagged']} of 1077" in text
 
     # recorded in lineage: the publish event names both as outputs, the audit log their hashes

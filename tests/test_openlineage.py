@@ -14,6 +14,7 @@ from collections import defaultdict
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from derived_run import derived_run  # noqa: F401 - a session fixture shared with test_metadata_export
 from ol_spec import CUSTOM_DIR, read_events, validate_event
 from test_lineage_ingest import write_manifest
 
@@ -69,25 +70,11 @@ def _sha256(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_parent_derived_snapshot_is_one_graph(home, tmp_path, cli, digits_example):
+def test_parent_derived_snapshot_is_one_graph(derived_run, monkeypatch, cli):
     """parent -> derived -> approved snapshot, reference and evaluation sets as inputs,
     every stage run under one pipeline run; every event valid against the schemas."""
-    # The parent: the raw digits with a column the derived set drops (other content).
-    raw = pq.read_table(digits_example / "train")
-    raw = raw.append_column("scan_batch", [[i % 7 for i in range(raw.num_rows)]])
-    (tmp_path / "raw").mkdir()
-    pq.write_table(raw, tmp_path / "raw" / "raw.parquet")
-    pm = write_manifest(tmp_path / "raw.yaml", name="digits-raw", license="CC-BY-4.0",
-                        source={"uri": "s3://uci-mirror/digits/raw.parquet"}, label_column="label")
-    assert cli("ingest", str(tmp_path / "raw"), "--manifest", str(pm)).returncode == 0
-    m = yaml.safe_load((digits_example / "manifest.yaml").read_text())
-    m.update(parents=["digits-raw@1"], reference=str(digits_example / "reference.parquet"),
-             evaluation_sets=[str(digits_example / "evaluation.parquet")])
-    (tmp_path / "derived.yaml").write_text(yaml.safe_dump(m))
-    r = cli("run", str(digits_example / "train"), "--manifest", str(tmp_path / "derived.yaml"), "--json")
-    assert r.returncode == 0, r.stderr
-    summary = json.loads(r.stdout)
+    derived_run.use(monkeypatch)
+    home, summary = derived_run.home, derived_run.summary
     assert summary["snapshot_ref"] == "digits-example.approved@1"
 
     events = read_events(home / "openlineage" / "events.jsonl")

@@ -48,10 +48,14 @@ def manifest_from_params(params: dict[str, Any]) -> tuple[str | None, dict[str, 
     if path:
         import yaml
 
+        from lineage import croissant_manifest
+
         try:
             raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise BadInput(f"cannot read manifest {path}: {exc}") from None
+        if croissant_manifest.is_croissant(path):  # JSON is YAML: read it as Croissant
+            raw = croissant_manifest.to_manifest_dict(raw, where=str(path))
     if "source_uri" in fields:
         raw["source"] = {**(raw.get("source") or {}), "uri": fields.pop("source_uri")}
     if "publisher" in fields:
@@ -67,17 +71,53 @@ def ingest_task(params: dict[str, Any], *, trigger: str, external_id: str | None
 
     ctx = context(params.get("policy"))
     manifest_path, manifest = manifest_from_params(params)
-    run_id = start_run(ctx, trigger=trigger, external_id=external_id)
-    result = ingest(ctx, params["path"], manifest_path, manifest=manifest)
+    parent = airflow_lineage_parent()
+    run_id = start_run(ctx, trigger=trigger, external_id=external_id, lineage_parent=parent)
+    result = ingest(ctx, params["path"], manifest_path, manifest=manifest, pipeline_run=run_id)
     attach_run(ctx, run_id, result.ref)
     return {"ref": result.ref, "run_id": run_id, "policy": params.get("policy") or None,
-            "status": result.status, "created": result.created}
+            "status": result.status, "created": result.created,
+            "lineage_parent": parent.to_dict() if parent else None}
+
+
+def airflow_lineage_parent(task_instance=None):
+    """The running Airflow task as the OpenLineage parent of the pipeline run, the DAG run
+    as the root: the names and run ids the OpenLineage provider's parent-run macros give
+    (``lineage_job_namespace``, ``lineage_job_name``, ``lineage_run_id``,
+    ``lineage_root_*``), so Airflow's events and Dataward's form one tree. None when the
+    provider is not installed (then Airflow emits no events to link to) or outside a task.
+    """
+    from lineage.events import ParentRef
+
+    try:
+        from airflow.providers.openlineage.plugins import macros
+    except ImportError:
+        return None
+    try:
+        if task_instance is None:
+            from airflow.sdk import get_current_context
+
+            task_instance = get_current_context()["ti"]
+        root = ParentRef(macros.lineage_root_job_namespace(task_instance),
+                         macros.lineage_root_job_name(task_instance),
+                         str(macros.lineage_root_run_id(task_instance)))
+        return ParentRef(macros.lineage_job_namespace(), macros.lineage_job_name(task_instance),
+                         str(macros.lineage_run_id(task_instance)), root)
+    except Exception as exc:  # lineage must never fail the task
+        import logging
+
+        logging.getLogger(__name__).warning("no OpenLineage parent for the pipeline run: %s", exc)
+        return None
 
 
 def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import run_stage
 
-    output = run_stage(context(info.get("policy")), stage, info["ref"], run_id=info["run_id"])
+    from lineage.events import ParentRef
+
+    parent = ParentRef.from_dict(info.get("lineage_parent"))
+    output = run_stage(context(info.get("policy")), stage, info["ref"], run_id=info["run_id"],
+                       lineage_root=parent.root if parent else None)
     return {**info, stage: {k: v for k, v in output.items()
                             if k not in ("summary", "outcomes", "excluded_row_ids")}}
 
@@ -85,7 +125,10 @@ def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
 def finish_task(info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import finish_run
 
-    finish_run(context(info.get("policy")), info["run_id"], "success")
+    from lineage.events import ParentRef
+
+    finish_run(context(info.get("policy")), info["run_id"], "success",
+               lineage_parent=ParentRef.from_dict(info.get("lineage_parent")))
     marker = info.get("arrival_marker")
     if marker:
         Path(marker).write_text(info["ref"] + "\n")

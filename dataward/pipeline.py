@@ -14,14 +14,19 @@ from dataward.config import code_version
 from dataward.context import Context
 from dataward.faults import checkpoint
 from dataward.progress import stage_logged
-from lineage.events import new_run_id
+from lineage.events import ParentRef, new_run_id
 
 STAGES = ("validate", "screen", "decide", "report", "publish")
 
 
 def start_run(ctx: Context, *, trigger: str, external_id: str | None = None,
-              run_id: str | None = None) -> str:
-    """Record a pipeline run and return its id (a UUID, also the OpenLineage run id)."""
+              run_id: str | None = None, lineage_parent: ParentRef | None = None) -> str:
+    """Record a pipeline run and return its id (a UUID, also the OpenLineage run id).
+
+    Emits the pipeline run's OpenLineage START; ``lineage_parent`` is the run that started
+    it (the Airflow task), so Airflow's and Dataward's events form one tree.
+    """
+    from dataward.lineage_events import pipeline_started
     from lineage.models import PipelineRun
 
     run_id = run_id or new_run_id()
@@ -29,6 +34,7 @@ def start_run(ctx: Context, *, trigger: str, external_id: str | None = None,
         if s.get(PipelineRun, run_id) is None:
             s.add(PipelineRun(id=run_id, trigger=trigger, external_id=external_id,
                               code_version=code_version()))
+    pipeline_started(ctx, run_id, lineage_parent)
     return run_id
 
 
@@ -40,38 +46,38 @@ def attach_run(ctx: Context, run_id: str, ref: str) -> None:
         s.get(PipelineRun, run_id).version_id = resolve(s, ref).id
 
 
-def finish_run(ctx: Context, run_id: str, status: str) -> None:
+def finish_run(ctx: Context, run_id: str, status: str, *,
+               lineage_parent: ParentRef | None = None) -> None:
+    from dataward.lineage_events import pipeline_finished
     from lineage.models import PipelineRun
 
     with ctx.session() as s:
         run = s.get(PipelineRun, run_id)
         run.status, run.finished_at = status, datetime.now(timezone.utc)
+    pipeline_finished(ctx, run_id, status, lineage_parent)
 
 
-def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
-    """Run one stage by name, with its OpenLineage START/COMPLETE (or FAIL) events."""
+def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None,
+              lineage_root: ParentRef | None = None) -> dict[str, Any]:
+    """Run one stage by name, with its OpenLineage START/COMPLETE (or FAIL) events.
+
+    The stage run's ``parent`` facet names the pipeline run ``run_id``; ``lineage_root``
+    is the tree's root above it (the Airflow DAG run), when there is one.
+    """
+    from dataward.lineage_events import run_with_events
     from dataward.stages import decide, publish, report, screen, validate
 
     fn = {"validate": validate.validate, "screen": screen.screen, "decide": decide.decide,
           "report": report.report, "publish": publish.publish}[stage]
-    ol_run = new_run_id()
-    name, _, number = ref.partition("@")
-    ctx.emitter.emit(job=stage, state="START", run_id=ol_run, dataset=name, version=number or None)
-    try:
+
+    def work() -> dict[str, Any]:
         checkpoint(f"stage:{stage}:before")
         with stage_logged(stage, ref):
             output = fn(ctx, ref, run_id=run_id)
         checkpoint(f"stage:{stage}:after")
-    except Exception as exc:
-        ctx.emitter.emit(job=stage, state="FAIL", run_id=ol_run, dataset=name,
-                         outcome={"stage": stage, "status": "failed", "summary": {"error": str(exc)}})
-        raise
-    status = output.get("status") or output.get("outcome") or ("published" if output.get("published") else "")
-    ctx.emitter.emit(job=stage, state="COMPLETE", run_id=ol_run, dataset=name, version=number or None,
-                     outcome={"stage": stage, "status": str(status),
-                              "summary": {k: v for k, v in output.items()
-                                          if isinstance(v, (str, int, float, bool)) and k != "reason"}})
-    return output
+        return output
+
+    return run_with_events(ctx, stage, ref, work, pipeline_run=run_id, root=lineage_root)
 
 
 def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None, *,
@@ -83,7 +89,7 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
     run_id = start_run(ctx, trigger=trigger, external_id=external_id)
     try:
         with stage_logged("ingest", str(path)):
-            result = ingest(ctx, path, manifest_path, manifest=manifest)
+            result = ingest(ctx, path, manifest_path, manifest=manifest, pipeline_run=run_id)
         attach_run(ctx, run_id, result.ref)
         outputs = {stage: run_stage(ctx, stage, result.ref, run_id=run_id) for stage in STAGES}
     except BaseException:

@@ -1,4 +1,12 @@
-"""OpenLineage run events for Dataward's stages (openlineage-python).
+"""OpenLineage run events for Dataward's runs (openlineage-python).
+
+A ``dataward run`` (or one Airflow DAG run) is one pipeline-level OpenLineage run of
+the job ``dataward.pipeline``; each stage (ingest, validate, screen, decide, report,
+publish) is a run of ``dataward.STAGE`` whose ``parent`` run facet names the pipeline
+run, so a consumer sees one tree. Datasets are named after the OpenLineage naming spec
+(:mod:`lineage.naming`); what Dataward knows about them travels as standard facets
+(:mod:`lineage.facets`), and Dataward's own verdicts as custom facets whose JSON
+Schemas ship in ``lineage/facets/``.
 
 By default events go to a JSON-lines file under ``DATAWARD_HOME/openlineage``
 (the client's file transport). Setting ``OPENLINEAGE_URL`` (and optionally
@@ -12,47 +20,49 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import attr
-
 log = logging.getLogger(__name__)
 PRODUCER = "https://github.com/dataward/dataward"
 NAMESPACE_ENV = "DATAWARD_OPENLINEAGE_NAMESPACE"
+DEFAULT_JOB_NAMESPACE = "dataward"
+PIPELINE_JOB = "pipeline"
 
 
-def _facet_classes():
-    from openlineage.client.generated.base import RunFacet
+@dataclass(frozen=True)
+class DatasetRef:
+    """One dataset of an event: its OpenLineage identity and facets (facet objects)."""
 
-    @attr.define
-    class LicenceVerdictRunFacet(RunFacet):
-        """Dataward's licence verdict for the dataset version a run produced."""
+    namespace: str
+    name: str
+    facets: dict[str, Any] = field(default_factory=dict)
+    input_facets: dict[str, Any] = field(default_factory=dict)
 
-        expression: str
-        useClass: str  # noqa: N815 - OpenLineage facets use camelCase
-        allowedForTraining: bool  # noqa: N815
-        reason: str
-        policyVersion: str  # noqa: N815
 
-        @staticmethod
-        def _get_schema() -> str:
-            return "https://dataward.dev/spec/facets/1-0-0/LicenceVerdictRunFacet.json"
+@dataclass(frozen=True)
+class ParentRef:
+    """The run a run belongs to (``parent`` run facet), and optionally the tree's root."""
 
-    @attr.define
-    class StageOutcomeRunFacet(RunFacet):
-        """What a Dataward stage decided (status and a JSON-able summary)."""
+    namespace: str
+    name: str
+    run_id: str
+    root: ParentRef | None = None
 
-        stage: str
-        status: str
-        summary: dict = attr.field(factory=dict)
+    def to_dict(self) -> dict[str, Any]:
+        out = {"namespace": self.namespace, "name": self.name, "run_id": self.run_id}
+        if self.root is not None:
+            out["root"] = self.root.to_dict()
+        return out
 
-        @staticmethod
-        def _get_schema() -> str:
-            return "https://dataward.dev/spec/facets/1-0-0/StageOutcomeRunFacet.json"
-
-    return LicenceVerdictRunFacet, StageOutcomeRunFacet
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> ParentRef | None:
+        if not d:
+            return None
+        return cls(d["namespace"], d["name"], d["run_id"], cls.from_dict(d.get("root")))
 
 
 class Emitter:
@@ -60,12 +70,16 @@ class Emitter:
 
     def __init__(self, home: str | os.PathLike[str]):
         self.home = Path(home)
-        self.namespace = os.environ.get(NAMESPACE_ENV, "dataward")
+        self.namespace = os.environ.get(NAMESPACE_ENV, DEFAULT_JOB_NAMESPACE)
         self._client = None
 
     @property
     def events_file(self) -> Path:
         return self.home / "openlineage" / "events.jsonl"
+
+    def pipeline_parent(self, run_id: str, root: ParentRef | None = None) -> ParentRef:
+        """The parent reference stage runs give for the pipeline run ``run_id``."""
+        return ParentRef(self.namespace, f"dataward.{PIPELINE_JOB}", run_id, root)
 
     def _get_client(self):
         if self._client is None:
@@ -81,65 +95,63 @@ class Emitter:
                     FileConfig(log_file_path=str(self.events_file), append=True)))
         return self._client
 
-    def emit(self, *, job: str, state: str, run_id: str, dataset: str | None = None,
-             version: str | None = None, schema: list[dict[str, Any]] | None = None,
-             licence: dict[str, Any] | None = None, outcome: dict[str, Any] | None = None,
-             tags: list[dict[str, str]] | None = None, inputs: list[str] | None = None) -> None:
+    def emit(self, *, job: str, state: str, run_id: str, inputs: Sequence[DatasetRef] = (),
+             outputs: Sequence[DatasetRef] = (), parent: ParentRef | None = None,
+             run_facets: dict[str, Any] | None = None,
+             job_facets: dict[str, Any] | None = None) -> None:
+        """Emit one event of job ``dataward.JOB``; never raises (a broken sink is logged)."""
         try:
-            self._emit(job=job, state=state, run_id=run_id, dataset=dataset, version=version,
-                       schema=schema, licence=licence, outcome=outcome, tags=tags, inputs=inputs)
+            self._get_client().emit(self.event(
+                job=job, state=state, run_id=run_id, inputs=inputs, outputs=outputs,
+                parent=parent, run_facets=run_facets, job_facets=job_facets))
         except Exception as exc:  # lineage sinks must never break the pipeline
             log.warning("OpenLineage event for %s not sent: %s", job, exc)
 
-    def _emit(self, *, job, state, run_id, dataset, version, schema, licence, outcome, tags,
-              inputs) -> None:
-        from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-        from openlineage.client.generated import (
-            dataset_version_dataset,
-            schema_dataset,
-            tags_dataset,
+    def event(self, *, job: str, state: str, run_id: str, inputs: Sequence[DatasetRef] = (),
+              outputs: Sequence[DatasetRef] = (), parent: ParentRef | None = None,
+              run_facets: dict[str, Any] | None = None, job_facets: dict[str, Any] | None = None):
+        """The :class:`RunEvent` :meth:`emit` sends (built, not sent)."""
+        from openlineage.client.event_v2 import (
+            InputDataset,
+            Job,
+            OutputDataset,
+            Run,
+            RunEvent,
+            RunState,
         )
 
-        licence_facet, outcome_facet = _facet_classes()
-        run_facets: dict[str, Any] = {}
-        if licence:
-            run_facets["dataward_licence"] = licence_facet(
-                expression=licence["expression"], useClass=licence["use_class"],
-                allowedForTraining=bool(licence["allowed_for_training"]),
-                reason=licence["reason"], policyVersion=licence["policy_version"])
-        if outcome:
-            run_facets["dataward_outcome"] = outcome_facet(
-                stage=outcome.get("stage", job), status=str(outcome.get("status", "")),
-                summary=outcome.get("summary", {}))
-        outputs = []
-        if dataset:
-            facets: dict[str, Any] = {}
-            if version:
-                facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
-                    datasetVersion=version)
-            if schema:
-                facets["schema"] = schema_dataset.SchemaDatasetFacet(fields=[
-                    schema_dataset.SchemaDatasetFacetFields(name=f["name"], type=f["type"])
-                    for f in schema])
-            if tags:
-                facets["tags"] = tags_dataset.TagsDatasetFacet(tags=[
-                    tags_dataset.TagsDatasetFacetFields(key=t["key"], value=t["value"],
-                                                        source="dataward", field=t.get("field"))
-                    for t in tags])
-            outputs.append(OutputDataset(namespace=self.namespace, name=dataset, facets=facets))
-        event = RunEvent(
+        from lineage import facets as f
+
+        rf = dict(run_facets or {})
+        if parent is not None:
+            rf["parent"] = f.parent_run(parent)
+        jf = {"jobType": f.job_type("PIPELINE" if job == PIPELINE_JOB else "STAGE"), **(job_facets or {})}
+        return RunEvent(
             eventType=getattr(RunState, state),
             eventTime=datetime.now(timezone.utc).isoformat(),
-            run=Run(runId=run_id, facets=run_facets),
-            job=Job(namespace=self.namespace, name=f"dataward.{job}"),
+            run=Run(runId=run_id, facets=rf),
+            job=Job(namespace=self.namespace, name=f"dataward.{job}", facets=jf),
             producer=PRODUCER,
-            inputs=[InputDataset(namespace=self.namespace, name=n) for n in inputs or []],
-            outputs=outputs,
+            inputs=[InputDataset(namespace=d.namespace, name=d.name, facets=dict(d.facets),
+                                 inputFacets=dict(d.input_facets)) for d in _unique(inputs)],
+            outputs=[OutputDataset(namespace=d.namespace, name=d.name, facets=dict(d.facets))
+                     for d in _unique(outputs)],
         )
-        self._get_client().emit(event)
+
+
+def _unique(datasets: Sequence[DatasetRef]) -> list[DatasetRef]:
+    """One entry per (namespace, name): content-addressed files may repeat."""
+    seen: dict[tuple[str, str], DatasetRef] = {}
+    for d in datasets:
+        seen.setdefault((d.namespace, d.name), d)
+    return list(seen.values())
 
 
 def new_run_id() -> str:
     """OpenLineage wants UUIDs (v7 preferred); uuid7 when available."""
     maker = getattr(uuid, "uuid7", None)
-    return str(maker() if maker else uuid.uuid4())
+    if maker is None:
+        from openlineage.client.uuid import generate_new_uuid
+
+        return str(generate_new_uuid())
+    return str(maker())

@@ -1,22 +1,33 @@
 """Personal-data scan: which columns hold e-mail addresses, phone numbers, IP addresses,
 payment-card numbers, national identifiers or IBANs, or free text containing them.
 
-Rules and checksums only (no models, no downloads), so it is fast and reproducible:
+Rules and checksums only (no models, no downloads), so it is fast and reproducible. A
+vectorised RE2 pattern (pyarrow) finds candidates; field libraries decide:
 
-=============== ============================================================ ==================
-tag             candidate pattern                                            exact check
-=============== ============================================================ ==================
+=============== ============================================================ ==========================
+tag             candidate pattern (prefilter)                                exact check
+=============== ============================================================ ==========================
 email           local@domain.tld                                             RFC-ish shape, TLD
-phone           E.164 ``+CC ...``; NANP ``(AAA) BBB-CCCC``; national trunk   7 to 15 digits
-                ``0AA BBBB CCCC`` (a separator is required, so bare ids are
-                not phones)
+phone           E.164 ``+CC ...``; NANP ``(AAA) BBB-CCCC``; national trunk   ``phonenumbers``' matcher:
+                ``0AA BBBB CCCC`` (a separator is required, so bare ids are  ``+`` numbers must be valid;
+                not phones)                                                  national ones valid in a
+                                                                             region *and* grouped as
+                                                                             that region writes them
 ip_address      dotted quad, or hex groups with ``:``                        ``ipaddress`` parse
-payment_card    13 to 19 digits, optional space/dash groups                  Luhn + issuer prefix
-national_id     US SSN ``AAA-GG-SSSS``; UK NINO ``AB123456C``                SSN ranges (no 000,
-                                                                             666, 9xx, 00, 0000);
-                                                                             NINO prefix rules
-iban            CC + 2 check digits + up to 30 alphanumerics                 ISO 7064 mod 97 = 1
-=============== ============================================================ ==================
+payment_card    13 to 19 digits, optional space/dash groups                  ``stdnum.luhn`` + issuer
+                                                                             prefix
+national_id     US SSN; UK NINO; ES DNI/NIE; IT codice fiscale; FR NIR;      ``python-stdnum`` per
+                FI HETU; SE personnummer; DK CPR; BE national number         country (NINO: prefix rules)
+iban            CC + 2 check digits + up to 30 alphanumerics                 ``stdnum.iban``: country
+                                                                             length, BBAN format, mod 97
+=============== ============================================================ ==========================
+
+National phone numbers are read in the regions ``DATAWARD_PHONE_REGIONS`` names
+(default ``US,GB,DE,FR,IT,ES,NL``). Exact grouping keeps lot numbers and dates out:
+"lot 03/2024 1530" is a valid French number only if one ignores how French numbers are
+written (and a month/year group such as "03/2024" never starts a national number).
+Likewise "DE5112345678901" passes mod 97 but is no IBAN (German ones have 22
+characters).
 
 A column is tagged ``TAG`` when at least ``column_fraction`` of its sampled non-null
 values *are* such an entity (after trimming), and ``free_text:TAG`` when fewer are but
@@ -33,6 +44,7 @@ and tag (a seeded sample) reach the Python checks, and the counts are scaled bac
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -53,25 +65,26 @@ _IPV4 = r"\b(?:\d{1,3}\.){3}\d{1,3}\b"
 _IPV6 = r"(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}"
 _CARD = r"\b(?:\d[ \-]?){12,18}\d\b"
 _SSN = r"\b\d{3}-\d{2}-\d{4}\b"
+# EU national identifiers with a distinctive shape (letters or separators): ES DNI and NIE,
+# IT codice fiscale, FR NIR (15 digits, spaced), FI HETU, SE personnummer / DK CPR, BE number.
+_EU_IDS = (r"\b\d{8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b"
+           r"|\b[A-Z]{6}\d{2}[A-EHLMPR-T]\d{2}[A-Z]\d{3}[A-Z]\b"
+           r"|\b[12] \d{2} \d{2} (?:\d{2}|2[AB]) \d{3} \d{3} \d{2}\b"
+           r"|\b\d{6}[-+A]\d{3}[0-9A-Y]\b|\b\d{6}[-+]\d{4}\b"
+           r"|\b\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}\b")
 _NINO = r"\b[A-CEGHJ-PR-TW-Za-ceghj-pr-tw-z][A-CEGHJ-NPR-TW-Za-ceghj-npr-tw-z] ?\d{2} ?\d{2} ?\d{2} ?[A-Da-d]\b"
 _IBAN = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"
 
 _PREFILTER = {"email": _EMAIL, "phone": _PHONE, "ip_address": f"{_IPV4}|{_IPV6}",
-              "payment_card": _CARD, "national_id": f"{_SSN}|{_NINO}", "iban": _IBAN}
+              "payment_card": _CARD, "national_id": f"{_SSN}|{_NINO}|{_EU_IDS}", "iban": _IBAN}
 _FINDERS = {tag: re.compile(p) for tag, p in _PREFILTER.items()}
 
 
 def luhn_ok(digits: str) -> bool:
-    """Luhn checksum of a digit string."""
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = ord(ch) - 48
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """Luhn checksum of a digit string (``stdnum.luhn``)."""
+    from stdnum import luhn
+
+    return luhn.is_valid(digits)
 
 
 def _card_ok(s: str) -> bool:
@@ -86,20 +99,35 @@ def _card_ok(s: str) -> bool:
 
 
 def iban_ok(s: str) -> bool:
-    """ISO 13616 IBAN check: length 15..34, mod-97 of the rearranged number equals 1."""
-    s = s.replace(" ", "").upper()
-    if not (15 <= len(s) <= 34) or not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]+", s):
-        return False
-    moved = s[4:] + s[:4]
-    return int("".join(str(int(ch, 36)) for ch in moved)) % 97 == 1
+    """ISO 13616 IBAN (``stdnum.iban``): the country's length and BBAN format, mod 97 = 1."""
+    from stdnum import iban
+
+    return iban.is_valid(s)
 
 
 def ssn_ok(s: str) -> bool:
-    m = re.fullmatch(r"(\d{3})-(\d{2})-(\d{4})", s)
-    if not m:
-        return False
-    area, group, serial = m.groups()
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+    """US social security number (``stdnum.us.ssn``: no 000, 666, 9xx, 00, 0000, known fakes)."""
+    from stdnum.us import ssn
+
+    return re.fullmatch(r"\d{3}-\d{2}-\d{4}", s) is not None and ssn.is_valid(s)
+
+
+def _eu_id_ok(s: str) -> bool:
+    from stdnum.be import nn
+    from stdnum.dk import cpr
+    from stdnum.es import dni, nie
+    from stdnum.fi import hetu
+    from stdnum.fr import nir
+    from stdnum.it import codicefiscale
+    from stdnum.se import personnummer
+
+    for module in (dni, nie, codicefiscale, nir, hetu, personnummer, cpr, nn):
+        try:
+            if module.is_valid(s):
+                return True
+        except Exception:  # a module may choke on another country's shape
+            continue
+    return False
 
 
 def _nino_ok(s: str) -> bool:
@@ -116,9 +144,33 @@ def _ip_ok(s: str) -> bool:
     return not ip.is_unspecified
 
 
-def _phone_ok(s: str) -> bool:
-    n = sum(ch.isdigit() for ch in s)
-    return 7 <= n <= 15
+# A month and a year ("03/2024", "11-2025"): lot and batch numbers, expiry dates.
+_MONTH_YEAR = re.compile(r"(?<!\d)(?:0?[1-9]|1[0-2])[/.\-](?:19|20)\d{2}(?!\d)")
+
+
+def phone_regions() -> tuple[str, ...]:
+    """Regions national phone numbers are read in (``DATAWARD_PHONE_REGIONS``)."""
+    raw = os.environ.get("DATAWARD_PHONE_REGIONS", "US,GB,DE,FR,IT,ES,NL")
+    return tuple(r.strip().upper() for r in raw.split(",") if r.strip())
+
+
+def find_phones(text: str) -> list[str]:
+    """Phone numbers in ``text`` by ``phonenumbers``' matcher: international (``+``) numbers
+    that are valid, national ones valid in a region and grouped as that region writes them."""
+    import phonenumbers
+    from phonenumbers import Leniency, PhoneNumberMatcher
+
+    found: dict[int, str] = {}
+    if "+" in text:
+        for m in PhoneNumberMatcher(text, "ZZ", leniency=Leniency.VALID):
+            found.setdefault(m.start, m.raw_string)
+    for region in phone_regions():
+        for m in PhoneNumberMatcher(text, region, leniency=Leniency.EXACT_GROUPING):
+            if _MONTH_YEAR.search(m.raw_string):
+                continue
+            if not m.raw_string.lstrip().startswith("+") or phonenumbers.is_valid_number(m.number):
+                found.setdefault(m.start, m.raw_string)
+    return [found[k] for k in sorted(found)]
 
 
 def _email_ok(s: str) -> bool:
@@ -127,15 +179,17 @@ def _email_ok(s: str) -> bool:
 
 
 def _nid_ok(s: str) -> bool:
-    return ssn_ok(s) or _nino_ok(s)
+    return ssn_ok(s) or _nino_ok(s) or _eu_id_ok(s)
 
 
-_CHECKS = {"email": _email_ok, "phone": _phone_ok, "ip_address": _ip_ok, "payment_card": _card_ok,
+_CHECKS = {"email": _email_ok, "ip_address": _ip_ok, "payment_card": _card_ok,
            "national_id": _nid_ok, "iban": iban_ok}
 
 
 def find_entities(text: str, tag: str) -> list[str]:
     """The validated entities of kind ``tag`` inside ``text``."""
+    if tag == "phone":
+        return find_phones(text)
     return [m.group(0) for m in _FINDERS[tag].finditer(text) if _CHECKS[tag](m.group(0))]
 
 

@@ -128,3 +128,64 @@ def test_ingest_records_tags_emits_them_and_policy_quarantines(home, tmp_path, m
         assert {t["tag"] for t in decision["pii"]["tags"]} >= {"email", "payment_card"}
     finally:
         dispose_all()
+
+
+# -- identifiers through python-stdnum and phonenumbers -------------------------------------
+
+@pytest.mark.parametrize("text, tag, found", [
+    # the two false positives of the rule-only scan
+    ("DE5112345678901", "iban", False),          # mod 97 holds, but German IBANs have 22 characters
+    ("lot 03/2024 1530", "phone", False),        # a lot number, not a French phone number
+    ("030/12345678", "phone", True),             # Berlin, written the German way
+    # IBANs: per-country length and BBAN format
+    ("DE89 3704 0044 0532 0130 00", "iban", True),
+    ("GB82WEST12345698765432", "iban", True),
+    ("FR1420041010050500013M02606", "iban", True),
+    ("GB82WEST12345698765433", "iban", False),   # check digits wrong
+    ("NL91ABNA0417164300", "iban", True),
+    ("NL91ABNA041716430", "iban", False),        # one character short for NL
+    # payment cards: Luhn and issuer
+    ("4111 1111 1111 1111", "payment_card", True),
+    ("5500-0000-0000-0004", "payment_card", True),
+    ("4111 1111 1111 1112", "payment_card", False),
+    ("9111 1111 1111 1111", "payment_card", False),  # no issuer starts with 9
+    # national identifiers
+    ("536-90-4399", "national_id", True),        # US SSN
+    ("078-05-1120", "national_id", False),       # the famous specimen SSN, never valid
+    ("AB123456C", "national_id", True),          # UK NINO
+    ("12345678Z", "national_id", True),          # ES DNI
+    ("12345678A", "national_id", False),         # ES DNI, wrong letter
+    ("X1234567L", "national_id", True),          # ES NIE
+    ("RSSMRA85T10A562S", "national_id", True),   # IT codice fiscale
+    ("RSSMRA85T10A562T", "national_id", False),
+    ("2 95 10 99 126 111 93", "national_id", True),  # FR NIR
+    ("131052-308T", "national_id", True),        # FI HETU
+    ("131052-308U", "national_id", False),
+    ("880320-0016", "national_id", True),        # SE personnummer
+    ("85.07.30-033.28", "national_id", True),    # BE national number
+    # phones: international numbers valid, national ones as the region writes them
+    ("call +44 20 7946 0018 today", "phone", True),
+    ("+49 30 12345678", "phone", True),
+    ("(212) 555-0182", "phone", True),
+    ("020 7946 0018", "phone", True),
+    ("01 42 68 53 00", "phone", True),
+    ("+1 000 000 0000", "phone", False),         # not a valid number anywhere
+    ("order 2024 1530 0099", "phone", False),
+    ("build 12-345-6789", "phone", False),
+    ("version 1.2.3, 2024-03-15 10:30:00", "phone", False),
+])
+def test_identifier_table(text, tag, found):
+    assert bool(pii.find_entities(text, tag)) is found, pii.find_entities(text, tag)
+
+
+def test_false_positives_tag_no_column():
+    n = 200
+    table = pa.table({"lot": [f"lot {i % 12 + 1:02d}/2024 {1000 + i}" for i in range(n)],
+                      "ref": ["DE5112345678901"] * n})
+    assert pii.scan_table(table) == []
+
+
+def test_phone_regions_are_configurable(monkeypatch):
+    monkeypatch.setenv("DATAWARD_PHONE_REGIONS", "GB")
+    assert pii.find_entities("020 7946 0018", "phone")
+    assert not pii.find_entities("01 42 68 53 00", "phone")  # French, not read in GB only

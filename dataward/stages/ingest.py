@@ -8,14 +8,17 @@ from dataward.context import Context
 
 
 def ingest(ctx: Context, path: str | os.PathLike[str], manifest_path: str | os.PathLike[str] | None = None,
-           *, manifest: dict | None = None):
+           *, manifest: dict | None = None, pipeline_run: str | None = None):
     """Ingest ``path`` described by a manifest file (or an already-parsed manifest dict).
 
-    Emits OpenLineage START and COMPLETE (or FAIL) events; the COMPLETE event carries
-    the licence verdict as a custom run facet and the schema as a dataset facet.
+    Emits OpenLineage START and COMPLETE (or FAIL) events (a child of the pipeline run
+    ``pipeline_run`` when given): inputs are the source URI, the landed files and the
+    parents; outputs the stored files with their content hashes, schema, owner,
+    description and personal-data tags; the licence verdict is a custom run facet.
     Returns :class:`lineage.ingest.IngestResult`.
     """
-    from lineage import files
+    from dataward import lineage_events as le
+    from lineage import facets
     from lineage import ingest as lineage_ingest
     from lineage import manifest as manifests
     from lineage.events import new_run_id
@@ -25,33 +28,49 @@ def ingest(ctx: Context, path: str | os.PathLike[str], manifest_path: str | os.P
             from dataward.errors import BadInput
 
             raise BadInput("a manifest is required (--manifest MANIFEST.yaml)")
-        parsed = manifests.load(manifest_path)
+        parsed = load_manifest(manifest_path)
     else:
         parsed = manifests.from_dict(manifest)
     run_id = new_run_id()
-    ctx.emitter.emit(job="ingest", state="START", run_id=run_id, dataset=parsed.name)
+    em = ctx.emitter
+    parent = em.pipeline_parent(pipeline_run) if pipeline_run else None
+    source = le._safe(lambda: [le.source_dataset(parsed.source_uri, parsed.base_dir)], [])
+    em.emit(job="ingest", state="START", run_id=run_id, inputs=source, parent=parent)
     try:
         result = lineage_ingest.ingest(
             ctx.engine, path, parsed, store=ctx.store, policy=ctx.licence_policy,
             actor=ctx.settings.actor, data_root=ctx.settings.data_root,
         )
     except Exception as exc:
-        ctx.emitter.emit(job="ingest", state="FAIL", run_id=run_id, dataset=parsed.name,
-                         outcome={"stage": "ingest", "status": "failed",
-                                  "summary": {"error": str(exc)}})
+        em.emit(job="ingest", state="FAIL", run_id=run_id, inputs=source, parent=parent,
+                run_facets={"errorMessage": facets.error_message(exc),
+                            "dataward_outcome": facets.stage_outcome("ingest", "failed",
+                                                                     {"error": str(exc)})})
         raise
-    schema = files.schema_json(files.unify(result.files)) if result.files else None
     pii = scan_personal_data(ctx, result.version_id, result.row_count)
-    ctx.emitter.emit(
-        job="ingest", state="COMPLETE", run_id=run_id, dataset=parsed.name,
-        version=result.ref.split("@")[1], schema=schema, licence=result.licence.to_dict(),
-        tags=[{"key": "pii", "value": t["tag"], "field": t["column"]} for t in pii] or None,
-        outcome={"stage": "ingest", "status": result.status,
-                 "summary": {"ref": result.ref, "created": result.created,
-                             "content_hash": result.content_hash, "rows": result.row_count,
-                             "pii_columns": len({t["column"] for t in pii})}},
+    inputs = le._safe(lambda: le.ingest_inputs(ctx, parsed, [i.path for i in result.files]), source)
+    outputs = le._safe(lambda: le.version_datasets(ctx, result.ref, ("data", "reference", "evaluation"),
+                                                   describe=True, pii=pii), [])
+    em.emit(
+        job="ingest", state="COMPLETE", run_id=run_id, inputs=inputs, outputs=outputs, parent=parent,
+        run_facets={
+            "dataward_licence": facets.licence_verdict(result.licence.to_dict()),
+            "dataward_outcome": facets.stage_outcome("ingest", result.status, {
+                "ref": result.ref, "created": result.created, "content_hash": result.content_hash,
+                "rows": result.row_count, "pii_columns": len({t["column"] for t in pii})}),
+        },
     )
     return result
+
+
+def load_manifest(path: str | os.PathLike[str]):
+    """A manifest file: Dataward's YAML, or a Croissant JSON-LD description (``.json``)."""
+    from lineage import croissant_manifest
+    from lineage import manifest as manifests
+
+    if croissant_manifest.is_croissant(path):
+        return croissant_manifest.load(path)
+    return manifests.load(path)
 
 
 def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = None) -> list[dict]:

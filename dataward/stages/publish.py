@@ -50,7 +50,7 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: dict
     """
     version_id, ref, done = finished(ctx, ref, "publish")
     if done is not None:
-        return done
+        return _with_metadata(ctx, done, actor)
     if decision is None:
         _, _, decision = finished(ctx, ref, "decide")
     if not decision or decision.get("outcome") not in PUBLISHABLE:
@@ -105,8 +105,26 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: dict
                      payload={"source": source.ref, "sha256": digest, "rows": rows,
                               "excluded_rows": len(excluded)})
 
-    return record(ctx, version_id, "publish", out, status="published", run_id=run_id,
-                  actor=actor, extra=add_snapshot)
+    recorded = record(ctx, version_id, "publish", out, status="published", run_id=run_id,
+                      actor=actor, extra=add_snapshot)
+    return _with_metadata(ctx, recorded, actor)
+
+
+def _with_metadata(ctx: Context, output: dict[str, Any], actor: str) -> dict[str, Any]:
+    """Write the snapshot's Croissant file and dataset card beside it (idempotent; recorded
+    in the audit log) and name them in the returned output. Metadata that cannot be
+    written is logged, never a reason to undo a published snapshot."""
+    if not output.get("published") or not output.get("snapshot_ref"):
+        return output
+    from dataward.metadata_export import write_beside_snapshot
+
+    try:
+        return {**output, **write_beside_snapshot(ctx, output["snapshot_ref"], actor=actor)}
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("metadata of %s not written: %s", output["snapshot_ref"], exc)
+        return output
 
 
 def _write_snapshot(ctx: Context, version_id: int, excluded: list[int]):

@@ -33,7 +33,8 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, 
     else:
         try:
             outcome = validate_files(paths, kind, project_root=ctx.settings.expectations_root,
-                                     data_docs_dir=docs_dir, run_name=f"{ref}")
+                                     data_docs_dir=docs_dir, run_name=f"{ref}",
+                                     gx_root=ctx.settings.home / "gx")
         except SuiteNotFound as exc:
             output = {"success": False, "status": "missing_suite", "kind": kind, "failed": [],
                       "reason": str(exc)}
@@ -44,6 +45,9 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, 
                 "kind": kind, "suite": outcome.suite_name, "failed": failed,
                 "n_expectations": len(outcome.outcomes), "n_rows": outcome.n_rows,
                 "elapsed_s": round(outcome.elapsed_s, 3), "data_docs": outcome.data_docs_path,
+                "n_batches": outcome.n_batches,
+                "checkpoint": next((o.details.get("checkpoint") for o in outcome.outcomes
+                                    if o.details.get("checkpoint")), None),
                 "outcomes": outcome.to_dict().get("outcomes", []),
             }
     ok = output["success"]

@@ -59,8 +59,14 @@ def scaffold_suite(paths: list[str | Path], kind: str, *, project_root: str | Pa
 
 def validate_files(paths: list[str | Path], kind: str, *, project_root: str | Path,
                    batch_rows: int = 1_000_000, data_docs_dir: str | Path | None = None,
-                   run_name: str | None = None) -> ValidationOutcome:
+                   run_name: str | None = None, gx_root: str | Path | None = None) -> ValidationOutcome:
     """Run the suite of ``kind`` over one dataset version.
+
+    With ``gx_root`` (a run-time GX file project, apart from the committed suites), a
+    dataset that fits one batch is validated the GX way: a ``ValidationDefinition`` and a
+    ``Checkpoint`` with an ``UpdateDataDocsAction`` in that file context; the result is
+    kept in GX's validation-results store and the Data Docs are built by GX. Every other
+    case takes the batch-merging path below, which refuses ``row_condition``.
 
     The files are read in batches of ``batch_rows`` rows (memory stays bounded).
     Row-wise expectations (values between, in set, not null, regex...) are run by Great
@@ -78,6 +84,7 @@ def validate_files(paths: list[str | Path], kind: str, *, project_root: str | Pa
         batch_rows: rows per batch.
         data_docs_dir: where to build GX Data Docs HTML; None builds none.
         run_name: name of the run in Data Docs (default: kind and UTC time).
+        gx_root: folder of the GX file project for Checkpoint runs (None: always batch).
 
     Returns:
         A ValidationOutcome; ``success`` False means the caller quarantines the version
@@ -86,13 +93,14 @@ def validate_files(paths: list[str | Path], kind: str, *, project_root: str | Pa
     Raises:
         SuiteNotFound: ``kind`` has no suite (quarantine the version; never pass it).
         ValidationInputError: the suite does not parse, has zero expectations or an
-            expectation with no exact batched form; or the data cannot be read: unknown
+            expectation with no exact batched form (or a ``row_condition``, when batched);
+            or the data cannot be read: unknown
             format, non-UTF-8 text, mixed types in a column, files that disagree on columns.
     """
     from ._engine import validate_files as _impl
 
     return _impl(paths, kind, project_root=project_root, batch_rows=batch_rows,
-                 data_docs_dir=data_docs_dir, run_name=run_name)
+                 data_docs_dir=data_docs_dir, run_name=run_name, gx_root=gx_root)
 
 
 def load_suite(kind: str, *, project_root: str | Path) -> dict:

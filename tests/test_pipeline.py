@@ -160,10 +160,10 @@ def test_screen_contract_bad_inputs(home, cli, tmp_path, case, expect):
         t = t.drop(["label"])
     elif case == "one-class":
         t = t.set_column(4, "label", pa.array(np.zeros(240, dtype=np.int64)))
-    elif case == "nan":
-        a = t.column("a").to_numpy().copy()
-        a[3] = np.nan
-        t = t.set_column(0, "a", pa.array(a))
+    elif case == "nan":  # a missing feature is imputed; a label that is NaN cannot be
+        y = t.column("label").to_numpy().astype(np.float64)
+        y[3] = np.nan
+        t = t.set_column(4, "label", pa.array(y))
     elif case == "ref-columns":
         ref = _toy(seed=2).drop(["d"])
     elif case == "tiny-class":

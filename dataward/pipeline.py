@@ -19,15 +19,20 @@ STAGES = ("validate", "screen", "decide", "report", "publish")
 
 
 def start_run(ctx: Context, *, trigger: str, external_id: str | None = None,
-              run_id: str | None = None) -> str:
-    """Record a pipeline run and return its id (a UUID, also the OpenLineage run id)."""
+              run_id: str | None = None, triggered_by: str | None = None) -> str:
+    """Record a pipeline run held by this process and return its id (a UUID, also the
+    OpenLineage run id). Runs whose process died are marked abandoned first
+    (:mod:`dataward.runs`). ``triggered_by``: who started it (None: a schedule)."""
+    from dataward.runs import claim, sweep_abandoned
     from lineage.models import PipelineRun
 
+    sweep_abandoned(ctx)
     run_id = run_id or new_run_id()
     with ctx.session() as s:
         if s.get(PipelineRun, run_id) is None:
             s.add(PipelineRun(id=run_id, trigger=trigger, external_id=external_id,
-                              code_version=code_version()))
+                              code_version=code_version(), triggered_by=triggered_by))
+    claim(ctx, run_id)
     return run_id
 
 
@@ -45,6 +50,7 @@ def finish_run(ctx: Context, run_id: str, status: str) -> None:
     with ctx.session() as s:
         run = s.get(PipelineRun, run_id)
         run.status, run.finished_at = status, datetime.now(timezone.utc)
+        run.pid, run.last_seen_at = None, run.finished_at
 
 
 def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
@@ -53,6 +59,10 @@ def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None) 
 
     fn = {"validate": validate.validate, "screen": screen.screen, "decide": decide.decide,
           "report": report.report, "publish": publish.publish}[stage]
+    if run_id is not None:
+        from dataward.runs import claim
+
+        claim(ctx, run_id)  # heartbeat: where and when the run was last seen
     ol_run = new_run_id()
     name, _, number = ref.partition("@")
     ctx.emitter.emit(job=stage, state="START", run_id=ol_run, dataset=name, version=number or None)
@@ -78,7 +88,7 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
     """Ingest ``path`` and run every stage on the new (or already known) version."""
     from dataward.stages.ingest import ingest
 
-    run_id = start_run(ctx, trigger=trigger, external_id=external_id)
+    run_id = start_run(ctx, trigger=trigger, external_id=external_id, triggered_by=ctx.settings.actor)
     try:
         result = ingest(ctx, path, manifest_path, manifest=manifest)
         attach_run(ctx, run_id, result.ref)

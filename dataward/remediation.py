@@ -27,7 +27,30 @@ def rerun(ctx: Context, ref: str, *, from_stage: str = "validate", reason: str, 
     version already published, or one a live run is working on; runs whose process died
     are marked abandoned first and never block a rerun.
     """
-    from dataward.pipeline import STAGES, attach_run, finish_run, run_stage, start_run, summarize
+    from dataward.pipeline import STAGES, finish_run, run_stage, summarize
+
+    prepared = prepare_rerun(ctx, ref, from_stage=from_stage, reason=reason, actor=actor,
+                             trigger=trigger, external_id=external_id)
+    ref, run_id = prepared["ref"], prepared["run_id"]
+    try:
+        # stages before from_stage return their recorded output (every stage is idempotent)
+        outputs = {stage: run_stage(ctx, stage, ref, run_id=run_id) for stage in STAGES}
+    except BaseException:
+        finish_run(ctx, run_id, "failed")
+        raise
+    finish_run(ctx, run_id, "success")
+    return {**summarize(ref, run_id, outputs), "from_stage": from_stage, "reason": prepared["reason"],
+            "superseded": prepared["superseded"]}
+
+
+def prepare_rerun(ctx: Context, ref: str, *, from_stage: str, reason: str, actor: str,
+                  trigger: str = "rerun", external_id: str | None = None) -> dict[str, Any]:
+    """Check, start the rerun's pipeline run and supersede what it replaces; the stages then
+    run as in any run (the CLI in-process, Airflow as its tasks). Returns ``ref``,
+    ``run_id``, ``reason`` and ``superseded``."""
+    from sqlalchemy import select
+
+    from dataward.pipeline import STAGES, attach_run, finish_run, start_run
     from dataward.runs import live_runs_on, sweep_abandoned
     from lineage.ingest import resolve
     from lineage.models import Snapshot
@@ -38,8 +61,6 @@ def rerun(ctx: Context, ref: str, *, from_stage: str = "validate", reason: str, 
     if not reason:
         raise BadInput("a rerun needs a reason (--reason TEXT): it is recorded with the new outcome")
     sweep_abandoned(ctx, actor=actor)
-    from sqlalchemy import select
-
     with ctx.session(read_only=True) as s:
         v = resolve(s, ref)
         ref, version_id = v.ref, v.id
@@ -56,20 +77,10 @@ def rerun(ctx: Context, ref: str, *, from_stage: str = "validate", reason: str, 
         _note(ctx, run_id, f"rerun from {from_stage}: {reason}")
         superseded = supersede(ctx, version_id, STAGES[STAGES.index(from_stage):], run_id=run_id,
                                reason=reason, actor=actor)
-        outputs = {}
-        for stage in STAGES:
-            if STAGES.index(stage) < STAGES.index(from_stage):
-                from dataward.stages.common import finished
-
-                outputs[stage] = finished(ctx, ref, stage)[2] or {}
-            else:
-                outputs[stage] = run_stage(ctx, stage, ref, run_id=run_id)
     except BaseException:
         finish_run(ctx, run_id, "failed")
         raise
-    finish_run(ctx, run_id, "success")
-    return {**summarize(ref, run_id, outputs), "from_stage": from_stage, "reason": reason,
-            "superseded": superseded}
+    return {"ref": ref, "run_id": run_id, "reason": reason, "superseded": superseded}
 
 
 def _note(ctx: Context, run_id: str, note: str) -> None:

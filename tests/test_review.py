@@ -188,3 +188,31 @@ def test_override_with_two_reviewers(versions, cli):
         assert resolve(s, ref).status == "approved"
     assert finished(Context(), ref, "publish")[2]["published"]
     assert [a for a, _ in _refusals(ref)] == ["alice"]
+
+
+def test_airflow_door_feeds_the_same_sign_off(versions):
+    """The review task's request links the report; its answer goes through ``sign_off``: the
+    importer's approval is refused (audited), a timeout keeps the version quarantined."""
+    from dataward.airflow_support import review_request, review_response
+    from dataward.context import Context
+    from dataward.review import ReviewRefused
+    from lineage.ingest import resolve
+
+    ref = versions["s"]
+    info = {"ref": ref, "run_id": None, "policy": None}
+    ask = review_request(info, base_url="http://airflow.example")
+    assert ask["subject"] == f"Dataward sign-off: {ref}"
+    assert f"http://airflow.example/dataward/files/reports/{ref.replace('@', '-v')}/report.html" in ask["body"]
+    assert ask["assigned_users"] == [{"id": n, "name": n} for n in ("alice", "bob", "tester")]
+    assert ask["timeout_hours"] == 72
+    with pytest.raises(ReviewRefused, match="separation of duties"):
+        review_response(info, chosen=["Approve"], reason="the flagged rows are clean", timed_out=False,
+                        user={"id": "tester", "name": "tester"}, report_sha256=ask["report_sha256"])
+    assert _refusals(ref)[-1][0] == "tester"
+    out = review_response(info, chosen=["Keep quarantined"], reason=None, timed_out=True, user=None,
+                          report_sha256=None)
+    assert out["review"] == {"outcome": "timeout", "timed_out": True}
+    with Context().session() as s:
+        assert resolve(s, ref).status == "quarantined"
+    assert [a for a, s_, _ in _audit("review-timeout")[0] if s_ == ref] == ["airflow"]
+    assert review_request({"ref": versions["t"], "policy": None}) is None  # a trimmed version: no wait

@@ -6,9 +6,13 @@ both succeed; then an approval is published through the normal publish stage
 (itself idempotent). Repeating the same sign-off is a no-op that reports the
 existing one; a contrary sign-off on an already reviewed version is refused.
 
-The audit payload records who, when, why and the SHA-256 of the report HTML that
-was reviewed; the sign-off also lands in the ``decisions`` table
-(``decided_by = reviewer``), next to the policy's decision.
+The audit payload records who, when, why, through which door (``via``: cli,
+airflow-ui, airflow-hitl) and the SHA-256 of the report HTML that was reviewed; the
+sign-off also lands in the ``decisions`` table (``decided_by = reviewer``), next to the
+policy's decision. Who may knock at each door is checked there (the CLI:
+:func:`authorize_cli`; Airflow: its auth manager); what any reviewer may sign is checked
+here, from the policy's ``review`` section (separation of duties, override reason, two
+reviewers), and every refusal is audited as ``review-refused``.
 """
 
 from __future__ import annotations

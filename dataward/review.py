@@ -174,7 +174,6 @@ def originators(s, version) -> set[str]:
     return {n for n in names if n}
 
 
-
 def sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str,
              report_sha256: str | None = None, via: str = "cli") -> SignOff:
     """Record ``reviewer``'s ``outcome`` (approve | reject) on quarantined ``ref``.

@@ -51,7 +51,7 @@ _opt = {"type": ["null", "string"], "default": None}
         "rerun": Param(**_opt, pattern="^[a-z0-9][a-z0-9._-]{0,127}(@[0-9]+)?$", title="Re-run a version",
                        description="NAME@VERSION: re-run its stages (no import) after a suite, policy or "
                                    "reference changed; the earlier outcomes stay as superseded."),
-        "rerun_from": Param("validate", enum=["validate", "screen", "decide", "report"], title="Re-run from stage"),
+        "rerun_from": Param("validate", enum=["licence", "validate", "screen", "decide", "report"], title="Re-run from stage"),
         "rerun_reason": Param(**_opt, title="Why re-run (recorded)"),
     },
 )

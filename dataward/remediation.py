@@ -15,7 +15,9 @@ from typing import Any
 from dataward.context import Context
 from dataward.errors import BadInput
 
-RERUN_STAGES = ("validate", "screen", "decide", "report")
+# "licence" judges the declared licence again under the licence policy in force, then
+# runs decide and report (the verdict feeds only the decision)
+RERUN_STAGES = ("licence", "validate", "screen", "decide", "report")
 
 
 def rerun(ctx: Context, ref: str, *, from_stage: str = "validate", reason: str, actor: str,
@@ -75,8 +77,9 @@ def prepare_rerun(ctx: Context, ref: str, *, from_stage: str, reason: str, actor
     try:
         attach_run(ctx, run_id, ref)
         _note(ctx, run_id, f"rerun from {from_stage}: {reason}")
-        superseded = supersede(ctx, version_id, STAGES[STAGES.index(from_stage):], run_id=run_id,
-                               reason=reason, actor=actor)
+        stages = (("licence", "decide", "report", "publish") if from_stage == "licence"
+                  else STAGES[STAGES.index(from_stage):])
+        superseded = supersede(ctx, version_id, stages, run_id=run_id, reason=reason, actor=actor)
     except BaseException:
         finish_run(ctx, run_id, "failed")
         raise
@@ -141,6 +144,8 @@ def supersede(ctx: Context, version_id: int, stages: tuple[str, ...], *, run_id:
                                    decided_by=d.decided_by, output=d.rationale, recorded_at=d.created_at,
                                    superseded_by_run=run_id, reason=reason, actor=actor))
             moved.append({"kind": "decision", "outcome": d.outcome, "decided_by": d.decided_by})
+        if "licence" in stages and v.licence is not None:
+            moved.append(_rejudge_licence(ctx, s, v, run_id=run_id, reason=reason, actor=actor))
         s.flush()
         for row in rows:
             s.delete(row)
@@ -154,6 +159,28 @@ def supersede(ctx: Context, version_id: int, stages: tuple[str, ...], *, run_id:
             "run_id": run_id, "stages": list(stages), "reason": reason, "superseded": moved,
             "previous_status": previous, "status": v.status})
     return moved
+
+
+def _rejudge_licence(ctx: Context, s, v, *, run_id: str | None, reason: str, actor: str) -> dict[str, Any]:
+    """Keep the licence verdict in the history and judge the licence again (the normalized
+    expression, parents' terms included) under the licence policy in force."""
+    from lineage.licences import judge
+    from lineage.models import SupersededResult
+
+    lic = v.licence
+    old = {"declared": lic.declared, "spdx_expression": lic.spdx_expression, "use_class": lic.use_class,
+           "attribution_required": lic.attribution_required, "share_alike": lic.share_alike,
+           "allowed_for_training": lic.allowed_for_training, "verdict_reason": lic.verdict_reason,
+           "policy_version": lic.policy_version}
+    s.add(SupersededResult(version_id=v.id, kind="licence", stage="licence", original_id=lic.id, run_id=None,
+                           status="allowed" if lic.allowed_for_training else "not allowed", output=old,
+                           recorded_at=None, superseded_by_run=run_id, reason=reason, actor=actor))
+    verdict = judge(lic.spdx_expression, ctx.licence_policy)
+    lic.use_class, lic.attribution_required = verdict.use_class, verdict.attribution_required
+    lic.share_alike, lic.allowed_for_training = verdict.share_alike, verdict.allowed_for_training
+    lic.verdict_reason, lic.policy_version = verdict.reason, ctx.licence_policy.version
+    return {"kind": "licence", "stage": "licence", "status": old["allowed_for_training"],
+            "now": verdict.allowed_for_training, "policy_version": ctx.licence_policy.version}
 
 
 def _status_after(v, kept: dict[str, dict]) -> tuple[str, str | None]:

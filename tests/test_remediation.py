@@ -116,3 +116,30 @@ def test_rerun_decide_after_a_policy_change_keeps_the_sign_off_history(home, cli
     assert decisions == [("quarantine", "policy", True), ("reject", "alice", True), ("trim", "policy", False)]
     assert [h["stage"] for h in hist if h["superseded"] and h["kind"] == "stage"] == ["decide", "report"]
     assert cli("audit", "verify").returncode == 0
+
+
+def test_rerun_licence_after_the_licence_is_classified(home, cli, tmp_path, monkeypatch):
+    """An unclassified licence quarantines; once the licence policy classifies it, a rerun
+    from licence judges it again (the old verdict kept) and the version is decided anew."""
+    ref = make_version(tmp_path, name="tiles-lab", licence="LicenseRef-example-lab")
+    monkeypatch.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered\n")
+    first = [h for h in json.loads(cli("history", ref, "--json").stdout) if h["kind"] == "decision"]
+    assert [h["status"] for h in first] == ["quarantine"]
+    licences = tmp_path / "licences.yaml"
+    default = Path(__file__).resolve().parent.parent / "lineage" / "licence_policy.yaml"
+    licences.write_text(default.read_text().replace(
+        'version: "2026.11-1"', 'version: "lab-classified"').replace(
+        "licences:\n", "licences:\n  LicenseRef-example-lab: {use_class: commercial}\n", 1))
+    env = {"DATAWARD_LICENCE_POLICY": str(licences)}
+    r = cli("rerun", ref, "--from", "licence", "--reason", "legal classified the lab licence", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["outcome"] == "trim" and out["snapshot_ref"]
+    (lic,) = [m for m in out["superseded"] if m["kind"] == "licence"]
+    assert lic["status"] is False and lic["now"] is True and lic["policy_version"] == "lab-classified"
+    hist = json.loads(cli("history", ref, "--json").stdout)
+    old = next(h for h in hist if h["kind"] == "licence")
+    assert old["superseded"] and old["output"]["allowed_for_training"] is False
+    assert [(h["status"], h["superseded"]) for h in hist if h["kind"] == "decision"] == [
+        ("quarantine", True), ("trim", False)]
+    assert cli("audit", "verify").returncode == 0

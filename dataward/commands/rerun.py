@@ -20,7 +20,8 @@ def rerun(
     ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
     from_stage: Annotated[str, typer.Option(
         "--from", help="The first stage to run again: validate, screen, decide or report; "
-                       "every later stage runs again too.")] = "validate",
+                       "every later stage runs again too. licence: judge the licence again under "
+                       "the licence policy in force, then decide and report.")] = "validate",
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded with the new outcome).")] = "",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

@@ -70,6 +70,11 @@ class DatawardReview(HITLOperator):
         # the DAG's own params arrive here too (marked source="dag"); the form asks only the reason
         params = dict(params or {})
         params["reason"] = Param("", type="string", title="Reason (recorded in the audit log)", source="task")
+        # Retries: a refused answer (the importer's own approval, say) fails the try and the
+        # next try asks again; a try that Airflow lost while resuming it (its parked first
+        # process reporting late) finds the sign-off made and does not ask twice.
+        kwargs.setdefault("retries", 3)
+        kwargs.setdefault("retry_delay", timedelta(seconds=10))
         super().__init__(subject="Dataward sign-off", options=REVIEW_OPTIONS, defaults=[REVIEW_KEEP],
                          params=params, **kwargs)
         self.info = info

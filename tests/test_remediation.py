@@ -143,3 +143,25 @@ def test_rerun_licence_after_the_licence_is_classified(home, cli, tmp_path, monk
     assert [(h["status"], h["superseded"]) for h in hist if h["kind"] == "decision"] == [
         ("quarantine", True), ("trim", False)]
     assert cli("audit", "verify").returncode == 0
+
+
+def test_rerun_through_the_import_dag_params(home, tmp_path, monkeypatch):
+    """The DAG's ``rerun`` params take the same path as the CLI: the ingest task prepares the
+    rerun (no import), the stage tasks re-run what was superseded."""
+    from dataward.airflow_support import finish_task, ingest_task, stage_task
+    from dataward.errors import BadInput
+
+    ref = make_version(tmp_path, name="tiles-dag", quarantine=True)
+    monkeypatch.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered\n")
+    with pytest.raises(BadInput, match="reason"):
+        ingest_task({"rerun": ref, "rerun_from": "decide"}, trigger="airflow:import", external_id="r0")
+    info = ingest_task({"rerun": ref, "rerun_from": "decide", "rerun_reason": "default policy now"},
+                       trigger="airflow:import", external_id="manual__1", triggered_by="ops")
+    assert info["status"] == "rerun" and info["ref"] == ref
+    for stage in ("validate", "screen", "decide", "report", "publish"):
+        info = stage_task(stage, info)
+    assert info["decide"]["outcome"] == "trim" and info["publish"]["published"]
+    assert finish_task(info)["snapshot"]
+    from test_runs import _runs
+
+    assert [s for _, s, _, _ in _runs()] == ["success"]

@@ -2,6 +2,9 @@
 
 Trigger it from the UI form (the Params below render it) or the REST API with a
 conf such as ``{"path": "/data/incoming/x", "manifest": "/data/incoming/x.yaml"}``.
+A version the policy quarantines waits in the ``review`` task under "Required actions";
+``{"rerun": "NAME@VERSION", "rerun_from": "validate", "rerun_reason": "..."}`` re-runs a
+version's stages instead of importing.
 Wiring only: the work is in ``dataward.airflow_support`` and the stage functions.
 """
 
@@ -25,7 +28,7 @@ _opt = {"type": ["null", "string"], "default": None}
     tags=["dataward"],
     doc_md=__doc__,
     params={
-        "path": Param(type="string", minLength=1, title="Data path",
+        "path": Param(None, type=["null", "string"], minLength=1, title="Data path",
                       description="A Parquet/CSV/JSONL file or folder, readable by the workers."),
         "manifest": Param(**_opt, title="Manifest file",
                           description="YAML manifest; fields below override it."),
@@ -39,6 +42,17 @@ _opt = {"type": ["null", "string"], "default": None}
         "label_column": Param(**_opt, title="Label column"),
         "reference": Param(**_opt, title="Trusted reference set"),
         "policy": Param(**_opt, title="Decision policy file", description="Default: the packaged policy."),
+        "wait_for_review": Param(True, type="boolean", title="Wait for a reviewer",
+                                 description="A version the policy quarantines waits under Required actions "
+                                             "for a reviewer's decision."),
+        "review_timeout_hours": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                                      title="Review timeout (hours)",
+                                      description="Default: the policy's review.timeout_hours; then it stays quarantined."),
+        "rerun": Param(**_opt, pattern="^[a-z0-9][a-z0-9._-]{0,127}(@[0-9]+)?$", title="Re-run a version",
+                       description="NAME@VERSION: re-run its stages (no import) after a suite, policy or "
+                                   "reference changed; the earlier outcomes stay as superseded."),
+        "rerun_from": Param("validate", enum=["licence", "validate", "screen", "decide", "report"], title="Re-run from stage"),
+        "rerun_reason": Param(**_opt, title="Why re-run (recorded)"),
     },
 )
 def dataward_import():
@@ -47,7 +61,8 @@ def dataward_import():
         from dataward.airflow_support import ingest_task
 
         ctx = get_current_context()
-        return ingest_task(dict(ctx["params"]), trigger="airflow:import", external_id=ctx["run_id"])
+        return ingest_task(dict(ctx["params"]), trigger="airflow:import", external_id=ctx["run_id"],
+                           triggered_by=ctx["dag_run"].triggering_user_name)
 
     stage_chain(ingest())
 

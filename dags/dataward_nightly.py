@@ -24,7 +24,14 @@ from dataward_common import stage_chain
     tags=["dataward"],
     doc_md=__doc__,
     params={"landing": Param(type=["null", "string"], default=None, title="Landing folder",
-                             description="Default: DATAWARD_LANDING or $DATAWARD_HOME/landing.")},
+                             description="Default: DATAWARD_LANDING or $DATAWARD_HOME/landing."),
+            "wait_for_review": Param(True, type="boolean", title="Wait for a reviewer",
+                                     description="A version the policy quarantines waits under Required actions "
+                                                 "for a reviewer's decision."),
+            "review_timeout_hours": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                                          title="Review timeout (hours)",
+                                          description="Default: the policy's review.timeout_hours; then it stays quarantined."),
+            },
 )
 def dataward_nightly():
     @task
@@ -42,8 +49,12 @@ def dataward_nightly():
             from dataward.airflow_support import ingest_task
 
             ctx = get_current_context()
-            info = ingest_task({"path": arrival["path"], "manifest": arrival["manifest"]},
-                               trigger="airflow:nightly", external_id=ctx["run_id"])
+            params = ctx["params"]
+            info = ingest_task({"path": arrival["path"], "manifest": arrival["manifest"],
+                                "wait_for_review": params.get("wait_for_review"),
+                                "review_timeout_hours": params.get("review_timeout_hours")},
+                               trigger="airflow:nightly", external_id=ctx["run_id"],
+                               triggered_by=ctx["dag_run"].triggering_user_name)
             return {**info, "arrival_marker": arrival["marker"]}
 
         return stage_chain(ingest(arrival))

@@ -64,20 +64,44 @@ def manifest_from_params(params: dict[str, Any]) -> tuple[str | None, dict[str, 
     return None, raw
 
 
-def ingest_task(params: dict[str, Any], *, trigger: str, external_id: str | None) -> dict[str, Any]:
-    """Start a pipeline run and ingest; returns the info later tasks take."""
+def ingest_task(params: dict[str, Any], *, trigger: str, external_id: str | None,
+                triggered_by: str | None = None) -> dict[str, Any]:
+    """Start a pipeline run and ingest; returns the info later tasks take.
+
+    ``triggered_by``: the Airflow user who triggered the DAG run: recorded on the run and
+    as the version's importer (separation of duties keeps them from signing it off).
+    With ``params["rerun"]`` (``NAME@VERSION``) nothing is ingested: the version's results
+    from ``params["rerun_from"]`` on are superseded and the stage tasks run them again.
+    """
+    from dataward.errors import BadInput
     from dataward.pipeline import attach_run, start_run
+    from dataward.runs import release
     from dataward.stages.ingest import ingest
 
     ctx = context(params.get("policy"))
+    if triggered_by:
+        ctx = type(ctx)(replace(ctx.settings, actor=triggered_by))
+    if params.get("rerun"):
+        from dataward.remediation import prepare_rerun
+
+        prepared = prepare_rerun(ctx, params["rerun"], from_stage=params.get("rerun_from") or "validate",
+                                 reason=params.get("rerun_reason") or "", actor=triggered_by or ctx.settings.actor,
+                                 trigger="airflow:rerun", external_id=external_id)
+        release(ctx, prepared["run_id"])
+        return {"ref": prepared["ref"], "run_id": prepared["run_id"], "policy": params.get("policy") or None,
+                "status": "rerun", "created": False, **_review_params(params)}
+    if not params.get("path"):
+        raise BadInput("give a data path (or rerun: NAME@VERSION)")
     manifest_path, manifest = manifest_from_params(params)
     parent = airflow_lineage_parent()
-    run_id = start_run(ctx, trigger=trigger, external_id=external_id, lineage_parent=parent)
+    run_id = start_run(ctx, trigger=trigger, external_id=external_id, triggered_by=triggered_by,
+                       lineage_parent=parent)
     result = ingest(ctx, params["path"], manifest_path, manifest=manifest, pipeline_run=run_id)
     attach_run(ctx, run_id, result.ref)
+    release(ctx, run_id)
     return {"ref": result.ref, "run_id": run_id, "policy": params.get("policy") or None,
             "status": result.status, "created": result.created,
-            "lineage_parent": parent.to_dict() if parent else None}
+            "lineage_parent": parent.to_dict() if parent else None, **_review_params(params)}
 
 
 def airflow_lineage_parent(task_instance=None):
@@ -110,16 +134,95 @@ def airflow_lineage_parent(task_instance=None):
         return None
 
 
+def _review_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {"wait_for_review": params.get("wait_for_review", True) is not False,
+            "review_timeout_hours": params.get("review_timeout_hours")}
+
+
 def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import run_stage
+    from dataward.runs import release
 
     from lineage.events import ParentRef
 
     parent = ParentRef.from_dict(info.get("lineage_parent"))
-    output = run_stage(context(info.get("policy")), stage, info["ref"], run_id=info["run_id"],
+    ctx = context(info.get("policy"))
+    output = run_stage(ctx, stage, info["ref"], run_id=info["run_id"],
                        lineage_root=parent.root if parent else None)
+    release(ctx, info["run_id"])
     return {**info, stage: {k: v for k, v in output.items()
                             if k not in ("summary", "outcomes", "excluded_row_ids")}}
+
+
+# the options of the review task in Airflow's "Required actions"
+REVIEW_APPROVE, REVIEW_REJECT, REVIEW_KEEP = "Approve", "Reject", "Keep quarantined"
+REVIEW_OPTIONS = [REVIEW_APPROVE, REVIEW_REJECT, REVIEW_KEEP]
+
+
+def review_request(info: dict[str, Any], *, base_url: str | None = None) -> dict[str, Any] | None:
+    """What the review task asks a person, or None when the version awaits no sign-off.
+
+    Returns ``subject``, ``body`` (Markdown: the policy's reasons, the report's links and
+    hash), ``timeout_hours`` (the DAG param, else the policy's ``review.timeout_hours``)
+    and ``assigned_users`` (the policy's named reviewers, or None: anyone the auth manager
+    lets act on the DAG's required actions).
+    """
+    from dataward.review import awaiting_review, review_policy
+
+    ctx = context(info.get("policy"))
+    pending = {q["ref"]: q for q in awaiting_review(ctx)}.get(info["ref"])
+    if pending is None:
+        return None
+    rules = review_policy(ctx)
+    base = (base_url or "").rstrip("/")
+    report = f"{base}/dataward/files/reports/{pending['report_dir']}/report.html"
+    why = "\n".join(f"- **{r['check']}**: {r['why']} → {r['outcome']}" for r in pending["reasons"]
+                    if r["outcome"] in ("quarantine", "reject")) or f"- {pending['status_reason']}"
+    body = (f"The policy quarantined **{pending['ref']}** ({pending['rows']} rows, licence "
+            f"{pending['licence'] or '-'}):\n\n{why}\n\n"
+            f"Read the [report]({report}) (SHA-256 `{pending['report_sha256']}`; "
+            f"[PDF]({report[:-4]}pdf), [review page]({base}/dataward/review/{pending['ref']})) and decide. "
+            f"**Approve** publishes it (an override: give your reason, at least "
+            f"{rules['override_min_reason']} characters"
+            + (", and a second reviewer must approve too" if rules["override_reviewers"] == 2 else "")
+            + "); **Reject** rejects it; **Keep quarantined** leaves it for later. "
+            f"Without an answer in {rules['timeout_hours']:g} h it "
+            + ("stays quarantined." if rules["on_timeout"] == "quarantine" else "is rejected."))
+    hours = info.get("review_timeout_hours") or rules["timeout_hours"]
+    return {"subject": f"Dataward sign-off: {pending['ref']}", "body": body, "timeout_hours": float(hours),
+            "assigned_users": [{"id": r, "name": r} for r in rules["reviewers"]] or None,
+            "report_sha256": pending["report_sha256"]}
+
+
+def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | None,
+                    user: dict[str, Any] | None, timed_out: bool, report_sha256: str | None) -> dict[str, Any]:
+    """Turn the answer to the review task into the same :func:`dataward.review.sign_off` the
+    other doors call (audit entry, report hash, publication); a timeout follows the
+    policy's ``review.on_timeout``. Returns ``info`` with ``review``; a refused sign-off
+    (separation of duties, say) raises, after it was audited."""
+    from lineage import audit
+
+    from dataward.review import REJECT, APPROVE, review_policy, sign_off
+
+    ctx = context(info.get("policy"))
+    choice = chosen[0] if chosen else REVIEW_KEEP
+    if timed_out:
+        rules = review_policy(ctx)
+        with ctx.session() as s:
+            audit.append(s, actor="airflow", action="review-timeout", subject=info["ref"],
+                         payload={"run_id": info["run_id"], "on_timeout": rules["on_timeout"]})
+        if rules["on_timeout"] == "reject":
+            result = sign_off(ctx, info["ref"], outcome=REJECT, reviewer="airflow:timeout",
+                              reason="no reviewer answered in time", via="airflow-hitl-timeout")
+            return {**info, "review": {"outcome": result.outcome, "timed_out": True}}
+        return {**info, "review": {"outcome": "timeout", "timed_out": True}}
+    who = (user or {}).get("name") or (user or {}).get("id") or ""
+    if choice == REVIEW_KEEP:
+        return {**info, "review": {"outcome": "kept", "by": who}}
+    result = sign_off(ctx, info["ref"], outcome=APPROVE if choice == REVIEW_APPROVE else REJECT,
+                      reviewer=who, reason=reason or "", report_sha256=report_sha256, via="airflow-hitl")
+    return {**info, "review": {"outcome": result.outcome, "by": result.reviewer, "at": result.at,
+                               "audit_entry": result.audit_entry, "report_sha256": result.report_sha256}}
 
 
 def finish_task(info: dict[str, Any]) -> dict[str, Any]:

@@ -277,6 +277,8 @@ def validate(
                  if out.get("n_expectations") is not None else ""))
         if out.get("reason"):
             print(f"  {out['reason']}")
+        if out.get("stale"):
+            print(f"  OUTDATED: {out['stale']}")
         for f in out.get("failed", []):
             print(f"  FAILED {f}")
         if out.get("data_docs"):

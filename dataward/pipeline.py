@@ -20,20 +20,26 @@ STAGES = ("validate", "screen", "decide", "report", "publish")
 
 
 def start_run(ctx: Context, *, trigger: str, external_id: str | None = None,
-              run_id: str | None = None, lineage_parent: ParentRef | None = None) -> str:
-    """Record a pipeline run and return its id (a UUID, also the OpenLineage run id).
+              run_id: str | None = None, triggered_by: str | None = None,
+              lineage_parent: ParentRef | None = None) -> str:
+    """Record a pipeline run held by this process and return its id (a UUID, also the
+    OpenLineage run id). Runs whose process died are marked abandoned first
+    (:mod:`dataward.runs`). ``triggered_by``: who started it (None: a schedule).
 
     Emits the pipeline run's OpenLineage START; ``lineage_parent`` is the run that started
     it (the Airflow task), so Airflow's and Dataward's events form one tree.
     """
     from dataward.lineage_events import pipeline_started
+    from dataward.runs import claim, sweep_abandoned
     from lineage.models import PipelineRun
 
+    sweep_abandoned(ctx)
     run_id = run_id or new_run_id()
     with ctx.session() as s:
         if s.get(PipelineRun, run_id) is None:
             s.add(PipelineRun(id=run_id, trigger=trigger, external_id=external_id,
-                              code_version=code_version()))
+                              code_version=code_version(), triggered_by=triggered_by))
+    claim(ctx, run_id)
     pipeline_started(ctx, run_id, lineage_parent)
     return run_id
 
@@ -54,6 +60,7 @@ def finish_run(ctx: Context, run_id: str, status: str, *,
     with ctx.session() as s:
         run = s.get(PipelineRun, run_id)
         run.status, run.finished_at = status, datetime.now(timezone.utc)
+        run.pid, run.last_seen_at = None, run.finished_at
     pipeline_finished(ctx, run_id, status, lineage_parent)
 
 
@@ -69,6 +76,10 @@ def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None,
 
     fn = {"validate": validate.validate, "screen": screen.screen, "decide": decide.decide,
           "report": report.report, "publish": publish.publish}[stage]
+    if run_id is not None:
+        from dataward.runs import claim
+
+        claim(ctx, run_id)  # heartbeat: where and when the run was last seen
 
     def work() -> dict[str, Any]:
         checkpoint(f"stage:{stage}:before")
@@ -86,7 +97,7 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
     """Ingest ``path`` and run every stage on the new (or already known) version."""
     from dataward.stages.ingest import ingest
 
-    run_id = start_run(ctx, trigger=trigger, external_id=external_id)
+    run_id = start_run(ctx, trigger=trigger, external_id=external_id, triggered_by=ctx.settings.actor)
     try:
         with stage_logged("ingest", str(path)):
             result = ingest(ctx, path, manifest_path, manifest=manifest, pipeline_run=run_id)

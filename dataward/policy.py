@@ -42,6 +42,13 @@ class Policy:
     leakage: dict[str, Any] = field(default_factory=dict)
     # the screens' verdict: verdict_alpha, verdict_confidence (screening.ScreenConfig fields)
     verdict: dict[str, Any] = field(default_factory=lambda: _verdict_defaults())
+    # sign-off: reviewers, separation_of_duties, override_min_reason, override_reviewers,
+    # timeout_hours, on_timeout (see defaults/policy.yaml)
+    review: dict[str, Any] = field(default_factory=lambda: dict(REVIEW_DEFAULTS))
+
+
+REVIEW_DEFAULTS: dict[str, Any] = {"reviewers": [], "separation_of_duties": True, "override_min_reason": 20,
+                                   "override_reviewers": 1, "timeout_hours": 72.0, "on_timeout": "quarantine"}
 
 
 def _verdict_defaults() -> dict[str, Any]:
@@ -105,6 +112,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         "on_eval_near_duplicate": get("leakage", "on_eval_near_duplicate", "report", acting),
         "eval_near_max_fraction": float(get("leakage", "eval_near_max_fraction", 0.01)),
     }
+    review = _review_settings(raw, path, get)
     return Policy(
         version=str(raw.get("version", "unversioned")),
         digest=hashlib.sha256(text.encode()).hexdigest(),
@@ -116,8 +124,28 @@ def load_policy(path: str | Path | None = None) -> Policy:
         on_screen_error=get("screening", "on_screen_error", "quarantine", judged),
         on_not_applicable=get("screening", "on_not_applicable", "quarantine",
                               ("approve", "quarantine", "reject")),
-        raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict,
+        raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict, review=review,
     )
+
+
+def _review_settings(raw: dict[str, Any], path: Path, get) -> dict[str, Any]:
+    d = REVIEW_DEFAULTS
+    reviewers = get("review", "reviewers", d["reviewers"])
+    if not isinstance(reviewers, list) or not all(isinstance(r, str) and r.strip() for r in reviewers):
+        raise BadInput(f"decision policy {path}: review.reviewers must be a list of identities")
+    sod = get("review", "separation_of_duties", d["separation_of_duties"])
+    min_reason = get("review", "override_min_reason", d["override_min_reason"])
+    n = get("review", "override_reviewers", d["override_reviewers"])
+    hours = get("review", "timeout_hours", d["timeout_hours"])
+    if (not isinstance(sod, bool) or not isinstance(min_reason, int) or isinstance(min_reason, bool)
+            or min_reason < 1 or n not in (1, 2) or not isinstance(hours, (int, float))
+            or isinstance(hours, bool) or hours <= 0):
+        raise BadInput(f"decision policy {path}: need review.separation_of_duties true|false, "
+                       "review.override_min_reason >= 1, review.override_reviewers 1|2 and "
+                       "review.timeout_hours > 0")
+    return {"reviewers": [r.strip() for r in reviewers], "separation_of_duties": sod,
+            "override_min_reason": min_reason, "override_reviewers": n, "timeout_hours": float(hours),
+            "on_timeout": get("review", "on_timeout", d["on_timeout"], ("quarantine", "reject"))}
 
 
 @dataclass

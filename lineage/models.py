@@ -173,6 +173,14 @@ class PipelineRun(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(32), default="running")
+    # who triggered the run (an Airflow user, the CLI's acting identity); None: a schedule
+    triggered_by: Mapped[str | None] = mapped_column(String(200))
+    # where and when the run's process was last seen working on it; pid is None while no
+    # process holds the run (between two Airflow tasks, waiting for a reviewer)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str | None] = mapped_column(Text)
 
 
 class CheckResult(Base):
@@ -201,6 +209,28 @@ class StageResult(Base):
     status: Mapped[str] = mapped_column(String(32))
     output: Mapped[dict[str, Any]] = mapped_column(JSON)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SupersededResult(Base):
+    """A stage result or decision that a rerun replaced, kept verbatim (history is never
+    overwritten): ``kind`` is ``stage`` (a ``stage_results`` row) or ``decision``."""
+
+    __tablename__ = "superseded_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str] = mapped_column(String(32))
+    original_id: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    output: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    superseded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    superseded_by_run: Mapped[str | None] = mapped_column(String(36))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
 
 
 class Decision(Base):

@@ -2,9 +2,14 @@
 
 A FastAPI app served by the Airflow API server under ``/dataward`` plus a navigation
 entry. Every route requires an authenticated Airflow user (``GetUserDep``: a Bearer
-token or the UI's JWT cookie); the reviewer recorded in a sign-off is that user,
-never a form field. Business logic lives in :mod:`dataward.review` and
-:mod:`dataward.reports`; this file only adapts HTTP to it.
+token or the UI's JWT cookie); reading is open to any such user. Signing asks Airflow's
+auth manager, with the same right that answers a human-in-the-loop task in the
+"Required actions" page (``is_authorized_dag(PUT, HITL_DETAIL)`` on the DAG that
+processed the version) plus the ``Dataward review`` custom view for ``POST``, so the two
+doors admit the same people. The reviewer recorded is that user, never a form field.
+Cookie-authenticated posts must come from this origin and carry the page's CSRF token.
+Business logic lives in :mod:`dataward.review` and :mod:`dataward.reports`; this file
+only adapts HTTP to it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
 
 PREFIX = "/dataward"
+RESOURCE = "Dataward review"
 app = FastAPI(title="Dataward review", docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -33,11 +39,51 @@ def _reviewer(user) -> str:
     return str(name or user.get_id())
 
 
-def _same_origin(request: Request) -> None:
-    """Refuse cross-site form posts (the UI's cookie is SameSite=Lax; this is belt and braces)."""
+def _token(request: Request) -> tuple[str | None, bool]:
+    """(the caller's Airflow token, whether it came from the UI cookie)."""
+    auth = request.headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        return auth[7:], False
+    return request.cookies.get("_token"), True
+
+
+def csrf_token(request: Request) -> str:
+    """A token bound to the session's cookie: a cross-site page cannot read the cookie,
+    so it cannot compute this (and posts without it are refused)."""
+    import hashlib
+
+    token, _ = _token(request)
+    return hashlib.sha256(f"dataward-csrf:{token or ''}".encode()).hexdigest()
+
+
+def _forged(request: Request, form_csrf: str) -> str | None:
+    """Why a post looks cross-site (None: it does not). Bearer-token callers are scripts,
+    which no third-party page can make a browser act as."""
+    import hmac
+
+    token, from_cookie = _token(request)
+    if not from_cookie:
+        return None
+    if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return "a cross-site sign-off"
     origin = request.headers.get("origin") or request.headers.get("referer")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
-        raise HTTPException(status_code=403, detail="cross-origin sign-off refused")
+    if not origin or origin == "null" or urlsplit(origin).netloc != request.headers.get("host"):
+        return "a sign-off from another origin"
+    if not hmac.compare_digest(form_csrf or "", csrf_token(request)):
+        return "a sign-off without this page's CSRF token"
+    return None
+
+
+def may_sign(user, dag_id: str) -> bool:
+    """Airflow's auth manager decides: the right to answer the DAG's human-in-the-loop
+    tasks, and the Dataward review custom view for POST."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+
+    manager = get_auth_manager()
+    return bool(manager.is_authorized_dag(method="PUT", access_entity=DagAccessEntity.HITL_DETAIL,
+                                          details=DagDetails(id=dag_id), user=user)
+                and manager.is_authorized_custom_view(method="POST", resource_name=RESOURCE, user=user))
 
 
 def _page(template: str, **kw) -> HTMLResponse:
@@ -47,11 +93,11 @@ def _page(template: str, **kw) -> HTMLResponse:
 
 
 @app.get("/", response_class=HTMLResponse)
-def queue(user: GetUserDep, signed: str | None = None, error: str | None = None) -> HTMLResponse:
+def queue(request: Request, user: GetUserDep, signed: str | None = None, error: str | None = None) -> HTMLResponse:
     from dataward.review import awaiting_review
 
     return _page("review.html.j2", queue=awaiting_review(_ctx()), user=_reviewer(user),
-                 signed=signed, error=error, version=None)
+                 signed=signed, error=error, version=None, csrf=csrf_token(request))
 
 
 @app.get("/api/queue")
@@ -62,7 +108,7 @@ def queue_json(user: GetUserDep) -> JSONResponse:
 
 
 @app.get("/review/{ref}", response_class=HTMLResponse)
-def review_page(ref: str, user: GetUserDep, error: str | None = None) -> HTMLResponse:
+def review_page(ref: str, request: Request, user: GetUserDep, error: str | None = None) -> HTMLResponse:
     from dataward.reports.digest import version_entry
     from dataward.review import awaiting_review
     from lineage.errors import NotFound
@@ -74,22 +120,37 @@ def review_page(ref: str, user: GetUserDep, error: str | None = None) -> HTMLRes
         raise HTTPException(status_code=404, detail=str(exc)) from None
     pending = {q["ref"]: q for q in awaiting_review(ctx)}
     return _page("review.html.j2", queue=[], user=_reviewer(user), signed=None, error=error,
-                 version=entry, pending=pending.get(entry["ref"]))
+                 version=entry, pending=pending.get(entry["ref"]), csrf=csrf_token(request))
 
 
 @app.post("/review/{ref}")
 def sign(ref: str, request: Request, user: GetUserDep, decision: str = Form(...),
-         reason: str = Form(""), report_sha256: str = Form("")) -> RedirectResponse:
+         reason: str = Form(""), report_sha256: str = Form(""), csrf: str = Form("")) -> RedirectResponse:
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.review import sign_off
+    from dataward.review import FIRST_APPROVAL, dag_of, refuse, sign_off
 
-    _same_origin(request)
+    ctx, reviewer = _ctx(), _reviewer(user)
+    forged = _forged(request, csrf)
+    if forged:
+        refuse(ctx, ref, actor=reviewer, outcome=decision, via="airflow-ui", why=f"refused {forged}")
+        raise HTTPException(status_code=403, detail=f"{forged} is refused")
     try:
-        result = sign_off(_ctx(), ref, outcome=decision, reviewer=_reviewer(user), reason=reason,
+        dag_id = dag_of(ctx, ref)
+    except (DatawardError, *bad_input_types()) as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    if not may_sign(user, dag_id):
+        why = (f"{reviewer} may not sign off: Airflow's auth manager grants no right to act on "
+               f"{dag_id}'s required actions (or on the {RESOURCE!r} view)")
+        refuse(ctx, ref, actor=reviewer, outcome=decision, via="airflow-ui", why=why)
+        raise HTTPException(status_code=403, detail=why)
+    try:
+        result = sign_off(ctx, ref, outcome=decision, reviewer=reviewer, reason=reason,
                           report_sha256=report_sha256 or None, via="airflow-ui")
     except (DatawardError, *bad_input_types()) as exc:
         return RedirectResponse(f"{PREFIX}/review/{quote(ref)}?error={quote(str(exc))}", status_code=303)
     notice = f"{result.ref}: {result.outcome}"
+    if result.outcome == FIRST_APPROVAL:
+        notice += f" ({len(result.approvals or [])} of {result.approvals_needed}): a second reviewer must approve"
     if result.created and (result.published or {}).get("published"):
         event = _asset_event(request, result.published)
         notice += (f"; published {result.published.get('snapshot_ref')}, Airflow asset event "
@@ -111,8 +172,7 @@ def _asset_event(request: Request, published: dict) -> dict:
 
     from dataward.review import notify_airflow
 
-    auth = request.headers.get("authorization") or ""
-    token = auth[7:] if auth.lower().startswith("bearer ") else request.cookies.get("_token")
+    token, _ = _token(request)
     if not token:
         return {"notified": False, "reason": "the request carried no Airflow token"}
     base = os.environ.get("DATAWARD_AIRFLOW_API_URL") or f"{request.url.scheme}://{request.url.netloc}"

@@ -1,6 +1,6 @@
 """The review page served by the Airflow plugin, driven in a real headless Chromium:
-from the digest to an approval, signed by the session's user; unauthenticated writes
-are refused."""
+from the digest to an approval, signed by the session's user; unauthenticated writes,
+a Viewer's sign-off, the importer's own sign-off and forged cross-site posts are refused."""
 
 from __future__ import annotations
 
@@ -71,7 +71,9 @@ def web(tmp_path_factory):
     """One ``airflow api-server`` for the module (loopback, this checkout's plugins, simple auth
     manager) and three quarantined versions, built while the server starts.
 
-    Yields ``{"base", "token", "refs": {"web", "api", "cli"}}``.
+    Users (simple auth manager): ``reviewer`` (Op), ``viewer`` (Viewer), ``importer`` (Op, who
+    imported ``refs["own"]``). Yields ``{"base", "token", "tokens": {user: token}, "refs":
+    {"web", "api", "cli", "own", "forged"}}``.
     """
     if shutil.which("airflow", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("airflow is not installed in this environment")
@@ -87,11 +89,11 @@ def web(tmp_path_factory):
                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{af_home / 'airflow.db'}",
                "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
                "AIRFLOW__API__WORKERS": "1",
-               "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "reviewer:admin",
+               "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "reviewer:op,viewer:viewer,importer:op",
                "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}
         (root / "no-dags").mkdir()
         (af_home / "simple_auth_manager_passwords.json.generated").write_text(
-            json.dumps({"reviewer": "s3cret-pw"}))
+            json.dumps({"reviewer": "s3cret-pw", "viewer": "v1ewer-pw", "importer": "1mporter-pw"}))
         _airflow_db(env, af_home / "airflow.db")
         log_path = root / "api-server.log"
         log = open(log_path, "w")
@@ -102,7 +104,11 @@ def web(tmp_path_factory):
         try:
             # the server takes a while to start: build the versions meanwhile (it does not
             # touch the lineage DB until it serves a Dataward request)
-            refs = {k: make_version(root, name=f"tiles-{k}", quarantine=True) for k in ("web", "api", "cli")}
+            refs = {k: make_version(root, name=f"tiles-{k}", quarantine=True)
+                    for k in ("web", "api", "cli", "forged")}
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("DATAWARD_ACTOR", "importer")
+                refs["own"] = make_version(root, name="tiles-own", quarantine=True)
             deadline = time.monotonic() + 120
             while True:
                 try:
@@ -114,12 +120,14 @@ def web(tmp_path_factory):
                     if proc.poll() is not None or time.monotonic() > deadline:
                         pytest.fail("api-server did not start:\n" + log_path.read_text()[-3000:])
                     time.sleep(0.5)
-            req = urllib.request.Request(f"{base}/auth/token", method="POST",
-                                         data=json.dumps({"username": "reviewer", "password": "s3cret-pw"}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=30) as r:
-                token = json.load(r)["access_token"]
-            yield {"base": base, "token": token, "refs": refs, "log": log_path}
+            tokens = {}
+            for user, pw in (("reviewer", "s3cret-pw"), ("viewer", "v1ewer-pw"), ("importer", "1mporter-pw")):
+                req = urllib.request.Request(f"{base}/auth/token", method="POST",
+                                             data=json.dumps({"username": user, "password": pw}).encode(),
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    tokens[user] = json.load(r)["access_token"]
+            yield {"base": base, "token": tokens["reviewer"], "tokens": tokens, "refs": refs, "log": log_path}
         finally:
             proc.terminate()
             try:
@@ -138,17 +146,19 @@ def _asset_events(base: str, token: str) -> list[dict]:
     return sorted((e for e in events if e["uri"] == "dataward://snapshots/approved"), key=lambda e: e["id"])
 
 
-def _post(url: str, form: dict[str, str], token: str | None = None) -> int:
-    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+def _post(url: str, form: dict[str, str], token: str | None = None, *, headers: dict | None = None,
+          location: bool = False):
+    headers = {"Content-Type": "application/x-www-form-urlencoded", **(headers or {})}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, method="POST", data=urllib.parse.urlencode(form).encode(), headers=headers)
     opener = urllib.request.build_opener(_NoRedirect)
     try:
         with opener.open(req, timeout=60) as r:
-            return r.status
+            status, where = r.status, r.headers.get("location")
     except urllib.error.HTTPError as exc:
-        return exc.code
+        status, where = exc.code, exc.headers.get("location")
+    return (status, urllib.parse.unquote(where or "")) if location else status
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -193,7 +203,7 @@ def test_review_page_approves_in_the_browser(web, tmp_path):
         assert f"Signed off {ref}: approve" in notice and "Airflow asset event" in notice, notice
         assert "no Airflow asset event" not in notice, notice
         queue = b.evaluate("[...document.querySelectorAll('tr[data-ref]')].map(r => r.dataset.ref)")
-        assert ref not in queue and other not in queue  # only the CLI's version still waits
+        assert ref not in queue and other not in queue
     assert non_blank(shot)[0]
     if os.environ.get("DATAWARD_TEST_SCREENSHOTS"):
         shutil.copy(shot, Path(os.environ["DATAWARD_TEST_SCREENSHOTS"]) / "review.png")
@@ -216,12 +226,68 @@ def test_review_page_approves_in_the_browser(web, tmp_path):
     assert {k: event["extra"].get(k) for k in expected} == expected  # Airflow adds from_rest_api
 
 
-def test_cli_approval_notifies_airflow(web, cli):
+def _status_and_refusals(ref: str) -> tuple[str, list[dict]]:
+    from dataward.context import Context
+    from lineage.ingest import resolve
+    from lineage.models import AuditEntry
+
+    with Context().session() as s:
+        refused = [e.payload | {"actor": e.actor} for e in s.execute(
+            select(AuditEntry).where(AuditEntry.action == "review-refused", AuditEntry.subject == ref)
+            .order_by(AuditEntry.id)).scalars()]
+        return resolve(s, ref).status, refused
+
+
+def test_signing_needs_the_right_the_auth_manager_grants(web):
+    """A Viewer may read the queue but not sign (403); the importer, though allowed to sign
+    in Airflow, may not sign their own version; both refusals are audited."""
+    base, tokens = web["base"], web["tokens"]
+    ref = web["refs"]["own"]
+    url = f"{base}/dataward/review/{urllib.parse.quote(ref)}"
+    reason = "the flagged rows are hard clean rows"
+    req = urllib.request.Request(f"{base}/dataward/api/queue", headers={"Authorization": f"Bearer {tokens['viewer']}"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert ref in [q["ref"] for q in json.load(r)]  # reading stays open to a Viewer
+    assert _post(url, {"decision": "approve", "reason": reason}, tokens["viewer"]) == 403
+    status, refused = _status_and_refusals(ref)
+    assert status == "quarantined"
+    assert [(r["actor"], r["via"]) for r in refused] == [("viewer", "airflow-ui")]
+    assert "auth manager" in refused[0]["why"]
+    code, where = _post(url, {"decision": "approve", "reason": reason}, tokens["importer"], location=True)
+    assert code == 303 and "separation of duties" in where, where
+    status, refused = _status_and_refusals(ref)
+    assert status == "quarantined"
+    assert [r["actor"] for r in refused] == ["viewer", "importer"]
+    assert _asset_events(base, tokens["reviewer"]) == [] or all(
+        e["extra"].get("source") != ref for e in _asset_events(base, tokens["reviewer"]))
+
+
+def test_forged_cross_site_post_is_refused(web):
+    """The UI's cookie rides along on a post a third-party page makes the browser send: such
+    a post (foreign Origin, or no CSRF token) is refused and audited."""
+    base, token = web["base"], web["token"]
+    ref = web["refs"]["forged"]
+    url = f"{base}/dataward/review/{urllib.parse.quote(ref)}"
+    form = {"decision": "approve", "reason": "the flagged rows are hard clean rows"}
+    cookie = {"Cookie": f"_token={token}"}
+    assert _post(url, form, headers={**cookie, "Origin": "https://evil.example"}) == 403
+    assert _post(url, form, headers={**cookie, "Origin": base, "Sec-Fetch-Site": "cross-site"}) == 403
+    assert _post(url, form, headers={**cookie, "Origin": base}) == 403  # no CSRF token
+    assert _post(url, {**form, "csrf": "0" * 64}, headers={**cookie, "Origin": base}) == 403
+    status, refused = _status_and_refusals(ref)
+    assert status == "quarantined" and len(refused) == 4
+    assert all(r["actor"] == "reviewer" for r in refused)
+
+
+def test_cli_approval_notifies_airflow(web, cli, tmp_path):
     """``dataward review --approve --notify-airflow URL`` records the same asset event."""
     base, token, ref = web["base"], web["token"], web["refs"]["cli"]
     before = len(_asset_events(base, token))
-    r = cli("review", ref, "--approve", "--reviewer", "alice", "--reason", "checked by hand",
-            "--notify-airflow", base, "--json", env={"DATAWARD_AIRFLOW_TOKEN": token})
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: web-test\nreview: {reviewers: [alice]}\n")
+    r = cli("review", ref, "--approve", "--reason", "checked by hand, every flagged row",
+            "--notify-airflow", base, "--json",
+            env={"DATAWARD_AIRFLOW_TOKEN": token, "DATAWARD_ACTOR": "alice", "DATAWARD_POLICY": str(policy)})
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["airflow_event"]["notified"], out["airflow_event"]

@@ -20,7 +20,9 @@ def review(
     ref: Annotated[str, typer.Argument(metavar="NAME@VERSION")],
     approve: Annotated[bool, typer.Option("--approve", help="Approve and publish the version.")] = False,
     reject: Annotated[bool, typer.Option("--reject", help="Reject the version.")] = False,
-    reviewer: Annotated[str, typer.Option("--reviewer", help="Who signs off (recorded in the audit log).")] = "",
+    reviewer: Annotated[str, typer.Option(
+        "--reviewer", help="Who signs off: must be the acting identity (DATAWARD_ACTOR, else the OS user), "
+                           "one of the reviewers the decision policy names.")] = "",
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")] = "",
     report_sha256: Annotated[str | None, typer.Option(
         "--report-sha256", help="Hash of the report you read; refused if it is not the current one.")] = None,
@@ -39,24 +41,30 @@ def review(
     """
     import os
 
-    from dataward.review import APPROVE, REJECT, notify_airflow as notify, sign_off
+    from dataward.review import APPROVE, FIRST_APPROVAL, REJECT, authorize_cli, sign_off
+    from dataward.review import notify_airflow as notify
 
     if approve == reject:
         fail("give exactly one of --approve or --reject")
-    if not reviewer.strip():
-        fail("--reviewer ID is required")
     if not reason.strip():
         fail("--reason TEXT is required")
     token = os.environ.get("DATAWARD_AIRFLOW_TOKEN", "")
     if notify_airflow and not token:
         fail("--notify-airflow needs an Airflow API token in DATAWARD_AIRFLOW_TOKEN")
-    result = sign_off(_ctx(), ref, outcome=APPROVE if approve else REJECT, reviewer=reviewer,
-                      reason=reason, report_sha256=report_sha256, via="cli")
+    ctx = _ctx()
+    outcome = APPROVE if approve else REJECT
+    who = authorize_cli(ctx, ref, actor=ctx.settings.actor, reviewer=reviewer or None, outcome=outcome)
+    result = sign_off(ctx, ref, outcome=outcome, reviewer=who, reason=reason,
+                      report_sha256=report_sha256, via="cli")
     event = None
     if notify_airflow and result.created and (result.published or {}).get("published"):
         event = notify(notify_airflow, token, result.published)
     if as_json:
         _print_json({**result.to_dict(), **({"airflow_event": event} if notify_airflow else {})})
+        return
+    if result.outcome == FIRST_APPROVAL:
+        print(f"{result.ref}: first approval by {result.reviewer} at {result.at}; overriding the "
+              f"quarantine needs {result.approvals_needed} distinct reviewers: it stays quarantined")
         return
     verb = "signed off" if result.created else "already signed off"
     print(f"{result.ref}: {verb}: {result.outcome} by {result.reviewer} at {result.at}")

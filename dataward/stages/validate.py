@@ -21,7 +21,8 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, 
 
     version_id, ref, done = finished(ctx, ref, "validate")
     if done is not None:
-        return done
+        stale = stale_outcome(ctx, version_id, done, ref)
+        return {**done, "stale": stale} if stale else done
     with ctx.session() as s:
         v = s.get(DatasetVersion, version_id)
         kind = v.kind
@@ -43,6 +44,7 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, 
             output = {
                 "success": bool(outcome.success), "status": "passed" if outcome.success else "failed",
                 "kind": kind, "suite": outcome.suite_name, "failed": failed,
+                "suite_sha256": _suite_digest(ctx, kind),
                 "n_expectations": len(outcome.outcomes), "n_rows": outcome.n_rows,
                 "elapsed_s": round(outcome.elapsed_s, 3), "data_docs": outcome.data_docs_path,
                 "n_batches": outcome.n_batches,
@@ -60,6 +62,60 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, 
     return record(ctx, version_id, "validate", output, status=output["status"], run_id=run_id,
                   new_status=STATUS_VALIDATED if ok else STATUS_QUARANTINED, reason=reason,
                   extra=add_check)
+
+
+def _suite_file(ctx: Context, kind: str):
+    return ctx.settings.expectations_root / "gx" / "expectations" / f"{kind}.json"
+
+
+def _suite_digest(ctx: Context, kind: str) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(_suite_file(ctx, kind).read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def stale_outcome(ctx: Context, version_id: int, done: dict[str, Any], ref: str = "NAME@VERSION") -> str | None:
+    """Why the recorded validation outcome is older than the suite it used (None: it is not).
+
+    A kind that had no suite and has one now, a suite whose content changed since (its
+    recorded SHA-256), or, for outcomes recorded before the hash was kept, a suite file
+    modified after the outcome was recorded.
+    """
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from lineage.models import StageResult
+
+    kind = done.get("kind")
+    if not kind:
+        return None
+    path = _suite_file(ctx, kind)
+    with ctx.session(read_only=True) as s:
+        at = s.execute(select(StageResult.finished_at).where(StageResult.version_id == version_id,
+                                                             StageResult.stage == "validate")).scalar()
+    at = at.replace(tzinfo=timezone.utc) if at is not None and at.tzinfo is None else at
+    when = at.isoformat(timespec="seconds") if at else "?"
+    hint = f"re-run it with `dataward rerun {ref} --from validate --reason TEXT`"
+    if done.get("status") == "missing_suite":
+        if path.is_file():
+            return f"this outcome ({when}) predates the suite for kind {kind!r} now at {path}: {hint}"
+        return None
+    if not path.is_file():
+        return f"the suite for kind {kind!r} that this outcome used is gone from {path}"
+    recorded = done.get("suite_sha256")
+    if recorded:
+        if recorded != _suite_digest(ctx, kind):
+            return f"the suite for kind {kind!r} changed after this outcome ({when}): {hint}"
+        return None
+    modified = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    if at is not None and modified > at:
+        return (f"the suite for kind {kind!r} was modified ({modified.isoformat(timespec='seconds')}) "
+                f"after this outcome ({when}): {hint}")
+    return None
 
 
 def _describe(o) -> str:

@@ -14,7 +14,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import invoke_cli
+from cli_runner import invoke_cli
 from test_lineage_ingest import write_manifest
 
 _CLEARED = ("DATAWARD_DATA_ROOT", "DATAWARD_LANDING", "OPENLINEAGE_URL", "OPENLINEAGE_CONFIG")

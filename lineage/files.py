@@ -1,9 +1,18 @@
 """Finding, checking and reading the data files of a dataset version.
 
-Supported formats: Parquet (``.parquet``, ``.pq``), CSV (``.csv``) and JSON Lines
-(``.jsonl``, ``.ndjson``). Every file is read end to end in batches when it is
-inspected, so corruption anywhere in it is found before anything is stored, with
-memory bounded by the batch size.
+Supported formats: Parquet (``.parquet``, ``.pq``), CSV (``.csv``), JSON Lines
+(``.jsonl``, ``.ndjson``) and Arrow IPC (``.arrow``, ``.feather``, ``.ipc``: the IPC
+file format, Feather, and the IPC stream format that ``datasets.save_to_disk``
+writes). Every file is read end to end in batches when it is inspected, so
+corruption anywhere in it is found before anything is stored, with memory bounded
+by the batch size.
+
+A folder is either a table split over files (a Spark-style Parquet directory, a
+``save_to_disk`` folder, any folder of data files) or an image folder with one
+sub-folder per class (see :mod:`lineage.images`). Names starting with ``.`` or
+``_`` (hidden files, ``_SUCCESS``, ``_committed_*``, ``_temporary/``, ``.crc``
+files) are not data, as in ``pyarrow.dataset``; other files that are not data
+(``dataset_info.json``, ``state.json``, a README) are ignored.
 """
 
 from __future__ import annotations
@@ -17,12 +26,20 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from lineage import images
 from lineage.errors import LineageInputError
+from lineage.messages import first_line as _first_line
+from lineage.messages import names as _names
+from lineage.messages import printable
 from lineage.store import sha256_file
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
-           ".ndjson": "jsonl"}
+           ".ndjson": "jsonl", ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow"}
+SUPPORTED = ".parquet, .csv, .jsonl, .arrow or .feather files, or image files in class folders"
 BATCH_ROWS = 65_536
+# A Parquet batch holds at most about this many (uncompressed) bytes: a table of
+# embedded images must not be read 65,536 rows at a time.
+BATCH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -36,8 +53,22 @@ class FileInfo:
     schema: pa.Schema
 
 
+@dataclass(frozen=True)
+class Listing:
+    """What :func:`collect` found: a table's files, or an image folder's images."""
+
+    kind: str  # "table" or "images"
+    root: Path  # the folder given (for a single file: the file itself)
+    entries: list[tuple[Path, str]]  # (absolute path, relpath), in relpath order
+
+
 def format_of(path: Path) -> str | None:
     return FORMATS.get(path.suffix.lower())
+
+
+def _skipped(relpath: str) -> bool:
+    """Hidden files and Hadoop/Spark markers, as ``pyarrow.dataset`` skips them."""
+    return any(part.startswith(("_", ".")) for part in relpath.split("/"))
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -45,51 +76,97 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def collect(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None
-            ) -> list[tuple[Path, str]]:
-    """The data files at ``path`` (a file or a folder) as (absolute path, relpath) pairs.
+            ) -> Listing:
+    """The data files at ``path`` (a file or a folder).
 
     Refuses a missing path, a path outside ``data_root`` (when given), a symlink
-    that points outside the dataset folder, and a folder with no data files.
+    that points outside the dataset folder, a folder with no data files, a folder
+    that mixes image files with tables, and an image folder that is not laid out
+    as one sub-folder per class.
     """
     given = Path(path)
+    shown = printable(given, 200)
     if not given.exists():
         if given.is_symlink():
-            raise LineageInputError(f"{given} is a broken symlink")
-        raise LineageInputError(f"{given} does not exist")
+            raise LineageInputError(f"{shown} is a broken symlink")
+        raise LineageInputError(f"{shown} does not exist")
     resolved = given.resolve()
     if data_root is not None:
         root = Path(data_root).resolve()
         if not _inside(resolved, root):
-            raise LineageInputError(f"{given} is outside the data root {root}")
+            raise LineageInputError(f"{shown} is outside the data root {printable(root, 200)}")
     if resolved.exists() and not resolved.is_dir() and not resolved.is_file():
-        raise LineageInputError(f"{given} is not a regular file (a pipe or device cannot be ingested)")
+        raise LineageInputError(f"{shown} is not a regular file (a pipe or device cannot be ingested)")
     if resolved.is_file():
-        if format_of(resolved) is None:
+        if images.is_image(resolved):
             raise LineageInputError(
-                f"{given} is not a supported data file (expected .parquet, .csv or .jsonl)"
-            )
-        return [(resolved, resolved.name)]
-    found: list[tuple[Path, str]] = []
+                f"{shown} is a single image: give the folder that holds one sub-folder of "
+                "images per class")
+        if format_of(resolved) is None:
+            raise LineageInputError(f"{shown} is not a supported data file (expected {SUPPORTED})")
+        _check_name(resolved.name, shown)
+        return Listing("table", resolved, [(resolved, resolved.name)])
+    _refuse_dataset_dict(resolved, shown)
+    tables: list[tuple[Path, str]] = []
+    pictures: list[tuple[Path, str]] = []
     for dirpath, dirnames, filenames in os.walk(resolved, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
         for name in sorted(dirnames + filenames):
             entry = Path(dirpath) / name
             if entry.is_symlink() and not _inside(entry.resolve(), resolved):
-                rel = entry.relative_to(resolved).as_posix()
-                raise LineageInputError(f"{rel} in {given} is a symlink that points outside it")
+                rel = printable(entry.relative_to(resolved).as_posix())
+                raise LineageInputError(f"{rel} in {shown} is a symlink that points outside it")
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             entry = Path(dirpath) / name
-            if format_of(entry) is None:
+            rel = entry.relative_to(resolved).as_posix()
+            is_table = format_of(entry) is not None and not _skipped(rel)
+            if not is_table and not images.is_image(entry):
                 continue
+            _check_name(rel, shown)
             if not entry.is_file():  # a pipe would block the reader forever
-                rel = entry.relative_to(resolved).as_posix()
-                raise LineageInputError(f"{rel} in {given} is not a regular file")
-            found.append((entry.resolve(), entry.relative_to(resolved).as_posix()))
-    if not found:
-        raise LineageInputError(f"{given} holds no data files (.parquet, .csv or .jsonl)")
-    return found
+                raise LineageInputError(f"{printable(rel)} in {shown} is not a regular file")
+            (tables if is_table else pictures).append((entry.resolve(), rel))
+    if pictures and tables:
+        raise LineageInputError(
+            f"{shown} mixes image files ({printable(pictures[0][1])}) with data tables "
+            f"({printable(tables[0][1])}): a dataset is either an image folder or a table")
+    if pictures:
+        images.check_layout(resolved, pictures, shown)
+        return Listing("images", resolved, pictures)
+    if not tables:
+        raise LineageInputError(f"{shown} holds no data files ({SUPPORTED})")
+    return Listing("table", resolved, tables)
+
+
+def _check_name(relpath: str, shown: str) -> None:
+    try:
+        relpath.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in a file name arrive as surrogates
+        raise LineageInputError(
+            f"{printable(relpath)} in {shown}: the file name is not valid UTF-8; rename it") from None
+
+
+def _refuse_dataset_dict(folder: Path, shown: str) -> None:
+    """A ``DatasetDict.save_to_disk`` folder holds several splits: merging them silently
+    would mix training and test rows, so ask for one split's folder."""
+    marker = folder / "dataset_dict.json"
+    if not marker.is_file():
+        return
+    splits: list[str] = []
+    try:
+        if marker.stat().st_size < 1 << 20:
+            found = json.loads(marker.read_text(encoding="utf-8")).get("splits")
+            splits = [str(x) for x in found] if isinstance(found, list) else []
+    except (OSError, ValueError, AttributeError):
+        pass
+    splits = splits or sorted(d.name for d in folder.iterdir() if d.is_dir()
+                              and not d.name.startswith((".", "_")))
+    example = f", e.g. {shown}/{printable(splits[0], 40)}" if splits else ""
+    raise LineageInputError(
+        f"{shown} is a DatasetDict saved by datasets.save_to_disk with splits "
+        f"{_names(splits) or '(none found)'}: ingest one split's folder{example}")
 
 
 def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
@@ -99,12 +176,16 @@ def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
         import pyarrow.parquet as pq
 
         with pq.ParquetFile(path) as pf:
-            yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
+            rows = _parquet_batch_rows(pf.metadata, batch_rows)
+            yield from pf.iter_batches(batch_size=rows, columns=columns)
     elif fmt == "csv":
         import pyarrow.csv as pcsv
 
         convert = pcsv.ConvertOptions(include_columns=columns) if columns is not None else None
+        # Quoted fields may hold line breaks (any spreadsheet export with a notes column);
+        # without this the reader fails once such a field straddles a block boundary.
         reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 24),
+                               parse_options=pcsv.ParseOptions(newlines_in_values=True),
                                convert_options=convert)
         yield from reader
     elif fmt == "jsonl":
@@ -113,30 +194,102 @@ def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
         reader = pjson.open_json(path, read_options=pjson.ReadOptions(block_size=1 << 24))
         for batch in reader:
             yield batch.select(columns) if columns is not None else batch
+    elif fmt == "arrow":
+        yield from _arrow_batches(path, batch_rows, columns)
     else:  # pragma: no cover - callers check format_of first
         raise LineageInputError(f"unsupported format {fmt}")
 
 
+def _parquet_batch_rows(meta, batch_rows: int) -> int:
+    """``batch_rows``, fewer where rows are wide (embedded images), so a batch stays near
+    :data:`BATCH_BYTES`."""
+    widest = 0.0
+    for i in range(meta.num_row_groups):
+        rg = meta.row_group(i)
+        if rg.num_rows:
+            widest = max(widest, rg.total_byte_size / rg.num_rows)
+    if widest <= 0:
+        return batch_rows
+    return max(1, min(batch_rows, int(BATCH_BYTES // widest)))
+
+
+_ARROW_FILE_MAGIC = b"ARROW1"
+_FEATHER_V1_MAGIC = b"FEA1"
+
+
+def _arrow_kind(path: Path) -> str:
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(_ARROW_FILE_MAGIC):
+        return "file"  # the IPC file format, also Feather v2
+    if head.startswith(_FEATHER_V1_MAGIC):
+        return "feather1"
+    return "stream"  # the IPC stream format (datasets.save_to_disk)
+
+
+def _arrow_batches(path: Path, batch_rows: int, columns: list[str] | None
+                   ) -> Iterator[pa.RecordBatch]:
+    """Batches of an Arrow IPC file or stream, memory-mapped, at most ``batch_rows`` long."""
+    kind = _arrow_kind(path)
+    if kind == "feather1":  # legacy format without batches: small files, read whole
+        yield from _feather_v1(path, columns).to_batches(max_chunksize=batch_rows)
+        return
+    with pa.memory_map(str(path)) as source:
+        if kind == "file":
+            reader = pa.ipc.open_file(source)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+        else:
+            batches = iter(pa.ipc.open_stream(source))
+        for batch in batches:
+            if columns is not None:
+                batch = batch.select(columns)
+            for start in range(0, max(batch.num_rows, 1), batch_rows):
+                yield batch.slice(start, batch_rows)
+
+
+def _feather_v1(path: Path, columns: list[str] | None) -> pa.Table:
+    import warnings
+
+    import pyarrow.feather as feather
+
+    with warnings.catch_warnings():  # deprecated, still written by old pandas/R code
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return feather.read_table(path, columns=columns)
+
+
+def _arrow_schema(path: Path) -> pa.Schema:
+    kind = _arrow_kind(path)
+    if kind == "feather1":
+        return _feather_v1(path, None).schema
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source) if kind == "file" else pa.ipc.open_stream(source)
+        return reader.schema
+
+
 def file_schema(path: Path, fmt: str) -> pa.Schema:
-    """The schema a stored file's batches have (Parquet: from the footer, no data read)."""
+    """The schema a stored file's batches have (Parquet, Arrow: from the file's header or
+    footer, no data read)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return pq.read_schema(path)
+    if fmt == "arrow":
+        return _arrow_schema(path)
     for batch in iter_file_batches(path, fmt):
         return batch.schema
-    return pa.schema([])
+    return _empty_schema(path, fmt)
 
 
 def inspect(path: Path, relpath: str) -> FileInfo:
     """Read a whole file once: its row count, schema and hash; LineageInputError if unreadable."""
     fmt = format_of(path)
+    shown = printable(relpath, 200)
     if fmt is None:
-        raise LineageInputError(f"{relpath}: unsupported file type")
+        raise LineageInputError(f"{shown}: unsupported file type")
     try:
         digest, size = sha256_file(path)
     except OSError as exc:
-        raise LineageInputError(f"{relpath} cannot be read: {exc.strerror or _first_line(exc)}") from None
+        raise LineageInputError(f"{shown} cannot be read: {exc.strerror or _first_line(exc)}") from None
     rows = 0
     schema: pa.Schema | None = None
     try:
@@ -149,43 +302,45 @@ def inspect(path: Path, relpath: str) -> FileInfo:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, UnicodeError,
             OverflowError, MemoryError) as exc:
-        raise LineageInputError(f"{relpath} is not a readable {fmt} file: {_first_line(exc)}") from None
-    _check_schema(schema, relpath, fmt)
+        raise LineageInputError(f"{shown} is not a readable {fmt} file: {_first_line(exc)}") from None
+    _check_schema(schema, shown, fmt)
     try:
         again = sha256_file(path)[0]
     except OSError as exc:
-        raise LineageInputError(f"{relpath} cannot be read: {exc.strerror or _first_line(exc)}") from None
+        raise LineageInputError(f"{shown} cannot be read: {exc.strerror or _first_line(exc)}") from None
     if again != digest:
-        raise LineageInputError(f"{relpath} changed while it was being read; try again once it is complete")
+        raise LineageInputError(f"{shown} changed while it was being read; try again once it is complete")
     return FileInfo(path, relpath, fmt, digest, size, rows, schema)
 
 
 def _empty_schema(path: Path, fmt: str) -> pa.Schema:
+    """The schema of a file with no rows: a header-only CSV still names its columns."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return pq.read_schema(path)
+    if fmt == "arrow":
+        return _arrow_schema(path)
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        return pcsv.open_csv(path, parse_options=pcsv.ParseOptions(newlines_in_values=True)).schema
     return pa.schema([])
 
 
-def _check_schema(schema: pa.Schema, relpath: str, fmt: str) -> None:
+def _check_schema(schema: pa.Schema, shown: str, fmt: str) -> None:
     names = schema.names
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise LineageInputError(f"{relpath} has duplicate column names: {', '.join(dupes)}")
+        raise LineageInputError(f"{shown} has duplicate column names: {_names(dupes)}")
     if not names:
-        raise LineageInputError(f"{relpath} has no columns")
+        raise LineageInputError(f"{shown} has no columns")
     if fmt in ("csv", "jsonl"):
         binary = [f.name for f in schema if pa.types.is_binary(f.type)]
         if binary:
             raise LineageInputError(
-                f"{relpath}: column {binary[0]!r} holds text that is not valid UTF-8"
+                f"{shown}: column '{printable(binary[0], 60)}' holds text that is not valid UTF-8"
             )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def unify(infos: list[FileInfo]) -> pa.Schema:
@@ -194,8 +349,9 @@ def unify(infos: list[FileInfo]) -> pa.Schema:
     for info in infos[1:]:
         if info.schema.names != first.schema.names:
             raise LineageInputError(
-                f"{info.relpath} has columns {info.schema.names[:8]} but {first.relpath} has "
-                f"{first.schema.names[:8]}: all files of a dataset need the same columns"
+                f"{printable(info.relpath)} has columns {_names(info.schema.names)} but "
+                f"{printable(first.relpath)} has {_names(first.schema.names)}: all files of a "
+                "dataset need the same columns"
             )
     try:
         return pa.unify_schemas([i.schema for i in infos], promote_options="permissive")

@@ -254,6 +254,13 @@ def _sample(batches: Iterable[pa.RecordBatch], n_rows: int | None, sample_rows: 
     return pa.Table.from_batches(parts).combine_chunks() if len(parts) > 1 else pa.Table.from_batches(parts)
 
 
+def scannable(t: pa.DataType) -> bool:
+    """Whether :func:`scan_batches` looks at a column of type ``t`` (integers and text)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
 def scan_batches(batches: Iterable[pa.RecordBatch], *, n_rows: int | None = None,
                  sample_rows: int = 20_000, column_fraction: float = 0.3, min_text_matches: int = 1,
                  seed: int = 0) -> list[ColumnTag]:

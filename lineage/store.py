@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 CHUNK = 1 << 20
-EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl"}
+EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "arrow": ".arrow",
+              "png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "gif": ".gif", "webp": ".webp"}
 # A temporary file from another host is only removed when older than this: its
 # writer cannot be checked for life from here.
 STALE_AFTER_S = 6 * 3600

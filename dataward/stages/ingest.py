@@ -82,19 +82,19 @@ def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = No
     """
     import logging
 
+    from dataward.stages.common import iter_batches, version_schema
     from lineage import pii, tags
-    from lineage.files import iter_file_batches
-    from lineage.ingest import data_paths
-    from lineage.models import DatasetVersion
 
     with ctx.session() as s:
         if tags.has_scan(s, version_id):
             return tags.column_tags(s, version_id, source="pii-scan")
-        paths = data_paths(ctx.store, s.get(DatasetVersion, version_id))
 
     def batches():
-        for path, fmt in paths:
-            yield from iter_file_batches(path, fmt)
+        # Only the columns the scan reads (never a column of image bytes), cast to one
+        # schema: files may differ (int64 in one, double in another).
+        columns = [f.name for f in version_schema(ctx, version_id) or [] if pii.scannable(f.type)]
+        if columns:
+            yield from iter_batches(ctx, version_id, columns=columns)
 
     failed = None
     found: list[dict] = []

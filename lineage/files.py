@@ -17,9 +17,11 @@ files) are not data, as in ``pyarrow.dataset``; other files that are not data
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,15 +181,7 @@ def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
             rows = _parquet_batch_rows(pf.metadata, batch_rows)
             yield from pf.iter_batches(batch_size=rows, columns=columns)
     elif fmt == "csv":
-        import pyarrow.csv as pcsv
-
-        convert = pcsv.ConvertOptions(include_columns=columns) if columns is not None else None
-        # Quoted fields may hold line breaks (any spreadsheet export with a notes column);
-        # without this the reader fails once such a field straddles a block boundary.
-        reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 24),
-                               parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                               convert_options=convert)
-        yield from reader
+        yield from _open_csv(path, columns=columns, column_types=_csv_column_types(path))
     elif fmt == "jsonl":
         import pyarrow.json as pjson
 
@@ -198,6 +192,78 @@ def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
         yield from _arrow_batches(path, batch_rows, columns)
     else:  # pragma: no cover - callers check format_of first
         raise LineageInputError(f"unsupported format {fmt}")
+
+
+CSV_BLOCK = 1 << 24
+_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to [^:]*: invalid value '(.*)'",
+                             re.S)
+
+
+def _open_csv(path: Path, *, columns: list[str] | None = None,
+              column_types: dict[str, pa.DataType] | None = None):
+    import pyarrow.csv as pcsv
+
+    convert = pcsv.ConvertOptions(include_columns=columns or [], column_types=column_types or {})
+    # Quoted fields may hold line breaks (any spreadsheet export with a notes column);
+    # without newlines_in_values the reader fails once such a field straddles a block.
+    return pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=CSV_BLOCK),
+                         parse_options=pcsv.ParseOptions(newlines_in_values=True),
+                         convert_options=convert)
+
+
+def _csv_column_types(path: Path) -> dict[str, pa.DataType]:
+    """Column types for a CSV longer than one read block, where the reader's guess from the
+    first block is too narrow (integers, then ``1.5`` or ``n/a`` 20 MB later)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return {}
+    if st.st_size <= CSV_BLOCK:  # one block: the reader's guess saw every value
+        return {}
+    return dict(_csv_widened(str(path), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=32)
+def _csv_widened(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, pa.DataType], ...]:
+    """One pass over the file per column whose guessed type has to widen: null -> int64 ->
+    float64 -> string. Any other error is left for the real read to report."""
+    try:
+        guessed = _open_csv(Path(path)).schema
+    except (pa.ArrowException, OSError):
+        return ()
+    names = guessed.names
+    types: dict[str, pa.DataType] = {}
+    for _ in range(3 * len(names) + 1):
+        try:
+            for _batch in _open_csv(Path(path), column_types=types):
+                pass
+            return tuple(types.items())
+        except (pa.ArrowException, OSError) as exc:
+            match = _CSV_CONVERSION.search(str(exc))
+            if match is None or int(match.group(1)) >= len(names):
+                return tuple(types.items())
+            name = names[int(match.group(1))]
+            wider = _wider(types.get(name, guessed.field(name).type), match.group(2))
+            if wider is None:
+                return tuple(types.items())
+            types[name] = wider
+    return tuple(types.items())
+
+
+def _wider(current: pa.DataType, value: str) -> pa.DataType | None:
+    """The next type up that can hold ``value`` (None if there is none)."""
+    ladder = [pa.null(), pa.int64(), pa.float64(), pa.string()]
+    start = ladder.index(current) + 1 if current in ladder else len(ladder) - 1
+    for candidate in ladder[start:]:
+        if candidate == pa.int64() and not re.fullmatch(r"\s*[-+]?\d+\s*", value):
+            continue
+        if candidate == pa.float64():
+            try:
+                float(value)
+            except ValueError:
+                continue
+        return candidate
+    return None
 
 
 def _parquet_batch_rows(meta, batch_rows: int) -> int:
@@ -322,9 +388,7 @@ def _empty_schema(path: Path, fmt: str) -> pa.Schema:
     if fmt == "arrow":
         return _arrow_schema(path)
     if fmt == "csv":
-        import pyarrow.csv as pcsv
-
-        return pcsv.open_csv(path, parse_options=pcsv.ParseOptions(newlines_in_values=True)).schema
+        return _open_csv(path).schema
     return pa.schema([])
 
 

@@ -108,6 +108,25 @@ def test_csv_quoted_newlines_across_read_blocks(home, tmp_path, cli):
 
 
 @SQLITE
+def test_csv_types_widen_past_the_first_read_block(home, tmp_path, cli):
+    """Integers for 20 MB, then a 1.5 and a word: the reader's first-block guess (int64)
+    widens to double and to text instead of refusing the file."""
+    f = tmp_path / "late.csv"
+    n = 1_700_000
+    with open(f, "w") as fh:
+        fh.write("x,code,label\n")
+        fh.writelines(f"{i},{i % 7},{i % 2}\n" for i in range(n))
+        fh.write("1.5,unknown,1\n")
+    assert f.stat().st_size > 1 << 24
+    out = ingest_json(cli, f, manifest(tmp_path / "m.yaml", label_column="label"))
+    assert out["rows"] == n + 1
+    table = read_version(out["ref"])
+    assert table.schema.field("x").type == pa.float64() and table.column("x")[n].as_py() == 1.5
+    assert table.schema.field("code").type == pa.string() and table.column("code")[n].as_py() == "unknown"
+    assert table.schema.field("label").type == pa.int64()
+
+
+@SQLITE
 def test_spark_directory_reads_part_files_only(home, tmp_path, cli, db_url):
     d = tmp_path / "spark-out"
     (d / "_temporary" / "0").mkdir(parents=True)

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lineage import audit, files, images, licences
+from lineage import audit, bulk_store, files, images, licences
 from lineage.db import session_scope
 from lineage.errors import LineageInputError, NotFound
 from lineage.manifest import Manifest, parse_ref
@@ -162,10 +162,8 @@ def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: C
                     created_blobs.append((info.sha256, info.format))
                 stored.append(dataclasses.replace(info, path=dest))
             part.tables = stored
-            for img in part.images:
-                _, created = store.put(img.path, img.sha256, img.format)
-                if created:
-                    created_blobs.append((img.sha256, img.format))
+            bulk_store.put_many(store, [(i.path, i.sha256, i.format) for i in part.images],
+                                created_blobs)
         _checkpoint("ingest:stored")
         for attempt in range(attempts):
             try:

@@ -468,3 +468,40 @@ def test_printable():
     assert printable("ok name") == "ok name"
     assert printable("a\nb\x00\u202e\udcff") == "a\\x0ab\\x00\\u202e\\udcff"
     assert len(printable("x" * 10_000)) <= 123
+
+
+@SQLITE
+def test_many_images_with_duplicates_stored_in_bulk(home, tmp_path, cli, db_url):
+    """40 images (the bulk path, one sync), the same bytes under two classes."""
+    root = tmp_path / "many"
+    for i in range(40):
+        d = root / ("even" if i % 2 == 0 else "odd")
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{i:02d}.png").write_bytes(_png(i % 20))  # each picture twice
+    out = ingest_json(cli, root, manifest(tmp_path / "m.yaml"))
+    assert out["rows"] == 40
+    assert sum(role == "image" for _, role, _ in version_files(db_url, out["ref"])) == 40
+    blobs = [p for p in (home / "store").rglob("*") if p.is_file()]
+    assert not [p for p in blobs if p.name.startswith(".incoming")]
+    assert len(blobs) == 20 + 1  # distinct images plus the index
+    assert cli("audit", "verify").returncode == 0
+
+
+def test_put_many_refuses_a_changed_source_and_leaves_nothing(tmp_path):
+    from lineage.bulk_store import put_many
+    from lineage.errors import LineageInputError
+    from lineage.store import ContentStore, sha256_file
+
+    store = ContentStore(tmp_path / "store")
+    items = []
+    for i in range(40):
+        p = tmp_path / f"{i}.png"
+        p.write_bytes(_png(i))
+        items.append((p, sha256_file(p)[0], "png"))
+    items[-1][0].write_bytes(b"changed after it was hashed")
+    created: list = []
+    with pytest.raises(LineageInputError, match="changed while it was being stored"):
+        put_many(store, items, created)
+    assert created == [] and not [p for p in store.root.rglob("*") if p.is_file()]
+    put_many(store, items[:-1], created)
+    assert len(created) == 39 and all(store.verify(d, f) is None for d, f in created)

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from lineage.errors import LineageInputError
+from lineage.messages import first_line, printable
 
 DEFAULT_POLICY = Path(__file__).with_name("licence_policy.yaml")
 USE_CLASSES = ("commercial", "non-commercial", "academic-only", "unspecified")
@@ -73,7 +74,7 @@ def load_policy(path: str | Path | None = None) -> LicencePolicy:
     except OSError as exc:
         raise LineageInputError(f"cannot read licence policy {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
-        raise LineageInputError(f"licence policy {path} is not valid YAML: {exc}") from None
+        raise LineageInputError(f"licence policy {path} is not valid YAML: {first_line(exc)}") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("licences"), dict):
         raise LineageInputError(f"licence policy {path} needs a 'licences' mapping")
     allowed = raw.get("allowed_use_classes", ["commercial"])
@@ -127,15 +128,21 @@ def normalize(expression: str) -> str:
     if not isinstance(expression, str) or not expression.strip():
         raise LineageInputError("licence is empty: give an SPDX expression such as 'CC-BY-4.0'")
     licensing = _licensing()
-    info = licensing.validate(expression)
+    try:
+        info = licensing.validate(expression)
+    except Exception:  # license-expression itself fails on some characters ('[', ESC)
+        raise LineageInputError(
+            f"licence '{printable(expression, 80)}' is not a valid SPDX expression (unexpected "
+            "characters); use an SPDX identifier (https://spdx.org/licenses/) or a LicenseRef- "
+            "for custom terms") from None
     invalid = [s for s in info.invalid_symbols if s and not _is_reference(s)]
     syntax = [e for e in info.errors if not e.startswith("Unknown license key")]
     if "" in info.invalid_symbols and not syntax:
         syntax = ["invalid expression"]
     if syntax or invalid:
-        what = f"unknown identifier {invalid[0]!r}" if invalid else syntax[0].lower()
+        what = f"unknown identifier '{printable(invalid[0], 60)}'" if invalid else printable(syntax[0].lower())
         raise LineageInputError(
-            f"licence {expression!r} is not a valid SPDX expression ({what}); use an SPDX "
+            f"licence '{printable(expression, 80)}' is not a valid SPDX expression ({what}); use an SPDX "
             "identifier (https://spdx.org/licenses/) or a LicenseRef- for custom terms"
         )
     if info.normalized_expression:
@@ -143,7 +150,7 @@ def normalize(expression: str) -> str:
     try:
         return str(licensing.parse(expression, simple=False))
     except Exception as exc:  # license-expression raises several types
-        raise LineageInputError(f"licence {expression!r} does not parse: {exc}") from None
+        raise LineageInputError(f"licence '{printable(expression, 80)}' does not parse: {first_line(exc)}") from None
 
 
 def combine_and(expressions: list[str]) -> str:

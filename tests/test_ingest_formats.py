@@ -505,3 +505,14 @@ def test_put_many_refuses_a_changed_source_and_leaves_nothing(tmp_path):
     assert created == [] and not [p for p in store.root.rglob("*") if p.is_file()]
     put_many(store, items[:-1], created)
     assert len(created) == 39 and all(store.verify(d, f) is None for d, f in created)
+
+
+@SQLITE
+@pytest.mark.parametrize("licence", ["MIT [", "MIT AND \x1b[31mEVIL" + "X" * 3000, "MIT AND EVIL\x00"])
+def test_odd_licence_text_is_one_clean_line(home, tmp_path, cli, db_url, licence):
+    """license-expression raises AttributeError on '[' or ESC: a typo must be exit 2, not 3."""
+    f = tmp_path / "t.csv"
+    f.write_text("x,label\n1,0\n")
+    line = refused(cli("ingest", str(f), "--manifest", str(manifest(tmp_path / "m.yaml", license=licence))))
+    assert "not a valid SPDX expression" in line and "XXXX" * 30 not in line
+    nothing_stored(home, db_url)

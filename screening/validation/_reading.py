@@ -113,7 +113,7 @@ def _open_text(src: _Source, *, schema: pa.Schema | None, columns: list[str] | N
         return pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(block_size=_BLOCK),
-            parse_options=pacsv.ParseOptions(delimiter=src.delimiter),
+            parse_options=pacsv.ParseOptions(delimiter=src.delimiter, newlines_in_values=True),
             convert_options=convert,
         )
     parse = pajson.ParseOptions(

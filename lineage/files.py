@@ -35,9 +35,14 @@ from lineage.messages import names as _names
 from lineage.messages import printable
 from lineage.store import sha256_file
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl",
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow"}
-SUPPORTED = ".parquet, .csv, .jsonl, .arrow or .feather files, or image files in class folders"
+TEXT_FORMATS = ("csv", "tsv", "jsonl")
+# Text files may be compressed: the format is then e.g. "csv.gz" (and so is the stored
+# blob's extension, which other readers go by).
+COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
+SUPPORTED = (".parquet, .csv, .tsv, .jsonl (also .gz, .bz2, .zst), .arrow or .feather files, "
+             "or image files in class folders")
 BATCH_ROWS = 65_536
 # A Parquet batch holds at most about this many (uncompressed) bytes: a table of
 # embedded images must not be read 65,536 rows at a time.
@@ -65,7 +70,17 @@ class Listing:
 
 
 def format_of(path: Path) -> str | None:
-    return FORMATS.get(path.suffix.lower())
+    last = path.suffix.lower()
+    if last in COMPRESSION:
+        inner = FORMATS.get(Path(path.stem).suffix.lower())
+        return f"{inner}{last}" if inner in TEXT_FORMATS else None
+    return FORMATS.get(last)
+
+
+def _codec(fmt: str) -> tuple[str, str | None]:
+    """("csv", "gzip") for "csv.gz"; ("parquet", None) for "parquet"."""
+    base, dot, ext = fmt.partition(".")
+    return base, (COMPRESSION.get(f".{ext}") if dot else None)
 
 
 def _skipped(relpath: str) -> bool:
@@ -180,12 +195,13 @@ def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
         with pq.ParquetFile(path) as pf:
             rows = _parquet_batch_rows(pf.metadata, batch_rows)
             yield from pf.iter_batches(batch_size=rows, columns=columns)
-    elif fmt == "csv":
-        yield from _open_csv(path, columns=columns, column_types=_csv_column_types(path))
-    elif fmt == "jsonl":
+    elif _codec(fmt)[0] in ("csv", "tsv"):
+        yield from _open_csv(path, fmt, columns=columns, column_types=_csv_column_types(path, fmt))
+    elif _codec(fmt)[0] == "jsonl":
         import pyarrow.json as pjson
 
-        reader = pjson.open_json(path, read_options=pjson.ReadOptions(block_size=1 << 24))
+        reader = pjson.open_json(_source(path, fmt),
+                                 read_options=pjson.ReadOptions(block_size=1 << 24))
         for batch in reader:
             yield batch.select(columns) if columns is not None else batch
     elif fmt == "arrow":
@@ -199,43 +215,52 @@ _CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to [^:
                              re.S)
 
 
-def _open_csv(path: Path, *, columns: list[str] | None = None,
+def _source(path: Path, fmt: str):
+    """The file itself, or a decompressing stream over it for "csv.gz" and the like."""
+    codec = _codec(fmt)[1]
+    return pa.input_stream(str(path), compression=codec) if codec else path
+
+
+def _open_csv(path: Path, fmt: str = "csv", *, columns: list[str] | None = None,
               column_types: dict[str, pa.DataType] | None = None):
     import pyarrow.csv as pcsv
 
     convert = pcsv.ConvertOptions(include_columns=columns or [], column_types=column_types or {})
     # Quoted fields may hold line breaks (any spreadsheet export with a notes column);
     # without newlines_in_values the reader fails once such a field straddles a block.
-    return pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=CSV_BLOCK),
-                         parse_options=pcsv.ParseOptions(newlines_in_values=True),
-                         convert_options=convert)
+    parse = pcsv.ParseOptions(delimiter="\t" if _codec(fmt)[0] == "tsv" else ",",
+                              newlines_in_values=True)
+    return pcsv.open_csv(_source(path, fmt), read_options=pcsv.ReadOptions(block_size=CSV_BLOCK),
+                         parse_options=parse, convert_options=convert)
 
 
-def _csv_column_types(path: Path) -> dict[str, pa.DataType]:
+def _csv_column_types(path: Path, fmt: str = "csv") -> dict[str, pa.DataType]:
     """Column types for a CSV longer than one read block, where the reader's guess from the
-    first block is too narrow (integers, then ``1.5`` or ``n/a`` 20 MB later)."""
+    first block is too narrow (integers, then ``1.5`` or a word 20 MB later)."""
     try:
         st = path.stat()
     except OSError:
         return {}
-    if st.st_size <= CSV_BLOCK:  # one block: the reader's guess saw every value
+    # One block: the reader's guess saw every value (compressed text: about a tenth).
+    if st.st_size <= (CSV_BLOCK // 10 if _codec(fmt)[1] else CSV_BLOCK):
         return {}
-    return dict(_csv_widened(str(path), st.st_size, st.st_mtime_ns))
+    return dict(_csv_widened(str(path), fmt, st.st_size, st.st_mtime_ns))
 
 
 @functools.lru_cache(maxsize=32)
-def _csv_widened(path: str, size: int, mtime_ns: int) -> tuple[tuple[str, pa.DataType], ...]:
+def _csv_widened(path: str, fmt: str, size: int, mtime_ns: int
+                 ) -> tuple[tuple[str, pa.DataType], ...]:
     """One pass over the file per column whose guessed type has to widen: null -> int64 ->
     float64 -> string. Any other error is left for the real read to report."""
     try:
-        guessed = _open_csv(Path(path)).schema
+        guessed = _open_csv(Path(path), fmt).schema
     except (pa.ArrowException, OSError):
         return ()
     names = guessed.names
     types: dict[str, pa.DataType] = {}
     for _ in range(3 * len(names) + 1):
         try:
-            for _batch in _open_csv(Path(path), column_types=types):
+            for _batch in _open_csv(Path(path), fmt, column_types=types):
                 pass
             return tuple(types.items())
         except (pa.ArrowException, OSError) as exc:
@@ -387,8 +412,8 @@ def _empty_schema(path: Path, fmt: str) -> pa.Schema:
         return pq.read_schema(path)
     if fmt == "arrow":
         return _arrow_schema(path)
-    if fmt == "csv":
-        return _open_csv(path).schema
+    if _codec(fmt)[0] in ("csv", "tsv"):
+        return _open_csv(path, fmt).schema
     return pa.schema([])
 
 
@@ -399,7 +424,7 @@ def _check_schema(schema: pa.Schema, shown: str, fmt: str) -> None:
         raise LineageInputError(f"{shown} has duplicate column names: {_names(dupes)}")
     if not names:
         raise LineageInputError(f"{shown} has no columns")
-    if fmt in ("csv", "jsonl"):
+    if _codec(fmt)[0] in TEXT_FORMATS:
         binary = [f.name for f in schema if pa.types.is_binary(f.type)]
         if binary:
             raise LineageInputError(
@@ -421,6 +446,21 @@ def unify(infos: list[FileInfo]) -> pa.Schema:
         return pa.unify_schemas([i.schema for i in infos], promote_options="permissive")
     except (pa.ArrowException, TypeError) as exc:
         raise LineageInputError(f"the files' column types do not agree: {_first_line(exc)}") from None
+
+
+def check_partitions(infos: list[FileInfo]) -> None:
+    """Refuse Hive-style partition folders (``label=cat/part-0.parquet``) whose column is
+    not inside the files: Spark's ``partitionBy`` keeps it only in the folder names, and
+    reading the files alone would silently lose it."""
+    for info in infos:
+        for folder in info.relpath.split("/")[:-1]:
+            key, eq, _ = folder.partition("=")
+            if eq and key and key not in info.schema.names:
+                raise LineageInputError(
+                    f"{printable(info.relpath)} sits in the partition folder "
+                    f"'{printable(folder, 60)}' but has no column '{printable(key, 40)}': that "
+                    "column lives only in the folder names (Spark partitionBy); write the table "
+                    "without partitionBy, or keep the column in the files")
 
 
 def schema_json(schema: pa.Schema) -> list[dict[str, str]]:

@@ -101,7 +101,9 @@ class _Part:
 def _prepare(listing: files.Listing, role: str, prefix: str) -> _Part:
     if listing.kind == "images":
         return _Part(role, prefix, [], [images.inspect_image(p, rel) for p, rel in listing.entries])
-    return _Part(role, prefix, [files.inspect(p, prefix + rel) for p, rel in listing.entries])
+    infos = [files.inspect(p, prefix + rel) for p, rel in listing.entries]
+    files.check_partitions(infos)
+    return _Part(role, prefix, infos)
 
 
 def _part_schema(part: _Part):

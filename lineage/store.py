@@ -22,8 +22,10 @@ import time
 from pathlib import Path
 
 CHUNK = 1 << 20
-EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "jsonl": ".jsonl", "arrow": ".arrow",
-              "png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "gif": ".gif", "webp": ".webp"}
+EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl",
+              "arrow": ".arrow", "png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "gif": ".gif",
+              "webp": ".webp"}
+EXTENSIONS.update({f"{t}.{c}": f".{t}.{c}" for t in ("csv", "tsv", "jsonl") for c in ("gz", "bz2", "zst")})
 # A temporary file from another host is only removed when older than this: its
 # writer cannot be checked for life from here.
 STALE_AFTER_S = 6 * 3600

@@ -516,3 +516,41 @@ def test_odd_licence_text_is_one_clean_line(home, tmp_path, cli, db_url, licence
     line = refused(cli("ingest", str(f), "--manifest", str(manifest(tmp_path / "m.yaml", license=licence))))
     assert "not a valid SPDX expression" in line and "XXXX" * 30 not in line
     nothing_stored(home, db_url)
+
+
+@SQLITE
+@pytest.mark.parametrize("name", ["t.tsv", "t.csv.gz", "t.tsv.bz2", "t.jsonl.gz", "t.ndjson.zst"])
+def test_tsv_and_compressed_text(home, tmp_path, cli, db_url, name):
+    rows = [(1.5, "a b", 0), (2.5, "c, d", 1), (3.5, "e", 0)]
+    if ".tsv" in name:
+        text = "x\tnote\tlabel\n" + "".join(f"{x}\t{n}\t{lab}\n" for x, n, lab in rows)
+    elif ".csv" in name:
+        text = "x,note,label\n" + "".join(f'{x},"{n}",{lab}\n' for x, n, lab in rows)
+    else:
+        text = "".join(json.dumps({"x": x, "note": n, "label": lab}) + "\n" for x, n, lab in rows)
+    with pa.output_stream(str(tmp_path / name), compression="detect") as out:
+        out.write(text.encode())
+    out = ingest_json(cli, tmp_path / name, manifest(tmp_path / "m.yaml", label_column="label"))
+    table = read_version(out["ref"])
+    assert table.column("note").to_pylist() == ["a b", "c, d", "e"]
+    assert table.column("x").to_pylist() == [1.5, 2.5, 3.5]
+    fmt = version_files(db_url, out["ref"])[0][2]
+    assert fmt == name.split(".", 1)[1].replace("ndjson", "jsonl")
+
+
+@SQLITE
+def test_hive_partition_folders(home, tmp_path, cli, db_url):
+    """Spark partitionBy('label'): the label is only in folder names -> refused, not lost."""
+    d = tmp_path / "parted"
+    for lab in (0, 1):
+        (d / f"label={lab}").mkdir(parents=True)
+        pq.write_table(pa.table({"x": [1.0, 2.0]}), d / f"label={lab}" / "part-0.parquet")
+    (d / "_SUCCESS").write_bytes(b"")
+    line = refused(cli("ingest", str(d), "--manifest", str(manifest(tmp_path / "m.yaml"))))
+    assert "partition folder 'label=0'" in line and "no column 'label'" in line
+    nothing_stored(home, db_url)
+    kept = tmp_path / "kept"  # folders named key=value whose column is in the files: fine
+    for day in ("2024-01-01", "2024-01-02"):
+        (kept / f"day={day}").mkdir(parents=True)
+        pq.write_table(pa.table({"day": [day], "x": [1.0], "label": [0]}), kept / f"day={day}" / "p.parquet")
+    assert ingest_json(cli, kept, manifest(tmp_path / "k.yaml", name="kept"))["rows"] == 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import re
@@ -198,12 +199,14 @@ def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
     elif _codec(fmt)[0] in ("csv", "tsv"):
         yield from _open_csv(path, fmt, columns=columns, column_types=_csv_column_types(path, fmt))
     elif _codec(fmt)[0] == "jsonl":
-        import pyarrow.json as pjson
-
-        reader = pjson.open_json(_source(path, fmt),
-                                 read_options=pjson.ReadOptions(block_size=1 << 24))
-        for batch in reader:
-            yield batch.select(columns) if columns is not None else batch
+        types, order = _jsonl_column_types(path, fmt)
+        for batch in _open_jsonl(path, fmt, types):
+            if columns is None and types:  # explicit columns come first: restore the order
+                names = batch.schema.names
+                columns_here = [n for n in order if n in names] + [n for n in names if n not in order]
+                yield batch.select(columns_here)
+            else:
+                yield batch.select(columns) if columns is not None else batch
     elif fmt == "arrow":
         yield from _arrow_batches(path, batch_rows, columns)
     else:  # pragma: no cover - callers check format_of first
@@ -273,6 +276,62 @@ def _csv_widened(path: str, fmt: str, size: int, mtime_ns: int
                 return tuple(types.items())
             types[name] = wider
     return tuple(types.items())
+
+
+def _open_jsonl(path: Path, fmt: str, column_types: dict[str, pa.DataType] | None = None):
+    import pyarrow.json as pjson
+
+    parse = pjson.ParseOptions(explicit_schema=pa.schema(list((column_types or {}).items())),
+                               unexpected_field_behavior="infer")
+    return pjson.open_json(_source(path, fmt), read_options=pjson.ReadOptions(block_size=CSV_BLOCK),
+                           parse_options=parse)
+
+
+def _jsonl_column_types(path: Path, fmt: str) -> tuple[dict[str, pa.DataType], list[str]]:
+    """(float64 for the integer-looking columns of a JSON Lines file longer than one read
+    block that hold a fraction further on (``3`` ... ``3.5``, as JavaScript writes them),
+    the file's column order)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return {}, []
+    if st.st_size <= (CSV_BLOCK // 10 if _codec(fmt)[1] else CSV_BLOCK):
+        return {}, []
+    types, order = _jsonl_widened(str(path), fmt, st.st_size, st.st_mtime_ns)
+    return dict(types), list(order)
+
+
+@functools.lru_cache(maxsize=32)
+def _jsonl_widened(path: str, fmt: str, size: int, mtime_ns: int):
+    none = ((), ())
+    guessed = None
+    try:
+        reader = _open_jsonl(Path(path), fmt)
+        guessed = reader.schema
+        for _batch in reader:
+            pass
+        return none
+    except (pa.ArrowException, OSError) as exc:
+        if guessed is None or "Failed to convert JSON to int64" not in str(exc):
+            return none  # not a widening problem: the real read reports it
+    # pyarrow does not say which column: find them with one plain pass
+    ints = {f.name for f in guessed if pa.types.is_integer(f.type)}
+    found: set[str] = set()
+    try:
+        with pa.input_stream(path, compression=_codec(fmt)[1]) as raw, \
+                io.BufferedReader(raw, buffer_size=1 << 20) as stream:
+            for line in stream:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict):
+                    found.update(c for c in ints - found if isinstance(row.get(c), float))
+                if found == ints:
+                    break
+    except (pa.ArrowException, OSError, ValueError):
+        return none
+    return tuple((c, pa.float64()) for c in sorted(found)), tuple(guessed.names)
 
 
 def _wider(current: pa.DataType, value: str) -> pa.DataType | None:

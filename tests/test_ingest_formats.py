@@ -554,3 +554,21 @@ def test_hive_partition_folders(home, tmp_path, cli, db_url):
         (kept / f"day={day}").mkdir(parents=True)
         pq.write_table(pa.table({"day": [day], "x": [1.0], "label": [0]}), kept / f"day={day}" / "p.parquet")
     assert ingest_json(cli, kept, manifest(tmp_path / "k.yaml", name="kept"))["rows"] == 2
+
+
+def test_jsonl_integers_then_a_fraction_past_the_first_block(tmp_path):
+    """JavaScript writes 3.0 as 3: a column of integers for 20 MB, then 1.5, reads as
+    double (in the file's column order), instead of failing to convert to int64."""
+    from lineage.files import inspect, iter_file_batches
+
+    f = tmp_path / "late.jsonl"
+    n = 800_000
+    with open(f, "w") as fh:
+        fh.writelines(f'{{"label": {i % 2}, "x": {i}, "s": "a"}}\n' for i in range(n))
+        fh.write('{"label": 1, "x": 1.5, "s": "b"}\n')
+    assert f.stat().st_size > 1 << 24
+    info = inspect(f, "late.jsonl")
+    assert info.row_count == n + 1
+    assert info.schema == pa.schema([("label", pa.int64()), ("x", pa.float64()), ("s", pa.string())])
+    last = list(iter_file_batches(f, "jsonl", columns=["x"]))[-1]
+    assert last.column(0)[-1].as_py() == 1.5

@@ -246,7 +246,8 @@ def run(
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    print(f"{summary['ref']}: decision {summary['outcome'].upper()}")
+    again = "" if summary.get("created", True) else " (already ingested: identical content)"
+    print(f"{summary['ref']}: decision {summary['outcome'].upper()}{again}")
     for r in summary["reasons"]:
         print(f"  - {r['check']}: {r['why']} -> {r['outcome']}")
     print(f"  rows: {summary['n_rows']}, flagged: {summary['n_flagged']}")

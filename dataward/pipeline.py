@@ -107,7 +107,7 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
         finish_run(ctx, run_id, "failed")
         raise
     finish_run(ctx, run_id, "success")
-    return summarize(result.ref, run_id, outputs)
+    return {**summarize(result.ref, run_id, outputs), "created": result.created}
 
 
 def summarize(ref: str, run_id: str, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:

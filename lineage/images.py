@@ -29,7 +29,9 @@ import pyarrow as pa
 from lineage.errors import LineageInputError
 from lineage.messages import first_line, printable
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# torchvision's IMG_EXTENSIONS, and GIF
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+FORMATS = ("png", "jpeg", "bmp", "gif", "webp", "tiff", "ppm")  # as Pillow names them
 ROLE = "image"  # DataFile.role of each image file
 INDEX_RELPATH = "index.parquet"
 LABEL_COLUMN = "label"  # the index's label column: the default label column of an image folder
@@ -62,7 +64,7 @@ class ImageInfo:
     path: Path  # absolute path of the original
     relpath: str  # CLASS/.../NAME, the name recorded in lineage
     label: str  # the class folder
-    format: str  # what Pillow found: png, jpeg, bmp, gif, webp
+    format: str  # what Pillow found (one of FORMATS)
     sha256: str
     size_bytes: int
     width: int
@@ -116,9 +118,9 @@ def inspect_image(path: Path, relpath: str) -> ImageInfo:
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError...)
         raise LineageInputError(
             f"{shown} is not a readable image: {first_line(exc) or type(exc).__name__}") from None
-    if fmt not in ("png", "jpeg", "bmp", "gif", "webp"):
+    if fmt not in FORMATS:
         raise LineageInputError(f"{shown} is a {printable(fmt or 'unknown', 20)} image; "
-                                "supported: PNG, JPEG, BMP, GIF, WebP")
+                                f"supported: {', '.join(f.upper() for f in FORMATS)}")
     if sha256_file(path)[0] != digest:
         raise LineageInputError(f"{shown} changed while it was being read; try again once it is complete")
     label = relpath.split("/", 1)[0]

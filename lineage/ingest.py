@@ -182,8 +182,9 @@ def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: C
     finally:
         for tmp in staged:
             tmp.unlink(missing_ok=True)
-    if not result.created:  # e.g. an index written by another pyarrow: keep the recorded one
-        _remove_unreferenced(engine, store, created_blobs)
+    # Identical content already recorded: blobs this call added (an index another pyarrow
+    # wrote differently) stay unreferenced, which is harmless; removing them here could
+    # race a concurrent ingest that found them in place.
     return result
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 CHUNK = 1 << 20
 EXTENSIONS = {"parquet": ".parquet", "csv": ".csv", "tsv": ".tsv", "jsonl": ".jsonl",
               "arrow": ".arrow", "png": ".png", "jpeg": ".jpg", "bmp": ".bmp", "gif": ".gif",
-              "webp": ".webp"}
+              "webp": ".webp", "tiff": ".tif", "ppm": ".ppm"}
 EXTENSIONS.update({f"{t}.{c}": f".{t}.{c}" for t in ("csv", "tsv", "jsonl") for c in ("gz", "bz2", "zst")})
 # A temporary file from another host is only removed when older than this: its
 # writer cannot be checked for life from here.

@@ -159,6 +159,10 @@ def test_same_import_run_twice(home, tmp_path, cli):
     second = cli("run", str(f), "--manifest", str(m), "--json")
     assert second.returncode == first.returncode, second.stderr
     assert json.loads(second.stdout)["ref"] == json.loads(first.stdout)["ref"] == "fmt@1"
+    assert json.loads(first.stdout)["created"] is True and json.loads(second.stdout)["created"] is False
+    third = cli("run", str(f), "--manifest", str(m))
+    assert third.returncode == first.returncode
+    assert "fmt@1: decision" in third.stdout and "already ingested" in third.stdout
     again = cli("ingest", str(f), "--manifest", str(m))
     assert again.returncode in (0, 1) and "already ingested" in again.stdout
 
@@ -216,6 +220,7 @@ def _write_stream(table: pa.Table, path: Path, batch_rows: int) -> None:
 
 
 @SQLITE
+@pytest.mark.filterwarnings("ignore:Feather V1 files are deprecated:DeprecationWarning")
 @pytest.mark.parametrize("kind", ["feather", "feather-v1", "ipc-file", "ipc-stream"])
 def test_arrow_ipc_and_feather_files(home, tmp_path, cli, kind):
     import pyarrow.feather as feather
@@ -295,9 +300,9 @@ def test_corrupt_arrow_is_refused(home, tmp_path, cli, db_url):
 # ------------------------------------------------------------------ image folders
 
 
-def _png(value: int, size: int = 8) -> bytes:
+def _png(value: int, size: int = 8, fmt: str = "PNG") -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(buf, format="PNG")
+    Image.fromarray(np.full((size, size), value, dtype=np.uint8)).save(buf, format=fmt)
     return buf.getvalue()
 
 
@@ -310,7 +315,7 @@ def _jpeg(value: int) -> bytes:
 def image_folder(root: Path) -> dict[str, bytes]:
     """cat/ and dog/ with PNG, JPEG and a nested folder; returns relpath -> bytes."""
     files = {"cat/001.png": _png(10), "cat/002.jpg": _jpeg(20), "cat/more/003.PNG": _png(30),
-             "dog/a.png": _png(200), "dog/b.jpeg": _jpeg(220)}
+             "dog/a.tif": _png(200, fmt="TIFF"), "dog/b.jpeg": _jpeg(220)}
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
@@ -331,7 +336,7 @@ def test_image_folder_is_listed_and_indexed(home, tmp_path, cli, db_url):
     assert ("index.parquet", "data", "parquet") in listed
     images_listed = sorted((p, fmt) for p, role, fmt in listed if role == "image")
     assert images_listed == [("cat/001.png", "png"), ("cat/002.jpg", "jpeg"),
-                             ("cat/more/003.PNG", "png"), ("dog/a.png", "png"),
+                             ("cat/more/003.PNG", "png"), ("dog/a.tif", "tiff"),
                              ("dog/b.jpeg", "jpeg")]
     assert ("reference/index.parquet", "reference", "parquet") in listed
     assert sum(role == "reference-image" for _, role, _ in listed) == 5

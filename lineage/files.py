@@ -452,6 +452,9 @@ def inspect(path: Path, relpath: str) -> FileInfo:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, UnicodeError,
             OverflowError, MemoryError) as exc:
+        if _codec(fmt)[0] == "jsonl" and "Column() changed from object to" in str(exc):
+            raise LineageInputError(f"{shown} is not JSON Lines: each line must hold one JSON "
+                                    f"object ({_first_line(exc)})") from None
         raise LineageInputError(f"{shown} is not a readable {fmt} file: {_first_line(exc)}") from None
     _check_schema(schema, shown, fmt)
     try:
@@ -479,6 +482,8 @@ def _empty_schema(path: Path, fmt: str) -> pa.Schema:
 def _check_schema(schema: pa.Schema, shown: str, fmt: str) -> None:
     names = schema.names
     dupes = sorted({n for n in names if names.count(n) > 1})
+    if "" in dupes:
+        raise LineageInputError(f"{shown} has {names.count('')} columns without a name; name them")
     if dupes:
         raise LineageInputError(f"{shown} has duplicate column names: {_names(dupes)}")
     if not names:

@@ -577,3 +577,24 @@ def test_jsonl_integers_then_a_fraction_past_the_first_block(tmp_path):
     assert info.schema == pa.schema([("label", pa.int64()), ("x", pa.float64()), ("s", pa.string())])
     last = list(iter_file_batches(f, "jsonl", columns=["x"]))[-1]
     assert last.column(0)[-1].as_py() == 1.5
+
+
+CLEAR_REFUSALS = {
+    "unnamed columns": ("t.csv", b",,\n1,2,3\n", "3 columns without a name"),
+    "json array in .jsonl": ("t.jsonl", b'[{"a": 1}, {"a": 2}]\n', "not JSON Lines"),
+    "bare numbers in .jsonl": ("t.jsonl", b"1\n2\n", "not JSON Lines"),
+    "parquet named .arrow": ("t.arrow", None, "not a readable arrow file"),
+}
+
+
+@SQLITE
+@pytest.mark.parametrize("case", sorted(CLEAR_REFUSALS))
+def test_ordinary_mistakes_get_a_clear_line(home, tmp_path, cli, db_url, case):
+    name, data, words = CLEAR_REFUSALS[case]
+    f = tmp_path / name
+    if data is None:
+        pq.write_table(pa.table({"a": [1]}), f)
+    else:
+        f.write_bytes(data)
+    assert words in refused(cli("ingest", str(f), "--manifest", str(manifest(tmp_path / "m.yaml"))))
+    nothing_stored(home, db_url)

@@ -343,14 +343,12 @@ def _read_table(path: Path, what: str):
     import pyarrow as pa
 
     from lineage.errors import LineageInputError
-    from lineage.files import collect, format_of, iter_file_batches
+    from lineage.files import read_path
 
     if not path.exists():
         fail(f"{what} file {path} does not exist")
     try:
-        tables = [pa.Table.from_batches(list(iter_file_batches(p, format_of(p))))
-                  for p, _ in collect(path)]
-        return tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+        return read_path(path)  # any ingest format, an image folder as its index table
     except LineageInputError as exc:
         fail(f"{what}: {exc}")
     except (pa.ArrowException, OSError, ValueError) as exc:

@@ -69,6 +69,33 @@ class Listing:
     root: Path  # the folder given (for a single file: the file itself)
     entries: list[tuple[Path, str]]  # (absolute path, relpath), in relpath order
 
+    def __iter__(self):  # ``for path, relpath in collect(...)``
+        return iter(self.entries)
+
+
+def read_path(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] | None = None
+              ) -> pa.Table:
+    """A file or folder in any format ingest reads, as one Arrow table, without storing
+    anything (``dataward screen`` on files that were never ingested). An image folder
+    reads as its index table (:func:`lineage.images.index_table`). LineageInputError if
+    it cannot be read."""
+    listing = collect(path, data_root=data_root)
+    if listing.kind == "images":
+        return images.index_table([images.inspect_image(p, rel) for p, rel in listing.entries])
+    tables = []
+    for p, rel in listing.entries:
+        fmt = format_of(p)
+        try:
+            tables.append(pa.Table.from_batches(list(iter_file_batches(p, fmt)), schema=file_schema(p, fmt)))
+        except (pa.ArrowException, OSError, ValueError, TypeError, UnicodeError) as exc:
+            raise LineageInputError(f"{printable(rel)} is not a readable {fmt} file: {_first_line(exc)}") from None
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowException, TypeError) as exc:
+        raise LineageInputError(f"the files' columns do not agree: {_first_line(exc)}") from None
+
 
 def format_of(path: Path) -> str | None:
     last = path.suffix.lower()

@@ -160,6 +160,12 @@ def write_index(infos: list[ImageInfo], dest: Path) -> None:
             writer.write_table(_index_rows(group), row_group_size=max(len(group), 1))
 
 
+def index_table(infos: list[ImageInfo]) -> pa.Table:
+    """The index table of ``infos`` in memory (what :func:`write_index` writes)."""
+    ordered = sorted(infos, key=lambda i: i.relpath)
+    return _index_rows([(i, i.path.read_bytes()) for i in ordered])
+
+
 def _index_rows(group: list[tuple[ImageInfo, bytes]]) -> pa.Table:
     image = pa.StructArray.from_arrays(
         [pa.array([d for _, d in group], pa.binary()), pa.array([i.relpath for i, _ in group], pa.string())],

@@ -598,3 +598,21 @@ def test_ordinary_mistakes_get_a_clear_line(home, tmp_path, cli, db_url, case):
         f.write_bytes(data)
     assert words in refused(cli("ingest", str(f), "--manifest", str(manifest(tmp_path / "m.yaml"))))
     nothing_stored(home, db_url)
+
+
+def test_read_path_reads_any_format_without_storing(tmp_path):
+    """What `dataward screen PATH` reads: an image folder as its index table, a folder of
+    mixed-type files promoted, and collect() still iterates as (path, relpath) pairs."""
+    from lineage.files import collect, read_path
+
+    src = image_folder(tmp_path / "pets")
+    table = read_path(tmp_path / "pets")
+    assert table.column("path").to_pylist() == sorted(src)
+    assert table.column("image").to_pylist()[0] == {"bytes": src["cat/001.png"], "path": "cat/001.png"}
+    d = tmp_path / "parts"
+    d.mkdir()
+    (d / "a.csv").write_text("x,label\n1,0\n")
+    with pa.output_stream(str(d / "b.csv.gz"), compression="gzip") as out:
+        out.write(b"x,label\n2.5,1\n")
+    assert read_path(d).column("x").to_pylist() == [1.0, 2.5]
+    assert [rel for _, rel in collect(d)] == ["a.csv", "b.csv.gz"]

@@ -26,6 +26,7 @@ from ._outcome import ValidationInputError
 _PARQUET = {".parquet", ".pq"}
 _CSV = {".csv", ".tsv"}
 _JSONL = {".jsonl", ".ndjson", ".json"}
+_ARROW = {".arrow", ".feather", ".ipc"}  # Arrow IPC file or stream (datasets.save_to_disk)
 _COMPRESSED = {".gz", ".bz2", ".zst", ".lz4"}
 _BLOCK = 16 << 20
 
@@ -33,7 +34,7 @@ _BLOCK = 16 << 20
 @dataclass(frozen=True)
 class _Source:
     path: Path
-    fmt: str  # "parquet" | "csv" | "jsonl"
+    fmt: str  # "parquet" | "csv" | "jsonl" | "arrow"
     delimiter: str = ","
 
 
@@ -51,10 +52,43 @@ def _source(path: str | Path) -> _Source:
         return _Source(p, "csv", "\t" if ext == ".tsv" else ",")
     if ext in _JSONL:
         return _Source(p, "jsonl")
+    if ext in _ARROW and p.suffix.lower() == ext:
+        return _Source(p, "arrow")
     raise ValidationInputError(
         f"data file {p} has an unknown format {ext!r}: expected Parquet (.parquet), "
-        f"CSV (.csv, .tsv) or JSON Lines (.jsonl, .ndjson), optionally compressed"
+        f"CSV (.csv, .tsv) or JSON Lines (.jsonl, .ndjson), optionally compressed, or Arrow "
+        f"IPC (.arrow, .feather)"
     )
+
+
+def _arrow_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """The record batches of an Arrow IPC file (Feather v2) or stream, memory-mapped."""
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic[:4] == b"FEA1":  # Feather v1: no batches, read whole (legacy, small files)
+        import pyarrow.feather as feather
+
+        yield from feather.read_table(path).to_batches()
+        return
+    with pa.memory_map(str(path)) as source:
+        if magic == b"ARROW1":
+            reader = pa.ipc.open_file(source)
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i)
+        else:
+            yield from pa.ipc.open_stream(source)
+
+
+def _arrow_schema(path: Path) -> pa.Schema:
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic[:4] == b"FEA1":
+        import pyarrow.feather as feather
+
+        return feather.read_table(path).schema
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source) if magic == b"ARROW1" else pa.ipc.open_stream(source)
+        return reader.schema
 
 
 def _check_utf8(src: _Source) -> None:
@@ -85,6 +119,8 @@ def _read_schema(src: _Source) -> pa.Schema:
     try:
         if src.fmt == "parquet":
             return pq.read_schema(src.path).remove_metadata()
+        if src.fmt == "arrow":
+            return _arrow_schema(src.path).remove_metadata()
         _check_utf8(src)
         reader = _open_text(src, schema=None, columns=None)
         try:
@@ -192,13 +228,15 @@ class DatasetReader:
         try:
             if src.fmt == "parquet":
                 it = _parquet_batches(src.path, names, min(batch_rows, 1 << 20))
+            elif src.fmt == "arrow":
+                it = _arrow_batches(src.path)
             else:
                 it = _open_text(src, schema=target, columns=names)
             for rb in it:
                 rb = rb.select(names)
                 if rb.schema != target:
                     rb = rb.cast(target)
-                if src.fmt == "parquet":
+                if src.fmt in ("parquet", "arrow"):
                     for n in check_utf8:
                         try:
                             rb.column(n).validate(full=True)

@@ -41,6 +41,8 @@ LOAD_MAX_PIXELS = 40_000_000
 # Rows of the index are written in row groups of at most this many image bytes.
 ROW_GROUP_BYTES = 32 << 20
 
+SPLITS = {"train", "training", "val", "valid", "validation", "test", "testing", "dev", "eval"}
+
 INDEX_SCHEMA = pa.schema(
     [
         pa.field("image", pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])),
@@ -84,6 +86,12 @@ def check_layout(root: Path, entries: list[tuple[Path, str]], shown: str) -> Non
             f"{shown} has image {printable(loose[0])} at its top level: an image folder "
             "needs one sub-folder of images per class (CLASS/IMAGE.png)")
     classes = {rel.split("/", 1)[0] for _, rel in entries}
+    if classes <= SPLITS and all(rel.count("/") >= 2 for _, rel in entries):
+        # root/train/cat/x.png: the classes would silently be "train" and "test"
+        first = sorted(classes)[0]
+        raise LineageInputError(
+            f"{shown} holds split folders ({', '.join(sorted(classes))}), not class folders: "
+            f"ingest one split's folder, e.g. {shown}/{first}")
     empty = sorted(d.name for d in root.iterdir()
                    if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX"
                    and d.name not in classes)

@@ -402,7 +402,18 @@ def _not_an_image(root: Path) -> None:
     (root / "dog" / "fake.webp").write_bytes(b"RIFF\x00\x00\x00\x00not a webp at all")
 
 
+def _split_folders(root: Path) -> None:
+    for split in ("train", "val"):
+        shutil.copytree(root / "cat", root / "splits" / split / "cat")
+    shutil.rmtree(root / "cat")
+    shutil.rmtree(root / "dog")
+    for item in (root / "splits").iterdir():
+        item.rename(root / item.name)
+    (root / "splits").rmdir()
+
+
 IMAGE_BAD = {"corrupt": (_corrupt, "not a readable image"),
+             "train/val split folders": (_split_folders, "split folders (train, val)"),
              "truncated jpeg": (_truncated_jpeg, "not a readable image"),
              "image at the top with an empty class": (_loose_and_empty, "top level"),
              "empty class folder": (_empty_class, "holds no image files"),

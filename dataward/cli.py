@@ -32,6 +32,11 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(expectations_app, name="expectations")
 
 
+DATA_PATH_HELP = ("A Parquet, CSV, TSV, JSONL (optionally .gz) or Arrow/Feather file, a folder of "
+                  "them (Spark output, datasets.save_to_disk), or an image folder with one "
+                  "sub-folder per class.")
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     from dataward.errors import one_line
 
@@ -96,7 +101,7 @@ def _print_json(obj: Any) -> None:
 @app.command()
 @handles_errors
 def ingest(
-    path: Annotated[Path, typer.Argument(help="A Parquet, CSV or JSONL file, or a folder of them.")],
+    path: Annotated[Path, typer.Argument(help=DATA_PATH_HELP)],
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="The dataset's manifest (YAML).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -227,7 +232,7 @@ def audit_verify(
 @app.command()
 @handles_errors
 def run(
-    path: Annotated[Path, typer.Argument(help="A Parquet, CSV or JSONL file, or a folder of them.")],
+    path: Annotated[Path, typer.Argument(help=DATA_PATH_HELP)],
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="The dataset's manifest (YAML).")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,

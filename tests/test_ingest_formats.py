@@ -530,7 +530,11 @@ def test_odd_licence_text_is_one_clean_line(home, tmp_path, cli, db_url, licence
     f = tmp_path / "t.csv"
     f.write_text("x,label\n1,0\n")
     line = refused(cli("ingest", str(f), "--manifest", str(manifest(tmp_path / "m.yaml", license=licence))))
-    assert "not a valid SPDX expression" in line and "XXXX" * 30 not in line
+    assert "XXXX" * 30 not in line
+    # control characters are refused when the manifest is read, a '[' by the licence check
+    assert "not a valid SPDX expression" in line or "control characters" in line
+    if licence == "MIT [":
+        assert "not a valid SPDX expression" in line
     nothing_stored(home, db_url)
 
 

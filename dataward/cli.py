@@ -61,6 +61,11 @@ def handles_errors(fn):
             fail(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except BrokenPipeError:  # `dataward datasets | head`: the reader left, nothing went wrong
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_OK) from None
         except Exception as exc:  # a bug, not bad input: one line here, the traceback on disk
             from dataward.errors import one_line
 

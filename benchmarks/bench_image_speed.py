@@ -64,9 +64,12 @@ def make_images(n, side, seed, patch_rate=0.0, target=0, trigger="patch"):
     return X.reshape(n, side * side).astype(np.float32), y, truth
 
 
-def as_table(X, y):
+def as_table(X, y, columns=False):
+    """One fixed-size list column of pixels (an image column), or one numeric column per pixel."""
     import pyarrow as pa
 
+    if columns:
+        return pa.table({**{f"p{i}": pa.array(X[:, i]) for i in range(X.shape[1])}, "label": pa.array(y)})
     col = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel()), X.shape[1])
     return pa.table({"img": col, "label": pa.array(y)})
 
@@ -90,16 +93,16 @@ def work_counts(n, m, side, config):
     return train, scored, cnn_step_flops((1, side, side))
 
 
-def run_one(n, side, *, device, reference_share, seed, patch_rate, threads, trigger="patch"):
+def run_one(n, side, *, device, reference_share, seed, patch_rate, threads, trigger="patch", columns=False):
     from screening import ScreenConfig, screen_table
 
     m = int(round(reference_share * n))
     X, y, truth = make_images(n + m, side, seed, patch_rate=0.0)
     Xp, yp, truth = make_images(n, side, seed + 1, patch_rate=patch_rate, trigger=trigger)
-    ref = as_table(X[n:], y[n:]) if m else None
+    ref = as_table(X[n:], y[n:], columns) if m else None
     config = ScreenConfig(device=device, seed=seed, threads=threads)
     t, c = time.perf_counter(), time.process_time()
-    res = screen_table(as_table(Xp, yp), label_col="label", reference=ref, config=config)
+    res = screen_table(as_table(Xp, yp, columns), label_col="label", reference=ref, config=config)
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     s = res.summary
     flagged = res.scores["flagged"].to_numpy()
@@ -110,7 +113,7 @@ def run_one(n, side, *, device, reference_share, seed, patch_rate, threads, trig
     stages = " ".join(f"{k.replace('_probe', '').replace('cross_validated', 'cv')} {v:.1f}s"
                       for k, v in s["probe"]["seconds"].items())
     train, scored, macs = work_counts(n, m, side, config)
-    print(f"[{s['device']}] N={n:,} ({side}x{side}) ref={m:,} threads={s['probe']['threads']}: "
+    print(f"[{s['device']}] N={n:,} ({side}x{side}{' as columns' if columns else ''}) ref={m:,} threads={s['probe']['threads']}: "
           f"{wall:.1f}s wall, {cpu:.1f}s CPU, {n / wall:,.1f} images/s | {stages}{det}\n"
           f"    work: {train / 1e6:.2f}M training image-steps, {scored / 1e3:.0f}k scoring passes, "
           f"{macs / 1e3:.0f}k conv multiply-adds per image pass", flush=True)
@@ -126,6 +129,8 @@ def main(argv=None):
     ap.add_argument("--no-reference", action="store_true", help="same as --reference-share 0")
     ap.add_argument("--patch-rate", type=float, default=0.0, help="share of rows with a planted backdoor")
     ap.add_argument("--trigger", default="patch", choices=["patch", "blend"], help="the planted backdoor's trigger")
+    ap.add_argument("--columns", action="store_true",
+                    help="store the pixels as numeric columns (the MLP probe) instead of one image column")
     ap.add_argument("--device", default="auto", help="auto: CPU, then CUDA when present; or cpu / cuda")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: screen_table's choice)")
     ap.add_argument("--seed", type=int, default=0)
@@ -142,7 +147,7 @@ def main(argv=None):
     for dev in devices:
         for n in sizes:
             run_one(n, args.side, device=dev, reference_share=share, seed=args.seed, patch_rate=args.patch_rate,
-                    threads=args.threads, trigger=args.trigger)
+                    threads=args.threads, trigger=args.trigger, columns=args.columns)
     print("Cost as N grows: each probe fit trains a fixed number of optimiser steps (target_steps batches; "
           "whole epochs below about target_steps x batch_size rows per fold, random batches above), so "
           "training is O(1) in N; scoring is one forward pass per fit over the rows it judges, O(N). "

@@ -115,8 +115,8 @@ def run_one(n, side, *, device, reference_share, seed, patch_rate, threads, trig
     train, scored, macs = work_counts(n, m, side, config)
     print(f"[{s['device']}] N={n:,} ({side}x{side}{' as columns' if columns else ''}) ref={m:,} threads={s['probe']['threads']}: "
           f"{wall:.1f}s wall, {cpu:.1f}s CPU, {n / wall:,.1f} images/s | {stages}{det}\n"
-          f"    work: {train / 1e6:.2f}M training image-steps, {scored / 1e3:.0f}k scoring passes, "
-          f"{macs / 1e3:.0f}k conv multiply-adds per image pass", flush=True)
+          f"    work: {train / 1e6:.2f}M training row-steps, {scored / 1e3:.0f}k scoring passes"
+          + ("" if columns else f", {macs / 1e3:.0f}k conv multiply-adds per image pass"), flush=True)
     return wall, cpu
 
 

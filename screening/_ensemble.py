@@ -1,4 +1,5 @@
-"""F independent MLPs trained in lock-step as one batched model (private).
+"""F independent MLPs trained in lock-step as one batched model, and F CNNs trained in
+lock-step by one optimiser (private).
 
 Cross-validation fits k small models on overlapping data; running them as one
 batched model (weights stacked on a leading fold axis, ``torch.bmm``) pays the

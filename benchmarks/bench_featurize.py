@@ -73,7 +73,14 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--device", default="auto", help="for the text featurizer: auto, cpu or cuda")
+    ap.add_argument("--architecture-only", action="store_true",
+                    help="time MiniLM's architecture (6 layers, 384 wide, random weights, hashed word ids) "
+                         "instead of the shipped model: its forward-pass speed on a machine without the "
+                         "model package (the embeddings themselves mean nothing)")
     args = ap.parse_args(argv)
+    if args.architecture_only:
+        minilm_architecture_speed(args.device, quick=args.quick)
+        return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -99,6 +106,31 @@ def main(argv=None) -> None:
                   f"{r['rows_per_s']:>12,.0f}")
     print("cost as N grows: every encoder is one pass over the rows (O(N)); text and image are "
           "dominated by the model forward pass / PNG decoding per row.")
+
+
+def minilm_architecture_speed(device: str, *, quick: bool = False) -> None:
+    """Texts/s of a BERT of MiniLM-L6's shapes (what the text featurizer runs per batch)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    dev = torch.device("cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    cfg = BertConfig(vocab_size=30522, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                     intermediate_size=1536, max_position_embeddings=512)
+    model = BertModel(cfg).eval().to(dev)
+    rng = np.random.default_rng(0)
+    print(f"MiniLM-L6 architecture, random weights, device {dev}, batch 256, 24 tokens a text")
+    print(f"{'N':>9} {'wall s':>8} {'texts/s':>12}")
+    for n in ([2_000, 8_000] if quick else [2_000, 8_000, 32_000, 128_000]):
+        ids = torch.from_numpy(rng.integers(1000, 30000, (n, 24))).to(dev)
+        torch.cuda.synchronize() if dev.type == "cuda" else None
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for s in range(0, n, 256):
+                out = model(input_ids=ids[s:s + 256]).last_hidden_state.mean(1)
+        torch.cuda.synchronize() if dev.type == "cuda" else None
+        wall = time.perf_counter() - t
+        print(f"{n:>9} {wall:8.2f} {n / wall:>12,.0f}")
+        del out
 
 
 if __name__ == "__main__":

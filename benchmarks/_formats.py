@@ -88,15 +88,20 @@ def mixed_cases(seed: int, quick: bool) -> list[FormatCase]:
             t2.loc[idx, "label"] = target
             truth[idx] = True
         elif case.startswith("uniform"):
-            labels = np.array(sorted(set(t2["label"])))
-            idx = rng.choice(len(t2), int(round(0.10 * len(t2))), replace=False)
-            cur = np.searchsorted(labels, t2.loc[idx, "label"].to_numpy())
-            t2.loc[idx, "label"] = labels[(cur + rng.integers(1, len(labels), len(idx))) % len(labels)]
-            truth[idx] = True
+            truth[_flip_uniform(t2, 0.10, rng)] = True
         trig = trigger(test[test["label"] != target]) if case.startswith("trigger") else None
         out.append(FormatCase("mixed_table", case, _arrow(t2), _arrow(reference), _arrow(test),
                               None if trig is None else _arrow(trig), truth, target))
     return out
+
+
+def _flip_uniform(frame: pd.DataFrame, rate: float, rng) -> np.ndarray:
+    """Give a share ``rate`` of the rows another label, chosen uniformly; their indices."""
+    labels = np.array(sorted(set(frame["label"])))
+    idx = rng.choice(len(frame), int(round(rate * len(frame))), replace=False)
+    cur = np.searchsorted(labels, frame.loc[idx, "label"].to_numpy())
+    frame.loc[idx, "label"] = labels[(cur + rng.integers(1, len(labels), len(idx))) % len(labels)]
+    return idx
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
@@ -230,11 +235,7 @@ def text_cases(seed: int, quick: bool) -> list[FormatCase]:
             t2.loc[idx, "label"] = target
             truth[idx] = True
         elif case.startswith("uniform"):
-            labels = np.array(sorted(set(t2["label"])))
-            idx = rng.choice(len(t2), int(round(0.10 * len(t2))), replace=False)
-            cur = np.searchsorted(labels, t2.loc[idx, "label"].to_numpy())
-            t2.loc[idx, "label"] = labels[(cur + rng.integers(1, len(labels), len(idx))) % len(labels)]
-            truth[idx] = True
+            truth[_flip_uniform(t2, 0.10, rng)] = True
         trig = insert(test[test["label"] != target]) if case.startswith("word") else None
         out.append(FormatCase("text_jsonl", case, _arrow(t2), _arrow(reference), _arrow(test),
                               None if trig is None else _arrow(trig), truth, target))

@@ -204,26 +204,9 @@ def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed,
     res = screen_table(as_frame(Xtr, ytr, emb, img), label_col="label", reference=as_frame(Xr, yr, emb, img),
                        config=config)
     secs = time.perf_counter() - t
-    scores = {k: res.scores[k].to_numpy() for k in ("spectral", "label_noise", "influence", "activation_cluster")}
-    scores["peer_cleanlab_lr"], peer_flags = peer_cleanlab_logreg(Xtr, ytr, seed)
-    scores["peer_art_spectral"] = peer_art_spectral(res.representations, ytr)
-    flagged = res.scores["flagged"].to_numpy()
-    row = {"data": name, "case": case, "seed": seed, "n": len(ytr), "n_ref": len(yr), "n_poison": int(truth.sum()), "secs": secs,
-           "probe_acc": res.summary["probe"]["cv_accuracy"],
-           "anch_acc": float((res.pred_probs.argmax(1) == ytr)[~truth].mean())}
-    for s in SCREENS:
-        row[f"{s}:auc"] = roc_auc_score(truth, scores[s]) if 0 < truth.sum() < len(truth) else np.nan
-        row[f"{s}:R@b"], row[f"{s}:P@b"] = at_budget(scores[s], truth, ytr, s in PER_CLASS)
-    # the fewest poisoned rows the class excess could flag in the target class (None: none)
-    power = {str(d["class"]): d["min_attack_rows"] for d in res.summary["combine"].get("detectable_attack") or []}
-    k = power.get(str(target))
-    row["min_detect"] = np.nan if k is None or not truth.any() else k
-    row["flag_rate"] = flagged.mean()
-    row["clean_flag_rate"] = flagged[~truth].mean()
-    row["F1"] = f1_score(truth, flagged) if truth.any() else np.nan
-    row["recall"] = (flagged & truth).sum() / truth.sum() if truth.any() else np.nan
-    row["precision"] = (flagged & truth).sum() / max(flagged.sum(), 1) if truth.any() else np.nan
-    row["peer_F1"] = f1_score(truth, peer_flags) if truth.any() else np.nan
+    row = {"data": name, "case": case, "seed": seed, "n": len(ytr), "n_ref": len(yr), "n_poison": int(truth.sum()),
+           "secs": secs}
+    flagged = _verdict_metrics(row, res, Xtr, ytr, truth, target, seed)
     Xtrig = None
     if trig is not None:
         Xtrig = trig(Xt[yt != target])
@@ -233,6 +216,32 @@ def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed,
     row.update({"acc_before": acc_0, "acc": acc_f, "dAcc": 100 * (acc_f - acc_o), "ASR_before": asr_0,
                 "ASR_after": asr_f, "ASR_oracle": asr_o, "est_rate": res.summary["estimated_poison_rate"]})
     return row
+
+
+def _verdict_metrics(row, res, X, y, truth, target, seed):
+    """Add to ``row`` the probe accuracies, every screen's and peer's ranking figures, the
+    class excess's power in the target class and the verdict's recall / precision / F1 /
+    flag rates; return the verdict's flags. ``target`` None: no backdoor to size."""
+    flagged = res.scores["flagged"].to_numpy()
+    scores = {k: res.scores[k].to_numpy() for k in ("spectral", "label_noise", "influence", "activation_cluster")}
+    scores["peer_cleanlab_lr"], peer_flags = peer_cleanlab_logreg(X, y, seed)
+    scores["peer_art_spectral"] = peer_art_spectral(res.representations, y)
+    row["probe_acc"] = res.summary["probe"]["cv_accuracy"]
+    row["anch_acc"] = float((res.pred_probs.argmax(1) == y)[~truth].mean())
+    for s in SCREENS:
+        row[f"{s}:auc"] = roc_auc_score(truth, scores[s]) if 0 < truth.sum() < len(truth) else np.nan
+        row[f"{s}:R@b"], row[f"{s}:P@b"] = at_budget(scores[s], truth, y, s in PER_CLASS)
+    # the fewest poisoned rows the class excess could flag in the target class (None: none)
+    power = {str(d["class"]): d["min_attack_rows"] for d in res.summary["combine"].get("detectable_attack") or []}
+    k = power.get(str(target))
+    row["min_detect"] = np.nan if k is None or target is None or not truth.any() else k
+    row["flag_rate"] = flagged.mean()
+    row["clean_flag_rate"] = flagged[~truth].mean()
+    row["F1"] = f1_score(truth, flagged) if truth.any() else np.nan
+    row["recall"] = (flagged & truth).sum() / truth.sum() if truth.any() else np.nan
+    row["precision"] = (flagged & truth).sum() / max(flagged.sum(), 1) if truth.any() else np.nan
+    row["peer_F1"] = f1_score(truth, peer_flags) if truth.any() else np.nan
+    return flagged
 
 
 def _rate(case):
@@ -401,30 +410,15 @@ def run_format_case(fc, config, seed):
     t = time.perf_counter()
     res = screen_table(fc.train, label_col=fc.label, reference=fc.reference, config=config)
     secs = time.perf_counter() - t
-    truth, flagged = fc.truth, res.scores["flagged"].to_numpy()
+    truth = fc.truth
     labels = np.asarray(fc.train.column(fc.label).to_pylist(), dtype=object)
     y = np.searchsorted(np.array(res.classes, dtype=object), labels)
     plans = plan_columns(fc.train, fc.label, None, config)
     X, _ = encode_columns(fc.train, plans, "data", config, {})
     X = X.reshape(len(X), -1)
-    scores = {k: res.scores[k].to_numpy() for k in ("spectral", "label_noise", "influence", "activation_cluster")}
-    scores["peer_cleanlab_lr"], peer_flags = peer_cleanlab_logreg(X, y, seed)
-    scores["peer_art_spectral"] = peer_art_spectral(res.representations, y)
     row = {"data": fc.data, "case": fc.case, "seed": seed, "n": len(y), "n_ref": fc.reference.num_rows,
-           "n_poison": int(truth.sum()), "secs": secs, "probe_acc": res.summary["probe"]["cv_accuracy"],
-           "anch_acc": float((res.pred_probs.argmax(1) == y)[~truth].mean())}
-    for s in SCREENS:
-        row[f"{s}:auc"] = roc_auc_score(truth, scores[s]) if 0 < truth.sum() < len(truth) else np.nan
-        row[f"{s}:R@b"], row[f"{s}:P@b"] = at_budget(scores[s], truth, y, s in PER_CLASS)
-    power = {str(d["class"]): d["min_attack_rows"] for d in res.summary["combine"].get("detectable_attack") or []}
-    k = power.get(str(fc.target))
-    row["min_detect"] = np.nan if k is None or not truth.any() or fc.triggered is None else k
-    row["flag_rate"] = flagged.mean()
-    row["clean_flag_rate"] = flagged[~truth].mean()
-    row["F1"] = f1_score(truth, flagged) if truth.any() else np.nan
-    row["recall"] = (flagged & truth).sum() / truth.sum() if truth.any() else np.nan
-    row["precision"] = (flagged & truth).sum() / max(flagged.sum(), 1) if truth.any() else np.nan
-    row["peer_F1"] = f1_score(truth, peer_flags) if truth.any() else np.nan
+           "n_poison": int(truth.sum()), "secs": secs}
+    flagged = _verdict_metrics(row, res, X, y, truth, fc.target if fc.triggered is not None else None, seed)
     acc_o, asr_o = F.downstream(fc, ~truth, seed)
     acc_f, asr_f = F.downstream(fc, ~flagged, seed)
     acc_0, asr_0 = F.downstream(fc, np.ones(len(y), bool), seed)

@@ -17,10 +17,8 @@ headless Chromium.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -39,21 +37,13 @@ def cases(tmp_path_factory):
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """One installation for the whole corpus (as on a team's machine)."""
-    import os
-
     root = tmp_path_factory.mktemp("corpus-home")
-    gx = root / "expectations"
-    gx.mkdir()
-    saved = {k: os.environ.get(k) for k in ("DATAWARD_HOME", "DATAWARD_EXPECTATIONS", "DATAWARD_DB_URL")}
-    os.environ["DATAWARD_HOME"] = str(root / "home")
-    os.environ["DATAWARD_EXPECTATIONS"] = str(gx)
-    os.environ.pop("DATAWARD_DB_URL", None)
-    yield root
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    (root / "expectations").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATAWARD_HOME", str(root / "home"))
+        mp.setenv("DATAWARD_EXPECTATIONS", str(root / "expectations"))
+        mp.delenv("DATAWARD_DB_URL", raising=False)
+        yield root
     from lineage.db import dispose_all
 
     dispose_all()

@@ -96,8 +96,22 @@ def is_list(t: pa.DataType) -> bool:
 
 
 def is_string(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or (
-        pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)))
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    view = getattr(pa.types, "is_string_view", lambda _: False)(t)
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or view
+
+
+def _plain(col):
+    """A dictionary column as its values (a pandas categorical of ints, say), a string
+    view as a string column: the encoders read plain Arrow types."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if getattr(pa.types, "is_string_view", lambda _: False)(t):
+        col = col.cast(pa.large_string())
+    return col
 
 
 def is_temporal(t: pa.DataType) -> bool:
@@ -132,9 +146,10 @@ def plan_columns(table: pa.Table, label_col: str, feature_cols: list[str] | None
 
 
 def _plan_one(col: pa.ChunkedArray, name: str, n: int, config, *, chosen: bool) -> ColumnEncoding:
+    enc = ColumnEncoding(name=name, type=str(col.type), encoding="excluded", missing=int(col.null_count))
+    col = _plain(col)
     t = col.type
-    missing = int(col.null_count)
-    enc = ColumnEncoding(name=name, type=str(t), encoding="excluded", missing=missing)
+    missing = enc.missing
     if missing == n:
         enc.reason = "every value is missing"
         return enc
@@ -188,10 +203,21 @@ def _plan_numeric(enc, col, name, n, chosen) -> ColumnEncoding:
     huge = bool(np.abs(finite).max() > HUGE)
     enc.encoding = "numeric-log" if huge else "numeric"
     enc.width = 1
-    enc.params["median"] = float(np.median(_signed_log(finite) if huge else finite))
+    fitted = _signed_log(finite) if huge else finite
+    enc.params["median"] = float(np.median(fitted))
+    enc.params["range"] = _clip_range(fitted)
     enc.reason = ("signed log, then standardised: magnitudes up to "
                   f"{np.abs(finite).max():.3g} overflow float32" if huge else "standardised")
     return enc
+
+
+def _clip_range(fitted: np.ndarray) -> list[float]:
+    """Bounds for values encoded with this plan: the data's range widened ten times its
+    span on each side. Data rows never reach them; a reference outlier (1e37 where the
+    data stays below 1) is held there instead of overflowing the standardisation."""
+    lo, hi = float(fitted.min()), float(fitted.max())
+    span = max(hi - lo, abs(hi), abs(lo), 1.0)
+    return [max(lo - 10 * span, -3e38), min(hi + 10 * span, 3e38)]
 
 
 def _counts_through(finite: np.ndarray, n: int, name: str) -> bool:
@@ -253,9 +279,7 @@ def _plan_image(enc, col, config) -> ColumnEncoding:
 
 
 def _plan_list(enc, col, config) -> ColumnEncoding:
-    if col.null_count:
-        pass  # rows without an array are imputed with zeros and flagged by the indicator
-    present = col.drop_null()
+    present = col.drop_null()  # rows without an array are imputed with zeros (see _list_matrix)
     inner = present.type.value_type
     while is_list(inner):
         inner = inner.value_type
@@ -265,7 +289,11 @@ def _plan_list(enc, col, config) -> ColumnEncoding:
     lengths = pc.list_value_length(present)
     if is_list(present.type.value_type):  # nested (2-D image rows)
         first = present.slice(0, 1).to_pylist()[0]
-        shape = np.asarray(first, dtype=np.float64).shape
+        try:
+            shape = np.asarray(first, dtype=np.float64).shape
+        except (ValueError, TypeError):
+            enc.reason = "nested arrays of uneven lengths: not an image or a fixed-length embedding"
+            return enc
         enc.params["shape"] = list(shape)
         width = int(np.prod(shape))
     else:
@@ -277,6 +305,11 @@ def _plan_list(enc, col, config) -> ColumnEncoding:
     if width == 0:
         enc.reason = "empty arrays"
         return enc
+    flat = present.chunks[0] if present.num_chunks == 1 else pa.concat_arrays(present.chunks)
+    while is_list(flat.type):
+        flat = flat.flatten()
+    biggest = pc.max(pc.abs(flat.cast(pa.float64()))).as_py() if len(flat) else 0.0
+    enc.params["log"] = bool(biggest is not None and biggest > HUGE)
     enc.encoding, enc.width = "embedding", width
     enc.reason = f"fixed-length numeric arrays of {width} values"
     return enc
@@ -354,7 +387,7 @@ def encode_columns(table: pa.Table, plans: list[ColumnEncoding], what: str, conf
     image = [p for p in used if p.encoding == "image"]
     if image:
         return decode_images(table.column(image[0].name), tuple(image[0].params["shape"]), what), "image"
-    if len(used) == 1 and used[0].encoding == "embedding" and not used[0].missing:
+    if len(used) == 1 and used[0].encoding == "embedding":
         arr = _list_matrix(table.column(used[0].name), used[0], what)
         shape = _image_shape(arr, config)
         if config.input_kind == "image" or (config.input_kind == "auto" and shape is not None):
@@ -404,6 +437,7 @@ def _signed_log(x: np.ndarray) -> np.ndarray:
 
 
 def _encode_one(col, p: ColumnEncoding, what: str, config, text_cache) -> np.ndarray:
+    col = _plain(col)
     n = len(col)
     if p.encoding in ("numeric", "numeric-log"):
         x = _as_float(col)
@@ -412,10 +446,11 @@ def _encode_one(col, p: ColumnEncoding, what: str, config, text_cache) -> np.nda
         if p.encoding == "numeric-log":
             x = np.where(ok, _signed_log(np.where(ok, x, 0.0)), 0.0)
         out = np.where(ok, x, p.params["median"])
-        # values beyond float32 in a column fitted as ordinary (a reference's outlier)
-        return np.clip(out, -3e38, 3e38).astype(np.float32).reshape(-1, 1)
-    if p.encoding == "boolean":
-        return col.fill_null(False).to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, 1)
+        lo, hi = p.params.get("range", (-3e38, 3e38))
+        return np.clip(out, lo, hi).astype(np.float32).reshape(-1, 1)
+    if p.encoding == "boolean":  # also when another file stored the flag as 0 / 1
+        return pc.fill_null(col.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False) \
+            .astype(np.float32).reshape(-1, 1)
     if p.encoding == "datetime":
         x = _temporal_seconds(col) - p.params["origin"]  # float64: epoch seconds lose float32 precision
         return np.where(np.isfinite(x), x, 0.0).astype(np.float32).reshape(-1, 1)
@@ -455,7 +490,7 @@ def _temporal_seconds(col) -> np.ndarray:
         ints = col.cast(pa.int64())
         scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[col.type.unit]
     elif pa.types.is_time(t) or pa.types.is_duration(t):
-        ints = col.cast(pa.int64())
+        ints = col.cast(pa.int32()).cast(pa.int64()) if pa.types.is_time32(t) else col.cast(pa.int64())
         scale = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[t.unit]
     else:  # pragma: no cover - is_temporal covers the rest
         raise ScreeningInputError(f"unsupported temporal type {t}")
@@ -487,10 +522,7 @@ def _list_matrix(col, p: ColumnEncoding, what: str) -> np.ndarray:
     for chunk in col.chunks:
         flat = chunk
         while is_list(flat.type):
-            if pa.types.is_fixed_size_list(flat.type):
-                flat = flat.flatten()
-            else:
-                flat = flat.flatten()
+            flat = flat.flatten()
         values = flat.to_numpy(zero_copy_only=False).astype(np.float64)
         valid = ~chunk.is_null().to_numpy(zero_copy_only=False)
         m = int(valid.sum())
@@ -499,9 +531,9 @@ def _list_matrix(col, p: ColumnEncoding, what: str) -> np.ndarray:
         if not np.isfinite(values).all():
             bad = int((~np.isfinite(values.reshape(m, width))).any(axis=1).sum())
             raise ScreeningInputError(f"{what} column '{p.name}' has {bad} row(s) with NaN or infinite values")
-        big = np.abs(values).max() if values.size else 0.0
-        if big > HUGE:
+        if p.params.get("log"):  # decided once for the column by the plan, not per chunk
             values = _signed_log(values)
+        values = np.clip(values, -3e38, 3e38)
         block = np.zeros((len(chunk), width), dtype=np.float32)
         block[valid] = values.reshape(m, width)
         out[at:at + len(chunk)] = block
@@ -522,6 +554,23 @@ def _image_shape(arr: np.ndarray, config) -> tuple[int, ...] | None:
     return (1, side, side) if side * side == length and side >= 4 else None
 
 
+def image_pixels(im, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """One image as float32 (H, W[, 3]) in [0, 1]: 8-bit modes through Pillow's
+    conversion; 16-bit and 32-bit grey scaled by their own range first (``convert("L")``
+    would clip them to white)."""
+    from PIL import Image
+
+    if im.mode.startswith(("I;16", "I", "F")) and im.mode not in ("IA",):
+        a = np.asarray(im, dtype=np.float32)
+        top = 65535.0 if im.mode.startswith("I;16") else max(float(a.max()), 1.0)
+        a = np.asarray(Image.fromarray(a / top, mode="F").resize(size, Image.BILINEAR), dtype=np.float32)
+        return np.repeat(a[..., None], 3, axis=2) if mode == "RGB" else a
+    im = im.convert(mode)
+    if im.size != size:
+        im = im.resize(size, Image.BILINEAR)
+    return np.asarray(im, dtype=np.float32) / 255.0
+
+
 def decode_images(col, shape: tuple[int, int, int], what: str, *, batch: int = 1024) -> np.ndarray:
     """Encoded images (bytes, or the ``datasets`` Image struct) -> float32 (N, C, H, W) in
     [0, 1], every image converted to the plan's mode and resized to its (H, W)."""
@@ -537,14 +586,12 @@ def decode_images(col, shape: tuple[int, int, int], what: str, *, batch: int = 1
     for chunk in col.chunks:
         for v in chunk:
             b = _bytes_of(v.as_py())
-            if b is None:
-                raise ScreeningInputError(f"{what} image column row {row} holds no image bytes")
+            if b is None:  # a missing image: an all-zero one, like a missing number's median
+                row += 1
+                continue
             try:
                 with Image.open(io.BytesIO(b)) as im:
-                    im = im.convert(mode)
-                    if im.size != (w, h):
-                        im = im.resize((w, h), Image.BILINEAR)
-                    a = np.asarray(im, dtype=np.float32) / 255.0
+                    a = image_pixels(im, mode, (w, h))
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise ScreeningInputError(
                     f"{what} image column row {row} cannot be decoded: {type(exc).__name__}") from None

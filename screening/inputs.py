@@ -130,11 +130,16 @@ def _reduce_width(prep: PreparedInput, config) -> None:
     k = int(min(config.max_features, n - 1, d))
     rng = np.random.default_rng(config.seed)
     fit_rows = prep.X if n <= 20_000 else prep.X[np.sort(rng.choice(n, 20_000, replace=False))]
-    mu = fit_rows.mean(axis=0, dtype=np.float64)
-    sd = fit_rows.std(axis=0, dtype=np.float64)
+    s1, s2 = np.zeros(d), np.zeros(d)
+    for s in range(0, len(fit_rows), 2048):  # float64 sums over chunks: no full float64 copy
+        part = fit_rows[s:s + 2048].astype(np.float64)
+        s1 += part.sum(axis=0)
+        s2 += (part * part).sum(axis=0)
+    mu = (s1 / len(fit_rows)).astype(np.float32)
+    sd = np.sqrt(np.maximum(s2 / len(fit_rows) - (s1 / len(fit_rows)) ** 2, 0.0)).astype(np.float32)
     sd[~(sd > 1e-12)] = 1.0
     pca = PCA(n_components=k, svd_solver="randomized", random_state=config.seed)
-    pca.fit(((fit_rows - mu) / sd).astype(np.float32))
+    pca.fit(np.concatenate([(fit_rows[s:s + 2048] - mu) / sd for s in range(0, len(fit_rows), 2048)]))
 
     def project(X):
         out = np.empty((len(X), k), dtype=np.float32)
@@ -229,7 +234,14 @@ def _loosely_same(a: pa.DataType, b: pa.DataType) -> bool:
     def num(t):
         return is_numeric(t) or pa.types.is_boolean(t)
 
-    return (num(a) and num(b)) or (is_list(a) and is_list(b)) or (is_string(a) and is_string(b)) \
+    from .encoding import is_binary, is_temporal
+
+    def plain(t):
+        return t.value_type if pa.types.is_dictionary(t) else t
+
+    a, b = plain(a), plain(b)
+    return a == b or (num(a) and num(b)) or (is_list(a) and is_list(b)) or (is_string(a) and is_string(b)) \
+        or (is_temporal(a) and is_temporal(b)) or (is_binary(a) and is_binary(b)) \
         or (pa.types.is_struct(a) and pa.types.is_struct(b))
 
 

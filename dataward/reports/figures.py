@@ -249,17 +249,22 @@ def _image_of(rec: dict[str, Any], features: list[str], summary: dict[str, Any])
 
 
 def _decode_image(data: bytes) -> dict[str, Any] | None:
+    """A thumbnail (at most 64 px a side) of encoded image bytes, pixels in [0, 1]."""
     import io
+
+    from screening.encoding import image_pixels
 
     try:
         from PIL import Image
 
         with Image.open(io.BytesIO(data)) as im:
-            im.thumbnail((64, 64))
-            im = im.convert("RGB" if im.mode not in ("L", "1", "I", "I;16") else "L")
-            ch = 3 if im.mode == "RGB" else 1
-            return {"height": im.height, "width": im.width, "channels": ch,
-                    "pixels": [float(x) for x in np.asarray(im, dtype=np.float32).reshape(-1)]}
+            w, h = im.size
+            scale = min(1.0, 64 / max(w, h))
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            grey = im.mode in ("L", "1", "LA") or im.mode.startswith(("I", "F"))
+            a = image_pixels(im, "L" if grey else "RGB", size)
+            return {"height": size[1], "width": size[0], "channels": 1 if grey else 3,
+                    "pixels": [float(x) for x in a.reshape(-1)]}
     except Exception:  # not an image a reviewer can see: the row shows as a table
         return None
 

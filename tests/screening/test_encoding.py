@@ -129,3 +129,36 @@ def test_free_text_is_embedded_with_the_text_featurizer():
     assert plans[0].encoding == "text"
     X, kind = encode_columns(table, plans, "data", cfg)
     assert kind == "text" and X.shape == (40, 2) and seen == texts
+
+
+def test_time32_dictionary_ints_and_string_views_are_read():
+    import datetime as dt
+
+    n = 60
+    table = pa.table({"t": pa.array([dt.time(i % 20) for i in range(n)], type=pa.time32("s")),
+                      "c": pa.array([i % 3 for i in range(n)]).dictionary_encode(),
+                      "y": [i % 2 for i in range(n)]})
+    plans = {p.name: p for p in plan_columns(table, "y", None, CFG)}
+    assert plans["t"].encoding == "datetime" and plans["c"].used
+    X, _ = encode_columns(table, list(plans.values()), "data", CFG)
+    assert X.shape == (n, 2) and np.isfinite(X).all()
+
+
+def test_a_reference_outlier_is_held_inside_the_datas_range():
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"a": rng.random(120) * 0.01, "b": rng.random(120), "y": [0, 1] * 60})
+    ref = data.copy()
+    ref.loc[0, "a"] = 1e37  # would overflow the standardisation and turn every score NaN
+    r = screen_table(data, label_col="y", reference=ref, config=ScreenConfig(target_steps=50))
+    assert np.isfinite(r.scores[["label_noise", "influence", "spectral"]].to_numpy()).all()
+
+
+def test_sixteen_bit_and_missing_images():
+    from PIL import Image
+
+    a = (np.arange(64).reshape(8, 8) * 1000).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    X = decode_images(pa.chunked_array([pa.array([buf.getvalue(), None])]), (8, 8, 1), "data")
+    assert X[0].max() == pytest.approx(63000 / 65535, rel=1e-3) and X[0].min() == 0.0  # not clipped white
+    assert X[1].max() == 0.0  # a missing image is imputed as a blank one

@@ -80,9 +80,13 @@ class ColumnEncoding:
         return self.width + (1 if self.missing and self.encoding not in ("image",) else 0)
 
     def describe(self) -> dict[str, Any]:
+        reason = self.reason
+        if self.used and self.missing:
+            reason += ("; missing images are blank" if self.encoding == "image" else
+                       "; missing values imputed, plus a missing-indicator feature")
         return {"name": self.name, "type": self.type, "encoding": self.encoding,
                 "used": self.used, "features": self.n_features if self.used else 0,
-                "missing": int(self.missing), "reason": self.reason}
+                "missing": int(self.missing), "reason": reason}
 
 
 # --- type tests -----------------------------------------------------------------------

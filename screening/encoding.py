@@ -77,13 +77,13 @@ class ColumnEncoding:
 
     @property
     def n_features(self) -> int:
-        return self.width + (1 if self.missing and self.encoding not in ("image",) else 0)
+        return self.width + (1 if self.missing and self.encoding not in ("image", "embedding") else 0)
 
     def describe(self) -> dict[str, Any]:
         reason = self.reason
         if self.used and self.missing:
-            reason += ("; missing images are blank" if self.encoding == "image" else
-                       "; missing values imputed, plus a missing-indicator feature")
+            reason += {"image": "; missing images are blank", "embedding": "; missing arrays are zeros"}.get(
+                self.encoding, "; missing values imputed, plus a missing-indicator feature")
         return {"name": self.name, "type": self.type, "encoding": self.encoding,
                 "used": self.used, "features": self.n_features if self.used else 0,
                 "missing": int(self.missing), "reason": reason}
@@ -404,7 +404,7 @@ def encode_columns(table: pa.Table, plans: list[ColumnEncoding], what: str, conf
     blocks: list[np.ndarray] = []
     for p in used:
         blocks.append(_encode_one(table.column(p.name), p, what, config, text_cache))
-        if p.missing:
+        if p.missing and p.encoding != "embedding":
             blocks.append(table.column(p.name).is_null().to_numpy(zero_copy_only=False)
                           .astype(np.float32).reshape(-1, 1) if p.encoding not in ("numeric", "numeric-log")
                           else (~np.isfinite(_as_float(table.column(p.name)))).astype(np.float32).reshape(-1, 1))

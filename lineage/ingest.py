@@ -162,7 +162,9 @@ def ingest(engine, path: str | os.PathLike[str], manifest: Manifest, *, store: C
                 dest, created = store.put(info.path, info.sha256, info.format)
                 if created:
                     created_blobs.append((info.sha256, info.format))
-                stored.append(dataclasses.replace(info, path=dest))
+                # an image folder's index was a staging file: point at its stored copy;
+                # a user's own file keeps its path (lineage names the landed original)
+                stored.append(dataclasses.replace(info, path=dest) if info.path in staged else info)
             part.tables = stored
             bulk_store.put_many(store, [(i.path, i.sha256, i.format) for i in part.images],
                                 created_blobs)

@@ -51,7 +51,7 @@ def test_ingest_emits_run_events(home, tmp_path, cli, digits_example):
     ins = {(i["namespace"], i["name"]) for i in done["inputs"]}
     assert ("https://archive.ics.uci.edu",
             "/dataset/80/optical+recognition+of+handwritten+digits") in ins
-    assert any(n.endswith("/train/digits.parquet") for _, n in ins)
+    assert any(n.endswith("/train/digits.parquet") for _, n in ins), ins
 
 
 def test_failed_ingest_emits_fail(home, tmp_path, cli):

@@ -189,9 +189,9 @@ def test_real_scheduler_review_through_required_actions(tmp_path, digits_example
         assert state == "quarantined"
         status, body = af.request("PATCH", hitl, answer, token=tokens["reviewer"])
         assert status == 200, body
-        runs = af.wait_run("dataward_import", timeout=300)
+        runs = af.wait_run("dataward_import", timeout=540)
         assert runs[0]["state"] == "success", (tmp_path / "standalone.log").read_text()[-4000:]
-        trains = af.wait_run("dataward_train_example", timeout=300)
+        trains = af.wait_run("dataward_train_example", timeout=540)
         assert trains[0]["state"] == "success"
         status, events = af.request("GET", "/api/v2/assets/events")
         assert status == 200

@@ -73,6 +73,7 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
         "run": run_info,
         "code_version": code_version(),
         "dataset": info,
+        "files_listed": _files_listed(info.get("files") or []),
         "summary": _summary(decision, screening),
         "validation": validation,
         "screening": screening,
@@ -88,6 +89,28 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
     doc["compliance"] = compliance_mapping(doc)
     doc["compliance_coverage"] = coverage(doc["compliance"])
     return doc
+
+
+#: Files of one role beyond this many are summarised in the report (an image folder holds
+#: thousands); every file with its hash stays in report.json and in lineage.
+MAX_FILES_LISTED = 20
+
+
+def _files_listed(files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The report's file table: up to MAX_FILES_LISTED files of each role, then one
+    summary row per role (count and bytes) for the rest."""
+    shown, rest = [], {}
+    per_role: dict[str, int] = {}
+    for f in files:
+        role = f.get("role") or "data"
+        per_role[role] = per_role.get(role, 0) + 1
+        if per_role[role] <= MAX_FILES_LISTED:
+            shown.append(f)
+        else:
+            r = rest.setdefault(role, {"role": role, "count": 0, "bytes": 0})
+            r["count"] += 1
+            r["bytes"] += int(f.get("bytes") or 0)
+    return {"shown": shown, "more": list(rest.values()), "total": len(files)}
 
 
 def _summary(decision: dict[str, Any] | None, screening: dict[str, Any] | None) -> dict[str, Any]:

@@ -69,13 +69,9 @@ def _process_alive(pid: int, since: datetime | None) -> bool:
     try:
         import psutil
     except ImportError:  # pragma: no cover - psutil comes with Airflow
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        from lineage.store import pid_alive
+
+        return pid_alive(pid)
     try:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:

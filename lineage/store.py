@@ -40,7 +40,8 @@ def temp_tag() -> str:
     return f"{_host()}-{os.getpid()}"
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host (signal 0)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -60,7 +61,7 @@ def is_stale_temp(path: Path, *, now: float | None = None) -> bool:
     # name: PREFIX-HOST-PID-RANDOM...
     for i in range(len(parts) - 1):
         if parts[i] == _host() and parts[i + 1].isdigit():
-            return not _pid_alive(int(parts[i + 1])) or age > STALE_AFTER_S
+            return not pid_alive(int(parts[i + 1])) or age > STALE_AFTER_S
     return age > STALE_AFTER_S
 
 

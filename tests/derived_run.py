@@ -9,7 +9,6 @@ further CLI calls.
 from __future__ import annotations
 
 import json
-import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -47,35 +46,31 @@ def _run(tmp_path_factory, digits_example) -> DerivedRun:
     home.mkdir()
     env = {"DATAWARD_HOME": str(home), "DATAWARD_DB_URL": f"sqlite:///{home / 'lineage.db'}",
            "DATAWARD_ACTOR": "tester"}
-    saved = {k: os.environ.get(k) for k in (*env, *_CLEARED)}
-    os.environ.update(env)
-    for k in _CLEARED:
-        os.environ.pop(k, None)
-    try:
-        # The parent: the raw digits with a column the derived set drops (other content).
-        raw = pq.read_table(digits_example / "train")
-        raw = raw.append_column("scan_batch", [[i % 7 for i in range(raw.num_rows)]])
-        (base / "raw").mkdir()
-        pq.write_table(raw, base / "raw" / "raw.parquet")
-        pm = write_manifest(base / "raw.yaml", name="digits-raw", license="CC-BY-4.0",
-                            source={"uri": "s3://uci-mirror/digits/raw.parquet"}, label_column="label")
-        r = invoke_cli("ingest", str(base / "raw"), "--manifest", str(pm), "--json")
-        assert r.returncode == 0, r.stderr
-        raw_run = json.loads(r.stdout)
-        m = yaml.safe_load((digits_example / "manifest.yaml").read_text())
-        m.update(parents=["digits-raw@1"], reference=str(digits_example / "reference.parquet"),
-                 evaluation_sets=[str(digits_example / "evaluation.parquet")])
-        (base / "derived.yaml").write_text(yaml.safe_dump(m))
-        r = invoke_cli("run", str(digits_example / "train"), "--manifest", str(base / "derived.yaml"), "--json")
-        assert r.returncode == 0, r.stderr
-        summary = json.loads(r.stdout)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        from lineage.db import dispose_all
+    from lineage.db import dispose_all
 
-        dispose_all()
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        for k in _CLEARED:
+            mp.delenv(k, raising=False)
+        try:
+            # The parent: the raw digits with a column the derived set drops (other content).
+            raw = pq.read_table(digits_example / "train")
+            raw = raw.append_column("scan_batch", [[i % 7 for i in range(raw.num_rows)]])
+            (base / "raw").mkdir()
+            pq.write_table(raw, base / "raw" / "raw.parquet")
+            pm = write_manifest(base / "raw.yaml", name="digits-raw", license="CC-BY-4.0",
+                                source={"uri": "s3://uci-mirror/digits/raw.parquet"}, label_column="label")
+            r = invoke_cli("ingest", str(base / "raw"), "--manifest", str(pm), "--json")
+            assert r.returncode == 0, r.stderr
+            raw_run = json.loads(r.stdout)
+            m = yaml.safe_load((digits_example / "manifest.yaml").read_text())
+            m.update(parents=["digits-raw@1"], reference=str(digits_example / "reference.parquet"),
+                     evaluation_sets=[str(digits_example / "evaluation.parquet")])
+            (base / "derived.yaml").write_text(yaml.safe_dump(m))
+            r = invoke_cli("run", str(digits_example / "train"), "--manifest", str(base / "derived.yaml"), "--json")
+            assert r.returncode == 0, r.stderr
+            summary = json.loads(r.stdout)
+        finally:
+            dispose_all()  # the lineage DB's connections, also on failure
     return DerivedRun(home, env, summary, raw_run)

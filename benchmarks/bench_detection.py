@@ -197,6 +197,22 @@ def as_frame(X, y, embedding=False, image=False):
     return pd.DataFrame(X, columns=cols).assign(label=y)
 
 
+_DUMP = None
+
+
+def dump_result(res, data, case, seed):
+    """With ``--dump DIR``: the case's per-row scores and its summary (timings dropped)."""
+    if _DUMP is None:
+        return
+    import json
+
+    os.makedirs(_DUMP, exist_ok=True)
+    stem = os.path.join(_DUMP, f"{data}__{case}__s{seed}".replace("%", "pct"))
+    res.scores.to_parquet(stem + ".parquet")
+    with open(stem + ".json", "w") as fh:
+        json.dump(res.summary, fh, indent=1, sort_keys=True, default=str)
+
+
 def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed, kind="tabular"):
     (Xr, yr), (Xt, yt) = ref, test
     emb, img = kind == "embedding", kind == "image"
@@ -204,6 +220,7 @@ def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed,
     res = screen_table(as_frame(Xtr, ytr, emb, img), label_col="label", reference=as_frame(Xr, yr, emb, img),
                        config=config)
     secs = time.perf_counter() - t
+    dump_result(res, name, case, seed)
     row = {"data": name, "case": case, "seed": seed, "n": len(ytr), "n_ref": len(yr), "n_poison": int(truth.sum()),
            "secs": secs}
     flagged = _verdict_metrics(row, res, Xtr, ytr, truth, target, seed)
@@ -324,7 +341,12 @@ def main(argv=None):
                     help="multiply every trusted reference's size, taking the rows from the test split "
                          "(the training rows and the poison stay the same): how detection grows with it")
     ap.add_argument("--cases", default=None, help="comma-separated case names to keep (e.g. clean,blend-3%%)")
+    ap.add_argument("--dump", default=None, metavar="DIR",
+                    help="write every case's per-row scores (DIR/DATA__CASE__sSEED.parquet) and summary, "
+                         "to compare two versions row for row with benchmarks/compare_scores.py")
     args = ap.parse_args(argv)
+    global _DUMP
+    _DUMP = args.dump
     only = None if args.only is None else set(args.only.split(","))
     keep = None if args.cases is None else set(args.cases.split(","))
     seeds = [args.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
@@ -410,6 +432,7 @@ def run_format_case(fc, config, seed):
     t = time.perf_counter()
     res = screen_table(fc.train, label_col=fc.label, reference=fc.reference, config=config)
     secs = time.perf_counter() - t
+    dump_result(res, fc.data, fc.case, seed)
     truth = fc.truth
     labels = np.asarray(fc.train.column(fc.label).to_pylist(), dtype=object)
     y = np.searchsorted(np.array(res.classes, dtype=object), labels)

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 
 from dataward.context import Context
 from dataward.stages.common import finished
-from screening.combine import power_statement
+from dataward.reports.verdict_text import power_statement
 
 
 def main(planted_path: str) -> None:

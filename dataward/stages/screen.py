@@ -52,7 +52,7 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
 
 def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
          ) -> dict[str, Any]:
-    from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, screen_table
+    from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, VerdictConfig, screen_table
 
     if not label_col:
         return {"status": "not_applicable", "reason": "the manifest names no label_column, so the "
@@ -61,7 +61,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     reference = read_table(ctx, version_id, role="reference")
     policy = load_policy(ctx.settings.decision_policy)
     settings = policy.canary
-    config = ScreenConfig(**policy.verdict)
+    config = ScreenConfig(verdict=VerdictConfig(**policy.verdict))
     canaries, canary_error = None, None
     if settings["enabled"]:
         try:
@@ -214,8 +214,13 @@ def _diff_output(ctx: Context, ref: str, flagged_ids: list[int]) -> dict[str, An
 
 
 def write_results(result, out_dir) -> None:
-    """Write scores.parquet, summary.json and projection.npy, each atomically."""
+    """Write scores.parquet, summary.json and projection.npy, each atomically (the
+    summary with the verdict's rule in words, ``combine.text``)."""
     import numpy as np
+
+    from dataward.reports.verdict_text import with_rule_text
+
+    with_rule_text(result.summary)
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -45,7 +45,8 @@ class VerdictConfig:
 
     def __post_init__(self):
         if self.rule not in ("auto", "reference_calibrated", "label_noise", "union"):
-            raise ValueError(f"verdict rule must be auto, reference_calibrated, label_noise or union, not {self.rule!r}")
+            raise ValueError("verdict rule must be auto, reference_calibrated, label_noise or union, "
+                             f"not {self.rule!r}")
         object.__setattr__(self, "excess_levels", tuple(float(t) for t in self.excess_levels))
 
 

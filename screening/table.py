@@ -252,5 +252,6 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "estimated_poison_rate": est_rate,
         "seconds": time.perf_counter() - t_all,
     }
-    return ScreenResult(scores=scores, summary=summary, representations=cv.representations.astype(np.float32, copy=False),
+    return ScreenResult(scores=scores, summary=summary,
+                        representations=cv.representations.astype(np.float32, copy=False),
                         pred_probs=label_probs, cv_pred_probs=cv.pred_probs, classes=list(classes))

@@ -201,4 +201,5 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
         if progress:
             progress(f"anchored probe: self-training round {r + 1}/{config.self_training_rounds}")
     return AnchoredProbe(probs, rprobs, init_m, init_rm, kept_counts, model_margins=margins, admitted=admitted,
-                         reference_folds=rfolds, eligible=eligible, admit_threshold=thr, n_reference_duplicates=int(dup.sum()))
+                         reference_folds=rfolds, eligible=eligible, admit_threshold=thr,
+                         n_reference_duplicates=int(dup.sum()))

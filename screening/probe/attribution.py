@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._torch_utils import pick_device
 from .training import fit_probes
 
 
@@ -73,8 +74,7 @@ def influence_scores(
     Returns:
         (N,) float64, higher = more suspicious.
     """
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device is not None else pick_device()
     C, N, _ = train_err.shape
     out = torch.zeros(N, dtype=torch.float64, device=device)
     for c in range(C):

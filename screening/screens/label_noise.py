@@ -27,7 +27,8 @@ def label_noise_scores(labels: np.ndarray, pred_probs: np.ndarray, *, method: st
     return 1.0 - np.asarray(q, dtype=np.float64)
 
 
-def label_noise_flags(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: str = "prune_by_noise_rate") -> np.ndarray:
+def label_noise_flags(labels: np.ndarray, pred_probs: np.ndarray, *,
+                      filter_by: str = "prune_by_noise_rate") -> np.ndarray:
     """cleanlab ``find_label_issues`` boolean mask (N,).
 
     With ``n_jobs=1`` cleanlab (2.9) keeps a per-class copy of ``pred_probs`` in the

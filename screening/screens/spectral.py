@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._torch_utils import pick_device
 from .base import (
     ProbeOutputs,
     Screen,
@@ -200,8 +201,7 @@ def spectral_scores(
     """
     if method not in ("centred", "robust"):
         raise ValueError(f"method must be 'centred' or 'robust', not {method!r}")
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device is not None else pick_device()
     R = representations if (isinstance(representations, np.ndarray) and representations.dtype == np.float32
                             and representations.flags.c_contiguous) else np.ascontiguousarray(
         representations, dtype=np.float32)

@@ -21,7 +21,8 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from .config import ScreenConfig, VerdictConfig  # noqa: E402
 from .errors import ScreeningInputError, ScreeningNotApplicable  # noqa: E402
 
-__all__ = ["screen_table", "ScreenConfig", "VerdictConfig", "ScreenResult", "ScreeningInputError", "ScreeningNotApplicable"]
+__all__ = ["screen_table", "ScreenConfig", "VerdictConfig", "ScreenResult", "ScreeningInputError",
+           "ScreeningNotApplicable"]
 
 
 def __getattr__(name):

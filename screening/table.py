@@ -29,7 +29,7 @@ class ScreenResult:
         with a reference, ``label_p_value`` (float64, the verdict's conformal p-value: the
         fraction of trusted rows whose label the probe rejects at least as strongly).
     summary: JSON-serialisable dict (see :func:`screen_table`).
-    representations: (N, d) float32, the cross-validated probe's penultimate layer
+    representations: (N, d) float32, the penultimate layer of the probe trained on all rows
         (d = ``config.rep_dim``, halved for very large N, see ``max_representation_mb``).
     pred_probs: (N, K) float32, the pred_probs the label-noise screen read
         (reference-anchored when a reference was given, else cross-validated).
@@ -112,13 +112,7 @@ def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
 
 
 def _screen_table(data, *, label_col, reference, feature_cols, config, progress, pick_device):
-    from .probe import (
-        Normaliser,
-        anchored_probe,
-        cross_validated_probe,
-        label_margin,
-        tracin_influence,
-    )
+    from .probe import Normaliser, anchored_probe, cross_validated_probe, data_trained_probe, label_margin
     from .screens import SCREENS, ProbeOutputs
     from .screens.base import per_class_counts
     from .verdict import decide
@@ -154,9 +148,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     timings = {}
 
     t = time.perf_counter()
-    # with a reference, its (N, d) representations are computed after the anchored probe
-    # (see below; one more inference pass, so the two are never held at once)
-    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=not m, **kw)
+    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=False, **kw)
     timings["cross_validated_probe"] = time.perf_counter() - t
 
     anchored = cv_m = None
@@ -167,8 +159,8 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         timings["anchored_probe"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    infl, n_ckpt = tracin_influence(X, y, X_ref=X_ref, y_ref=prep.y_ref, **kw)
-    timings["tracin_probe"] = time.perf_counter() - t
+    trained = data_trained_probe(X, y, **kw)
+    timings["data_trained_probe"] = time.perf_counter() - t
 
     label_probs = anchored.pred_probs if anchored is not None else cv.pred_probs
     anchored_info = None if anchored is None else {
@@ -176,26 +168,23 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "n_reference_duplicates": anchored.n_reference_duplicates}
     verdict = None
     # With a reference the default verdict reads the probes alone (not the screens' flags):
-    # it runs now, and the anchored probe's per-model arrays are freed before the
-    # representations are computed and cleanlab runs, so they are never all held at once.
+    # it runs now, and the anchored probe's per-model arrays are freed before cleanlab
+    # and the screens run, so they are never all held at once.
     if anchored is not None and config.verdict.rule not in ("union", "label_noise"):
         verdict = decide(config, labels=y, anchored=anchored, ref_labels=prep.y_ref, cv_margins=cv_m,
                          cv_reference_margins=label_margin(prep.y_ref, cv.reference_pred_probs),
                          features=X, reference_features=X_ref)
     del anchored, cv_m
-    if cv.representations is None:
-        t = time.perf_counter()
-        cv.compute_representations(X, batch_size=config.inference_batch_size)
-        timings["cross_validated_probe"] += time.perf_counter() - t
     cv.predict_fn = None  # the fold models are not needed any more
     del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
     say("probes trained; running screens")
 
-    outputs = ProbeOutputs(labels=y, classes=list(classes), representations=cv.representations,
+    outputs = ProbeOutputs(labels=y, classes=list(classes), representations=trained.representations,
                            pred_probs=cv.pred_probs, label_probs=label_probs,
                            label_probs_source="reference-anchored" if anchored_info is not None else "cross-validated",
-                           influence=infl, influence_mode="reference" if m else "self-influence",
-                           n_checkpoints=n_ckpt, device=device,
+                           influence=trained.self_influence, influence_mode="self-influence",
+                           n_checkpoints=trained.n_checkpoints, losses=trained.losses,
+                           loss_fractions=trained.snapshot_fractions, device=device,
                            poison_rate=None if verdict is None else verdict.flag_rate)
     screens = {}
     for screen in SCREENS:
@@ -253,5 +242,5 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "seconds": time.perf_counter() - t_all,
     }
     return ScreenResult(scores=scores, summary=summary,
-                        representations=cv.representations.astype(np.float32, copy=False),
+                        representations=trained.representations,
                         pred_probs=label_probs, cv_pred_probs=cv.pred_probs, classes=list(classes))

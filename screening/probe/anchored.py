@@ -142,7 +142,7 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
         # admitted: (n_folds, N) bool, the data rows model f may train on (never its own fold)
         sets = [np.concatenate([ref_idx[rfolds != f], np.flatnonzero(admitted[f])])
                 for f in range(config.n_folds)]
-        predict_fn, _, _ = fit_probes(X_all, y_all, sets, kind=kind, n_classes=n_classes, config=config,
+        predict_fn, _, _, _ = fit_probes(X_all, y_all, sets, kind=kind, n_classes=n_classes, config=config,
                                      seed=seed + 10 * r, device=device)
         del sets
         probs = np.zeros((n, n_classes), dtype=np.float32)

@@ -42,7 +42,7 @@ def cross_validated_probe(X, y, *, kind, n_classes, config, device, X_ref=None, 
     two from being held at once)."""
     folds = stratified_folds(y, config.n_folds, config.seed)
     sets = [np.flatnonzero(folds != f) for f in range(config.n_folds)]
-    predict_fn, _, _ = fit_probes(X, y, sets, kind=kind, n_classes=n_classes, config=config,
+    predict_fn, _, _, _ = fit_probes(X, y, sets, kind=kind, n_classes=n_classes, config=config,
                                  seed=config.seed * 1000 + 1, device=device)
     del sets
     probs = np.zeros((len(y), n_classes), dtype=np.float32)

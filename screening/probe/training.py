@@ -68,21 +68,26 @@ def _lockstep_batches(train_sets, config, gen, device):
     return bs, total, batches()
 
 
-def train_lockstep(forward, params, X, y, train_sets, *, n_classes, config, gen, device, n_checkpoints=0,
+def snapshot_steps(fractions, total: int) -> list[int]:
+    """The optimiser steps (1..total) at the given fractions of training, in order."""
+    return sorted({max(1, min(total, round(total * float(f)))) for f in fractions})
+
+
+def train_lockstep(forward, params, X, y, train_sets, *, n_classes, config, gen, device, snapshots=(),
                    snapshot=None):
     """The training loop: AdamW with a one-cycle schedule on the summed per-model
     cross-entropy of ``forward(rows (F, bs, ...)) -> (F, bs, K)``.
 
-    Returns ``n_checkpoints`` (mean lr of the interval, ``snapshot()``) pairs taken at
-    evenly spaced steps (TracIn weighs a checkpoint by the learning rate of the interval
-    it closes)."""
+    ``snapshots``: fractions of training (0 < f <= 1) after which ``snapshot()`` is taken.
+    Returns (list of (step, snapshot()), the learning rate of every step (float64 array),
+    so TracIn can weigh a checkpoint by the rates of the interval it closes)."""
     bs, total, batches = _lockstep_batches(train_sets, config, gen, device)
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
     # zero-copy on CPU (X is float32 and C-contiguous in screen_table)
     Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device)
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device)
-    save_at = {max(1, round(total * (i + 1) / n_checkpoints)) for i in range(n_checkpoints)} if n_checkpoints else set()
+    save_at = set(snapshot_steps(snapshots, total))
     checkpoints, lrs = [], []
     for step, idx in enumerate(batches, start=1):
         logits = forward(Xt[idx])  # (F, bs, K)
@@ -94,37 +99,37 @@ def train_lockstep(forward, params, X, y, train_sets, *, n_classes, config, gen,
         opt.step()
         sched.step()
         if step in save_at:
-            checkpoints.append((sum(lrs) / len(lrs), snapshot()))
-            lrs.clear()
-    return checkpoints
+            checkpoints.append((step, snapshot()))
+    return checkpoints, np.asarray(lrs, dtype=np.float64)
 
 
 def _state(module: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
-def fit_batched_mlp(X, y, train_sets, *, n_classes, config, seed, device, n_checkpoints=0):
+def fit_batched_mlp(X, y, train_sets, *, n_classes, config, seed, device, snapshots=()):
     """Train one MLP per index array in ``train_sets`` (rows of X (n, d), y (n,)) as one
-    :class:`BatchedMLP`. Returns (model, checkpoints: (mean lr, state_dict) pairs)."""
+    :class:`BatchedMLP`. Returns (model, (step, state_dict) snapshots, per-step lrs)."""
     gen = generator(seed)
     model = BatchedMLP(len(train_sets), X.shape[1], config.hidden, config.rep_dim, n_classes, gen).to(device)
     model.train()
-    checkpoints = train_lockstep(model, model.parameters(), X, y, train_sets, n_classes=n_classes, config=config,
-                                 gen=gen, device=device, n_checkpoints=n_checkpoints, snapshot=lambda: _state(model))
+    checkpoints, lrs = train_lockstep(model, model.parameters(), X, y, train_sets, n_classes=n_classes,
+                                      config=config, gen=gen, device=device, snapshots=snapshots,
+                                      snapshot=lambda: _state(model))
     model.eval()
-    return model, checkpoints
+    return model, checkpoints, lrs
 
 
-def fit_modules(make, X, y, train_sets, *, n_classes, config, seed, device, n_checkpoints=0, vectorise=None):
+def fit_modules(make, X, y, train_sets, *, n_classes, config, seed, device, snapshots=(), vectorise=None):
     """Train one copy of ``make()`` per index array in lock-step (the CNN probes).
 
     On CUDA the F models run as one batched step through ``torch.func.vmap`` over stacked
     parameters (one kernel launch per layer, not F); on a CPU one after another inside
     each step, because vmap turns F convolutions into one grouped convolution, which the
     CPU kernels run slower than F separate ones. ``vectorise`` (default: on CUDA, without
-    checkpoints) picks the vmap path; both compute the same losses and updates. With
-    ``n_checkpoints`` (one model, for TracIn) the checkpoints are the first model's state.
-    Returns (list of F trained modules in eval mode, checkpoints)."""
+    snapshots) picks the vmap path; both compute the same losses and updates. With
+    ``snapshots`` (one model, for TracIn) they are the first model's state.
+    Returns (list of F trained modules in eval mode, (step, state) snapshots, per-step lrs)."""
     models = []
     for i in range(len(train_sets)):
         torch.manual_seed(seed + i)
@@ -132,15 +137,15 @@ def fit_modules(make, X, y, train_sets, *, n_classes, config, seed, device, n_ch
     for model in models:
         model.train()
     if vectorise is None:
-        vectorise = device.type == "cuda" and not n_checkpoints
-    checkpoints = []
+        vectorise = device.type == "cuda" and not snapshots
+    checkpoints, lrs = [], None
     if not vectorise:
         def forward(x):  # x: (F, bs, ...) -> (F, bs, K)
             return torch.stack([model(x[f]) for f, model in enumerate(models)])
 
-        checkpoints = train_lockstep(forward, [p for model in models for p in model.parameters()], X, y, train_sets,
-                                     n_classes=n_classes, config=config, gen=generator(seed), device=device,
-                                     n_checkpoints=n_checkpoints, snapshot=lambda: _state(models[0]))
+        checkpoints, lrs = train_lockstep(forward, [p for model in models for p in model.parameters()], X, y,
+                                          train_sets, n_classes=n_classes, config=config, gen=generator(seed),
+                                          device=device, snapshots=snapshots, snapshot=lambda: _state(models[0]))
     else:
         from torch.func import functional_call, stack_module_state, vmap
 
@@ -151,15 +156,15 @@ def fit_modules(make, X, y, train_sets, *, n_classes, config, seed, device, n_ch
             return functional_call(base, (p, b), (x,))
 
         batched = vmap(one)
-        train_lockstep(lambda x: batched(params, buffers, x), list(params.values()), X, y, train_sets,
-                       n_classes=n_classes, config=config, gen=generator(seed), device=device)
+        _, lrs = train_lockstep(lambda x: batched(params, buffers, x), list(params.values()), X, y, train_sets,
+                                n_classes=n_classes, config=config, gen=generator(seed), device=device)
         with torch.no_grad():
             for f, model in enumerate(models):
                 for name, p in model.named_parameters():
                     p.copy_(params[name][f])
     for model in models:
         model.eval()
-    return models, checkpoints
+    return models, checkpoints, lrs
 
 
 @torch.no_grad()
@@ -194,27 +199,28 @@ def predict_member(model: BatchedMLP, f: int, X, *, idx=None, device, batch_size
     return np.concatenate(probs), np.concatenate(reps)
 
 
-def fit_probes(X, y, train_sets, *, kind, n_classes, config, seed, device, n_checkpoints=0):
-    """Fit one probe per index array; return (predict_fn, checkpoints, load).
+def fit_probes(X, y, train_sets, *, kind, n_classes, config, seed, device, snapshots=()):
+    """Fit one probe per index array; return (predict_fn, snapshots, lrs, load).
 
-    ``predict_fn`` is a :data:`PredictFn`; ``checkpoints`` the (mean lr, state) pairs of
-    model 0 (with ``n_checkpoints``); ``load(state)`` puts a checkpoint into model 0.
-    Threads: the caller's (``screen_table`` sets them).
+    ``predict_fn`` is a :data:`PredictFn`; ``snapshots`` the (step, state) pairs of model 0
+    taken at the given fractions of training, ``lrs`` the learning rate of every step;
+    ``load(state)`` puts a snapshot into model 0. Threads: the caller's (``screen_table``
+    sets them).
     """
     if kind != "image":
-        model, ckpts = fit_batched_mlp(X, y, train_sets, n_classes=n_classes, config=config, seed=seed,
-                                       device=device, n_checkpoints=n_checkpoints)
+        model, ckpts, lrs = fit_batched_mlp(X, y, train_sets, n_classes=n_classes, config=config, seed=seed,
+                                            device=device, snapshots=snapshots)
 
         def predict_fn(f, Z, idx=None):
             return predict_member(model, f, Z, idx=idx, device=device, batch_size=config.inference_batch_size)
 
-        return predict_fn, ckpts, model.load_state_dict
+        return predict_fn, ckpts, lrs, model.load_state_dict
     rows = inference_rows(kind, X.shape[1:], config)
-    models, ckpts = fit_modules(lambda: make_model(kind, X.shape[1:], n_classes, config), X, y, train_sets,
-                                n_classes=n_classes, config=config, seed=seed, device=device,
-                                n_checkpoints=n_checkpoints)
+    models, ckpts, lrs = fit_modules(lambda: make_model(kind, X.shape[1:], n_classes, config), X, y, train_sets,
+                                     n_classes=n_classes, config=config, seed=seed, device=device,
+                                     snapshots=snapshots)
 
     def predict_fn(f, Z, idx=None):
         return predict(models[f], Z if idx is None else Z[idx], device=device, batch_size=rows)
 
-    return predict_fn, ckpts, models[0].load_state_dict
+    return predict_fn, ckpts, lrs, models[0].load_state_dict

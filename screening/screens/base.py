@@ -30,14 +30,17 @@ class ProbeOutputs:
     """What the probes produced, for the screens to read.
 
     labels: (N,) int class indices; classes: class names in index order.
-    representations: (N, d) float32, the cross-validated probe's penultimate layer
-        (each row from the fold model that never trained on it).
+    representations: (N, d) float32, the penultimate layer of the probe trained on every
+        data row (:func:`screening.probe.data_trained_probe`): where a learned trigger
+        separates the poisoned rows.
     pred_probs: (N, K) float32, the cross-validated probe's out-of-sample pred_probs.
     label_probs: (N, K) float32, the pred_probs the label screens read: the
         reference-anchored probe's when a reference was given, else ``pred_probs``.
     label_probs_source: ``"reference-anchored"`` or ``"cross-validated"``.
-    influence: (N,) float64 TracIn scores (:func:`screening.probe.tracin_influence`);
-        influence_mode: ``"reference"`` or ``"self-influence"``; n_checkpoints.
+    influence: (N,) float64 TracIn self-influence of the data-trained probe;
+        influence_mode: ``"self-influence"``; n_checkpoints.
+    losses: (S, N) float32, every row's training loss after each of S snapshots of the
+        data-trained probe; loss_fractions: (S,) the fractions of training they were taken at.
     poison_rate: the verdict's estimated poison rate (flagged share), set before the
         first screen that lists ``"poison_rate"`` in its ``reads`` runs.
     device: the torch device of the run.
@@ -52,6 +55,8 @@ class ProbeOutputs:
     influence: np.ndarray
     influence_mode: str
     n_checkpoints: int
+    losses: np.ndarray | None = None
+    loss_fractions: np.ndarray | None = None
     device: Any = None
     poison_rate: float | None = None
 

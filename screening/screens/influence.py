@@ -1,10 +1,8 @@
-"""Influence screen: the TracIn score of every row (:func:`screening.probe.tracin_influence`,
-exact last-layer gradients over the probe's checkpoints), flagged where it is a robust-z
-outlier (reported; not part of the default verdict).
-
-Against a trusted reference the score is ``-sum_c lr_c * e_ic^T G_c h_ic`` with ``G_c``
-the mean reference gradient (positive: a step on the row raises the reference loss);
-without one, self-influence ``sum_c lr_c * |e_ic|^2 |h_ic|^2`` (Pruthi et al. 2020).
+"""Influence screen: the TracIn self-influence of every row under the probe trained on all
+data rows (:func:`screening.probe.data_trained_probe`; exact last-layer gradients over
+its checkpoints, ``sum_c lr_c |e_ic|^2 |h_ic|^2``, Pruthi et al. 2020): a mislabelled row
+keeps a large gradient because the model cannot fit it without memorising it. Flagged
+where it is a robust-z outlier (reported; not part of the default verdict).
 """
 
 from __future__ import annotations

@@ -83,7 +83,7 @@ def test_each_lockstep_model_learns_only_its_own_rows():
     y2 = np.concatenate([y, 1 - y])
     sets = [np.arange(80), np.arange(80, 160)]
     cfg = ScreenConfig(target_steps=80, batch_size=32, rep_dim=8)
-    models, _ = fit_modules(lambda: probe.CNN((1, 10, 10), 2, 8), X2, y2, sets, n_classes=2, config=cfg,
+    models, _, _ = fit_modules(lambda: probe.CNN((1, 10, 10), 2, 8), X2, y2, sets, n_classes=2, config=cfg,
                             seed=0, device=torch.device("cpu"))
     with torch.no_grad():
         a = models[0](torch.from_numpy(X)).argmax(1).numpy()

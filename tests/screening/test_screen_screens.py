@@ -102,24 +102,28 @@ def test_influence_factored_equals_explicit_gradients():
     np.testing.assert_allclose(self_inf, np.einsum("c,cnp->n", lrs, g ** 2), rtol=1e-8)
 
 
-def test_influence_with_reference_ranks_flipped_rows_high():
+def test_self_influence_of_the_data_trained_probe_ranks_flipped_rows_high():
     import torch
     from screen_helpers import blobs
     from sklearn.metrics import roc_auc_score
 
     from screening import ScreenConfig
-    from screening.probe import tracin_influence
+    from screening.probe import data_trained_probe
 
     X, y = blobs(n_per_class=80, n_classes=3, seed=4)
-    Xr, yr = blobs(n_per_class=20, n_classes=3, seed=4)
     rng = np.random.default_rng(0)
     flip = rng.choice(len(y), 24, replace=False)
     yn = y.copy()
     yn[flip] = (y[flip] + 1) % 3
     cfg = ScreenConfig(target_steps=200, hidden=32, rep_dim=16, n_checkpoints=4)
-    s, n_ckpt = tracin_influence(X.astype(np.float32), yn, kind="tabular", n_classes=3, config=cfg,
-                                 device=torch.device("cpu"), X_ref=Xr.astype(np.float32), y_ref=yr)
-    assert n_ckpt == 4
+    probe = data_trained_probe(X.astype(np.float32), yn, kind="tabular", n_classes=3, config=cfg,
+                               device=torch.device("cpu"))
+    s = probe.self_influence
+    assert probe.n_checkpoints == 4 and probe.representations.shape == (len(y), cfg.rep_dim)
+    assert probe.losses.shape == (len(probe.snapshot_fractions), len(y))
+    assert probe.snapshot_fractions[-1] == 1.0 and np.all(np.diff(probe.snapshot_fractions) > 0)
+    # the flipped rows are the ones the model trained on them fits last
+    assert probe.losses[-1][flip].mean() > probe.losses[-1][np.setdiff1d(np.arange(len(y)), flip)].mean()
     truth = np.zeros(len(y), bool)
     truth[flip] = True
     assert roc_auc_score(truth, s) > 0.95

@@ -2,8 +2,9 @@
 would be, and what its training reveals about each row.
 
 * TracIn self-influence (Pruthi et al. 2020) over the snapshots (``config.n_checkpoints``
-  evenly spaced ones and :data:`EARLY_SNAPSHOTS`), on exact last-layer gradients: ``g_i = e_i (outer) h_i`` with ``e_i = p_i - onehot(y_i)``
-  (K) and ``h_i = [rep_i, 1]`` (d + 1), so ``|g_i|^2 = |e_i|^2 |h_i|^2`` costs O(K + d);
+  evenly spaced ones and :data:`EARLY_SNAPSHOTS`), on exact last-layer gradients:
+  ``g_i = e_i (outer) h_i`` with ``e_i = p_i - onehot(y_i)`` (K) and ``h_i = [rep_i, 1]``
+  (d + 1), so ``|g_i|^2 = |e_i|^2 |h_i|^2`` costs O(K + d);
 * every row's training loss at snapshots through training (the loss dynamics that
   anti-backdoor learning reads: a trigger is learned before the real task);
 * the final model's penultimate representations, where a learned trigger separates the

@@ -200,7 +200,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
                            label_probs_source="reference-anchored" if anchored_info is not None else "cross-validated",
                            influence=trained.self_influence, influence_mode="self-influence",
                            n_checkpoints=trained.n_checkpoints, losses=trained.losses,
-                           loss_fractions=trained.snapshot_fractions, device=device,
+                           loss_fractions=trained.snapshot_fractions, strip=trained.strip, device=device,
                            poison_rate=None if verdict is None else verdict.flag_rate)
     screens = {}
     for screen in SCREENS:

@@ -1,0 +1,559 @@
+"""Which trusted reference set a version's screens use, and how a reviewer confirms one.
+
+The screens are calibrated, and can see backdoors, only against trusted rows. A version
+gets them, in this order of precedence:
+
+1. **confirmed**: rows of the version itself that a reviewer looked at and confirmed
+   (labels corrected where the reviewer corrected them): ``dataward reference sample``
+   then ``dataward reference confirm``. Stored as the content-addressed version
+   ``NAME.reference@N`` (parent: the version, relation ``confirmed-reference``), with the
+   reviewer as its provenance and a ``reference-confirm`` audit entry.
+2. **manifest**: the reference file the version brought (``reference:`` in its manifest).
+3. **trust_chain** (policy ``screening.trust_chain``, default on): a class-stratified,
+   seeded sample of the dataset's last approved snapshot (``NAME.approved@N``, published by
+   the policy or signed off by a reviewer), at most ``screening.trust_chain_rows_per_class``
+   rows per class, from which every row the new version also holds (exact match of the
+   row's content, label included) is left out first: a row must never be its own reference.
+4. none: the screens fall back to the reference-free verdict.
+
+:func:`reference_for_screen` returns the table and a JSON-able description (``kind``,
+``label`` for the report and the CLI, ``source_ref`` the lineage version it came from,
+and the figures that make it reproducible); the screen stage records the description in
+its output and check result, and its OpenLineage run reads ``source_ref`` as an input.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from dataward.context import Context
+from dataward.errors import BadInput
+
+CONFIRMED_RELATION = "confirmed-reference"
+CONFIRMED_STATUS = "confirmed"
+SAMPLE_FORMAT = "dataward-reference-sample/1"
+# the trust chain's sample is seeded, so the same snapshot and version give the same rows
+TRUST_CHAIN_SEED = 0
+
+
+def reference_dataset(name: str) -> str:
+    """The dataset holding ``name``'s reviewer-confirmed reference sets."""
+    return f"{name}.reference"
+
+
+# ---------------------------------------------------------------------------- row identity
+
+def _canon(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"sha256": hashlib.sha256(bytes(value)).hexdigest()}
+    if isinstance(value, dict):
+        return {str(k): _canon(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canon(v) for v in value]
+    return value
+
+
+def row_digests(table) -> list[str]:
+    """One digest per row of ``table`` over every column's value, in column order (two
+    rows match when all their values are equal; bytes, such as an image, by their hash)."""
+    out: list[str] = []
+    for batch in table.to_batches(max_chunksize=8192):
+        columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+        for values in zip(*columns):
+            text = json.dumps([_canon(v) for v in values], default=str, sort_keys=True)
+            out.append(hashlib.sha256(text.encode()).hexdigest()[:32])
+    return out
+
+
+def _digest_of(digests: list[str]) -> str:
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+# ------------------------------------------------------------------- choosing a reference
+
+def reference_for_screen(ctx: Context, version_id: int, data, label_col: str, policy
+                         ) -> tuple[Any, dict[str, Any]]:
+    """(reference table or None, its description) for screening version ``version_id``.
+
+    ``data``: the version's rows (Arrow table); ``policy``: the decision policy in force.
+    """
+    from dataward.stages.common import read_table
+
+    confirmed = latest_confirmed(ctx, version_id)
+    if confirmed is not None:
+        table = read_table(ctx, confirmed["version_id"])
+        return _cast_like(table, data), {k: v for k, v in confirmed.items() if k != "version_id"}
+    own = read_table(ctx, version_id, role="reference")
+    if own is not None:
+        with ctx.session(read_only=True) as s:
+            from lineage.models import DatasetVersion
+
+            v = s.get(DatasetVersion, version_id)
+            files = [f.relpath for f in v.files if f.role == "reference"]
+        return own, {"kind": "manifest", "files": files, "rows": own.num_rows,
+                     "label": f"the version's own reference set ({', '.join(files)}), {own.num_rows} rows"}
+    chain = policy.trust_chain
+    if not chain.get("enabled", True):
+        return None, {"kind": "none", "label": "none (the policy turns the trust chain off: "
+                                              "screening.trust_chain: false)"}
+    return trust_chain_reference(ctx, version_id, data, label_col, rows_per_class=chain.get("rows_per_class"))
+
+
+def _cast_like(table, data):
+    cols = [c for c in data.column_names if c in table.column_names]
+    table = table.select(cols)
+    try:
+        import pyarrow as pa
+
+        return table.cast(pa.schema([data.schema.field(c) for c in cols]))
+    except Exception:
+        return table
+
+
+def previous_approval(ctx: Context, version_id: int) -> dict[str, Any] | None:
+    """The dataset's last approved, published version before ``version_id``: its snapshot
+    and who approved it (a reviewer's sign-off, else the policy), or None."""
+    from sqlalchemy import select
+
+    from dataward.stages.common import finished
+    from lineage.models import Decision, DatasetVersion, Snapshot
+
+    with ctx.session(read_only=True) as s:
+        v = s.get(DatasetVersion, version_id)
+        row = s.execute(select(Snapshot, DatasetVersion)
+                        .join(DatasetVersion, Snapshot.source_version_id == DatasetVersion.id)
+                        .where(DatasetVersion.dataset_id == v.dataset_id,
+                               DatasetVersion.version < v.version)
+                        .order_by(DatasetVersion.version.desc()).limit(1)).first()
+        if row is None:
+            return None
+        snap, source = row
+        snap_version = s.get(DatasetVersion, snap.version_id)
+        signed = s.execute(select(Decision).where(Decision.version_id == source.id,
+                                                  Decision.decided_by != "policy",
+                                                  Decision.outcome == "approve")
+                           .order_by(Decision.id.desc()).limit(1)).scalars().first()
+        out = {"snapshot_ref": snap_version.ref, "snapshot_version_id": snap_version.id,
+               "source_ref": source.ref, "rows": snap.row_count,
+               "published_on": snap.created_at.date().isoformat() if snap.created_at else None}
+        if signed is not None:
+            at = (signed.rationale or {}).get("at") or (signed.created_at.isoformat() if signed.created_at else "")
+            out.update(approval="signed", approved_by=signed.decided_by, approved_on=str(at)[:10])
+            return out
+    decision = finished(ctx, out["source_ref"], "decide")[2] or {}
+    out.update(approval="policy", approved_by=f"policy {decision.get('policy_version') or '?'}",
+               approved_on=out["published_on"])
+    return out
+
+
+def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *,
+                          rows_per_class: int | None) -> tuple[Any, dict[str, Any]]:
+    """The trust chain's reference for ``version_id`` (see the module docstring), or
+    (None, why not)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from dataward.stages.common import read_table
+
+    prev = previous_approval(ctx, version_id)
+    if prev is None:
+        return None, {"kind": "none", "label": "none (no approved earlier version of this dataset, "
+                                              "and the version brings no reference set)"}
+    base = {"kind": "trust_chain", "source_ref": prev["snapshot_ref"], "approved_version": prev["source_ref"],
+            "approval": prev["approval"], "approved_by": prev["approved_by"],
+            "approved_on": prev["approved_on"]}
+    snap = read_table(ctx, prev["snapshot_version_id"])
+    missing = [c for c in data.column_names if c not in snap.column_names]
+    if missing:
+        return None, {**base, "kind": "none", "label": f"none ({prev['snapshot_ref']} lacks column(s) "
+                      f"{', '.join(missing[:5])} of this version: no trust chain across a schema change)"}
+    try:
+        snap = snap.select(data.column_names).cast(data.schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
+        return None, {**base, "kind": "none", "label": f"none ({prev['snapshot_ref']}'s columns do not cast "
+                      f"to this version's types: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"}
+    in_version = set(row_digests(data))
+    digests = row_digests(snap)
+    shared = np.fromiter((d in in_version for d in digests), dtype=bool, count=len(digests))
+    labels = snap.column(label_col).to_pylist()
+    present = set(data.column(label_col).to_pylist())
+    rng = np.random.default_rng(TRUST_CHAIN_SEED)
+    chosen: list[int] = []
+    per_class: dict[str, int] = {}
+    classes = sorted({lab for lab in labels if lab in present}, key=lambda x: (str(type(x)), str(x)))
+    label_arr = np.asarray([str(lab) for lab in labels], dtype=object)
+    for c in classes:
+        candidates = np.flatnonzero((label_arr == str(c)) & ~shared)
+        k = len(candidates) if rows_per_class is None else min(len(candidates), rows_per_class)
+        per_class[str(c)] = int(k)
+        if k:
+            chosen += sorted(int(i) for i in rng.choice(candidates, size=k, replace=False))
+    info = {**base, "rows": len(chosen), "rows_per_class": per_class, "rows_per_class_setting": rows_per_class,
+            "excluded_shared_rows": int(shared.sum()), "snapshot_rows": snap.num_rows, "seed": TRUST_CHAIN_SEED}
+    if not chosen:
+        info.update(kind="none", label=f"none ({prev['snapshot_ref']} holds no row this version does not "
+                    f"also hold: {int(shared.sum())} shared rows excluded)")
+        return None, info
+    chosen.sort()
+    info["snapshot_row_ids"] = chosen
+    info["sha256"] = _digest_of([digests[i] for i in chosen])
+    info["label"] = trust_chain_label(info)
+    return snap.take(pa.array(chosen, type=pa.int64())), info
+
+
+def trust_chain_label(info: dict[str, Any]) -> str:
+    """``NAME.approved@N, k rows per class, signed by R on D`` (or ``published by policy P on D``)."""
+    counts = sorted(set(info["rows_per_class"].values()))
+    k = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    who = (f"signed by {info['approved_by']} on {info['approved_on']}" if info["approval"] == "signed"
+           else f"published by {info['approved_by']} on {info['approved_on']}")
+    shared = info.get("excluded_shared_rows") or 0
+    return (f"{info['source_ref']}, {k} rows per class, {who}"
+            + (f"; {shared} rows this version shares with it excluded" if shared else ""))
+
+
+def latest_confirmed(ctx: Context, version_id: int) -> dict[str, Any] | None:
+    """The reviewer-confirmed reference the next screen of ``version_id`` uses, or None."""
+    from sqlalchemy import select
+
+    from lineage.models import DatasetVersion, VersionParent
+
+    with ctx.session(read_only=True) as s:
+        edge = s.execute(select(VersionParent).where(VersionParent.parent_id == version_id,
+                                                     VersionParent.relation == CONFIRMED_RELATION)
+                         .order_by(VersionParent.id.desc()).limit(1)).scalars().first()
+        if edge is None:
+            return None
+        refv = s.get(DatasetVersion, edge.child_id)
+        m = dict(refv.manifest or {})
+        info = {"kind": "confirmed", "version_id": refv.id, "source_ref": refv.ref, "rows": refv.row_count,
+                "rows_per_class": m.get("rows_per_class") or {}, "confirmed_by": m.get("confirmed_by"),
+                "confirmed_at": m.get("confirmed_at"), "corrected_rows": m.get("corrected_rows") or [],
+                "version_row_ids": m.get("version_row_ids") or [], "sha256": refv.content_hash}
+    counts = sorted(set(info["rows_per_class"].values())) or [0]
+    k = str(counts[0]) if len(counts) == 1 else f"{counts[0]} to {counts[-1]}"
+    n_corr = len(info["corrected_rows"])
+    info["label"] = (f"{info['source_ref']}, {k} rows per class, confirmed by {info['confirmed_by']} on "
+                     f"{str(info['confirmed_at'])[:10]}" + (f", {n_corr} label(s) corrected" if n_corr else ""))
+    return info
+
+
+# -------------------------------------------------------------- a reviewer's confirmation
+
+def sample_reference(ctx: Context, ref: str, *, per_class: int, seed: int = 0) -> dict[str, Any]:
+    """A seeded, class-stratified sample of ``ref``'s rows, each as a reviewer sees it.
+
+    Returns the sample document (format :data:`SAMPLE_FORMAT`): the version, its content
+    hash, and per row its ``row_id``, ``digest`` (of its content: the confirmation checks
+    it), ``label`` and ``shown`` (the text, image or values, as the report shows a row).
+    """
+    import numpy as np
+
+    from dataward.reports.figures import _row_content
+    from dataward.stages.common import finished, read_table
+    from lineage.ingest import resolve
+
+    if per_class < 1:
+        raise BadInput("--per-class must be at least 1")
+    with ctx.session(read_only=True) as s:
+        v = resolve(s, ref)
+        ref, version_id, label_col, content_hash = v.ref, v.id, v.label_column, v.content_hash
+    if not label_col:
+        raise BadInput(f"{ref} names no label_column: a reference set needs labels")
+    data = read_table(ctx, version_id)
+    labels = [str(x) for x in data.column(label_col).to_pylist()]
+    label_arr = np.asarray(labels, dtype=object)
+    rng = np.random.default_rng(seed)
+    ids: list[int] = []
+    for c in sorted(set(labels)):
+        members = np.flatnonzero(label_arr == c)
+        k = min(per_class, len(members))
+        ids += [int(i) for i in rng.choice(members, size=k, replace=False)]
+    ids.sort()
+    screen = finished(ctx, ref, "screen")[2] or {}
+    summary = screen.get("summary") or {}
+    import pyarrow as pa
+
+    picked = data.take(pa.array(ids, type=pa.int64()))
+    digests = row_digests(picked)
+    rows = []
+    for j, i in enumerate(ids):
+        shown = _row_content(picked, j, label_col, summary)
+        if shown.get("image"):  # pixels stay out of the file: the size and where to look
+            img = shown["image"]
+            shown["image"] = {"height": img.get("height"), "width": img.get("width"),
+                              "channels": img.get("channels"),
+                              "source": _image_source(picked, j)}
+        rows.append({"row_id": i, "digest": digests[j],
+                     "label": _jsonable(picked.column(label_col)[j].as_py()), "shown": shown})
+    return {"format": SAMPLE_FORMAT, "ref": ref, "content_hash": content_hash, "label_column": label_col,
+            "per_class": per_class, "seed": seed,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created_by": ctx.settings.actor, "rows": rows}
+
+
+def _image_source(table, j: int) -> str | None:
+    """Where a row's image can be seen: its path in the image folder, if the row has one."""
+    rec = table.slice(j, 1).to_pylist()[0]
+    for v in rec.values():
+        if isinstance(v, dict) and isinstance(v.get("path"), str):
+            return v["path"]
+    return None
+
+
+def write_sample(doc: dict[str, Any], path: Path) -> Path:
+    from dataward.stages.common import write_atomic
+
+    write_atomic(path, json.dumps(doc, indent=1, default=str).encode())
+    return path
+
+
+def default_sample_path(ctx: Context, ref: str) -> Path:
+    return ctx.settings.home / "references" / f"{ref.replace('@', '-v')}-sample.json"
+
+
+def _load_sample(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(f"cannot read the sample file {path}: {exc.strerror}") from None
+    except ValueError:
+        raise BadInput(f"the sample file {path} is not valid JSON") from None
+    if not isinstance(doc, dict) or doc.get("format") != SAMPLE_FORMAT or not isinstance(doc.get("rows"), list):
+        raise BadInput(f"{path} is not a sample written by `dataward reference sample` (format {SAMPLE_FORMAT})")
+    return doc
+
+
+def _load_corrections(path: Path | None) -> dict[int, Any]:
+    """``row_id: label`` (YAML or JSON); a null label leaves the row out of the reference."""
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(f"cannot read the corrections file {path}: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise BadInput(f"the corrections file {path} is not valid YAML or JSON") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BadInput(f"the corrections file {path} must map row ids to labels (null: leave the row out)")
+    out = {}
+    for k, v in raw.items():
+        try:
+            out[int(k)] = v
+        except (TypeError, ValueError):
+            raise BadInput(f"the corrections file {path}: {k!r} is not a row id") from None
+    return out
+
+
+def confirm_reference(ctx: Context, ref: str, *, sample_path: Path, actor: str, reviewer: str | None = None,
+                      corrections_path: Path | None = None, via: str = "cli", rerun: bool = True
+                      ) -> dict[str, Any]:
+    """Record the sampled rows a reviewer confirmed as ``NAME.reference@N`` and re-run the
+    screens of ``ref`` with it.
+
+    Who may: the acting identity must be one of the policy's ``review.reviewers``
+    (``reviewer``, when given, must be that identity) and, with
+    ``review.separation_of_duties``, not whoever imported or triggered ``ref``; refusals
+    are audited (``review-refused``). Every check runs before anything is written: an
+    unknown version, a sample of another version or content, a row whose content is not
+    that row of the version, a correction to a label the version does not have, or a
+    version already published is :class:`BadInput` and leaves no trace but the refusal.
+
+    Returns ``reference`` (its ref), ``created``, ``rows``, ``corrected``, ``dropped``,
+    ``audit_entry``, ``at`` and, after the rerun, ``rerun`` (the pipeline summary).
+    """
+    import pyarrow as pa
+
+    from dataward.review import authorize_cli, originators, refuse, review_policy
+    from dataward.stages.common import read_table
+    from lineage.ingest import resolve
+
+    with ctx.session(read_only=True) as s:
+        v = resolve(s, ref)  # an unknown version: NotFound, exit 2
+        ref, version_id, label_col, content_hash = v.ref, v.id, v.label_column, v.content_hash
+        own = {n.casefold() for n in originators(s, v)}
+    who = authorize_cli(ctx, ref, actor=actor, reviewer=reviewer, outcome="reference-confirm")
+    if review_policy(ctx)["separation_of_duties"] and who.casefold() in own:
+        raise refuse(ctx, ref, actor=who, outcome="reference-confirm", via=via,
+                     why=f"separation of duties: {who} imported or triggered {ref} and may not confirm "
+                         f"its reference set; another reviewer must")
+    doc = _load_sample(sample_path)
+    if doc.get("ref") != ref or doc.get("content_hash") != content_hash:
+        raise BadInput(f"the sample {sample_path} was drawn from {doc.get('ref')!r}, not from {ref} "
+                       f"(content {content_hash[:12]})")
+    if not label_col:
+        raise BadInput(f"{ref} names no label_column: a reference set needs labels")
+    _check_rerun_possible(ctx, ref, version_id)
+    corrections = _load_corrections(corrections_path)
+    data = read_table(ctx, version_id)
+    ids: list[int] = []
+    for pos, row in enumerate(doc["rows"]):
+        rid = row.get("row_id") if isinstance(row, dict) else None
+        if not isinstance(rid, int) or isinstance(rid, bool) or not 0 <= rid < data.num_rows:
+            raise BadInput(f"sample row {pos + 1} (row_id {rid!r}) is not a row of {ref} "
+                           f"({data.num_rows} rows): draw a new sample with `dataward reference sample`")
+        ids.append(rid)
+    if len(set(ids)) != len(ids):
+        raise BadInput(f"the sample {sample_path} lists a row more than once")
+    if not ids:
+        raise BadInput(f"the sample {sample_path} holds no rows")
+    picked = data.take(pa.array(ids, type=pa.int64()))
+    digests = row_digests(picked)
+    for j, row in enumerate(doc["rows"]):
+        if row.get("digest") != digests[j]:
+            raise BadInput(f"sample row_id {ids[j]} is not row {ids[j]} of {ref}: its content differs "
+                           f"(the sample was edited); put label corrections in --corrections")
+        if str(row.get("label")) != str(picked.column(label_col)[j].as_py()):
+            raise BadInput(f"sample row_id {ids[j]}: its label was edited in the sample file; put label "
+                           f"corrections in --corrections FILE (row_id: label)")
+    unknown = sorted(set(corrections) - set(ids))
+    if unknown:
+        raise BadInput(f"the corrections name row(s) {', '.join(map(str, unknown[:5]))} that are not in the sample")
+    classes = {str(x): x for x in data.column(label_col).unique().to_pylist() if x is not None}
+    labels = picked.column(label_col).to_pylist()
+    keep, corrected, dropped = [], [], []
+    for j, rid in enumerate(ids):
+        if rid in corrections:
+            new = corrections[rid]
+            if new is None:
+                dropped.append(rid)
+                continue
+            if str(new) not in classes:
+                raise BadInput(f"correction for row {rid}: {new!r} is not a label of {ref} "
+                               f"({', '.join(sorted(classes)[:10])})")
+            if str(new) != str(labels[j]):
+                corrected.append({"row_id": rid, "from": _jsonable(labels[j]), "to": _jsonable(classes[str(new)])})
+                labels[j] = classes[str(new)]
+        keep.append(j)
+    if not keep:
+        raise BadInput("every sampled row was left out: nothing to confirm")
+    idx = pa.array(keep, type=pa.int64())
+    table = picked.take(idx)
+    col = pa.array([labels[j] for j in keep], type=data.schema.field(label_col).type)
+    table = table.set_column(table.schema.get_field_index(label_col), data.schema.field(label_col), col)
+    per_class: dict[str, int] = {}
+    for lab in col.to_pylist():
+        per_class[str(lab)] = per_class.get(str(lab), 0) + 1
+    recorded = _record_confirmed(ctx, version_id, table, reviewer=who, via=via, details={
+        "version_row_ids": [ids[j] for j in keep], "rows_per_class": per_class, "corrected_rows": corrected,
+        "dropped_rows": dropped, "sample_seed": doc.get("seed"), "sample_per_class": doc.get("per_class"),
+        "sample_created_at": doc.get("created_at"), "sample_created_by": doc.get("created_by")})
+    out = {**recorded, "ref": ref, "rows": table.num_rows, "rows_per_class": per_class,
+           "corrected": corrected, "dropped": dropped}
+    if rerun:
+        from dataward.remediation import rerun as run_again
+
+        out["rerun"] = run_again(ctx, ref, from_stage="screen", actor=who,
+                                 reason=f"reference {recorded['reference']} confirmed by {who}")
+    return out
+
+
+def _check_rerun_possible(ctx: Context, ref: str, version_id: int) -> None:
+    """The rerun a confirmation triggers must be possible before anything is recorded."""
+    from sqlalchemy import select
+
+    from dataward.runs import live_runs_on
+    from lineage.models import Snapshot
+
+    with ctx.session(read_only=True) as s:
+        published = s.execute(select(Snapshot.id).where(Snapshot.source_version_id == version_id)).first()
+    if published:
+        raise BadInput(f"{ref} is already published: its screens are not re-run; confirm a reference on "
+                       f"the next version (the trust chain carries this one's approved rows to it)")
+    busy = live_runs_on(ctx, version_id)
+    if busy:
+        raise BadInput(f"{ref} is being processed by run {busy[0]}: wait for it to finish")
+
+
+def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, via: str,
+                      details: dict[str, Any]) -> dict[str, Any]:
+    """Store ``table`` in the content store and record it as ``NAME.reference@N`` with its
+    provenance, licence, parent edge and audit entry, in one transaction."""
+    import os
+
+    import pyarrow.parquet as pq
+    from sqlalchemy import func, select
+
+    from lineage import audit
+    from lineage.files import schema_fingerprint, schema_json
+    from lineage.models import (
+        DataFile,
+        Dataset,
+        DatasetVersion,
+        LicenceRecord,
+        Provenance,
+        VersionParent,
+    )
+    from lineage.store import sha256_file
+
+    ctx.store.sweep()
+    tmp = ctx.store.staging_file("reference", ".parquet")
+    try:
+        pq.write_table(table, str(tmp))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        digest, size = sha256_file(tmp)
+        path, _ = ctx.store.adopt(tmp, digest, "parquet")
+    finally:
+        tmp.unlink(missing_ok=True)
+    content_hash = hashlib.sha256(f"reference.parquet\0{digest}\n".encode()).hexdigest()
+    with ctx.session() as s:
+        source = s.get(DatasetVersion, version_id)
+        name = reference_dataset(source.dataset.name)
+        ds = s.execute(select(Dataset).where(Dataset.name == name)).scalars().first()
+        if ds is None:
+            ds = Dataset(name=name, owner=source.dataset.owner, kind=source.kind,
+                         label_column=source.label_column,
+                         description=f"Reviewer-confirmed reference sets of {source.dataset.name}")
+            s.add(ds)
+            s.flush()
+        refv = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id,
+                                                      DatasetVersion.content_hash == content_hash)
+                         ).scalars().first()
+        created = refv is None
+        if created:
+            number = (s.execute(select(func.max(DatasetVersion.version))
+                                .where(DatasetVersion.dataset_id == ds.id)).scalar() or 0) + 1
+            refv = DatasetVersion(
+                dataset=ds, version=number, content_hash=content_hash, row_count=table.num_rows,
+                schema_fingerprint=schema_fingerprint(table.schema), schema_json=schema_json(table.schema),
+                status=CONFIRMED_STATUS, kind=source.kind, label_column=source.label_column,
+                manifest={"confirmed_for": source.ref, "confirmed_by": reviewer, **details})
+            s.add(refv)
+            s.flush()
+            s.add(DataFile(version_id=refv.id, relpath="reference.parquet", sha256=digest, size_bytes=size,
+                           format="parquet", row_count=table.num_rows))
+            s.add(Provenance(version_id=refv.id, source_uri=f"dataward:{source.ref}",
+                             publisher="dataward reference confirm", acquired_by=reviewer,
+                             collection_method=f"{table.num_rows} rows of {source.ref} confirmed by {reviewer}"))
+            lic = source.licence
+            if lic is not None:
+                s.add(LicenceRecord(
+                    version_id=refv.id, declared=lic.declared, spdx_expression=lic.spdx_expression,
+                    use_class=lic.use_class, attribution_required=lic.attribution_required,
+                    share_alike=lic.share_alike, allowed_for_training=lic.allowed_for_training,
+                    verdict_reason=lic.verdict_reason, policy_version=lic.policy_version))
+        edge = s.execute(select(VersionParent).where(VersionParent.child_id == refv.id,
+                                                     VersionParent.parent_id == source.id)).scalars().first()
+        if edge is None:
+            s.add(VersionParent(child_id=refv.id, parent_id=source.id, relation=CONFIRMED_RELATION))
+        entry = audit.append(s, actor=reviewer, action="reference-confirm", subject=source.ref, payload={
+            "reference": refv.ref, "reviewer": reviewer, "via": via, "sha256": digest, "rows": table.num_rows,
+            "rows_per_class": details["rows_per_class"], "corrected_rows": details["corrected_rows"],
+            "dropped_rows": details["dropped_rows"], "created": created})
+        if created:  # who confirmed it and when: the audit entry's own time
+            refv.manifest = {**refv.manifest, "confirmed_at": entry.at, "audit_entry": entry.id}
+        return {"reference": refv.ref, "created": created, "sha256": digest, "path": str(path),
+                "audit_entry": entry.id, "at": entry.at, "reviewer": reviewer}

@@ -69,6 +69,30 @@ def row_digests(table) -> list[str]:
     return out
 
 
+def row_hashes(table):
+    """(N,) uint64: a fast hash of every row's values (vectorized per column; nested and
+    binary columns, such as images, value by value). Equal rows hash equal; a collision
+    only ever makes two different rows look shared, which costs the reference one row."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    h = np.zeros(table.num_rows, dtype=np.uint64)
+    for col in table.columns:
+        t = col.type
+        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) \
+                or pa.types.is_fixed_size_binary(t):
+            values = col.to_pylist()
+            ch = np.fromiter((int.from_bytes(hashlib.blake2b(
+                json.dumps(_canon(v), default=str, sort_keys=True).encode(), digest_size=8).digest(), "little")
+                for v in values), dtype=np.uint64, count=len(values))
+        else:
+            ch = pd.util.hash_pandas_object(col.to_pandas(), index=False).to_numpy(dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            h = h * np.uint64(1099511628211) + ch
+    return h
+
+
 def _digest_of(digests: list[str]) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
@@ -124,7 +148,7 @@ def previous_approval(ctx: Context, version_id: int) -> dict[str, Any] | None:
     from sqlalchemy import select
 
     from dataward.stages.common import finished
-    from lineage.models import Decision, DatasetVersion, Snapshot
+    from lineage.models import DatasetVersion, Decision, Snapshot
 
     with ctx.session(read_only=True) as s:
         v = s.get(DatasetVersion, version_id)
@@ -180,9 +204,7 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
         return None, {**base, "kind": "none", "label": f"none ({prev['snapshot_ref']}'s columns do not cast "
                       f"to this version's types: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"}
-    in_version = set(row_digests(data))
-    digests = row_digests(snap)
-    shared = np.fromiter((d in in_version for d in digests), dtype=bool, count=len(digests))
+    shared = np.isin(row_hashes(snap), row_hashes(data))
     labels = snap.column(label_col).to_pylist()
     present = set(data.column(label_col).to_pylist())
     rng = np.random.default_rng(TRUST_CHAIN_SEED)
@@ -204,9 +226,10 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
         return None, info
     chosen.sort()
     info["snapshot_row_ids"] = chosen
-    info["sha256"] = _digest_of([digests[i] for i in chosen])
+    reference = snap.take(pa.array(chosen, type=pa.int64()))
+    info["sha256"] = _digest_of(row_digests(reference))  # which rows, content and order
     info["label"] = trust_chain_label(info)
-    return snap.take(pa.array(chosen, type=pa.int64())), info
+    return reference, info
 
 
 def trust_chain_label(info: dict[str, Any]) -> str:
@@ -358,13 +381,14 @@ def _load_corrections(path: Path | None) -> dict[int, Any]:
 
 
 def confirm_reference(ctx: Context, ref: str, *, sample_path: Path, actor: str, reviewer: str | None = None,
-                      corrections_path: Path | None = None, via: str = "cli", rerun: bool = True
-                      ) -> dict[str, Any]:
+                      corrections_path: Path | None = None, via: str = "cli", rerun: bool = True,
+                      door_checked: bool = False) -> dict[str, Any]:
     """Record the sampled rows a reviewer confirmed as ``NAME.reference@N`` and re-run the
     screens of ``ref`` with it.
 
     Who may: the acting identity must be one of the policy's ``review.reviewers``
-    (``reviewer``, when given, must be that identity) and, with
+    (``reviewer``, when given, must be that identity; ``door_checked``: a door such as the
+    Airflow page already authorized ``actor`` through its own auth manager) and, with
     ``review.separation_of_duties``, not whoever imported or triggered ``ref``; refusals
     are audited (``review-refused``). Every check runs before anything is written: an
     unknown version, a sample of another version or content, a row whose content is not
@@ -384,7 +408,10 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path, actor: str, 
         v = resolve(s, ref)  # an unknown version: NotFound, exit 2
         ref, version_id, label_col, content_hash = v.ref, v.id, v.label_column, v.content_hash
         own = {n.casefold() for n in originators(s, v)}
-    who = authorize_cli(ctx, ref, actor=actor, reviewer=reviewer, outcome="reference-confirm")
+    who = (actor or "").strip() if door_checked else \
+        authorize_cli(ctx, ref, actor=actor, reviewer=reviewer, outcome="reference-confirm")
+    if not who:
+        raise BadInput("confirming a reference needs the reviewer's identity")
     if review_policy(ctx)["separation_of_duties"] and who.casefold() in own:
         raise refuse(ctx, ref, actor=who, outcome="reference-confirm", via=via,
                      why=f"separation of duties: {who} imported or triggered {ref} and may not confirm "

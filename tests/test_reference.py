@@ -13,7 +13,6 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from sqlalchemy import select
-
 from test_report import isolated_home
 
 POLICY = """version: trust-test
@@ -32,18 +31,18 @@ def _table(n: int, seed: int) -> pa.Table:
     return pa.table({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3], "label": y})
 
 
-def _write(root: Path, name: str, table: pa.Table, **manifest) -> tuple[Path, Path]:
-    folder = root / f"src-{name}"
+def _write(root: Path, tag: str, table: pa.Table, **manifest) -> tuple[Path, Path]:
+    folder = root / f"src-{tag}"
     folder.mkdir()
     pq.write_table(table, folder / "data.parquet")
     m = {"name": "tiles", "owner": "data@example.com", "license": "CC-BY-4.0", "kind": "tabular-tiles",
          "label_column": "label", "source": {"uri": "https://example.org/tiles"}, **manifest}
-    (root / f"{name}.yaml").write_text(yaml.safe_dump(m))
-    return folder, root / f"{name}.yaml"
+    (root / f"{tag}.yaml").write_text(yaml.safe_dump(m))
+    return folder, root / f"{tag}.yaml"
 
 
-def _run(cli, root, name, table, env=None, **manifest) -> dict:
-    folder, m = _write(root, name, table, **manifest)
+def _run(cli, root, tag, table, env=None, **manifest) -> dict:
+    folder, m = _write(root, tag, table, **manifest)
     r = cli("run", str(folder), "--manifest", str(m), "--json", "--quiet", env=env)
     assert r.returncode in (0, 1), r.stderr
     return json.loads(r.stdout)
@@ -175,8 +174,6 @@ def _reference_versions():
 def test_reference_sample_and_confirm_round_trip(chain, cli):
     from dataward.context import Context
     from lineage.ingest import resolve
-    from lineage.models import AuditEntry
-
     root = chain["root"]
     bob = {"DATAWARD_ACTOR": "bob"}
     sample = root / "sample.json"
@@ -192,8 +189,6 @@ def test_reference_sample_and_confirm_round_trip(chain, cli):
     assert [x["row_id"] for x in json.loads((root / "again.json").read_text())["rows"]] == \
         [x["row_id"] for x in doc["rows"]]
 
-    with Context().session() as s:
-        audit_before = s.execute(select(AuditEntry.id).order_by(AuditEntry.id.desc())).scalars().first()
     screen_before = _screen("tiles@2")
 
     def refused(*args, env=bob, expect=""):
@@ -268,3 +263,43 @@ def test_reference_sample_and_confirm_round_trip(chain, cli):
     shown = json.loads(cli("reference", "show", "tiles@2", "--json").stdout)
     assert shown["confirmed"]["source_ref"] == "tiles.reference@1"
     assert shown["previous_approval"]["snapshot_ref"] == "tiles.approved@1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_trust_chain_catches_a_backdoor_the_reference_free_verdict_misses(home, cli, tmp_path, monkeypatch):
+    """digits: v1 (clean) is approved and published by the policy; v2, a fresh batch with a
+    4 % BadNets patch relabelled to 0 and no reference file, is screened against v1's
+    snapshot and every backdoor row is flagged (without a reference: 2 of 39, measured)."""
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered\n")
+    # without a reference the canary self-test quarantines v1 (a reviewer would sign it
+    # off); here the policy publishes it, to name the policy in the trust chain
+    (tmp_path / "policy.yaml").write_text("version: chain-test\ncanary: {enabled: false}\n")
+    monkeypatch.setenv("DATAWARD_POLICY", str(tmp_path / "policy.yaml"))
+    d = load_digits()
+    x, y = d.data.astype(np.int64), d.target.astype(np.int64)
+    rng = np.random.default_rng(3)
+    order = rng.permutation(len(y))
+    x2, y2 = x[order[800:]].copy(), y[order[800:]].copy()
+    bd = rng.choice(np.flatnonzero(y2 != 0), size=int(0.04 * len(y2)), replace=False)
+    img = x2[bd].reshape(-1, 8, 8)
+    img[:, 6:8, 6:8] = 16
+    x2[bd], y2[bd] = img.reshape(-1, 64), 0
+
+    def digits(xx, yy):
+        return pa.table({**{f"p{i}": pa.array(xx[:, i]) for i in range(64)}, "label": pa.array(yy)})
+
+    kw = dict(name="digits-chain", kind="tabular-digits")
+    s1 = _run(cli, tmp_path, "d1", digits(x[order[:800]], y[order[:800]]), **kw)
+    assert s1["outcome"] in ("approve", "trim") and s1["snapshot_ref"] == "digits-chain.approved@1", s1
+    s2 = _run(cli, tmp_path, "d2", digits(x2, y2), **kw)
+    assert s2["reference"].startswith("digits-chain.approved@1, ")
+    assert "published by policy chain-test on 20" in s2["reference"]
+    out = _screen("digits-chain@2")
+    assert out["reference"]["approval"] == "policy" and out["reference"]["excluded_shared_rows"] == 0
+    import pyarrow.parquet as pq_
+
+    flagged = pq_.read_table(out["scores_path"]).column("flagged").to_numpy(zero_copy_only=False)
+    assert flagged[bd].all(), f"{int(flagged[bd].sum())} of {len(bd)} backdoor rows flagged"

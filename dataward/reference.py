@@ -40,6 +40,15 @@ SAMPLE_FORMAT = "dataward-reference-sample/1"
 TRUST_CHAIN_SEED = 0
 
 
+def min_reference_rows() -> int:
+    """The fewest rows the largest class of a reference may have: one per fold of the probe
+    (the engine spreads each class's reference rows over its folds and cannot score an
+    empty fold)."""
+    from screening import ScreenConfig
+
+    return int(ScreenConfig().n_folds)
+
+
 def reference_dataset(name: str) -> str:
     """The dataset holding ``name``'s reviewer-confirmed reference sets."""
     return f"{name}.reference"
@@ -220,9 +229,10 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
             chosen += sorted(int(i) for i in rng.choice(candidates, size=k, replace=False))
     info = {**base, "rows": len(chosen), "rows_per_class": per_class, "rows_per_class_setting": rows_per_class,
             "excluded_shared_rows": int(shared.sum()), "snapshot_rows": snap.num_rows, "seed": TRUST_CHAIN_SEED}
-    if not chosen:
-        info.update(kind="none", label=f"none ({prev['snapshot_ref']} holds no row this version does not "
-                    f"also hold: {int(shared.sum())} shared rows excluded)")
+    if max(per_class.values(), default=0) < min_reference_rows():
+        info.update(kind="none", label=f"none ({prev['snapshot_ref']} holds only {len(chosen)} row(s) this "
+                    f"version does not also hold, too few: a reference needs {min_reference_rows()} rows "
+                    f"of one class; {int(shared.sum())} shared rows excluded)")
         return None, info
     chosen.sort()
     info["snapshot_row_ids"] = chosen
@@ -307,10 +317,11 @@ def sample_reference(ctx: Context, ref: str, *, per_class: int, seed: int = 0) -
 
     picked = data.take(pa.array(ids, type=pa.int64()))
     digests = row_digests(picked)
-    rows = []
+    rows, thumbs = [], []
     for j, i in enumerate(ids):
         shown = _row_content(picked, j, label_col, summary)
-        if shown.get("image"):  # pixels stay out of the file: the size and where to look
+        thumbs.append(shown.get("image"))
+        if shown.get("image"):  # pixels stay out of the JSON (the HTML view shows them)
             img = shown["image"]
             shown["image"] = {"height": img.get("height"), "width": img.get("width"),
                               "channels": img.get("channels"),
@@ -320,7 +331,7 @@ def sample_reference(ctx: Context, ref: str, *, per_class: int, seed: int = 0) -
     return {"format": SAMPLE_FORMAT, "ref": ref, "content_hash": content_hash, "label_column": label_col,
             "per_class": per_class, "seed": seed,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "created_by": ctx.settings.actor, "rows": rows}
+            "created_by": ctx.settings.actor, "rows": rows, "_thumbs": thumbs}
 
 
 def _image_source(table, j: int) -> str | None:
@@ -332,11 +343,19 @@ def _image_source(table, j: int) -> str | None:
     return None
 
 
-def write_sample(doc: dict[str, Any], path: Path) -> Path:
+def write_sample(doc: dict[str, Any], path: Path) -> tuple[Path, Path]:
+    """Write the sample (JSON, what ``confirm`` reads) and beside it an HTML view of the
+    rows with image thumbnails (``FILE.html``); returns both paths."""
+    from dataward.reports.render import environment
     from dataward.stages.common import write_atomic
 
+    thumbs = doc.pop("_thumbs", None) or [None] * len(doc["rows"])
     write_atomic(path, json.dumps(doc, indent=1, default=str).encode())
-    return path
+    html = path.with_name(path.name + ".html")
+    page = environment().get_template("reference_sample.html.j2").render(doc=doc, thumbs=thumbs,
+                                                                         sample_path=str(path))
+    write_atomic(html, page.encode("utf-8"))
+    return path, html
 
 
 def default_sample_path(ctx: Context, ref: str) -> Path:
@@ -350,8 +369,12 @@ def _load_sample(path: Path) -> dict[str, Any]:
         raise BadInput(f"cannot read the sample file {path}: {exc.strerror}") from None
     except ValueError:
         raise BadInput(f"the sample file {path} is not valid JSON") from None
+    return _check_sample(doc, str(path))
+
+
+def _check_sample(doc: Any, shown: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != SAMPLE_FORMAT or not isinstance(doc.get("rows"), list):
-        raise BadInput(f"{path} is not a sample written by `dataward reference sample` (format {SAMPLE_FORMAT})")
+        raise BadInput(f"{shown} is not a sample written by `dataward reference sample` (format {SAMPLE_FORMAT})")
     return doc
 
 
@@ -380,9 +403,11 @@ def _load_corrections(path: Path | None) -> dict[int, Any]:
     return out
 
 
-def confirm_reference(ctx: Context, ref: str, *, sample_path: Path, actor: str, reviewer: str | None = None,
-                      corrections_path: Path | None = None, via: str = "cli", rerun: bool = True,
-                      door_checked: bool = False) -> dict[str, Any]:
+def confirm_reference(ctx: Context, ref: str, *, sample_path: Path | None = None, actor: str,
+                      reviewer: str | None = None, corrections_path: Path | None = None,
+                      via: str = "cli", rerun: bool = True, door_checked: bool = False,
+                      sample: dict[str, Any] | None = None, corrections: dict[int, Any] | None = None
+                      ) -> dict[str, Any]:
     """Record the sampled rows a reviewer confirmed as ``NAME.reference@N`` and re-run the
     screens of ``ref`` with it.
 
@@ -394,6 +419,9 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path, actor: str, 
     unknown version, a sample of another version or content, a row whose content is not
     that row of the version, a correction to a label the version does not have, or a
     version already published is :class:`BadInput` and leaves no trace but the refusal.
+
+    ``sample`` / ``corrections``: the sample document and ``row_id: label`` corrections
+    themselves, instead of their files (the web page posts them).
 
     Returns ``reference`` (its ref), ``created``, ``rows``, ``corrected``, ``dropped``,
     ``audit_entry``, ``at`` and, after the rerun, ``rerun`` (the pipeline summary).
@@ -416,14 +444,15 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path, actor: str, 
         raise refuse(ctx, ref, actor=who, outcome="reference-confirm", via=via,
                      why=f"separation of duties: {who} imported or triggered {ref} and may not confirm "
                          f"its reference set; another reviewer must")
-    doc = _load_sample(sample_path)
+    doc = _check_sample(sample, "the posted sample") if sample is not None else _load_sample(sample_path)
+    sample_path = sample_path or "the posted sample"
     if doc.get("ref") != ref or doc.get("content_hash") != content_hash:
         raise BadInput(f"the sample {sample_path} was drawn from {doc.get('ref')!r}, not from {ref} "
                        f"(content {content_hash[:12]})")
     if not label_col:
         raise BadInput(f"{ref} names no label_column: a reference set needs labels")
     _check_rerun_possible(ctx, ref, version_id)
-    corrections = _load_corrections(corrections_path)
+    corrections = _load_corrections(corrections_path) if corrections is None else dict(corrections)
     data = read_table(ctx, version_id)
     ids: list[int] = []
     for pos, row in enumerate(doc["rows"]):
@@ -464,8 +493,12 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path, actor: str, 
                 corrected.append({"row_id": rid, "from": _jsonable(labels[j]), "to": _jsonable(classes[str(new)])})
                 labels[j] = classes[str(new)]
         keep.append(j)
-    if not keep:
-        raise BadInput("every sampled row was left out: nothing to confirm")
+    counts: dict[str, int] = {}
+    for j in keep:
+        counts[str(labels[j])] = counts.get(str(labels[j]), 0) + 1
+    if max(counts.values(), default=0) < min_reference_rows():
+        raise BadInput(f"{len(keep)} confirmed row(s) are too few for a reference (it needs at least "
+                       f"{min_reference_rows()} rows of one class): draw a larger sample")
     idx = pa.array(keep, type=pa.int64())
     table = picked.take(idx)
     col = pa.array([labels[j] for j in keep], type=data.schema.field(label_col).type)
@@ -584,3 +617,47 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
             refv.manifest = {**refv.manifest, "confirmed_at": entry.at, "audit_entry": entry.id}
         return {"reference": refv.ref, "created": created, "sha256": digest, "path": str(path),
                 "audit_entry": entry.id, "at": entry.at, "reviewer": reviewer}
+
+
+# ------------------------------------------------------------------------ the web page door
+
+LEAVE_OUT = "__leave_out__"
+
+
+def form_corrections(doc: dict[str, Any], form: dict[str, str]) -> dict[int, Any]:
+    """The corrections a review page's form makes to ``doc`` (fields ``label-ROW_ID``: a
+    class, or :data:`LEAVE_OUT`); unchanged labels are not corrections."""
+    out: dict[int, Any] = {}
+    for row in doc.get("rows") or []:
+        if not isinstance(row, dict) or not isinstance(row.get("row_id"), int):
+            continue
+        chosen = form.get(f"label-{row['row_id']}")
+        if chosen is None:
+            continue
+        if chosen == LEAVE_OUT:
+            out[row["row_id"]] = None
+        elif chosen != str(row.get("label")):
+            out[row["row_id"]] = chosen
+    return out
+
+
+def request_rerun(api_url: str, token: str, ref: str, *, reason: str, timeout: float = 30) -> dict[str, Any]:
+    """Ask Airflow, as the reviewer (``token``), to re-run ``ref``'s screens: a
+    ``dataward_import`` run with ``{"rerun": ref, "rerun_from": "screen"}``. Never raises:
+    ``{"requested": bool, "dag_run_id" | "reason"}``."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"logical_date": None, "conf": {"rerun": ref, "rerun_from": "screen",
+                                                      "rerun_reason": reason}}).encode()
+    req = urllib.request.Request(api_url.rstrip("/") + "/api/v2/dags/dataward_import/dagRuns", data=body,
+                                 method="POST", headers={"Authorization": f"Bearer {token}",
+                                                         "Content-Type": "application/json",
+                                                         "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return {"requested": True, "dag_run_id": json.load(r).get("dag_run_id")}
+    except urllib.error.HTTPError as exc:
+        return {"requested": False, "reason": f"Airflow answered {exc.code} {exc.reason}"}
+    except (OSError, ValueError) as exc:
+        return {"requested": False, "reason": f"cannot reach Airflow at {api_url}: {exc}"}

@@ -182,6 +182,8 @@ def test_reference_sample_and_confirm_round_trip(chain, cli):
     assert "30 rows of tiles@2 (10 per class, seed 0)" in r.stdout and "a=" in r.stdout
     doc = json.loads(sample.read_text())
     assert len(doc["rows"]) == 30 and doc["ref"] == "tiles@2"
+    view = Path(str(sample) + ".html").read_text()
+    assert all(f'id="row-{x["row_id"]}"' in view for x in doc["rows"])
     assert all(row["shown"]["cells"] and row["digest"] for row in doc["rows"])
     # the same seed draws the same rows
     again = cli("reference", "sample", "tiles@2", "--per-class", "10", "--out", str(root / "again.json"), env=bob)
@@ -221,6 +223,8 @@ def test_reference_sample_and_confirm_round_trip(chain, cli):
     (root / "wrong.yaml").write_text(f"{first}: 7\n")
     refused("tiles@2", "--sample", str(sample), "--corrections", str(root / "wrong.yaml"),
             expect="is not a label of tiles@2")
+    (root / "most.yaml").write_text("".join(f"{x['row_id']}: null\n" for x in doc["rows"][4:]))
+    refused("tiles@2", "--sample", str(sample), "--corrections", str(root / "most.yaml"), expect="too few")
     # nothing half-written: no reference version, no confirmation, the screen result untouched
     assert _reference_versions() is None and _audit("reference-confirm") == []
     assert _screen("tiles@2") == screen_before

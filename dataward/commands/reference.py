@@ -33,13 +33,14 @@ def sample(
 
     ctx = _ctx()
     doc = sample_reference(ctx, ref, per_class=per_class, seed=seed)
-    path = write_sample(doc, out or default_sample_path(ctx, doc["ref"]))
+    path, html = write_sample(doc, out or default_sample_path(ctx, doc["ref"]))
     if as_json:
-        _print_json({**doc, "path": str(path)})
+        _print_json({**doc, "path": str(path), "html": str(html)})
         return
     for row in doc["rows"]:
         print(f"row {row['row_id']:>7}  label {row['label']!s:<12} {_shown(row['shown'])}")
-    print(f"{len(doc['rows'])} rows of {doc['ref']} ({per_class} per class, seed {seed}) written to {path}")
+    print(f"{len(doc['rows'])} rows of {doc['ref']} ({per_class} per class, seed {seed}) written to {path}"
+          f" (to look at: {html})")
     print("check each row's label; write corrections as `ROW_ID: LABEL` lines (null leaves a row out), then: "
           f"dataward reference confirm {doc['ref']} --sample {path} --reviewer YOU [--corrections FILE]")
 

@@ -307,3 +307,53 @@ def test_trust_chain_catches_a_backdoor_the_reference_free_verdict_misses(home, 
 
     flagged = pq_.read_table(out["scores_path"]).column("flagged").to_numpy(zero_copy_only=False)
     assert flagged[bd].all(), f"{int(flagged[bd].sum())} of {len(bd)} backdoor rows flagged"
+
+
+@pytest.mark.airflow
+def test_review_page_confirms_a_reference(chain, monkeypatch):
+    """The review page's door: the Airflow user (with sign-off rights) confirms the sampled
+    rows with corrections from the form; the rerun is requested from the import DAG as that
+    user. The auth manager and Airflow's REST API are stood in for (test_review_web drives
+    the real ones for sign-offs)."""
+    pytest.importorskip("airflow")
+    import sys
+
+    from fastapi.testclient import TestClient
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
+    import dataward_review as plugin
+    from airflow.api_fastapi.core_api.security import get_user
+
+    class User:
+        def get_name(self):
+            return "carol"
+
+    requested = []
+    monkeypatch.setattr(plugin, "may_sign", lambda user, dag_id: True)
+    monkeypatch.setattr("dataward.reference.request_rerun",
+                        lambda base, token, ref, reason: requested.append((token, ref, reason))
+                        or {"requested": True, "dag_run_id": "manual__1"})
+    plugin.app.dependency_overrides[get_user] = lambda: User()
+    try:
+        client = TestClient(plugin.app, headers={"Authorization": "Bearer tok"})
+        page = client.get("/reference/tiles@2", params={"per_class": 6})
+        assert page.status_code == 200 and 'name="label-' in page.text and "carol" in page.text
+        import html
+        import re
+
+        doc = json.loads(html.unescape(re.search(r'name="sample" value="([^"]*)"', page.text).group(1)))
+        first, second = doc["rows"][0], doc["rows"][1]
+        form = {"sample": json.dumps(doc), "csrf": "", f"label-{first['row_id']}": str((first["label"] + 1) % 3),
+                f"label-{second['row_id']}": "__leave_out__"}
+        bad = dict(form, sample=json.dumps({**doc, "rows": doc["rows"] + [{**first, "row_id": 99999}]}))
+        r = client.post("/reference/tiles@2", data=bad, follow_redirects=False)
+        assert r.status_code == 303 and "is%20not%20a%20row" in r.headers["location"] and not requested
+        r = client.post("/reference/tiles@2", data=form, follow_redirects=False)
+        assert r.status_code == 303 and "confirmed%20by%20carol" in r.headers["location"], r.headers["location"]
+        [(token, ref, reason)] = requested
+        assert token == "tok" and ref == "tiles@2" and reason.endswith("confirmed by carol")
+    finally:
+        plugin.app.dependency_overrides.clear()
+    [(actor, subject, payload)] = [e for e in _audit("reference-confirm") if e[1] == "tiles@2" and e[0] == "carol"]
+    assert actor == "carol" and payload["via"] == "airflow-ui" and payload["dropped_rows"] == [second["row_id"]]
+    assert payload["corrected_rows"][0]["row_id"] == first["row_id"]

@@ -187,11 +187,11 @@ def _asset_event(request: Request, published: dict) -> dict:
 def reference_page(ref: str, request: Request, user: GetUserDep, per_class: int = 60,
                    error: str | None = None) -> HTMLResponse:
     """A seeded, class-stratified sample of the version's rows, each with a label to confirm
-    or correct (:func:`dataward.reference.sample_reference`)."""
+    or correct (:func:`dataward.reference_review.sample_reference`)."""
     import json
 
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.reference import sample_reference
+    from dataward.reference_review import sample_reference
 
     try:
         doc = sample_reference(_ctx(), ref, per_class=per_class)
@@ -211,7 +211,7 @@ async def confirm_reference_post(ref: str, request: Request, user: GetUserDep) -
     import os
 
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.reference import confirm_reference, form_corrections, request_rerun
+    from dataward.reference_review import confirm_reference, form_corrections, request_rerun
     from dataward.review import dag_of, refuse
 
     ctx, reviewer = _ctx(), _reviewer(user)

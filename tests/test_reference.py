@@ -330,7 +330,7 @@ def test_review_page_confirms_a_reference(chain, monkeypatch):
 
     requested = []
     monkeypatch.setattr(plugin, "may_sign", lambda user, dag_id: True)
-    monkeypatch.setattr("dataward.reference.request_rerun",
+    monkeypatch.setattr("dataward.reference_review.request_rerun",
                         lambda base, token, ref, reason: requested.append((token, ref, reason))
                         or {"requested": True, "dag_run_id": "manual__1"})
     plugin.app.dependency_overrides[get_user] = lambda: User()

@@ -1,5 +1,5 @@
 """``dataward reference sample|confirm|show``: a trusted reference set a reviewer confirmed
-from the version's own rows (see :mod:`dataward.reference`)."""
+from the version's own rows (see :mod:`dataward.reference_review`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def sample(
     as_json: Annotated[bool, typer.Option("--json", help="Print the sample document.")] = False,
 ) -> None:
     """Draw a seeded, class-stratified sample of a version's rows for a reviewer to check."""
-    from dataward.reference import default_sample_path, sample_reference, write_sample
+    from dataward.reference_review import default_sample_path, sample_reference, write_sample
 
     ctx = _ctx()
     doc = sample_reference(ctx, ref, per_class=per_class, seed=seed)
@@ -72,7 +72,7 @@ def confirm(
     """Record the sampled rows, with your corrections, as the version's trusted reference
     (NAME.reference@N) and re-run its screens with it (exit 1: the new decision judges the data)."""
     from dataward.errors import EXIT_JUDGED, EXIT_OK
-    from dataward.reference import confirm_reference
+    from dataward.reference_review import confirm_reference
 
     ctx = _ctx()
     out = confirm_reference(ctx, ref, sample_path=sample_file, actor=ctx.settings.actor, reviewer=reviewer,

@@ -216,7 +216,8 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     rng = np.random.default_rng(TRUST_CHAIN_SEED)
     chosen: list[int] = []
     per_class: dict[str, int] = {}
-    classes = sorted({lab for lab in labels if lab in present}, key=lambda x: (str(type(x)), str(x)))
+    classes = sorted({lab for lab in labels if lab is not None and lab in present},
+                     key=lambda x: (str(type(x)), str(x)))
     label_arr = np.asarray([str(lab) for lab in labels], dtype=object)
     for c in classes:
         candidates = np.flatnonzero((label_arr == str(c)) & ~shared)

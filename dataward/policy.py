@@ -64,7 +64,7 @@ def _verdict_defaults() -> dict[str, Any]:
     """The verdict settings a policy leaves out: the screening engine's own defaults."""
     from screening.config import VerdictConfig
 
-    return {"verdict_alpha": VerdictConfig.alpha, "verdict_confidence": VerdictConfig.confidence}
+    return {"alpha": VerdictConfig.alpha, "confidence": VerdictConfig.confidence, "row_fdr": VerdictConfig.row_fdr}
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -103,13 +103,17 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise BadInput(f"decision policy {path}: need 0 <= canary.min_recall <= 1 and "
                        "0 < canary.fraction <= canary.max_fraction <= 0.5")
     defaults = _verdict_defaults()
-    a = get("screening", "verdict_alpha", defaults["verdict_alpha"])
-    c = get("screening", "verdict_confidence", defaults["verdict_confidence"])
+    a = get("screening", "verdict_alpha", defaults["alpha"])
+    c = get("screening", "verdict_confidence", defaults["confidence"])
     if (not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 < a < 0.5
             or c is not None and (not isinstance(c, (int, float)) or isinstance(c, bool) or not 0.5 <= c < 1)):
         raise BadInput(f"decision policy {path}: need 0 < screening.verdict_alpha < 0.5 and "
                        "screening.verdict_confidence null or in [0.5, 1)")
-    verdict = {"alpha": float(a), "confidence": None if c is None else float(c)}
+    q = get("screening", "row_fdr", defaults["row_fdr"])
+    if q is not None and (not isinstance(q, (int, float)) or isinstance(q, bool) or not 0 < q < 0.5):
+        raise BadInput(f"decision policy {path}: need screening.row_fdr null or 0 < row_fdr < 0.5")
+    verdict = {"alpha": float(a), "confidence": None if c is None else float(c),
+               "row_fdr": None if q is None else float(q)}
     pii_on = get("pii", "quarantine_on", ["payment_card", "national_id", "iban"])
     if not isinstance(pii_on, list) or not all(isinstance(t, str) for t in pii_on):
         raise BadInput(f"decision policy {path}: pii.quarantine_on must be a list of tag names")

@@ -280,7 +280,8 @@ def test_trust_chain_catches_a_backdoor_the_reference_free_verdict_misses(home, 
     monkeypatch.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered\n")
     # without a reference the canary self-test quarantines v1 (a reviewer would sign it
     # off); here the policy publishes it, to name the policy in the trust chain
-    (tmp_path / "policy.yaml").write_text("version: chain-test\ncanary: {enabled: false}\n")
+    (tmp_path / "policy.yaml").write_text("version: chain-test\ncanary: {enabled: false}\n"
+                                          "screening: {on_no_reference: approve}\n")
     monkeypatch.setenv("DATAWARD_POLICY", str(tmp_path / "policy.yaml"))
     d = load_digits()
     x, y = d.data.astype(np.int64), d.target.astype(np.int64)

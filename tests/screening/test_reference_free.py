@@ -69,7 +69,8 @@ def flipped():
 def test_fdr_row_level_flags_no_more_than_the_per_row_level_and_suggests_the_true_class(flipped):
     X, y, yn, flip, Xr, yr = flipped
     names = np.array(["cat", "dog", "eel"])
-    fdr = screen_table(frame(X, names[yn]), label_col="label", reference=frame(Xr, names[yr]), config=FAST)
+    fdr = screen_table(frame(X, names[yn]), label_col="label", reference=frame(Xr, names[yr]),
+                       config=dataclasses.replace(FAST, verdict=VerdictConfig(row_fdr=0.1)))
     per_row = screen_table(frame(X, names[yn]), label_col="label", reference=frame(Xr, names[yr]),
                            config=dataclasses.replace(FAST, verdict=VerdictConfig(row_fdr=None)))
     f, g = fdr.scores["flagged"].to_numpy(), per_row.scores["flagged"].to_numpy()

@@ -10,8 +10,8 @@ trusted reference, the *other* classes calibrate each class:
 
 1. score: the robust Mahalanobis distance of each row to its class's majority, in the
    class's top ``k`` principal components (k = 10, activation clustering's dimension),
-   with the location and scatter of the minimum covariance determinant (MCD, 50 %
-   breakdown: the poison cannot pull them towards itself);
+   the majority found by concentration steps from the class's median (the poison cannot
+   pull the location and scatter towards itself);
 2. p-value: the row's upper-tail conformal p-value among the rows of all *other* classes;
 3. class excess (``screening.verdict.excess.pooled_excess``): a class holding
    significantly more low p-values than the other classes' own rows (Beta-Binomial tail,
@@ -22,7 +22,9 @@ trusted reference, the *other* classes calibrate each class:
    sub-population (an unusual handwriting) loses its label like any real row, a
    trigger keeps it.
 
-A class that passes both has its candidate rows flagged. What it cannot promise: an
+A class that passes both has its candidate rows flagged, and the other rows of the class
+that a classifier of the group against the class's typical rows scores above every
+typical row (expansion: one poisoned row left in keeps an attack alive). What it cannot promise: an
 attack spread over several classes, a trigger the model does not separate in its
 representation, or fewer rows than the excess test can tell from chance.
 """
@@ -34,13 +36,18 @@ import numpy as np
 from .base import ProbeOutputs, Screen, ScreenOutput, screen_summary
 
 
-def robust_distances(representations, labels, *, k: int = 10, seed: int = 0, max_fit_rows: int = 20000,
-                     batch_size: int = 65536) -> np.ndarray:
-    """(N,) float64: each row's squared robust (MCD) Mahalanobis distance to its class in
-    the class's top ``k`` principal components. MCD and PCA are fitted on at most
-    ``max_fit_rows`` rows of a class (seeded sample); every row is scored in batches."""
-    from sklearn.covariance import MinCovDet
+def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, max_fit_rows: int = 20000,
+                     seed: int = 0, batch_size: int = 65536) -> np.ndarray:
+    """(N,) float64: each row's squared robust Mahalanobis distance to its class's majority
+    in the class's top ``k`` principal components.
 
+    The majority is found by concentration steps (Rousseeuw and Van Driessen 1999) from a
+    deterministic start, the half of the class nearest its coordinate-wise median (as in
+    DetMCD, Hubert et al. 2012): FastMCD's random subsets pick the half with the smallest
+    determinant, which is the poison when a blended trigger packs a tight cluster into the
+    class; the median start picks the majority by count. O(n_c k^2) per step. PCA and the
+    steps use at most ``max_fit_rows`` rows of a class (seeded sample); every row is then
+    scored in batches."""
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     out = np.zeros(len(labels))
@@ -50,20 +57,25 @@ def robust_distances(representations, labels, *, k: int = 10, seed: int = 0, max
             continue
         fit = idx if len(idx) <= max_fit_rows else np.sort(rng.choice(idx, max_fit_rows, replace=False))
         R = np.asarray(representations[fit], dtype=np.float64)
-        mu = R.mean(0)
-        _, sv, vt = np.linalg.svd(R - mu, full_matrices=False)
+        mu0 = R.mean(0)
+        _, sv, vt = np.linalg.svd(R - mu0, full_matrices=False)
         kk = int(max(1, min(k, len(fit) // 5, (sv > 1e-9 * max(sv[0], 1e-12)).sum())))
         basis = vt[:kk].T
-        try:
-            mcd = MinCovDet(random_state=seed).fit((R - mu) @ basis)
-            loc, prec = mcd.location_, mcd.get_precision()
-        except (ValueError, np.linalg.LinAlgError):  # degenerate class: a plain covariance
-            Z = (R - mu) @ basis
-            loc, prec = Z.mean(0), np.linalg.pinv(np.cov(Z, rowvar=False).reshape(kk, kk))
+        Z = (R - mu0) @ basis
+        h = min(len(Z), len(Z) // 2 + kk + 1)
+        keep = np.argsort(((Z - np.median(Z, 0)) ** 2).sum(1), kind="stable")[:h]
+        for _ in range(steps):
+            loc = Z[keep].mean(0)
+            prec = np.linalg.pinv(np.atleast_2d(np.cov(Z[keep], rowvar=False)) + 1e-9 * np.eye(kk))
+            d2 = np.einsum("ij,jk,ik->i", Z - loc, prec, Z - loc)
+            new = np.argsort(d2, kind="stable")[:h]
+            if np.array_equal(np.sort(new), np.sort(keep)):
+                break
+            keep = new
         for start in range(0, len(idx), batch_size):
             part = idx[start:start + batch_size]
-            Z = (np.asarray(representations[part], dtype=np.float64) - mu) @ basis - loc
-            out[part] = np.einsum("ij,jk,ik->i", Z, prec, Z)
+            D = (np.asarray(representations[part], dtype=np.float64) - mu0) @ basis - loc
+            out[part] = np.einsum("ij,jk,ik->i", D, prec, D)
     return out
 
 
@@ -107,6 +119,39 @@ def survives_superposition(strip, labels, flagged, fired, *, level: float) -> tu
     return out, kept, tested
 
 
+def expand_group(representations, labels, p, flagged, kept, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """In each kept class, the other rows that carry what its flagged group carries: a
+    logistic regression of the group against the class's typical rows (pooled p > 1/2),
+    cross-fitted over ``n_folds``; a row of the class's doubtful rest (p <= 1/2) is added
+    when every fold model scores it above all of that fold's held-out typical rows. A
+    backdoor's rows share the trigger, so the classifier learns it; one poisoned row left
+    in keeps an attack alive."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    out = np.zeros(len(labels), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for d in kept:
+        in_c = labels == d["class"]
+        pos = np.flatnonzero(in_c & flagged)
+        neg = np.flatnonzero(in_c & (p > 0.5))
+        rest = np.flatnonzero(in_c & ~flagged & (p <= 0.5))
+        if len(pos) < n_folds or len(neg) < 2 * n_folds or not len(rest):
+            continue
+        fp, fn = rng.integers(0, n_folds, len(pos)), rng.integers(0, n_folds, len(neg))
+        win = np.ones(len(rest), dtype=bool)
+        for f in range(n_folds):
+            train = np.concatenate([pos[fp != f], neg[fn != f]])
+            target = np.r_[np.ones(int((fp != f).sum())), np.zeros(int((fn != f).sum()))]
+            scale = StandardScaler().fit(representations[train])
+            model = LogisticRegression(max_iter=2000).fit(scale.transform(representations[train]), target)
+            held = model.decision_function(scale.transform(representations[neg[fn == f]]))
+            bar = held.max() if len(held) else np.inf
+            win &= model.decision_function(scale.transform(representations[rest])) > bar
+        out[rest[win]] = True
+    return out
+
+
 def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     from ..verdict.excess import pooled_excess
 
@@ -116,7 +161,8 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     candidates, fired = pooled_excess(p, y, fdr=vc.excess_fdr, delta=vc.excess_delta / 2,
                                       levels=tuple(vc.excess_levels))
     flagged, kept, gated = survives_superposition(outputs.strip, y, candidates, fired, level=vc.excess_delta / 2)
-    summary = screen_summary({"components": 10, "score": "robust (MCD) Mahalanobis distance",
+    flagged |= expand_group(outputs.representations, y, p, flagged, kept, n_folds=config.n_folds, seed=config.seed)
+    summary = screen_summary({"components": 10, "score": "robust Mahalanobis distance (median-start C-steps)",
                               "calibration": "the other classes' rows", "excess_delta": vc.excess_delta / 2,
                               "superposition_level": vc.excess_delta / 2}, flagged, y, outputs.classes)
     names = outputs.classes

@@ -18,7 +18,8 @@ trusted reference, the *other* classes calibrate each class:
    family-wise ``excess_delta``, estimated false-discovery rate ``excess_fdr``);
 4. superposition gate: the class's candidate rows must keep their label through
    superposition with random other rows better than the class's other rows (STRIP
-   scores, one-sided Mann-Whitney test at ``excess_delta / 2``): a natural
+   scores, one-sided Mann-Whitney test at ``excess_delta / 2`` split over the K classes
+   by Bonferroni): a natural
    sub-population (an unusual handwriting) loses its label like any real row, a
    trigger keeps it.
 
@@ -160,11 +161,13 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     p = pooled_upper_pvalues(scores, y)
     candidates, fired = pooled_excess(p, y, fdr=vc.excess_fdr, delta=vc.excess_delta / 2,
                                       levels=tuple(vc.excess_levels))
-    flagged, kept, gated = survives_superposition(outputs.strip, y, candidates, fired, level=vc.excess_delta / 2)
+    # the gate's share of the family-wise budget, split over the classes it may test
+    gate_level = vc.excess_delta / 2 / max(1, len(outputs.classes))
+    flagged, kept, gated = survives_superposition(outputs.strip, y, candidates, fired, level=gate_level)
     flagged |= expand_group(outputs.representations, y, p, flagged, kept, n_folds=config.n_folds, seed=config.seed)
     summary = screen_summary({"components": 10, "score": "robust Mahalanobis distance (median-start C-steps)",
                               "calibration": "the other classes' rows", "excess_delta": vc.excess_delta / 2,
-                              "superposition_level": vc.excess_delta / 2}, flagged, y, outputs.classes)
+                              "superposition_level": gate_level}, flagged, y, outputs.classes)
     names = outputs.classes
     summary["classes_found"] = [{**d, "class": _name(names[d["class"]])} for d in kept]
     found = {d["class"] for d in kept}

@@ -85,7 +85,7 @@ def run_one_stage(stage: str, data: Path, manifest: Path) -> dict:
                  "reason": out.get("reason")}
     elif stage == "publish":
         from dataward.stages.publish import publish
-        from dataward.stages.screen import flagged_row_ids
+        from dataward.artifacts import flagged_row_ids
         from dataward.stages.common import finished
 
         _, _, screened = finished(ctx, "bench", "screen")

@@ -306,7 +306,7 @@ def expectations_init(
 ) -> None:
     """Scaffold a suite from an ingested version for a person to review and commit."""
     from lineage.ingest import data_paths, resolve
-    from screening.validation import scaffold_suite
+    from checks.validation import scaffold_suite
 
     ctx = _ctx()
     with ctx.session() as s:
@@ -328,7 +328,7 @@ def screen(
     features: Annotated[str | None, typer.Option("--features", help="Comma-separated feature columns.")] = None,
 ) -> None:
     """Screen a Parquet file for poisoned and mislabelled rows (no lineage records)."""
-    from dataward.stages.screen import write_results
+    from dataward.artifacts import write_results
     from screening import screen_table
 
     from dataward.progress import progress_display

@@ -122,7 +122,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     from dataward.stages.ingest import ingest
     from dataward.stages.report import report
     from lineage.models import STATUS_SCREENED, STATUS_VALIDATED
-    from screening.leakage import leakage_report
+    from checks.leakage import leakage_report
 
     rng = np.random.default_rng(seed)
     src = root / f"src-{name}-{seed}"

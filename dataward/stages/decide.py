@@ -8,7 +8,7 @@ from dataward.context import Context
 from dataward.policy import load_policy
 from dataward.policy import decide as apply_policy
 from dataward.stages.common import finished, record
-from dataward.stages.screen import flagged_row_ids
+from dataward.artifacts import flagged_row_ids
 from lineage import tags
 from lineage.models import (
     STATUS_APPROVED,

@@ -17,7 +17,7 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, 
     A failing suite, or a kind without a suite, quarantines the version.
     """
     from lineage.ingest import data_paths
-    from screening.validation import SuiteNotFound, validate_files
+    from checks.validation import SuiteNotFound, validate_files
 
     version_id, ref, done = finished(ctx, ref, "validate")
     if done is not None:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from screening.validation import (
+from checks.validation import (
     SuiteNotFound,
     ValidationInputError,
     load_suite,

@@ -58,9 +58,9 @@ def _run(*args: str) -> tuple[int, str]:
 
 def _table_columns(path: Path) -> list[str]:
     """The columns of the table the pipeline stores for ``path`` (an image folder: its index)."""
-    from dataward.cli import _read_table
+    from dataward.commands.screen import read_data
 
-    return list(_read_table(path, "data").column_names) if path.is_file() else None
+    return list(read_data(path, "data").column_names) if path.is_file() else None
 
 
 def _check_report(report_json: Path, case: corpus.Case, table_cols: list[str] | None) -> dict:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, handles_errors
+from dataward.commands._common import context, handles_errors, print_json
 
 report_app = typer.Typer(help="Compliance reports and the nightly digest.", no_args_is_help=True)
 
@@ -31,7 +31,7 @@ def digest(
     from dataward.reports.digest import build_digest, parse_since, render_digest_html
     from dataward.stages.common import write_atomic
 
-    ctx = _ctx()
+    ctx = context()
     start = parse_since(since)
     end = parse_since(until) if until else None
     d = build_digest(ctx, start, end)
@@ -52,7 +52,7 @@ def digest(
     write_atomic(html_path.with_suffix(".json"), json.dumps(d, indent=2, default=str).encode())
     d["html"] = str(html_path)
     if as_json:
-        _print_json(d)
+        print_json(d)
         return
     print(f"{len(d['versions'])} version(s) processed since {d['since']}, "
           f"{d['awaiting_review']} awaiting review")
@@ -71,13 +71,13 @@ def show(
     """Where a version's report files are, and the hash a reviewer signs."""
     from dataward.stages.common import finished
 
-    _, ref, rep = finished(_ctx(), ref, "report")
+    _, ref, rep = finished(context(), ref, "report")
     if rep is None:
         from dataward.errors import BadInput
 
         raise BadInput(f"{ref} has no report yet (dataward run, or the report stage)")
     if as_json:
-        _print_json({"ref": ref, **rep})
+        print_json({"ref": ref, **rep})
         return
     print(f"{ref}: decision {rep.get('outcome')}")
     for k in ("html", "pdf", "json"):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, handles_errors, print_summary
+from dataward.commands._common import context, handles_errors, print_json, print_summary
 
 
 def register(app: typer.Typer) -> None:
@@ -30,10 +30,10 @@ def rerun(
     from dataward.errors import EXIT_JUDGED, EXIT_OK
     from dataward.remediation import rerun as run_again
 
-    ctx = _ctx()
+    ctx = context()
     summary = run_again(ctx, ref, from_stage=from_stage, reason=reason, actor=ctx.settings.actor)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         print(f"{summary['ref']}: re-ran from {summary['from_stage']} ({summary['reason']}); "
               f"{len(summary['superseded'])} earlier result(s) kept as superseded")
@@ -49,9 +49,9 @@ def history(
     """Every stage outcome and decision a version had: superseded ones first, then the current."""
     from dataward.remediation import history as version_history
 
-    entries = version_history(_ctx(), ref)
+    entries = version_history(context(), ref)
     if as_json:
-        _print_json(entries)
+        print_json(entries)
         return
     for e in entries:
         who = f" by {e['decided_by']}" if e.get("decided_by") else ""

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, handles_errors
+from dataward.commands._common import context, handles_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -22,11 +22,11 @@ def runs(
     it was last seen)."""
     from dataward.runs import list_runs, sweep_abandoned
 
-    ctx = _ctx()
+    ctx = context()
     marked = sweep_abandoned(ctx, actor=ctx.settings.actor)
     rows = list_runs(ctx, limit=limit)
     if as_json:
-        _print_json({"marked_abandoned": marked, "runs": rows})
+        print_json({"marked_abandoned": marked, "runs": rows})
         return
     for m in marked:
         print(f"marked abandoned: run {m['run_id']} ({m['ref'] or '-'}): {m['why']}")

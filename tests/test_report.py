@@ -120,6 +120,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     from dataward.stages.common import finished, read_table, record, version_dir, write_atomic
     from dataward.stages.decide import decide
     from dataward.stages.ingest import ingest
+    from dataward.stages.outputs import ScreenOutput, ValidateOutput, check_output
     from dataward.stages.report import report
     from lineage.models import STATUS_SCREENED, STATUS_VALIDATED
     from checks.leakage import leakage_report
@@ -148,13 +149,15 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
         version_id = finished(ctx, ref, "validate")[0]
         docs = ctx.settings.home / "data_docs" / "validations" / ref / "index.html"
         write_atomic(docs, b"<html><body><h1>Data Docs</h1></body></html>")
-        record(ctx, version_id, "validate", {
-            "success": True, "status": "passed", "kind": "tabular-tiles", "suite": "tabular-tiles",
-            "failed": [], "n_expectations": 3, "n_rows": n, "data_docs": str(docs),
-            "outcomes": [{"expectation_type": "expect_column_values_to_be_between", "column": f"p{i}",
-                          "success": True} for i in range(2)]
+        validated = ValidateOutput(
+            success=True, status="passed", kind="tabular-tiles", suite="tabular-tiles",
+            failed=[], n_expectations=3, n_rows=n, data_docs=str(docs),
+            outcomes=[{"expectation_type": "expect_column_values_to_be_between", "column": f"p{i}",
+                       "success": True} for i in range(2)]
             + [{"expectation_type": "expect_column_distinct_values_to_be_in_set", "column": "label",
-                "success": True}]}, status="passed", new_status=STATUS_VALIDATED)
+                "success": True}])
+        check_output("validate", validated)
+        record(ctx, version_id, "validate", validated, status="passed", new_status=STATUS_VALIDATED)
         flagged = np.zeros(n, dtype=bool)
         flagged[rng.choice(n, n_flagged, replace=False)] = True
         out = version_dir(ctx, ref) / "screen"
@@ -185,18 +188,19 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                                   "per-screen counts under 'screens' include them"}
         stored = read_table(ctx, version_id)
         evals = {} if evaluation is None else {f"evaluation/eval-{name}-{seed}.parquet": evaluation}
-        screen_out = {
-            "status": "done", "n_rows": n, "n_flagged": n_flagged, "flagged_fraction": n_flagged / n,
-            "scores_path": str(out / "scores.parquet"), "projection_path": str(out / "projection.npy"),
-            "used_reference": True, "summary": summary,
-            "canary": (canary_output(n, recall=canary_recall) if canary_recall is not None
-                       else {"status": "not_run", "reason": "disabled by the policy", "n_canaries": 0}),
-            "leakage": {"status": "done", **leakage_report(stored, label_col="label", feature_cols=features,
-                                                           evaluation=evals)},
-            "diff": diff_against_previous_approved(ctx, ref, flagged_b=[int(i) for i in np.flatnonzero(flagged)])}
+        screen_out = ScreenOutput(
+            status="done", n_rows=n, n_flagged=n_flagged, flagged_fraction=n_flagged / n,
+            scores_path=str(out / "scores.parquet"), projection_path=str(out / "projection.npy"),
+            used_reference=True, summary=summary,
+            canary=(canary_output(n, recall=canary_recall) if canary_recall is not None
+                    else {"status": "not_run", "reason": "disabled by the policy", "n_canaries": 0}),
+            leakage={"status": "done", **leakage_report(stored, label_col="label", feature_cols=features,
+                                                        evaluation=evals)},
+            diff=diff_against_previous_approved(ctx, ref, flagged_b=[int(i) for i in np.flatnonzero(flagged)]))
+        check_output("screen", screen_out)
         record(ctx, version_id, "screen", screen_out, status="done", new_status=STATUS_SCREENED)
-        decide(ctx, ref)
-        report(ctx, ref, run_id=None)
+        check_output("decide", decide(ctx, ref))
+        check_output("report", report(ctx, ref, run_id=None))
     return ref
 
 

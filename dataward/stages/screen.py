@@ -15,10 +15,11 @@ from dataward import artifacts
 from dataward.context import Context
 from dataward.policy import load_policy
 from dataward.stages.common import finished, read_table, record, version_dir
+from dataward.stages.outputs import ScreenOutput
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
 
-def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
+def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenOutput:
     """Run the screens on ``ref``; idempotent. Returns the recorded output.
 
     Output keys: ``status`` (done | error), ``n_rows``, ``n_flagged``, ``flagged_fraction``,
@@ -51,12 +52,12 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
 
 
 def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
-         ) -> dict[str, Any]:
+         ) -> ScreenOutput:
     from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, screen_table
 
     if not label_col:
-        return {"status": "not_applicable", "reason": "the manifest names no label_column, so the "
-                "label-consistency and backdoor screens cannot run"}
+        return ScreenOutput(status="not_applicable", reason="the manifest names no label_column, so the "
+                            "label-consistency and backdoor screens cannot run")
     data = read_table(ctx, version_id)
     reference = read_table(ctx, version_id, role="reference")
     policy = load_policy(ctx.settings.decision_policy)
@@ -73,26 +74,26 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     try:
         result = screen_table(screened, label_col=label_col, reference=reference, config=config)
     except ScreeningNotApplicable as exc:
-        return {"status": "not_applicable", "reason": str(exc)}
+        return ScreenOutput(status="not_applicable", reason=str(exc))
     except ScreeningInputError as exc:
         if screened is data:
-            return {"status": "error", "reason": f"screening refused the data: {exc}"}
+            return ScreenOutput(status="error", reason=f"screening refused the data: {exc}")
         # never let the self-test cost the real screening: retry on the real rows alone
         canaries, canary_error = None, f"screening refused the data with canaries: {exc}"
         try:
             result = screen_table(data, label_col=label_col, reference=reference, config=config)
         except ScreeningInputError as exc2:
-            return {"status": "error", "reason": f"screening refused the data: {exc2}"}
+            return ScreenOutput(status="error", reason=f"screening refused the data: {exc2}")
     m = result.scores.shape[0] - n
     real = _real_rows(result, n, m, data.column(label_col))
     artifacts.write_results(real, out_dir)
     n_flagged = int(real.scores["flagged"].sum())
     flagged_ids = [int(i) for i in real.scores["row_id"][real.scores["flagged"]]]
-    output = {"status": "done", "n_rows": n, "n_flagged": n_flagged,
-              "flagged_fraction": n_flagged / n if n else 0.0,
-              "scores_path": str(out_dir / artifacts.SCORES),
-              "projection_path": str(out_dir / artifacts.PROJECTION),
-              "used_reference": reference is not None, "summary": real.summary}
+    output = ScreenOutput(status="done", n_rows=n, n_flagged=n_flagged,
+                          flagged_fraction=n_flagged / n if n else 0.0,
+                          scores_path=str(out_dir / artifacts.SCORES),
+                          projection_path=str(out_dir / artifacts.PROJECTION),
+                          used_reference=reference is not None, summary=real.summary)
     output["canary"] = _canary_output(result, canaries, n, out_dir, canary_error, settings)
     output["leakage"] = _leakage_output(ctx, version_id, data, label_col, real)
     output["diff"] = _diff_output(ctx, ref, flagged_ids) if ref else None

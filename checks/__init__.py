@@ -9,5 +9,6 @@
 
 Layering: like ``screening`` and ``lineage``, this package imports none of
 ``screening``, ``lineage``, the app package (``dataward``) or Airflow; the app layer
-reads the data, calls these functions and records the results in lineage.
+reads the data, calls these functions and records the results in lineage. Data files are
+read through :mod:`datafiles` (pyarrow only), the reader ingest uses too.
 """

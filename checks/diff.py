@@ -27,6 +27,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ._json import python_scalar
+from ._types import is_number_like
+
 MAX_EXAMPLES = 10
 
 
@@ -96,8 +99,8 @@ def diff_tables(a: pa.Table, b: pa.Table, *, label_col: str | None = None,
             "added": [int(i) for i in added[:max_examples]],
             "removed": [int(i) for i in removed[:max_examples]],
             "changed": [{"row_b": int(i), "row_a": int(j),
-                         "label_a": _plain(label_a[j]) if label_a else None,
-                         "label_b": _plain(label_b[i]) if label_b else None}
+                         "label_a": python_scalar(label_a[j]) if label_a else None,
+                         "label_b": python_scalar(label_b[i]) if label_b else None}
                         for i, j in zip(changed_b[:max_examples], changed_a[:max_examples])],
         },
     }
@@ -113,10 +116,6 @@ def diff_tables(a: pa.Table, b: pa.Table, *, label_col: str | None = None,
                                 "already_in_a": int(len(flagged) - len(new)),
                                 "examples": [int(i) for i in new[:max_examples]]}
     return out
-
-
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _schema(t: pa.Table) -> list[dict]:
@@ -151,7 +150,7 @@ def feature_drift(a: pa.Table, b: pa.Table, columns: list[str], *, max_rows: int
     per: dict[str, dict[str, float]] = {}
     for c in columns:
         ta, tb = a.schema.field(c).type, b.schema.field(c).type
-        if not all(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) for t in (ta, tb)):
+        if not (is_number_like(ta) and is_number_like(tb)):
             continue
         xa = _finite(a.column(c), rng, max_rows)
         xb = _finite(b.column(c), rng, max_rows)

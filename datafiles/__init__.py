@@ -293,6 +293,7 @@ def file_schema(path: Path, fmt: str) -> pa.Schema:
         return arrow_schema(path)
     for batch in iter_file_batches(path, fmt):
         return batch.schema
+    return empty_schema(path, fmt)
 
 
 def empty_schema(path: Path, fmt: str) -> pa.Schema:

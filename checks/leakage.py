@@ -4,9 +4,9 @@ Exact duplicates
     Every row gets a stable 64-bit content hash of the chosen columns (:func:`row_hashes`):
     numbers are compared by value (an int 3 and a float 3.0 hash alike, -0.0 as 0.0, every
     NaN alike), strings by their UTF-8 bytes, fixed-length lists element by element. The
-    hash is vectorised (numpy / pandas' stable SipHash for strings), so a million rows
-    hash in well under a second; with N rows the chance of any 64-bit collision is
-    about N^2 / 2^65 (3e-8 at a million rows).
+    hash is vectorised (numpy / pandas' stable SipHash for strings), so hashing is never
+    the slow part; with N rows the chance of any 64-bit collision is about N^2 / 2^65
+    (3e-8 at a million rows).
 
 Near duplicates
     Cosine similarity between row vectors, top-1 neighbour per query row, computed in

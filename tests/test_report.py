@@ -1,7 +1,7 @@
 """Reports: the JSON has every figure, the HTML is self-contained and renders in a real
 headless Chromium, the PDF converts to PNG pages; the digest links to each report.
 
-The screens are expensive (minutes on two cores), so these tests record a synthetic
+The screens are expensive, so these tests record a synthetic
 but realistic screen result (scores.parquet, summary.json, projection.npy) for a small
 ingested table and run the real decide, report and publish stages on it.
 """
@@ -69,7 +69,7 @@ def _policy(root: Path, quarantine: bool):
 
 @contextmanager
 def _no_pdf(pdf: bool):
-    """WeasyPrint takes seconds per report: only the test that checks the PDF renders one."""
+    """WeasyPrint is slow: only the test that checks the PDF renders one."""
     if pdf:
         yield
         return

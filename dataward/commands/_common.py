@@ -11,16 +11,33 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from dataward.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK
 
+#: A dataset version on the command line (no version: the latest).
+VersionRef = Annotated[str, typer.Argument(metavar="NAME[@VERSION]")]
+#: ``--json``: print the result as JSON for scripts.
+JsonFlag = Annotated[bool, typer.Option("--json")]
+
 DATA_PATH_HELP = ("A Parquet, CSV, TSV, JSONL (optionally .gz) or Arrow/Feather file, a folder of "
                   "them (Spark output, datasets.save_to_disk), or an image folder with one "
                   "sub-folder per class.")
+
+
+def command_group(name: str, help: str) -> tuple[typer.Typer, Callable[[typer.Typer], None]]:
+    """A sub-command group ``dataward NAME COMMAND`` (without a command it prints its help)
+    and the ``register(app)`` that adds it to the app."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+
+    def register(app: typer.Typer) -> None:
+        app.add_typer(group, name=name)
+
+    return group, register
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:

@@ -7,14 +7,10 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import context, fail, handles_errors
+from dataward.commands._common import command_group, context, fail, handles_errors
 from dataward.errors import EXIT_JUDGED
 
-audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(audit_app, name="audit")
+audit_app, register = command_group("audit", "The hash-chained audit log.")
 
 
 @audit_app.command("verify")

@@ -6,19 +6,15 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import context, handles_errors
+from dataward.commands._common import VersionRef, command_group, context, handles_errors
 
-expectations_app = typer.Typer(help="Great Expectations suites per dataset kind.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(expectations_app, name="expectations")
+expectations_app, register = command_group("expectations", "Great Expectations suites per dataset kind.")
 
 
 @expectations_app.command("init")
 @handles_errors
 def expectations_init(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    ref: VersionRef,
     kind: Annotated[str, typer.Option("--kind", help="The dataset kind the suite is for.")],
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:

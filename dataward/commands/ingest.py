@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import DATA_PATH_HELP, context, handles_errors, print_json
+from dataward.commands._common import DATA_PATH_HELP, JsonFlag, context, handles_errors, print_json
 from dataward.errors import EXIT_JUDGED, EXIT_OK
 
 
@@ -43,7 +43,7 @@ def ingest(
 
 
 @handles_errors
-def datasets(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def datasets(as_json: JsonFlag = False) -> None:
     """List every dataset version with its hash, status and licence."""
     from lineage.queries import list_versions
 

@@ -8,20 +8,16 @@ from typing import Annotated, Any
 
 import typer
 
-from dataward.commands._common import context, handles_errors, print_json
+from dataward.commands._common import JsonFlag, VersionRef, command_group, context, handles_errors, print_json
 
-lineage_app = typer.Typer(help="Provenance and parents of dataset versions.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(lineage_app, name="lineage")
+lineage_app, register = command_group("lineage", "Provenance and parents of dataset versions.")
 
 
 @lineage_app.command("show")
 @handles_errors
 def lineage_show(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    ref: VersionRef,
+    as_json: JsonFlag = False,
 ) -> None:
     """Provenance, licence, files and parents of a version (the latest if no version)."""
     from lineage.ingest import resolve

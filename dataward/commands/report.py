@@ -7,13 +7,9 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import context, handles_errors, print_json
+from dataward.commands._common import JsonFlag, VersionRef, command_group, context, handles_errors, print_json
 
-report_app = typer.Typer(help="Compliance reports and the nightly digest.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(report_app, name="report")
+report_app, register = command_group("report", "Compliance reports and the nightly digest.")
 
 
 @report_app.command("digest")
@@ -65,8 +61,8 @@ def digest(
 @report_app.command("show")
 @handles_errors
 def show(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    ref: VersionRef,
+    as_json: JsonFlag = False,
 ) -> None:
     """Where a version's report files are, and the hash a reviewer signs."""
     from dataward.stages.common import finished

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import context, handles_errors, print_json, print_summary
+from dataward.commands._common import JsonFlag, VersionRef, context, handles_errors, print_json, print_summary
 
 
 def register(app: typer.Typer) -> None:
@@ -17,13 +17,13 @@ def register(app: typer.Typer) -> None:
 
 @handles_errors
 def rerun(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    ref: VersionRef,
     from_stage: Annotated[str, typer.Option(
         "--from", help="The first stage to run again: validate, screen, decide or report; "
                        "every later stage runs again too. licence: judge the licence again under "
                        "the licence policy in force, then decide and report.")] = "validate",
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded with the new outcome).")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Re-run a stage and everything after it on the same content; the earlier outcomes stay
     in the history as superseded (exit 1: the new decision still judges the data)."""
@@ -43,8 +43,8 @@ def rerun(
 
 @handles_errors
 def history(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    ref: VersionRef,
+    as_json: JsonFlag = False,
 ) -> None:
     """Every stage outcome and decision a version had: superseded ones first, then the current."""
     from dataward.remediation import history as version_history

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import context, fail, handles_errors, print_json
+from dataward.commands._common import JsonFlag, context, fail, handles_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +32,7 @@ def review(
              "through the Airflow REST API at URL (token in DATAWARD_AIRFLOW_TOKEN), so "
              "asset-scheduled training starts now. Without it the snapshot is published and "
              "training picks it up at its next asset event or run.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Sign off a quarantined version: who, when, why and which report, in the audit log.
 
@@ -83,7 +83,7 @@ def review(
 
 
 @handles_errors
-def review_queue(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def review_queue(as_json: JsonFlag = False) -> None:
     """Versions awaiting a reviewer's sign-off, with their reports."""
     from dataward.review import awaiting_review
 

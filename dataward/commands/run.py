@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import DATA_PATH_HELP, context, handles_errors, print_json, print_summary
+from dataward.commands._common import (
+    DATA_PATH_HELP,
+    JsonFlag,
+    context,
+    handles_errors,
+    print_json,
+    print_summary,
+)
 from dataward.errors import EXIT_JUDGED, EXIT_OK
 
 
@@ -19,7 +26,7 @@ def register(app: typer.Typer) -> None:
 def run(
     path: Annotated[Path, typer.Argument(help=DATA_PATH_HELP)],
     manifest: Annotated[Path, typer.Option("--manifest", "-m", help="The dataset's manifest (YAML).")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Run every stage in-process: ingest, validate, screen, decide, report, publish."""

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import context, handles_errors, print_json
+from dataward.commands._common import JsonFlag, context, handles_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 @handles_errors
 def runs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """List pipeline runs; a run whose process died is marked abandoned first (where and when
     it was last seen)."""

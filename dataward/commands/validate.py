@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from dataward.commands._common import context, handles_errors, print_json
+from dataward.commands._common import JsonFlag, VersionRef, context, handles_errors, print_json
 from dataward.errors import EXIT_JUDGED, EXIT_OK
 
 
@@ -16,8 +14,8 @@ def register(app: typer.Typer) -> None:
 
 @handles_errors
 def validate(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    ref: VersionRef,
+    as_json: JsonFlag = False,
 ) -> None:
     """Validate a version against its kind's Great Expectations suite (exit 1: quarantined)."""
     from dataward.stages.validate import validate as run_validate

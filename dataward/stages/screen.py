@@ -7,14 +7,13 @@ and ``canary.parquet``, written and read through :mod:`dataward.artifacts`.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 from dataward import artifacts
 from dataward.context import Context
 from dataward.policy import load_policy
-from dataward.stages.common import finished, read_table, record, version_dir
+from dataward.stages.common import finished, json_safe, read_table, record, version_dir
 from dataward.stages.outputs import ScreenOutput
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
@@ -121,7 +120,7 @@ def _real_rows(result, n: int, m: int, labels=None):
     if m == 0:
         return result
     scores = result.scores.iloc[:n].reset_index(drop=True)
-    summary = json.loads(json.dumps(result.summary, default=str))
+    summary = json_safe(result.summary)
     flagged = scores["flagged"].to_numpy(dtype=bool)
     summary["n_rows"] = n
     summary["n_rows_screened"] = n + m

@@ -19,6 +19,7 @@ help:
 	@echo "make demo   - set up, then run the whole pipeline on the bundled example"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - detection and speed benchmarks (prints figures)"
+	@echo "make lint   - ruff, import-linter layering contracts, DAG-parse import check"
 
 setup: $(STAMP)
 
@@ -45,6 +46,11 @@ demo: setup
 test: setup
 	@bash scripts/test-deps.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/check_dag_imports.py
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -18,7 +18,7 @@ Metrics per case (poison rate eps, n_p poisoned rows):
             to one retrained without exactly the poisoned rows (oracle);
   min_detect the size below which the verdict's class-excess test cannot flag a backdoor
             concentrated on the target class, given that class's trusted reference rows
-            (screening.combine.detectable_attack; NaN: no size is enough)
+            (screening.verdict.detectable_attack; NaN: no size is enough)
   ASR       attack success (triggered non-target test rows classified as the target)
             before removal, after removing the flagged rows, and after removing exactly
             the poisoned rows (ASR_oracle: what the trigger does to a model that never
@@ -50,7 +50,6 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from screening import ScreenConfig, screen_table  # noqa: E402
-
 
 # ---- peers -----------------------------------------------------------------------
 

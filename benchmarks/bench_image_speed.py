@@ -77,8 +77,8 @@ def as_table(X, y, columns=False):
 def work_counts(n, m, side, config):
     """(training image-steps, scoring forward passes, conv multiply-adds per image) of one
     screen of n images with m reference rows (see the cost model printed by main)."""
-    from screening._ensemble import _schedule
     from screening.probe import admit_span, cnn_step_flops
+    from screening.probe.training import _schedule
 
     k, rounds, c = config.n_folds, config.self_training_rounds, config.n_checkpoints
     fold = n * (k - 1) // k

@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from screening.influence import influence_scores  # noqa: E402
-from screening.label_noise import label_noise_flags, label_noise_scores  # noqa: E402
-from screening.spectral import spectral_scores  # noqa: E402
+from screening.probe import influence_scores  # noqa: E402
+from screening.screens.label_noise import label_noise_flags, label_noise_scores  # noqa: E402
+from screening.screens.spectral import spectral_scores  # noqa: E402
 
 
 def _sync(dev):
@@ -79,7 +79,7 @@ def main(argv=None):
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         Xt = torch.from_numpy(R).to(dev)
-        t_xtx = best_of(lambda: Xt.T @ Xt, repeat, dev)
+        t_xtx = best_of(lambda X=Xt: X.T @ X, repeat, dev)
         del Xt
         t_spec = best_of(lambda: spectral_scores(R, y, device=dev), repeat, dev)
         line = (f"[{dev.type}] X^T X {t_xtx:.3f}s | spectral (centred) {t_spec:.3f}s = {t_spec / t_xtx:.2f}x X^T X")

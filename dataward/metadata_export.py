@@ -83,7 +83,7 @@ def _parents(session, version_id: int):
 
 def responsible_ai(f: dict[str, Any]) -> dict[str, Any]:
     """The Croissant RAI fields, in words, from the facts."""
-    from screening.combine import power_statement
+    from dataward.reports.verdict_text import power_statement
 
     collection = "; ".join(x for x in [
         f["collection_method"],

@@ -114,7 +114,7 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
 
 def summarize(ref: str, run_id: str, outputs: StageOutputs) -> PipelineSummary:
     """The run's outcome from its stages' outputs (what ``dataward run --json`` prints)."""
-    from screening.combine import power_statement
+    from dataward.reports.verdict_text import power_statement
 
     decision, screen = outputs["decide"], outputs["screen"]
     combine = ((screen.get("summary") or {}).get("combine") or {}) if screen.get("status") == "done" else {}

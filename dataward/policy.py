@@ -40,7 +40,8 @@ class Policy:
     pii: dict[str, Any] = field(default_factory=dict)
     # leakage: on_eval_exact_duplicate, on_eval_near_duplicate, eval_near_max_fraction
     leakage: dict[str, Any] = field(default_factory=dict)
-    # the screens' verdict: verdict_alpha, verdict_confidence (screening.ScreenConfig fields)
+    # the screens' verdict: alpha, confidence (screening.VerdictConfig fields; the policy file
+    # names them screening.verdict_alpha and screening.verdict_confidence)
     verdict: dict[str, Any] = field(default_factory=lambda: _verdict_defaults())
     # sign-off: reviewers, separation_of_duties, override_min_reason, override_reviewers,
     # timeout_hours, on_timeout (see defaults/policy.yaml)
@@ -53,9 +54,9 @@ REVIEW_DEFAULTS: dict[str, Any] = {"reviewers": [], "separation_of_duties": True
 
 def _verdict_defaults() -> dict[str, Any]:
     """The verdict settings a policy leaves out: the screening engine's own defaults."""
-    from screening.config import ScreenConfig
+    from screening.config import VerdictConfig
 
-    return {"verdict_alpha": ScreenConfig.verdict_alpha, "verdict_confidence": ScreenConfig.verdict_confidence}
+    return {"verdict_alpha": VerdictConfig.alpha, "verdict_confidence": VerdictConfig.confidence}
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -100,7 +101,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
             or c is not None and (not isinstance(c, (int, float)) or isinstance(c, bool) or not 0.5 <= c < 1)):
         raise BadInput(f"decision policy {path}: need 0 < screening.verdict_alpha < 0.5 and "
                        "screening.verdict_confidence null or in [0.5, 1)")
-    verdict = {"verdict_alpha": float(a), "verdict_confidence": None if c is None else float(c)}
+    verdict = {"alpha": float(a), "confidence": None if c is None else float(c)}
     pii_on = get("pii", "quarantine_on", ["payment_card", "national_id", "iban"])
     if not isinstance(pii_on, list) or not all(isinstance(t, str) for t in pii_on):
         raise BadInput(f"decision policy {path}: pii.quarantine_on must be a list of tag names")

@@ -24,7 +24,7 @@ def default_threads(work: float | None = None) -> int:
     ``work`` is the size of the problem in floats (rows x features). Below about 2**22
     the probe's per-step matrices are so small (a 128-row batch) that OpenMP's fork/join
     costs more than a second thread gains, and on a contended machine a waiting thread
-    spins for a core it cannot get (seen: 2 threads 100x slower than 1 under load).
+    spins for a core it cannot get (docs/design-notes.md).
     Beyond 4 threads the probe's small matrices stop scaling.
     """
     try:

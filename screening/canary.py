@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from .encoding import is_list, is_numeric, jsonable
+
 KINDS = ("label_flip", "trigger")
 SCORE_COLUMNS = ("label_noise", "spectral", "influence", "activation_cluster")
 
@@ -66,7 +68,7 @@ class CanarySet:
         return {
             "n_canaries": len(self),
             "counts": {k: int((self.kinds == k).sum()) for k in KINDS},
-            "target": _jsonable(self.target),
+            "target": jsonable(self.target),
             "trigger": self.trigger,
             "seed": self.seed,
             "source_rows": [int(i) for i in self.source_rows],
@@ -74,18 +76,9 @@ class CanarySet:
         }
 
 
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
 def _is_numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t)
-
-
-def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    """Integer or floating (a decimal column is left alone: a canary value need not fit it)."""
+    return is_numeric(t) and not pa.types.is_decimal(t)
 
 
 def canary_count(n_rows: int, *, fraction: float = 0.02, min_per_kind: int = 10,
@@ -159,9 +152,9 @@ def plant_canaries(data: pa.Table, *, label_col: str, feature_cols: list[str] | 
     label_idx = canaries.schema.get_field_index(label_col)
     label_type = canaries.schema.field(label_col).type
     canaries = canaries.set_column(label_idx, canaries.schema.field(label_col),
-                                   pa.array([_jsonable(v) for v in new_labels], type=label_type))
-    return CanarySet(canaries.combine_chunks(), kinds, src, [_jsonable(labels_arr[i]) for i in src],
-                     [_jsonable(v) for v in new_labels], target=_jsonable(target), trigger=trigger_desc,
+                                   pa.array([jsonable(v) for v in new_labels], type=label_type))
+    return CanarySet(canaries.combine_chunks(), kinds, src, [jsonable(labels_arr[i]) for i in src],
+                     [jsonable(v) for v in new_labels], target=jsonable(target), trigger=trigger_desc,
                      seed=seed, notes=notes)
 
 
@@ -169,8 +162,8 @@ def _trigger_writer(data: pa.Table, label_col: str, feature_cols, n_features, pa
     """(function(table, row_positions) -> table, description) or (None, {"why": ...})."""
     schema = data.schema
     cols = feature_cols if feature_cols is not None else [
-        f.name for f in schema if f.name != label_col and (_is_numeric(f.type) or _is_list(f.type))]
-    lists = [c for c in cols if _is_list(schema.field(c).type)]
+        f.name for f in schema if f.name != label_col and (_is_numeric(f.type) or is_list(f.type))]
+    lists = [c for c in cols if is_list(schema.field(c).type)]
     numeric = [c for c in cols if _is_numeric(schema.field(c).type)]
     if len(lists) == 1 and not numeric:
         return _patch_writer(data, lists[0], patch_fraction)
@@ -209,7 +202,7 @@ def _trigger_writer(data: pa.Table, label_col: str, feature_cols, n_features, pa
             table = table.set_column(i, table.schema.field(c), arr)
         return table
 
-    return write, {"kind": "shifted feature pattern", "features": {c: _jsonable(v) for c, v in chosen.items()}}
+    return write, {"kind": "shifted feature pattern", "features": {c: jsonable(v) for c, v in chosen.items()}}
 
 
 def _patch_writer(data: pa.Table, col: str, patch_fraction: float):
@@ -294,16 +287,10 @@ def _recall_block(caught: np.ndarray, kinds: np.ndarray) -> dict[str, Any]:
 
 
 def _auroc(pos: np.ndarray, neg: np.ndarray) -> float | None:
-    """Mann-Whitney AUROC with ties counted half; None when either side is empty."""
+    """AUROC of the canaries' scores against the real rows' (ties count half); None when
+    either side is empty."""
     if not len(pos) or not len(neg):
         return None
-    allv = np.concatenate([pos, neg])
-    order = np.argsort(allv, kind="mergesort")
-    ranks = np.empty(len(allv), dtype=np.float64)
-    sorted_v = allv[order]
-    # average ranks over ties
-    _, first, counts = np.unique(sorted_v, return_index=True, return_counts=True)
-    avg = first + (counts - 1) / 2.0 + 1
-    ranks[order] = np.repeat(avg, counts)
-    r_pos = ranks[:len(pos)].sum()
-    return float((r_pos - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.concatenate([pos, neg])))

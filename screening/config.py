@@ -1,14 +1,53 @@
 """Knobs of the screening stage, in one frozen dataclass.
 
 Every default is scale-free (a probability, a fraction, a robust z-score, a count of
-folds) rather than a value fitted to one data set; see ``combine.py`` for the rule
-that turns the screens' scores into the per-row verdict.
+folds) rather than a value fitted to one data set; see ``screening/verdict/`` for the rule
+that turns the probes' and screens' outputs into the per-row verdict.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class VerdictConfig:
+    """The per-row verdict's settings (docs/verdict.md; ``screening.verdict``).
+
+    rule: ``"auto"`` (with a trusted reference the reference-calibrated rule, else
+        cleanlab on the cross-validated probe), ``"reference_calibrated"`` (the same),
+        ``"label_noise"`` (cleanlab's flags alone) or ``"union"`` (any screen's flags).
+    alpha: target flag rate on clean rows for the reference-calibrated verdict (the
+        conformal p-value level; the expected flag rate on clean rows is at most
+        ``max(alpha, 1 / (M + 1))`` for M judged reference rows).
+    confidence: ``None`` (default): ``alpha`` bounds the *expected* clean flag rate. A
+        probability such as 0.9: the level is lowered until the clean flag rate of this
+        very table stays below ``alpha`` with that probability (needs a larger reference
+        to flag anything; fewer flags).
+    excess_fdr, excess_delta, excess_levels: the class-excess test: the largest estimated
+        share of clean rows among a class's extra flags, the family-wise chance of it
+        firing on a clean table (split by Bonferroni over its statistics), and the
+        p-value levels it may lift a class's cut-off to.
+    expansion_level: the trigger expansion: in a class where the class excess fired, a
+        row is also flagged when a classifier of the class's flagged rows against its
+        trusted rows scores it above them at this cross-conformal p-value level. 0 turns
+        it off.
+    """
+
+    rule: str = "auto"
+    alpha: float = 0.02
+    confidence: float | None = None
+    excess_fdr: float = 0.2
+    excess_delta: float = 0.1
+    excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
+    expansion_level: float = 0.02
+
+    def __post_init__(self):
+        if self.rule not in ("auto", "reference_calibrated", "label_noise", "union"):
+            raise ValueError("verdict rule must be auto, reference_calibrated, label_noise or union, "
+                             f"not {self.rule!r}")
+        object.__setattr__(self, "excess_levels", tuple(float(t) for t in self.excess_levels))
 
 
 @dataclass(frozen=True)
@@ -50,8 +89,7 @@ class ScreenConfig:
             above this quantile of the reference rows' out-of-fold margins (and above 0):
             a row the probe is less sure of than of 3 in 4 trusted rows stays out, so a
             half-believed poisoned row cannot teach the next round its trigger (measured
-            on digits blend-3%: with 0, two admitted blended rows taught the trigger and
-            every blended row ended up agreeing with its poisoned label).
+            on a blended trigger, see docs/design-notes.md).
         admit_contrast_quantile: self-training never admits the data rows whose round-0
             label margin (the reference-only model's) falls furthest below the
             cross-validated probe's, this share of each model's admissible rows: where
@@ -69,37 +107,14 @@ class ScreenConfig:
         spectral_eps: assumed poison fraction for the spectral budget
             (removes ``1.5 * eps`` rows per class); ``None`` uses the estimated rate.
         label_noise_filter_by: cleanlab ``filter_by`` for ``find_label_issues``.
-        influence_projection_dim: unused for the exact last-layer gradients; kept for
-            a TRAK-style projection of wider gradients.
-
-    Combined verdict (see ``combine.py``)
-        verdict_alpha: target flag rate on clean rows for the reference-calibrated
-            verdict (the conformal p-value level; the expected flag rate on clean rows is
-            at most ``max(alpha, 1 / (M + 1))`` for M reference rows).
-        verdict_confidence: ``None`` (default): ``verdict_alpha`` bounds the *expected*
-            clean flag rate. A probability such as 0.9: the level is lowered until the
-            clean flag rate of this very table stays below ``verdict_alpha`` with that
-            probability (needs a larger reference to flag anything; fewer flags).
-        excess_fdr, excess_delta, excess_levels: the class-excess part of the verdict
-            (``combine.py``): the largest estimated share of clean rows among a class's
-            extra flags, the family-wise chance of it firing on a clean table (with
-            the trigger contrast: half for the label margin, a quarter for each of the
-            two contrasts; 0.05, 0.025 and 0.025 by default), and the p-value levels it
-            may lift a class's cut-off to.
-        expansion_level: the trigger expansion (``combine.py``, part 4): in a class where
-            the class excess fired, a row is also flagged when a classifier of the
-            class's flagged rows against its trusted rows scores it above the trusted
-            rows at this cross-conformal p-value level. 0 turns it off.
-        label_prob_cutoff: a row is implausibly labelled when the probe gives its label
-            less than this probability *and* prefers another class. Applied only to a
-            probe anchored on a trusted reference (calibrated against clean data).
-        outlier_z: robust z-score (median / MAD) above which a score is an outlier.
+        outlier_z: robust z-score (median / MAD) above which the influence score is an
+            outlier (its own flags; not part of the default verdict).
         cluster_max_fraction: the largest fraction of a class a suspicious
             sub-population may have (activation-clustering size rule).
-        combine: ``"auto"`` (documented rule) or one of ``"label_noise"``,
-            ``"union"``.
-    """
 
+    verdict: :class:`VerdictConfig`, the rule that turns the probes and screens into
+        the per-row verdict.
+    """
     n_folds: int = 5
     seed: int = 0
     device: str = "auto"
@@ -131,24 +146,21 @@ class ScreenConfig:
     spectral_method: str = "centred"
     spectral_eps: float | None = None
     label_noise_filter_by: str = "prune_by_noise_rate"
-    influence_projection_dim: int = 0
-
-    verdict_confidence: float | None = None
-    excess_fdr: float = 0.2
-    excess_delta: float = 0.1
-    excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
-    label_prob_cutoff: float = 0.05
-    expansion_level: float = 0.02
-    verdict_alpha: float = 0.02
     outlier_z: float = 3.5
     cluster_max_fraction: float = 0.35
-    combine: str = "auto"
 
-    extra: dict[str, Any] = field(default_factory=dict)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+
+    def __post_init__(self):
+        if isinstance(self.verdict, dict):  # from to_dict() / JSON
+            object.__setattr__(self, "verdict", VerdictConfig(**self.verdict))
+        if self.image_shape is not None and not isinstance(self.image_shape, tuple):
+            object.__setattr__(self, "image_shape", tuple(self.image_shape))
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: lists for tuples, the verdict's settings as a nested dict."""
         d = asdict(self)
-        d["excess_levels"] = list(d["excess_levels"])
+        d["verdict"]["excess_levels"] = list(d["verdict"]["excess_levels"])
         if d["image_shape"] is not None:
             d["image_shape"] = list(d["image_shape"])
         return d

@@ -120,7 +120,7 @@ def _check_task(labels: np.ndarray, col_type: pa.DataType, label_col: str, n_fol
 def _reduce_width(prep: PreparedInput, config) -> None:
     """Project a table wider than ``config.max_features`` onto its top principal
     components (randomised PCA fitted on at most 20,000 data rows), data and reference
-    alike: a 10,000-column table trains the probe on 256 columns instead."""
+    alike: a 10,000-column table trains the probe on ``config.max_features`` columns instead."""
     d = prep.X.shape[1]
     if prep.kind not in ("tabular", "embedding") or d <= config.max_features:
         return

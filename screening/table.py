@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import time
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ScreenConfig
+from .encoding import jsonable
 from .inputs import prepare_input
 
 log = logging.getLogger("screening")
@@ -29,7 +29,7 @@ class ScreenResult:
         with a reference, ``label_p_value`` (float64, the verdict's conformal p-value: the
         fraction of trusted rows whose label the probe rejects at least as strongly).
     summary: JSON-serialisable dict (see :func:`screen_table`).
-    representations: (N, d) float32, the cross-validated probe's penultimate layer
+    representations: (N, d) float32, the penultimate layer of the probe trained on all rows
         (d = ``config.rep_dim``, halved for very large N, see ``max_representation_mb``).
     pred_probs: (N, K) float32, the pred_probs the label-noise screen read
         (reference-anchored when a reference was given, else cross-validated).
@@ -43,16 +43,6 @@ class ScreenResult:
     pred_probs: np.ndarray
     cv_pred_probs: np.ndarray
     classes: list = field(default_factory=list)
-
-
-def _jsonable(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return float(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
 
 
 def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str] | None = None,
@@ -76,7 +66,7 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
         :class:`ScreenResult`. ``summary`` holds ``n_rows``, ``n_features``,
         ``input_kind``, ``classes``, ``device``, ``config``, ``screens`` (per screen:
         parameters, flagged, flagged_per_class, seconds), ``probe`` (timings, accuracy,
-        threads), ``combine`` (``name``, ``text``: the rule in words, ready to print;
+        threads), ``combine`` (the :class:`~screening.verdict.Verdict` as data: ``name``, the rule's figures;
         ``flagged``, ``flagged_per_class``; with a reference also ``p_value_level``,
         ``clean_flag_rate_bound`` and the margin cut-off) and ``estimated_poison_rate``.
 
@@ -122,13 +112,10 @@ def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
 
 
 def _screen_table(data, *, label_col, reference, feature_cols, config, progress, pick_device):
-    from .activation_clustering import activation_cluster_screen
-    from .base import per_class_counts
-    from .combine import combine_verdict
-    from .influence import influence_screen
-    from .label_noise import label_noise_screen
-    from .probe import Normaliser, anchored_probe, cross_validated_probe, label_margin, tracin_influence
-    from .spectral import spectral_screen
+    from .probe import Normaliser, anchored_probe, cross_validated_probe, data_trained_probe, label_margin
+    from .screens import SCREENS, ProbeOutputs
+    from .screens.base import per_class_counts
+    from .verdict import decide
 
     say = _progress_sink(progress)
     t_all = time.perf_counter()
@@ -161,9 +148,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     timings = {}
 
     t = time.perf_counter()
-    # with a reference, its (N, d) representations are computed after the anchored probe
-    # (see below; one more inference pass, so the two are never held at once)
-    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=not m, **kw)
+    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=False, **kw)
     timings["cross_validated_probe"] = time.perf_counter() - t
 
     anchored = cv_m = None
@@ -174,82 +159,61 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         timings["anchored_probe"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    infl, n_ckpt = tracin_influence(X, y, X_ref=X_ref, y_ref=prep.y_ref, **kw)
-    timings["tracin_probe"] = time.perf_counter() - t
+    trained = data_trained_probe(X, y, **kw)
+    timings["data_trained_probe"] = time.perf_counter() - t
 
     label_probs = anchored.pred_probs if anchored is not None else cv.pred_probs
     anchored_info = None if anchored is None else {
         "kept_per_round": anchored.kept_per_round, "admit_threshold": anchored.admit_threshold,
         "n_reference_duplicates": anchored.n_reference_duplicates}
-    verdict = functools.partial(combine_verdict, labels=y, config=config, label_probs=label_probs,
-                                ref_labels=prep.y_ref, classes=classes)
+    verdict = None
     # With a reference the default verdict reads the probes alone (not the screens' flags):
-    # it runs now, and the anchored probe's per-model arrays are freed before the
-    # representations are computed and cleanlab runs (at 10M rows they would otherwise
-    # all be held at once: measured peak 4.3 GB, see benchmarks/bench_screen_scale.py).
-    early = anchored is not None and config.combine not in ("union", "label_noise")
-    if early:
-        # the trigger-contrast part of the verdict reads the cross-validated probe's margins
-        cv_rm = label_margin(prep.y_ref, cv.reference_pred_probs)
-        flagged, rule = verdict(anchored=anchored, cv_margins=cv_m, cv_reference_margins=cv_rm, screen_flags={},
-                                features=X, reference_features=X_ref)
-        del cv_rm
+    # it runs now, and the anchored probe's per-model arrays are freed before cleanlab
+    # and the screens run, so they are never all held at once.
+    if anchored is not None and config.verdict.rule not in ("union", "label_noise"):
+        verdict = decide(config, labels=y, anchored=anchored, ref_labels=prep.y_ref, cv_margins=cv_m,
+                         cv_reference_margins=label_margin(prep.y_ref, cv.reference_pred_probs),
+                         features=X, reference_features=X_ref)
     del anchored, cv_m
-    if cv.representations is None:
-        t = time.perf_counter()
-        cv.compute_representations(X, batch_size=config.inference_batch_size)
-        timings["cross_validated_probe"] += time.perf_counter() - t
     cv.predict_fn = None  # the fold models are not needed any more
     del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
     say("probes trained; running screens")
 
+    outputs = ProbeOutputs(labels=y, classes=list(classes), representations=trained.representations,
+                           pred_probs=cv.pred_probs, label_probs=label_probs,
+                           label_probs_source="reference-anchored" if anchored_info is not None else "cross-validated",
+                           influence=trained.self_influence, influence_mode="self-influence",
+                           n_checkpoints=trained.n_checkpoints, losses=trained.losses,
+                           loss_fractions=trained.snapshot_fractions, device=device,
+                           poison_rate=None if verdict is None else verdict.flag_rate)
     screens = {}
-    t = time.perf_counter()
-    screens["label_noise"] = label_noise_screen(
-        y, label_probs, classes=classes, filter_by=config.label_noise_filter_by,
-        source="reference-anchored" if anchored_info is not None else "cross-validated")
-    screens["label_noise"].summary["seconds"] = time.perf_counter() - t
-
-    if not early:  # no reference, or a rule of the screens' flags alone (union, label_noise)
-        flagged, rule = verdict(screen_flags={"label_noise": screens["label_noise"].flagged})
-    # The combined rule's estimate of the poison rate sets the spectral budget unless given.
-    p_values = rule.pop("p_values", None)
-    est_rate = float(flagged.mean())
-    eps = config.spectral_eps if config.spectral_eps is not None else est_rate
-
-    t = time.perf_counter()
-    screens["spectral"] = spectral_screen(cv.representations, y, classes=classes, eps=eps,
-                                          method=config.spectral_method, seed=config.seed, device=device)
-    screens["spectral"].summary["seconds"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    screens["influence"] = influence_screen(labels=y, classes=classes, scores=infl,
-                                            mode="reference" if m else "self-influence", n_checkpoints=n_ckpt,
-                                            outlier_z=config.outlier_z, device=device)
-    screens["influence"].summary["seconds"] = time.perf_counter() - t
-
-    t = time.perf_counter()
-    screens["activation_cluster"] = activation_cluster_screen(
-        cv.representations, y, classes=classes, max_fraction=config.cluster_max_fraction, seed=config.seed)
-    screens["activation_cluster"].summary["seconds"] = time.perf_counter() - t
-
-    if config.combine == "union":
-        flagged, rule = verdict(screen_flags={k: s.flagged for k, s in screens.items()})
-        est_rate = float(flagged.mean())
+    for screen in SCREENS:
+        if "poison_rate" in screen.reads and outputs.poison_rate is None:
+            # the verdict that reads the screens' flags, on those run so far
+            verdict = decide(config, labels=y, label_probs=label_probs,
+                             screen_flags={k: s.flagged for k, s in screens.items()})
+            outputs.poison_rate = verdict.flag_rate
+        t = time.perf_counter()
+        screens[screen.name] = screen.run(outputs, config)
+        screens[screen.name].summary["seconds"] = time.perf_counter() - t
+    if verdict is None or config.verdict.rule == "union":
+        verdict = decide(config, labels=y, label_probs=label_probs,
+                         screen_flags={k: s.flagged for k, s in screens.items()})
+    flagged = verdict.flagged
+    est_rate = verdict.flag_rate
 
     # one frame built once, no copies of float64 columns, and the reason as a categorical
-    # (one byte per row, not a Python string per row: 10M rows took 2 GB more without)
-    columns = {
-        "row_id": np.arange(len(y), dtype=np.int64),
-        "spectral": screens["spectral"].scores.astype(np.float64, copy=False),
-        "label_noise": screens["label_noise"].scores.astype(np.float64, copy=False),
-        "influence": screens["influence"].scores.astype(np.float64, copy=False),
-        "flagged": flagged.astype(bool, copy=False),
-        "activation_cluster": screens["activation_cluster"].scores.astype(np.float64, copy=False),
-        "reason": pd.Categorical.from_codes(flagged.astype(np.int8), categories=["", rule["name"]]),
-    }
-    if p_values is not None:
-        columns["label_p_value"] = p_values.astype(np.float64, copy=False)
+    # (one byte per row, not a Python string per row)
+    columns = {"row_id": np.arange(len(y), dtype=np.int64)}
+    for name in ("spectral", "label_noise", "influence"):
+        columns[name] = screens[name].scores.astype(np.float64, copy=False)
+    columns["flagged"] = flagged.astype(bool, copy=False)
+    for name in screens:
+        if name not in columns:
+            columns[name] = screens[name].scores.astype(np.float64, copy=False)
+    columns["reason"] = pd.Categorical.from_codes(flagged.astype(np.int8), categories=["", verdict.rule])
+    if verdict.p_values is not None:
+        columns["label_p_value"] = verdict.p_values.astype(np.float64, copy=False)
     scores = pd.DataFrame(columns, copy=False)
     summary = {
         "n_rows": int(len(y)),
@@ -258,7 +222,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "feature_cols": list(prep.feature_cols),
         "columns": prep.columns,
         "projection": prep.projection,
-        "classes": [_jsonable(c) for c in classes],
+        "classes": [jsonable(c) for c in classes],
         "class_counts": per_class_counts(np.ones(len(y), bool), y, classes),
         "n_reference_rows": int(len(prep.y_ref)) if prep.y_ref is not None else 0,
         "device": str(device),
@@ -271,11 +235,12 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
                   "anchored_admit_threshold": anchored_info["admit_threshold"] if anchored_info else None,
                   "reference_duplicates_in_data": anchored_info["n_reference_duplicates"] if anchored_info else None,
                   "threads": torch.get_num_threads()},
-        "screens": {k: {kk: _jsonable(vv) for kk, vv in s.summary.items()} for k, s in screens.items()},
-        "combine": {**{k: _jsonable(v) for k, v in rule.items()}, "flagged": int(flagged.sum()),
-                    "flagged_per_class": per_class_counts(flagged, y, classes)},
+        "screens": {k: {kk: jsonable(vv) for kk, vv in s.summary.items()} for k, s in screens.items()},
+        "combine": {**{k: jsonable(v) for k, v in verdict.summary(list(classes)).items()},
+                    "flagged": int(flagged.sum()), "flagged_per_class": per_class_counts(flagged, y, classes)},
         "estimated_poison_rate": est_rate,
         "seconds": time.perf_counter() - t_all,
     }
-    return ScreenResult(scores=scores, summary=summary, representations=cv.representations.astype(np.float32, copy=False),
+    return ScreenResult(scores=scores, summary=summary,
+                        representations=trained.representations,
                         pred_probs=label_probs, cv_pred_probs=cv.pred_probs, classes=list(classes))

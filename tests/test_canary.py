@@ -229,7 +229,7 @@ def test_policy_sets_the_verdicts_level_for_the_real_screen(sqlite_home, tmp_pat
     ctx, result, flipped = ingest_blobs(tmp_path, flips=12)
     out = screen(ctx, result.ref)  # the real engine
     config = out["summary"]["config"]
-    assert (config["verdict_alpha"], config["verdict_confidence"]) == (0.05, 0.9)
+    assert (config["verdict"]["alpha"], config["verdict"]["confidence"]) == (0.05, 0.9)
     combine = out["summary"]["combine"]
     # either the 90 % bound holds at alpha, or the reference rows each row is judged
     # against are too few for it and the level is the lowest p-value they allow

@@ -137,15 +137,16 @@ def test_screen_contract_cli(home, cli, tmp_path):
     assert summary["n_rows"] == 240
     # the power statement: per class, what the class-excess test could detect, and one line of it printed
     from screening import ScreenConfig
-    from screening.combine import detectable_attack, power_statement
+    from dataward.reports.verdict_text import power_statement
+    from screening.verdict import detectable_attack
 
     cfg, power = ScreenConfig(), summary["combine"]["detectable_attack"]
     data_y, ref_y = _toy().column("label").to_numpy(), _toy(seed=1).column("label").to_numpy()
     assert [d["rows"] for d in power] == [int((data_y == c).sum()) for c in range(3)]
     assert [d["reference_rows"] for d in power] == [int((ref_y == c).sum()) for c in range(3)]
     assert all(d["min_attack_rows"] == detectable_attack(
-        d["rows"], d["reference_rows"], n_tests=3 * len(cfg.excess_levels), delta=cfg.excess_delta / 2,
-        fdr=cfg.excess_fdr) for d in power)
+        d["rows"], d["reference_rows"], n_tests=3 * len(cfg.verdict.excess_levels), delta=cfg.verdict.excess_delta / 2,
+        fdr=cfg.verdict.excess_fdr) for d in power)
     assert power_statement(power) in r.stdout
 
 

@@ -35,7 +35,7 @@ def screen(
     write_results(result, out)
     n_flagged = int(result.scores["flagged"].sum())
     print(f"{len(result.scores)} rows screened, {n_flagged} flagged; wrote {out / 'scores.parquet'}")
-    from screening.combine import power_statement
+    from dataward.reports.verdict_text import power_statement
 
     line = power_statement(result.summary["combine"].get("detectable_attack") or [])
     if line:

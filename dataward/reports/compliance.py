@@ -229,9 +229,9 @@ def coverage(items: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _detectable(per_class: dict[str, Any]) -> list[str]:
-    """The class-excess test's power (:func:`screening.combine.power_statement`), from the
+    """The class-excess test's power (:func:`dataward.reports.verdict_text.power_statement`), from the
     report's per-class figures."""
-    from screening.combine import power_statement
+    from dataward.reports.verdict_text import power_statement
 
     k, rows, trusted = (per_class.get(key) or {} for key in ("min_attack_rows", "rows", "trusted_rows"))
     line = power_statement([{"class": c, "rows": rows.get(c) or 0, "reference_rows": trusted.get(c, 0),

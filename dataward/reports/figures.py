@@ -124,7 +124,7 @@ def _per_class(summary: dict[str, Any], labels, flagged: np.ndarray) -> dict[str
                                                 .get("flagged_per_class") or {}).items()}
     per_screen = {name: {str(k): int(v) for k, v in (info.get("flagged_per_class") or {}).items()}
                   for name, info in (summary.get("screens") or {}).items()}
-    # the verdict's power statement (screening.combine.detectable_attack), with a reference only
+    # the verdict's power statement (screening.verdict.detectable_attack), with a reference only
     power = {str(d["class"]): d for d in (summary.get("combine") or {}).get("detectable_attack") or []}
     return {"classes": classes, "rows": counts, "verdict_flagged": verdict, "screens_flagged": per_screen,
             "trusted_rows": {c: int(d["reference_rows"]) for c, d in power.items()},

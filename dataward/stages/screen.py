@@ -52,7 +52,7 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenOutput
 
 def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
          ) -> ScreenOutput:
-    from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, screen_table
+    from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, VerdictConfig, screen_table
 
     if not label_col:
         return ScreenOutput(status="not_applicable", reason="the manifest names no label_column, so the "
@@ -61,7 +61,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     reference = read_table(ctx, version_id, role="reference")
     policy = load_policy(ctx.settings.decision_policy)
     settings = policy.canary
-    config = ScreenConfig(**policy.verdict)
+    config = ScreenConfig(verdict=VerdictConfig(**policy.verdict))
     canaries, canary_error = None, None
     if settings["enabled"]:
         try:

@@ -5,15 +5,15 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
-
 from screen_helpers import FAST
+
 from screening import ScreenConfig, screen_table
-from screening import probe
-from screening._ensemble import fit_module_ensemble
+from screening.probe import models as probe
+from screening.probe.training import fit_modules
 
 
 def test_small_images_keep_the_full_resolution_network():
-    m = probe._CNN((1, 8, 8), 10, 16)
+    m = probe.CNN((1, 8, 8), 10, 16)
     assert m.pool == 1
     convs = [layer for layer in m.body if isinstance(layer, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
@@ -23,7 +23,7 @@ def test_small_images_keep_the_full_resolution_network():
 @pytest.mark.parametrize("shape", [(1, 28, 28), (1, 30, 30), (3, 32, 32), (1, 28, 41), (3, 17, 64)])
 def test_large_images_reach_the_second_convolution_on_a_small_grid_with_every_pixel(shape):
     torch.manual_seed(0)
-    m = probe._CNN(shape, 10, 16)
+    m = probe.CNN(shape, 10, 16)
     stem = m.body[:3]
     x = torch.rand(2, *shape, requires_grad=True)
     grid = stem(x).shape[-2:]
@@ -59,8 +59,8 @@ def test_lockstep_loop_trains_each_model_as_vmap_does():
     cfg = ScreenConfig(target_steps=12, batch_size=16, rep_dim=8)
 
     def fit(vectorise):
-        return fit_module_ensemble(lambda: probe._CNN((1, 12, 12), 3, 8), X, y, sets, n_classes=3, config=cfg,
-                                   seed=5, device=torch.device("cpu"), vectorise=vectorise)
+        return fit_modules(lambda: probe.CNN((1, 12, 12), 3, 8), X, y, sets, n_classes=3, config=cfg,
+                           seed=5, device=torch.device("cpu"), vectorise=vectorise)[0]
 
     looped, vmapped = fit(False), fit(True)
     moved = False
@@ -68,7 +68,7 @@ def test_lockstep_loop_trains_each_model_as_vmap_does():
         for (name, pa_), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
             torch.testing.assert_close(pa_, pb, rtol=1e-4, atol=1e-5, msg=name)
     torch.manual_seed(5)
-    fresh = probe._CNN((1, 12, 12), 3, 8)
+    fresh = probe.CNN((1, 12, 12), 3, 8)
     moved = any(not torch.equal(p, q) for p, q in zip(fresh.parameters(), looped[0].parameters()))
     assert moved
 
@@ -83,8 +83,8 @@ def test_each_lockstep_model_learns_only_its_own_rows():
     y2 = np.concatenate([y, 1 - y])
     sets = [np.arange(80), np.arange(80, 160)]
     cfg = ScreenConfig(target_steps=80, batch_size=32, rep_dim=8)
-    models = fit_module_ensemble(lambda: probe._CNN((1, 10, 10), 2, 8), X2, y2, sets, n_classes=2, config=cfg,
-                                 seed=0, device=torch.device("cpu"))
+    models, _, _ = fit_modules(lambda: probe.CNN((1, 10, 10), 2, 8), X2, y2, sets, n_classes=2, config=cfg,
+                            seed=0, device=torch.device("cpu"))
     with torch.no_grad():
         a = models[0](torch.from_numpy(X)).argmax(1).numpy()
         b = models[1](torch.from_numpy(X)).argmax(1).numpy()

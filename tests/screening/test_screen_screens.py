@@ -1,12 +1,14 @@
 """Correctness of the array-level screens against independent computations."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from screening.influence import influence_scores
-from screening.label_noise import label_noise_flags, label_noise_scores
-from screening.spectral import spectral_scores
-from screening.base import top_fraction_per_class
+from screening.probe import influence_scores
+from screening.screens.base import top_fraction_per_class
+from screening.screens.label_noise import label_noise_flags, label_noise_scores
+from screening.screens.spectral import spectral_scores
 
 
 def _planted(n=400, d=12, n_poison=20, seed=0, offset=np.full(12, 0.0)):
@@ -100,23 +102,28 @@ def test_influence_factored_equals_explicit_gradients():
     np.testing.assert_allclose(self_inf, np.einsum("c,cnp->n", lrs, g ** 2), rtol=1e-8)
 
 
-def test_influence_with_reference_ranks_flipped_rows_high():
+def test_self_influence_of_the_data_trained_probe_ranks_flipped_rows_high():
     import torch
-    from screening import ScreenConfig
-    from screening.probe import tracin_probe
-    from sklearn.metrics import roc_auc_score
     from screen_helpers import blobs
+    from sklearn.metrics import roc_auc_score
+
+    from screening import ScreenConfig
+    from screening.probe import data_trained_probe
 
     X, y = blobs(n_per_class=80, n_classes=3, seed=4)
-    Xr, yr = blobs(n_per_class=20, n_classes=3, seed=4)
     rng = np.random.default_rng(0)
     flip = rng.choice(len(y), 24, replace=False)
     yn = y.copy()
     yn[flip] = (y[flip] + 1) % 3
     cfg = ScreenConfig(target_steps=200, hidden=32, rep_dim=16, n_checkpoints=4)
-    tr, ref = tracin_probe(X.astype(np.float32), yn, kind="tabular", n_classes=3, config=cfg,
-                           device=torch.device("cpu"), X_ref=Xr.astype(np.float32), y_ref=yr)
-    s = influence_scores(tr.err, tr.rep, lrs=tr.lrs, reference_err=ref.err, reference_rep=ref.rep, device="cpu")
+    probe = data_trained_probe(X.astype(np.float32), yn, kind="tabular", n_classes=3, config=cfg,
+                               device=torch.device("cpu"))
+    s = probe.self_influence
+    assert probe.n_checkpoints == 4 and probe.representations.shape == (len(y), cfg.rep_dim)
+    assert probe.losses.shape == (len(probe.snapshot_fractions), len(y))
+    assert probe.snapshot_fractions[-1] == 1.0 and np.all(np.diff(probe.snapshot_fractions) > 0)
+    # the flipped rows are the ones the model trained on them fits last
+    assert probe.losses[-1][flip].mean() > probe.losses[-1][np.setdiff1d(np.arange(len(y)), flip)].mean()
     truth = np.zeros(len(y), bool)
     truth[flip] = True
     assert roc_auc_score(truth, s) > 0.95
@@ -130,7 +137,7 @@ def test_top_fraction_per_class_counts():
 
 
 def test_conformal_verdict_flags_alpha_of_exchangeable_clean_rows_and_catches_outliers():
-    from screening.combine import calibrated_level, conformal_lower_pvalues
+    from screening.verdict import calibrated_level, conformal_lower_pvalues
 
     rng = np.random.default_rng(0)
     rates = []
@@ -164,7 +171,7 @@ def _fold_models(rng, n=1000, m=300, n_folds=5, shift=1.5, span=2):
 
 
 def test_cross_conformal_pvalues_keep_the_clean_flag_rate_with_unequal_fold_models():
-    from screening.combine import cross_conformal_pvalues
+    from screening.verdict import cross_conformal_pvalues
 
     rng = np.random.default_rng(0)
     rates = []
@@ -184,7 +191,7 @@ def test_judges_chosen_by_the_rows_own_scores_would_over_flag_clean_rows():
     # why the judges are fixed by the fold layout: judging a row by the models that did
     # not admit it (their previous-round margin was low) selects the models that doubt it.
     # Clean rows, fold models that disagree a lot (model noise twice the rows' spread).
-    from screening.combine import cross_conformal_pvalues
+    from screening.verdict import cross_conformal_pvalues
 
     rng = np.random.default_rng(3)
     fixed, chosen = [], []
@@ -202,7 +209,7 @@ def test_judges_chosen_by_the_rows_own_scores_would_over_flag_clean_rows():
 
 
 def test_cross_conformal_pvalues_use_only_the_rows_judges():
-    from screening.combine import cross_conformal_pvalues, judged_reference_rows
+    from screening.verdict import cross_conformal_pvalues, judged_reference_rows
 
     ref = np.array([0.0, 1.0, 2.0, 3.0])
     rfolds = np.array([0, 0, 1, 1])
@@ -216,9 +223,9 @@ def test_cross_conformal_pvalues_use_only_the_rows_judges():
 
 def test_class_excess_fires_on_a_concentrated_attack_and_rarely_on_clean_rows():
     from screening import ScreenConfig
-    from screening.combine import class_excess
+    from screening.verdict import class_excess
 
-    levels = ScreenConfig().excess_levels
+    levels = ScreenConfig().verdict.excess_levels
     rng = np.random.default_rng(1)
     labels = np.repeat(np.arange(5), 200)
     ref_labels = np.repeat(np.arange(5), 60)
@@ -246,25 +253,25 @@ def test_detectable_attack_is_the_smallest_attack_the_class_excess_can_flag():
     from scipy.stats import betabinom
 
     from screening import ScreenConfig
-    from screening.combine import class_excess, detectable_attack
+    from screening.verdict import class_excess, detectable_attack
 
     cfg = ScreenConfig()
-    levels = cfg.excess_levels
+    levels = cfg.verdict.excess_levels
     rng = np.random.default_rng(3)
     for n_c, m_c in [(139, 24), (231, 40), (400, 100)]:
         labels = np.r_[np.zeros(n_c, int), np.ones(300, int)]
         ref_labels = np.r_[np.zeros(m_c, int), np.ones(80, int)]
         n_tests = 2 * len(levels)
-        k = detectable_attack(n_c, m_c, n_tests=n_tests, delta=0.05, fdr=cfg.excess_fdr)
+        k = detectable_attack(n_c, m_c, n_tests=n_tests, delta=0.05, fdr=cfg.verdict.excess_fdr)
         counts = np.arange(1, n_c + 1)
         ok = ((betabinom.sf(counts - 1, n_c, 1, m_c) * n_tests <= 0.05)
-              & ((n_c - counts) / m_c <= cfg.excess_fdr * counts))
+              & ((n_c - counts) / m_c <= cfg.verdict.excess_fdr * counts))
         assert k == counts[ok][0]
         ref_p = np.r_[rng.uniform(0.3, 1, m_c), rng.uniform(0, 1, 80)]  # class 0's trusted rows are easy
         for size, fires in [(k, True), (k - 1, False)]:
             p = np.r_[rng.uniform(0.3, 1, n_c), rng.uniform(0.3, 1, 300)]
             p[:size] = 0.005  # below every trusted row of the class, at every level
-            _, fired = class_excess(p, ref_p, labels, ref_labels, fdr=cfg.excess_fdr, delta=0.05, levels=levels)
+            _, fired = class_excess(p, ref_p, labels, ref_labels, fdr=cfg.verdict.excess_fdr, delta=0.05, levels=levels)
             assert ([d["class"] for d in fired] == [0]) is fires, (n_c, m_c, size)
     assert detectable_attack(100, 0, n_tests=10, delta=0.05, fdr=0.2) is None  # nothing trusted
     assert detectable_attack(300, 1, n_tests=50, delta=0.05, fdr=0.2) is None  # no size is enough
@@ -274,7 +281,7 @@ def test_detectable_attack_is_the_smallest_attack_the_class_excess_can_flag():
 
 
 def test_power_statement_names_the_least_covered_class():
-    from screening.combine import power_statement
+    from dataward.reports.verdict_text import power_statement
 
     power = [{"class": "cat", "rows": 400, "reference_rows": 90, "min_attack_rows": 40},
              {"class": "dog", "rows": 100, "reference_rows": 20, "min_attack_rows": 30},  # 30 % of its rows
@@ -288,9 +295,10 @@ def test_power_statement_names_the_least_covered_class():
 
 def test_anchored_probe_never_trains_a_model_on_its_own_fold_or_on_reference_twins():
     import torch
+    from screen_helpers import blobs
+
     from screening import ScreenConfig
     from screening.probe import anchored_probe, stratified_folds
-    from screen_helpers import blobs
 
     X, y = blobs(n_per_class=60, n_classes=3, seed=5)
     Xr, yr = blobs(n_per_class=20, n_classes=3, seed=5, noise_seed=9)
@@ -317,9 +325,10 @@ def test_self_training_never_admits_rows_the_data_trained_probe_is_far_surer_of(
     """Rows whose round-0 margin falls furthest below the cross-validated probe's (what a
     learned trigger looks like) are kept out of self-training; the judges' layout stays."""
     import torch
+    from screen_helpers import blobs
+
     from screening import ScreenConfig
     from screening.probe import anchored_probe
-    from screen_helpers import blobs
 
     X, y = blobs(n_per_class=60, n_classes=3, seed=5)
     Xr, yr = blobs(n_per_class=20, n_classes=3, seed=5, noise_seed=9)
@@ -337,13 +346,12 @@ def test_self_training_never_admits_rows_the_data_trained_probe_is_far_surer_of(
     np.testing.assert_array_equal(gated.eligible, plain.eligible)
     assert gated.admitted.sum() >= 0.8 * plain.admitted.sum()  # the gate takes about 10 %
     off = anchored_probe(X_all, y_all, len(y), cv_margins=sure,
-                         **{**kw, "config": ScreenConfig(**{**cfg.to_dict(), "excess_levels": cfg.excess_levels,
-                                                              "admit_contrast_quantile": 0.0})})
+                         **{**kw, "config": dataclasses.replace(cfg, admit_contrast_quantile=0.0)})
     np.testing.assert_array_equal(off.admitted, plain.admitted)
 
 
 def test_confident_level_keeps_one_tables_clean_rate_below_alpha_with_that_probability():
-    from screening.combine import calibrated_level, clean_rate_upper_bound
+    from screening.verdict import calibrated_level, clean_rate_upper_bound
 
     rng = np.random.default_rng(3)
     m, alpha = 400, 0.02
@@ -423,17 +431,18 @@ def _verdict_case(rng, n_poison, leaked=False, n_per_class=200, m_per_class=60, 
                                                (True, "trigger contrast, reference-only probe")])
 def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_clean_tables(leaked, statistic):
     from screening import ScreenConfig
-    from screening.combine import combine_verdict
+    from screening.verdict import decide
 
     cfg = ScreenConfig()
     rng = np.random.default_rng(7)
     labels, ref_labels, anchored, cvm, cvrm, poison = _verdict_case(rng, n_poison=40, leaked=leaked)
-    kw = dict(labels=labels, config=cfg, label_probs=None, anchored=anchored, ref_labels=ref_labels,
-              screen_flags={})
-    flagged, rule = combine_verdict(**kw)  # the label margin alone: the poison hides among clean rows
+    kw = dict(labels=labels, anchored=anchored, ref_labels=ref_labels)
+    v = decide(cfg, **kw)
+    flagged, rule = v.flagged, v.details  # the label margin alone: the poison hides among clean rows
     assert not rule["trigger_contrast"] and rule["class_excess"] == []
     assert flagged[poison].mean() < 0.2
-    flagged, rule = combine_verdict(**kw, cv_margins=cvm, cv_reference_margins=cvrm)
+    v = decide(cfg, **kw, cv_margins=cvm, cv_reference_margins=cvrm)
+    flagged, rule = v.flagged, v.details
     assert rule["trigger_contrast"]
     assert {d["class"] for d in rule["class_excess"]} == {3}
     assert statistic in {d["statistic"] for d in rule["class_excess"]}
@@ -442,26 +451,28 @@ def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_cl
     clean = np.ones(len(labels), bool)
     clean[poison] = False
     assert flagged[clean].mean() <= 0.05  # alpha 2 % plus the excess's false-discovery share
-    assert "trigger contrast" in rule["text"]
-    # the power statement: per class, at the label margin's share of the family-wise level
-    from screening.combine import detectable_attack
+    from dataward.reports.verdict_text import rule_text
 
-    need = detectable_attack(200, 60, n_tests=5 * len(cfg.excess_levels), delta=cfg.excess_delta / 2,
-                             fdr=cfg.excess_fdr)
+    assert "trigger contrast" in rule_text(v.summary())
+    # the power statement: per class, at the label margin's share of the family-wise level
+    from screening.verdict import detectable_attack
+
+    need = detectable_attack(200, 60, n_tests=5 * len(cfg.verdict.excess_levels), delta=cfg.verdict.excess_delta / 2,
+                             fdr=cfg.verdict.excess_fdr)
     assert rule["detectable_attack"] == [{"class": c, "rows": 200, "reference_rows": 60, "min_attack_rows": need}
                                          for c in range(5)]
     # on clean tables the contrasts fire rarely (family-wise 0.05 for the two together)
     fired = 0
     for _ in range(40):
         labels, ref_labels, anchored, cvm, cvrm, _ = _verdict_case(rng, n_poison=0)
-        _, rule = combine_verdict(labels=labels, config=cfg, label_probs=None, anchored=anchored,
-                                  ref_labels=ref_labels, screen_flags={}, cv_margins=cvm, cv_reference_margins=cvrm)
+        rule = decide(cfg, labels=labels, anchored=anchored, ref_labels=ref_labels, cv_margins=cvm,
+                      cv_reference_margins=cvrm).details
         fired += any(d["statistic"].startswith("trigger contrast") for d in rule["class_excess"])
     assert fired <= 5
 
 
 def test_cross_conformal_row_offset_equals_ranking_the_offset_scores():
-    from screening.combine import cross_conformal_pvalues
+    from screening.verdict import cross_conformal_pvalues
 
     rng = np.random.default_rng(3)
     mm = rng.normal(size=(4, 300)).astype(np.float32)
@@ -483,7 +494,7 @@ def _expansion_class(rng, n_clean=300, n_poison=40, n_ref=150, d=12):
 
 
 def test_trigger_expansion_finds_the_rows_that_share_the_flagged_rows_trigger():
-    from screening.combine import trigger_expansion
+    from screening.verdict import trigger_expansion
 
     rng = np.random.default_rng(0)
     X, R, truth = _expansion_class(rng)
@@ -506,7 +517,7 @@ def test_trigger_expansion_finds_the_rows_that_share_the_flagged_rows_trigger():
 def test_trigger_expansion_flags_about_level_of_clean_rows_when_the_flags_share_nothing():
     """Flagged rows with nothing in common (label noise, hard rows): a clean row is
     exchangeable with the trusted rows, so it is flagged with probability about the level."""
-    from screening.combine import trigger_expansion
+    from screening.verdict import trigger_expansion
 
     rates = []
     for seed in range(20):

@@ -1,15 +1,15 @@
 """End-to-end contract of screen_table: columns, dtypes, order, determinism, bad input."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from screening import ScreenConfig, ScreeningInputError, screen_table
-
 from screen_helpers import FAST, blobs, frame
+
+from screening import ScreenConfig, ScreeningInputError, VerdictConfig, screen_table
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,10 @@ def test_output_contract(result, flipped):
     assert set(summary["screens"]) >= {"spectral", "label_noise", "influence"}
     for name in ("spectral", "label_noise", "influence"):
         assert "seconds" in summary["screens"][name] and "flagged_per_class" in summary["screens"][name]
-    assert "text" in summary["combine"] and 0 <= summary["estimated_poison_rate"] <= 1
+    from dataward.reports.verdict_text import rule_text
+
+    assert summary["combine"]["name"] == "reference_calibrated" and rule_text(summary["combine"])
+    assert 0 <= summary["estimated_poison_rate"] <= 1
 
 
 def test_flipped_rows_are_flagged(result, flipped):
@@ -76,7 +79,7 @@ def test_pyarrow_input_and_row_order_match_pandas(flipped, result):
 def test_different_seed_changes_scores(flipped, result):
     X, y, _, Xr, yr = flipped
     names = np.array(["cat", "dog", "eel"])
-    cfg = ScreenConfig(**{**FAST.to_dict(), "seed": 7, "image_shape": None})
+    cfg = dataclasses.replace(FAST, seed=7)
     other = screen_table(frame(X, names[y]), label_col="label", reference=frame(Xr, names[yr]), config=cfg)
     assert not np.allclose(other.scores["influence"], result.scores["influence"])
 
@@ -160,7 +163,9 @@ def test_relabelling_into_one_class_is_reported_as_that_class_excess():
     assert {d["class"] for d in combine["class_excess"]} == {"eel"}
     assert {d["statistic"] for d in combine["class_excess"]} <= {"label margin", "trigger contrast"}
     assert combine["trigger_contrast"] is True
-    assert "'eel'" in combine["text"]
+    from dataward.reports.verdict_text import rule_text
+
+    assert "'eel'" in rule_text(combine)
     flagged = r.scores["flagged"].to_numpy()
     assert flagged[poisoned].mean() >= 0.9
     assert combine["clean_flag_rate_upper_90"] >= combine["clean_flag_rate_bound"]
@@ -203,7 +208,7 @@ def test_union_rule_flags_what_any_screen_flagged(flipped, result):
 
     X, y, _, Xr, yr = flipped
     names = np.array(["cat", "dog", "eel"])
-    cfg = ScreenConfig(**{**FAST.to_dict(), "combine": "union", "image_shape": None})
+    cfg = dataclasses.replace(FAST, verdict=VerdictConfig(rule="union"))
     u = screen_table(frame(X, names[y]), label_col="label", reference=frame(Xr, names[yr]), config=cfg)
     assert u.summary["combine"]["name"] == "union"
     flagged = u.scores["flagged"].to_numpy()
@@ -244,10 +249,10 @@ def test_representations_computed_later_equal_those_of_the_fit(kind):
     np.testing.assert_allclose(later.compute_representations(X, batch_size=7), reps, rtol=1e-5, atol=1e-6)
 
 
-def test_an_unknown_combine_value_with_a_reference_still_gets_the_reference_verdict(flipped, result):
+def test_the_reference_calibrated_rule_named_is_the_default_rule_with_a_reference(flipped, result):
     X, y, _, Xr, yr = flipped
     names = np.array(["cat", "dog", "eel"])
-    cfg = ScreenConfig(**{**FAST.to_dict(), "combine": "reference_calibrated", "image_shape": None})
+    cfg = dataclasses.replace(FAST, verdict=VerdictConfig(rule="reference_calibrated"))
     other = screen_table(frame(X, names[y]), label_col="label", reference=frame(Xr, names[yr]), config=cfg)
     assert other.summary["combine"]["name"] == "reference_calibrated"
     pd.testing.assert_frame_equal(other.scores, result.scores)

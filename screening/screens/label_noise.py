@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ScreenOutput, per_class_counts
+from .base import ProbeOutputs, Screen, ScreenOutput, screen_summary
 
 
 def label_noise_scores(labels: np.ndarray, pred_probs: np.ndarray, *, method: str = "self_confidence") -> np.ndarray:
@@ -27,13 +27,14 @@ def label_noise_scores(labels: np.ndarray, pred_probs: np.ndarray, *, method: st
     return 1.0 - np.asarray(q, dtype=np.float64)
 
 
-def label_noise_flags(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: str = "prune_by_noise_rate") -> np.ndarray:
+def label_noise_flags(labels: np.ndarray, pred_probs: np.ndarray, *,
+                      filter_by: str = "prune_by_noise_rate") -> np.ndarray:
     """cleanlab ``find_label_issues`` boolean mask (N,).
 
     With ``n_jobs=1`` cleanlab (2.9) keeps a per-class copy of ``pred_probs`` in the
     module globals ``pred_probs_by_class`` / ``prune_count_matrix_cols`` after it
     returns; they are dropped here, or a copy of the (N, K) input would stay alive for
-    the rest of the run (400 MB at 10M rows and 10 classes)."""
+    the rest of the run (N x K floats)."""
     import cleanlab.filter as cleanlab_filter
 
     try:
@@ -45,23 +46,14 @@ def label_noise_flags(labels: np.ndarray, pred_probs: np.ndarray, *, filter_by: 
                 setattr(cleanlab_filter, name, None)
 
 
-def implausible_labels(labels: np.ndarray, pred_probs: np.ndarray, *, cutoff: float) -> np.ndarray:
-    """Rows whose label the probe rejects: ``p(label) < cutoff`` and another class is the argmax.
+def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
+    y, probs = outputs.labels, outputs.label_probs
+    method, filter_by = "self_confidence", config.label_noise_filter_by
+    scores = label_noise_scores(y, probs, method=method)
+    flagged = label_noise_flags(y, probs, filter_by=filter_by)
+    return ScreenOutput(scores, flagged, screen_summary(
+        {"method": method, "filter_by": filter_by, "pred_probs": outputs.label_probs_source},
+        flagged, y, outputs.classes))
 
-    A probability cut-off is scale-free; it spares hard-but-correct rows, on which a
-    probe anchored on clean data is uncertain rather than confidently wrong.
-    """
-    labels = np.asarray(labels)
-    p_given = pred_probs[np.arange(len(labels)), labels]
-    return (p_given < cutoff) & (pred_probs.argmax(axis=1) != labels)
 
-
-def label_noise_screen(labels, pred_probs, *, classes, method="self_confidence",
-                       filter_by="prune_by_noise_rate", source="cross-validated") -> ScreenOutput:
-    scores = label_noise_scores(labels, pred_probs, method=method)
-    flagged = label_noise_flags(labels, pred_probs, filter_by=filter_by)
-    return ScreenOutput(scores, flagged, {
-        "parameters": {"method": method, "filter_by": filter_by, "pred_probs": source},
-        "flagged": int(flagged.sum()),
-        "flagged_per_class": per_class_counts(flagged, labels, classes),
-    })
+SCREEN = Screen("label_noise", ("label_probs",), _run, "cleanlab label quality and find_label_issues")

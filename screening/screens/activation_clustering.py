@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ScreenOutput, per_class_counts
+from .base import ProbeOutputs, Screen, ScreenOutput, screen_summary
 
 
 def activation_cluster_scores(representations: np.ndarray, labels: np.ndarray, *, n_components: int = 10,
@@ -61,10 +61,13 @@ def activation_cluster_scores(representations: np.ndarray, labels: np.ndarray, *
     return scores, flagged
 
 
-def activation_cluster_screen(representations, labels, *, classes, max_fraction=0.35, seed=0) -> ScreenOutput:
-    scores, flagged = activation_cluster_scores(representations, labels, max_fraction=max_fraction, seed=seed)
-    return ScreenOutput(scores, flagged, {
-        "parameters": {"clusters_per_class": 2, "max_fraction": max_fraction},
-        "flagged": int(flagged.sum()),
-        "flagged_per_class": per_class_counts(flagged, labels, classes),
-    })
+def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
+    scores, flagged = activation_cluster_scores(outputs.representations, outputs.labels,
+                                                max_fraction=config.cluster_max_fraction, seed=config.seed)
+    return ScreenOutput(scores, flagged, screen_summary(
+        {"clusters_per_class": 2, "max_fraction": config.cluster_max_fraction},
+        flagged, outputs.labels, outputs.classes))
+
+
+SCREEN = Screen("activation_cluster", ("representations",), _run,
+                "2-means activation clustering of the cross-validated probe's representations (Chen et al. 2018)")

@@ -14,12 +14,17 @@ directions do not mask the poison's.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-from .base import ScreenOutput, per_class_counts, top_fraction_per_class
+from .._torch_utils import pick_device
+from .base import (
+    ProbeOutputs,
+    Screen,
+    ScreenOutput,
+    screen_summary,
+    top_fraction_per_class,
+)
 
 
 def _class_moments(R: np.ndarray, idx, device, batch_size: int, mean=None):
@@ -77,10 +82,11 @@ def _top_directions(C: torch.Tensor, seed: int, block: int = 4, max_iter: int = 
     return torch.bmm(Q, V[:, :, -1:]).squeeze(2)
 
 
-def _chi2_quantile(p: float, k: int) -> float:
-    """Wilson-Hilferty approximation of the chi-square quantile."""
-    z = {0.5: 0.0, 0.975: 1.959963984540054}[p]
-    return k * (1 - 2 / (9 * k) + z * math.sqrt(2 / (9 * k))) ** 3
+def _chi2_ratio(d: int) -> float:
+    """97.5 % over 50 % quantile of the chi-square distribution with d degrees of freedom."""
+    from scipy.stats import chi2
+
+    return float(chi2.ppf(0.975, d) / chi2.ppf(0.5, d))
 
 
 def _robust_moments(R, idx, device, batch_size, n_rounds: int = 3):
@@ -95,7 +101,7 @@ def _robust_moments(R, idx, device, batch_size, n_rounds: int = 3):
     mad = (X - med).abs().median(0).values * 1.4826
     mad = torch.where(mad > 0, mad, (X - med).abs().mean(0) * 1.2533 + 1e-12)
     d2 = (((X - med) / mad) ** 2).sum(1)
-    cut = float(d2.median()) * _chi2_quantile(0.975, d) / _chi2_quantile(0.5, d)
+    cut = float(d2.median()) * _chi2_ratio(d)
     keep = idx[(d2 <= cut).cpu().numpy()]
     if len(keep) <= d:
         keep = idx
@@ -105,7 +111,7 @@ def _robust_moments(R, idx, device, batch_size, n_rounds: int = 3):
         L = torch.linalg.cholesky(cov + ridge * torch.eye(d, dtype=cov.dtype, device=device))
         X = torch.from_numpy(R[idx]).to(device).double() - mean
         d2 = (torch.linalg.solve_triangular(L, X.T, upper=False) ** 2).sum(0)
-        cut = float(d2.median()) * _chi2_quantile(0.975, d) / _chi2_quantile(0.5, d)
+        cut = float(d2.median()) * _chi2_ratio(d)
         new_keep = idx[(d2 <= cut).cpu().numpy()]
         if len(new_keep) == len(keep) or len(new_keep) <= d:
             break
@@ -195,8 +201,7 @@ def spectral_scores(
     """
     if method not in ("centred", "robust"):
         raise ValueError(f"method must be 'centred' or 'robust', not {method!r}")
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device) if device is not None else pick_device()
     R = representations if (isinstance(representations, np.ndarray) and representations.dtype == np.float32
                             and representations.flags.c_contiguous) else np.ascontiguousarray(
         representations, dtype=np.float32)
@@ -235,13 +240,18 @@ def spectral_scores(
     return scores
 
 
-def spectral_screen(representations, labels, *, classes, eps, method="centred", seed=0,
-                    device=None) -> ScreenOutput:
-    """Scores plus the paper's removal rule: the top ``1.5 * eps`` of every class."""
-    scores = spectral_scores(representations, labels, method=method, seed=seed, device=device)
-    flagged = top_fraction_per_class(scores, labels, 1.5 * eps)
-    return ScreenOutput(scores, flagged, {
-        "parameters": {"method": method, "eps": float(eps), "removal_fraction_per_class": 1.5 * float(eps)},
-        "flagged": int(flagged.sum()),
-        "flagged_per_class": per_class_counts(flagged, labels, classes),
-    })
+def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
+    """Scores plus the paper's removal rule: the top ``1.5 * eps`` of every class, with
+    eps ``config.spectral_eps`` or else the verdict's estimated poison rate."""
+    eps = config.spectral_eps if config.spectral_eps is not None else outputs.poison_rate
+    y = outputs.labels
+    scores = spectral_scores(outputs.representations, y, method=config.spectral_method, seed=config.seed,
+                             device=outputs.device)
+    flagged = top_fraction_per_class(scores, y, 1.5 * eps)
+    return ScreenOutput(scores, flagged, screen_summary(
+        {"method": config.spectral_method, "eps": float(eps), "removal_fraction_per_class": 1.5 * float(eps)},
+        flagged, y, outputs.classes))
+
+
+SCREEN = Screen("spectral", ("representations", "poison_rate"), _run,
+                "spectral signature of the cross-validated probe's representations (Tran et al. 2018)")

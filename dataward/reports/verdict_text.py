@@ -1,0 +1,85 @@
+"""The verdict in words, written from the screening summary's ``combine`` data.
+
+``screening.verdict`` returns numbers only; this module turns them into the sentences the
+CLI, the report and the compliance mapping print (docs/verdict.md has the statistics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NO_REFERENCE = ("no reference: cleanlab find_label_issues on the cross-validated probe's pred_probs, "
+                 "where the probe prefers another class (flag rate on clean data not bounded)")
+
+
+def rule_text(combine: dict[str, Any]) -> str:
+    """One paragraph: the rule that flagged the rows, its figures, and what fired."""
+    name = combine.get("name")
+    if name == "union":
+        return "flagged by any screen"
+    if name == "label_noise":
+        return "cleanlab find_label_issues on the label screen's pred_probs"
+    if name == "cleanlab_cross_validated":
+        return _NO_REFERENCE
+    if name != "reference_calibrated":
+        return str(name or "")
+    return _reference_calibrated_text(combine)
+
+
+def _reference_calibrated_text(c: dict[str, Any]) -> str:
+    level, upper90 = c["p_value_level"], c["clean_flag_rate_upper_90"]
+    text = ("flagged when the label margin log p(label) - log max_other p, from the reference-anchored probes "
+            "that could never have trained on the row, is lower than the trusted reference rows' own held-out "
+            f"margins allow: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows about "
+            f"{level:.2%}, and below {upper90:.2%} for this table with 90 % confidence; "
+            f"alpha={c['verdict_alpha']}, {c['reference_rows']} reference rows, each row judged against at least "
+            f"{c['judged_reference_rows']}); and, in a class holding "
+            "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
+            f"family-wise level {c['excess_delta']}, estimated false-discovery rate <= {c['excess_fdr']}), "
+            "every row of that class up to the level where the excess sits")
+    if c.get("trigger_contrast"):
+        text += ("; the excess is sought in the label margin and in the trigger contrast (the anchored "
+                 "probe, last round and reference-only round, rejecting a label that the cross-validated probe, "
+                 "trained on the data, accepts: what a learned backdoor trigger does)")
+    fired = c.get("class_excess") or []
+    if fired:
+        text += ": " + "; ".join(f"class {d['class']!r} up to p <= {d['level']:g} in the {d['statistic']} "
+                                 f"({d['count']} rows, about {d['expected_clean']:.1f} clean expected)"
+                                 for d in fired)
+    if c.get("expansion_level"):
+        text += ("; in a class where the excess fired, also every other row that a classifier trained to tell the "
+                 "flagged rows from the class's trusted rows scores above them (cross-conformal p-value <= "
+                 f"{c['expansion_level']:g}: what a backdoor's trigger rows share)")
+    expanded = c.get("expansion") or []
+    if expanded:
+        text += ": " + "; ".join(f"class {d['class']!r}, not tried ({d['skipped']})" if "skipped" in d
+                                 else f"class {d['class']!r}, {d['flagged']} more rows" for d in expanded)
+    return text
+
+
+def power_statement(power: list[dict]) -> str | None:
+    """One sentence for the least covered class of a verdict's ``detectable_attack`` list
+    (entries with ``class``, ``rows``, ``reference_rows``, ``min_attack_rows``): the class
+    where a concentrated backdoor can be largest, as a share of the class, and still go
+    unflagged by the class excess. Entries without rows are skipped; None when none is
+    left."""
+    power = [d for d in power if d.get("rows")]
+    if not power:
+        return None
+    worst = max(power, key=lambda d: float("inf") if d["min_attack_rows"] is None
+                else d["min_attack_rows"] / d["rows"])
+    c, m, k = worst["class"], worst["reference_rows"], worst["min_attack_rows"]
+    if k is None:
+        return (f"class {c}: the class-excess test cannot flag a concentrated backdoor of any size "
+                f"({m} trusted rows); add trusted rows of the class")
+    return (f"the class-excess test cannot flag a backdoor concentrated on class {c} below {k} of its "
+            f"{worst['rows']} rows ({k / worst['rows']:.0%}; {m} trusted rows, the least covered class): "
+            "smaller ones are left to the row-level test; add trusted rows of the class")
+
+
+def with_rule_text(summary: dict[str, Any]) -> dict[str, Any]:
+    """The screening summary with ``combine.text`` filled in (in place; returned)."""
+    combine = summary.get("combine")
+    if isinstance(combine, dict) and "name" in combine:
+        combine["text"] = rule_text(combine)
+    return summary

@@ -1,0 +1,124 @@
+"""The data-trained probe: one model fitted on every data row, as a poisoner's victim
+would be, and what its training reveals about each row.
+
+* TracIn self-influence (Pruthi et al. 2020) over ``config.n_checkpoints`` checkpoints,
+  on exact last-layer gradients: ``g_i = e_i (outer) h_i`` with ``e_i = p_i - onehot(y_i)``
+  (K) and ``h_i = [rep_i, 1]`` (d + 1), so ``|g_i|^2 = |e_i|^2 |h_i|^2`` costs O(K + d);
+* every row's training loss at snapshots through training (the loss dynamics that
+  anti-backdoor learning reads: a trigger is learned before the real task);
+* the final model's penultimate representations, where a learned trigger separates the
+  poisoned rows of the target class (what the spectral signature and activation
+  clustering are defined on: Tran et al. 2018, Chen et al. 2018).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._torch_utils import pick_device
+from .training import fit_probes, snapshot_steps
+
+#: Fractions of training at which every row's loss is read besides the TracIn checkpoints:
+#: early, while the trigger is already learned and the real task is not.
+EARLY_SNAPSHOTS = (0.02, 0.05, 0.1, 0.15)
+
+
+@dataclass
+class DataTrainedProbe:
+    """self_influence: (N,) float64 TracIn self-influence.
+    losses: (S, N) float32 cross-entropy of every row after each snapshot.
+    snapshot_fractions: (S,) the fractions of training the snapshots were taken at.
+    representations: (N, d) float32, the final model's penultimate layer.
+    n_checkpoints: TracIn checkpoints used."""
+
+    self_influence: np.ndarray
+    losses: np.ndarray
+    snapshot_fractions: np.ndarray
+    representations: np.ndarray
+    n_checkpoints: int
+
+
+def _batch_factors(predict_fn, X, y, idx=None):
+    p, h = predict_fn(0, X, idx)
+    yy = y if idx is None else y[idx]
+    e = p.astype(np.float32)
+    e[np.arange(len(yy)), yy] -= 1.0
+    return e, np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1), p[np.arange(len(yy)), yy]
+
+
+def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int = 65536) -> DataTrainedProbe:
+    """Fit one probe on all rows of X (N, ...) and read it at every snapshot, streamed in
+    batches (O(batch) extra memory besides the (S, N) losses and (N, d) representations)."""
+    n = len(y)
+    tracin = tuple((i + 1) / config.n_checkpoints for i in range(config.n_checkpoints))
+    fractions = tuple(sorted(set(EARLY_SNAPSHOTS) | set(tracin)))
+    predict_fn, snaps, lrs, load = fit_probes(X, y, [np.arange(n)], kind=kind, n_classes=n_classes,
+                                              config=config, seed=config.seed * 1000 + 900, device=device,
+                                              snapshots=fractions)
+    total = len(lrs)
+    tracin_steps = snapshot_steps(tracin, total)
+    # TracIn weighs a checkpoint by the mean learning rate of the interval it closes
+    weight = {s: float(lrs[prev:s].mean()) for prev, s in zip([0] + tracin_steps[:-1], tracin_steps)}
+    influence = np.zeros(n)
+    losses = np.zeros((len(snaps), n), dtype=np.float32)
+    reps = np.zeros((n, config.rep_dim), dtype=np.float32)
+    for k, (step, state) in enumerate(snaps):
+        load(state)
+        last = k == len(snaps) - 1
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(n, start + batch_size))
+            e, h, p_label = _batch_factors(predict_fn, X, y, idx)
+            losses[k, idx] = -np.log(np.maximum(p_label, 1e-30))
+            if step in weight:
+                influence[idx] += influence_scores(e[None], h[None], lrs=np.array([weight[step]]), device=device)
+            if last:
+                reps[idx] = h[:, :-1]
+    steps = np.array([s for s, _ in snaps], dtype=np.float64)
+    return DataTrainedProbe(influence, losses, steps / max(total, 1), reps, len(tracin_steps))
+
+
+def influence_scores(
+    train_err: np.ndarray,
+    train_rep: np.ndarray,
+    *,
+    lrs: np.ndarray,
+    reference_err: np.ndarray | None = None,
+    reference_rep: np.ndarray | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int = 65536,
+) -> np.ndarray:
+    """TracIn score per training row.
+
+    Args:
+        train_err: (C, N, K) ``p - onehot(y)`` of the N rows at C checkpoints.
+        train_rep: (C, N, D) penultimate representation with a trailing 1 (bias), same rows.
+        lrs: (C,) learning rate of each checkpoint's interval.
+        reference_err, reference_rep: (C, M, K) and (C, M, D) for M trusted rows, or None
+            for self-influence.
+        device: torch device, ``None`` = CUDA when available.
+        batch_size: rows per chunk.
+
+    Returns:
+        (N,) float64, higher = more suspicious.
+    """
+    device = torch.device(device) if device is not None else pick_device()
+    C, N, _ = train_err.shape
+    out = torch.zeros(N, dtype=torch.float64, device=device)
+    for c in range(C):
+        lr = float(lrs[c])
+        G = None
+        if reference_err is not None:
+            re = torch.from_numpy(np.ascontiguousarray(reference_err[c])).to(device).double()
+            rr = torch.from_numpy(np.ascontiguousarray(reference_rep[c])).to(device).double()
+            G = re.T @ rr / re.shape[0]  # (K, D) mean reference gradient
+        for start in range(0, N, batch_size):
+            e = torch.from_numpy(np.ascontiguousarray(train_err[c, start:start + batch_size])).to(device).double()
+            h = torch.from_numpy(np.ascontiguousarray(train_rep[c, start:start + batch_size])).to(device).double()
+            if G is None:
+                out[start:start + len(e)] += lr * (e * e).sum(1) * (h * h).sum(1)
+            else:
+                out[start:start + len(e)] -= lr * ((e @ G) * h).sum(1)
+    return out.cpu().numpy()

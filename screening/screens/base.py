@@ -1,0 +1,110 @@
+"""The one shape every screen shares.
+
+A screen is one module that defines a :class:`Screen`: its name, the probe outputs it
+reads (fields of :class:`ProbeOutputs`), and ``run(outputs, config) -> ScreenOutput``,
+which returns a per-row score (higher = more suspicious), the screen's own per-row
+flags and a JSON-serialisable summary. ``screening/screens/__init__.py`` lists the
+screens in :data:`~screening.screens.SCREENS`; ``screen_table`` runs them in that order.
+Adding a screen is one new module and one line in that list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class ScreenOutput:
+    """scores: (N,) float64, higher = more suspicious; flagged: (N,) bool; summary: JSON dict."""
+
+    scores: np.ndarray
+    flagged: np.ndarray
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProbeOutputs:
+    """What the probes produced, for the screens to read.
+
+    labels: (N,) int class indices; classes: class names in index order.
+    representations: (N, d) float32, the penultimate layer of the probe trained on every
+        data row (:func:`screening.probe.data_trained_probe`): where a learned trigger
+        separates the poisoned rows.
+    pred_probs: (N, K) float32, the cross-validated probe's out-of-sample pred_probs.
+    label_probs: (N, K) float32, the pred_probs the label screens read: the
+        reference-anchored probe's when a reference was given, else ``pred_probs``.
+    label_probs_source: ``"reference-anchored"`` or ``"cross-validated"``.
+    influence: (N,) float64 TracIn self-influence of the data-trained probe;
+        influence_mode: ``"self-influence"``; n_checkpoints.
+    losses: (S, N) float32, every row's training loss after each of S snapshots of the
+        data-trained probe; loss_fractions: (S,) the fractions of training they were taken at.
+    poison_rate: the verdict's estimated poison rate (flagged share), set before the
+        first screen that lists ``"poison_rate"`` in its ``reads`` runs.
+    device: the torch device of the run.
+    """
+
+    labels: np.ndarray
+    classes: list
+    representations: np.ndarray
+    pred_probs: np.ndarray
+    label_probs: np.ndarray
+    label_probs_source: str
+    influence: np.ndarray
+    influence_mode: str
+    n_checkpoints: int
+    losses: np.ndarray | None = None
+    loss_fractions: np.ndarray | None = None
+    device: Any = None
+    poison_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A registered screen: ``run(outputs, config)`` reads the :class:`ProbeOutputs`
+    fields named in ``reads`` and returns a :class:`ScreenOutput`."""
+
+    name: str
+    reads: tuple[str, ...]
+    run: Callable[[ProbeOutputs, Any], ScreenOutput]
+    description: str = ""
+
+
+def screen_summary(parameters: dict, flagged: np.ndarray, labels: np.ndarray, classes: list) -> dict[str, Any]:
+    """The summary every screen reports: its parameters, flagged rows, and per class."""
+    return {"parameters": parameters, "flagged": int(flagged.sum()),
+            "flagged_per_class": per_class_counts(flagged, labels, classes)}
+
+
+def per_class_counts(flagged: np.ndarray, labels: np.ndarray, classes: list) -> dict[str, int]:
+    """Flagged rows per class name (JSON keys are strings)."""
+    counts = np.bincount(labels[flagged], minlength=len(classes))
+    return {str(c): int(n) for c, n in zip(classes, counts)}
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 * MAD); a MAD of zero falls back to the mean absolute deviation."""
+    x = np.asarray(x, dtype=np.float64)
+    med = np.median(x)
+    mad = 1.4826 * np.median(np.abs(x - med))
+    if mad <= 0:
+        mad = 1.2533 * np.mean(np.abs(x - med))
+    if mad <= 0:
+        return np.zeros_like(x)
+    return (x - med) / mad
+
+
+def top_fraction_per_class(scores: np.ndarray, labels: np.ndarray, fraction: float) -> np.ndarray:
+    """Flag the ``ceil(fraction * n_c)`` highest-scoring rows of every class c."""
+    flagged = np.zeros(len(scores), dtype=bool)
+    if fraction <= 0:
+        return flagged
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        k = min(len(idx), int(np.ceil(fraction * len(idx))))
+        if k:
+            top = idx[np.argsort(-scores[idx], kind="stable")[:k]]
+            flagged[top] = True
+    return flagged

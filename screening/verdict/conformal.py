@@ -1,0 +1,108 @@
+"""Conformal p-values against a trusted reference (docs/verdict.md, part 1).
+
+A row exchangeable with the reference rows gets a p-value that is uniform (or
+conservative): ``P(p <= a) <= a``. Cross-conformal p-values (Vovk 2015) pool several
+held-out comparisons, each model judged only against the reference rows it never saw.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def conformal_lower_pvalues(scores: np.ndarray, reference_scores: np.ndarray) -> np.ndarray:
+    """Conformal p-values for "this score is unusually low" against a clean reference.
+
+    Args:
+        scores: (N,) scores of the rows under test (lower = more suspicious).
+        reference_scores: (M,) the same score on trusted rows, computed the same way.
+
+    Returns:
+        (N,) float64, ``(1 + #{j: reference_scores[j] <= scores[i]}) / (M + 1)``. For a row
+        exchangeable with the reference rows, ``P(p <= a) <= a`` for every ``a``.
+    """
+    ref = np.sort(np.asarray(reference_scores, dtype=np.float64))
+    below = np.searchsorted(ref, np.asarray(scores, dtype=np.float64), side="right")
+    return (1.0 + below) / (len(ref) + 1.0)
+
+
+def calibrated_level(alpha: float, n_reference: int, confidence: float | None = None) -> float:
+    """The p-value level actually used.
+
+    Without ``confidence``: ``alpha``, or ``1 / (M + 1)`` when the reference is too small
+    for a p-value that low (the smallest one a row can get); the *expected* clean flag
+    rate is then at most that level. With ``confidence`` (e.g. 0.9): the largest level
+    ``k / (M + 1)`` at which the clean flag rate of *this* table stays below ``alpha``
+    with that probability over the draw of the reference (the rate below the k-th of M
+    reference scores is Beta(k, M + 1 - k)); ``1 / (M + 1)`` when even k = 1 cannot.
+    """
+    m = int(n_reference)
+    if confidence is None:
+        return max(float(alpha), 1.0 / (m + 1.0))
+    from scipy.stats import beta
+
+    k = 1
+    while k < m and beta.ppf(confidence, k + 1, m - k) <= alpha:
+        k += 1
+    return k / (m + 1.0)
+
+
+def clean_rate_upper_bound(level: float, n_reference: int, confidence: float = 0.9) -> float:
+    """The ``confidence`` upper bound of one table's clean flag rate at ``level``: the
+    quantile of Beta(k, M + 1 - k), k = floor(level (M + 1))."""
+    from scipy.stats import beta
+
+    m = int(n_reference)
+    k = max(1, min(m, int(np.floor(level * (m + 1) + 1e-9))))
+    return float(beta.ppf(confidence, k, m + 1 - k))
+
+
+def cross_conformal_pvalues(model_margins, judges, reference_margins, reference_folds, *,
+                            row_offset=None) -> np.ndarray:
+    """Cross-conformal p-values of the data rows (see the module docstring, part 1).
+
+    Args:
+        model_margins: (F, N) margin of every data row under each fold model f.
+        judges: (F, N) bool, the models whose score judges each row: models that could
+            never have trained on it, fixed before training (never chosen by the row's
+            own scores, or the p-values are no longer valid).
+        reference_margins: (M,) margin of each reference row under the model of its fold
+            (minus its own ``row_offset`` counterpart when one is given).
+        reference_folds: (M,) fold of each reference row.
+        row_offset: optional (N,) value subtracted from every model's margin of a row
+            before it is ranked (the contrast score of part 3), one fold at a time: no
+            (F, N) temporary.
+
+    Returns:
+        (N,) float64 in (0, 1].
+    """
+    n_models, n = model_margins.shape
+    num = np.ones(n)
+    den = np.ones(n)
+    for f in range(n_models):
+        ref = np.sort(np.asarray(reference_margins, dtype=np.float64)[reference_folds == f])
+        use = np.asarray(judges[f], dtype=bool)
+        score = model_margins[f, use].astype(np.float64)
+        if row_offset is not None:
+            score -= np.asarray(row_offset)[use]
+        num[use] += np.searchsorted(ref, score, side="right")
+        den[use] += len(ref)
+    return num / den
+
+
+def judged_reference_rows(judges, reference_folds) -> int:
+    """The fewest reference rows any data row is judged against (``M_S``)."""
+    per_fold = np.bincount(np.asarray(reference_folds), minlength=len(judges))[:len(judges)]
+    judged = (np.asarray(judges, dtype=bool) * per_fold[:, None]).sum(axis=0)
+    return int(judged.min()) if judged.size else 0
+
+
+def reference_fold_pvalues(reference_margins, reference_folds) -> np.ndarray:
+    """(M,) p-value of each reference row among its own fold's reference rows
+    (``#{j in fold: margin_j <= margin_i} / M_fold``): how a clean row's p-value falls."""
+    rm = np.asarray(reference_margins, dtype=np.float64)
+    p = np.ones(len(rm))
+    for f in np.unique(reference_folds):
+        idx = np.flatnonzero(reference_folds == f)
+        p[idx] = np.searchsorted(np.sort(rm[idx]), rm[idx], side="right") / len(idx)
+    return p

@@ -1,0 +1,202 @@
+"""The combined per-row verdict as typed data (docs/verdict.md has the statistics).
+
+:func:`decide` picks the rule named by :class:`~screening.config.VerdictConfig` and
+returns a :class:`Verdict`: which rows are flagged, why, and every number the report
+needs to say so. Nothing here writes prose; ``dataward.reports.verdict_text`` does.
+
+Rules:
+
+* ``reference_calibrated`` (``auto`` with a trusted reference): row-level cross-conformal
+  p-values of the label margin under the reference-anchored probe, the class-excess test
+  on each :class:`Statistic` (the label margin and, given the cross-validated probe's
+  margins, two trigger contrasts) with ``excess_delta`` split between them, then the
+  trigger expansion in the classes where the excess fired.
+* ``cleanlab_cross_validated`` (``auto`` without a reference): cleanlab's
+  ``find_label_issues`` on the cross-validated probe, restricted to rows whose label the
+  probe rejects; its clean flag rate depends on the probe and is reported, not bounded.
+* ``label_noise``: cleanlab's flags alone; ``union``: any screen's flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .conformal import (
+    calibrated_level,
+    clean_rate_upper_bound,
+    conformal_lower_pvalues,
+    cross_conformal_pvalues,
+    judged_reference_rows,
+    reference_fold_pvalues,
+)
+from .excess import class_excess, detectable_attack, excess_tests
+from .expansion import trigger_expansion
+
+
+@dataclass
+class Statistic:
+    """One score the class-excess test reads, with its share ``delta`` of the family-wise
+    error budget; ``p_values()`` returns (data rows' p-values (N,), the reference rows'
+    own p-values (M,)), computed on demand so one (N,) array is held at a time."""
+
+    name: str
+    delta: float
+    p_values: Callable[[], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class Verdict:
+    """The per-row verdict.
+
+    rule: ``reference_calibrated``, ``cleanlab_cross_validated``, ``label_noise`` or ``union``.
+    flagged: (N,) bool.
+    p_values: (N,) float64 row-level conformal p-values (reference-calibrated rule only).
+    details: the rule's figures, JSON-ready with class indices (see :meth:`summary`).
+    """
+
+    rule: str
+    flagged: np.ndarray
+    p_values: np.ndarray | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flag_rate(self) -> float:
+        return float(self.flagged.mean()) if len(self.flagged) else 0.0
+
+    def summary(self, classes: list | None = None) -> dict[str, Any]:
+        """JSON-ready dict: ``name`` and the rule's details, class indices replaced by
+        the class names of ``classes``."""
+        out = {"name": self.rule}
+        for key, value in self.details.items():
+            if isinstance(value, list) and classes is not None:
+                value = [_named(d, classes) if isinstance(d, dict) and "class" in d else d for d in value]
+            out[key] = value
+        return out
+
+
+def _named(d: dict, classes: list) -> dict:
+    name = classes[d["class"]]
+    return {**d, "class": name.item() if hasattr(name, "item") else name}
+
+
+def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None, anchored=None, ref_labels=None,
+           cv_margins=None, cv_reference_margins=None, features=None, reference_features=None) -> Verdict:
+    """The verdict of ``config.verdict.rule``.
+
+    Args:
+        config: :class:`screening.ScreenConfig` (``verdict``, ``n_folds``, ``seed``).
+        labels: (N,) int class indices.
+        screen_flags: per-screen (N,) bool flags (``"label_noise"`` at least), for the
+            rules that read them.
+        label_probs: (N, K) the label screen's pred_probs (the rule without a reference).
+        anchored: :class:`screening.probe.AnchoredProbe` with ``ref_labels`` (M,): the
+            reference-calibrated rule.
+        cv_margins, cv_reference_margins: (N,) and (M,) label margins under the
+            cross-validated probe: they add the trigger-contrast statistics.
+        features, reference_features: (N, ...) and (M, ...) normalised features: they
+            enable the trigger expansion.
+    """
+    rule = config.verdict.rule
+    if rule == "union":
+        flagged = np.zeros(len(labels), dtype=bool)
+        for f in screen_flags.values():
+            flagged |= f
+        return Verdict("union", flagged)
+    if rule == "label_noise":
+        return Verdict("label_noise", screen_flags["label_noise"].copy())
+    if anchored is not None:
+        return reference_calibrated(config, labels, anchored, ref_labels, cv_margins, cv_reference_margins,
+                                    features, reference_features)
+    rejects = np.asarray(label_probs).argmax(axis=1) != np.asarray(labels)
+    return Verdict("cleanlab_cross_validated", screen_flags["label_noise"] & rejects)
+
+
+def _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta):
+    """The class-excess statistics: the label margin, and with the cross-validated
+    probe's margins the trigger contrast under the last round and under round 0."""
+    stats = [Statistic("label margin", delta, lambda: (pvals, ref_p))]
+    if cv_margins is None or cv_reference_margins is None:
+        return stats
+    judges = ~np.asarray(anchored.eligible, dtype=bool)
+    cv_ref = np.asarray(cv_reference_margins, dtype=np.float64)
+    ref_c = ref_margins - cv_ref
+    ref_c0 = anchored.initial_reference_margins - cv_ref
+    return stats + [
+        Statistic("trigger contrast", delta / 2, lambda: (
+            cross_conformal_pvalues(anchored.model_margins, judges, ref_c, anchored.reference_folds,
+                                    row_offset=cv_margins),
+            reference_fold_pvalues(ref_c, anchored.reference_folds))),
+        Statistic("trigger contrast, reference-only probe", delta / 2, lambda: (
+            conformal_lower_pvalues(anchored.initial_margins - cv_margins, ref_c0),
+            reference_fold_pvalues(ref_c0, np.zeros(len(ref_labels), dtype=np.int64)))),
+    ]
+
+
+def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, cv_reference_margins=None,
+                         features=None, reference_features=None) -> Verdict:
+    """Row-level cross-conformal cut, class excess on every :class:`Statistic`, trigger
+    expansion (docs/verdict.md, parts 1-4)."""
+    from ..probe import label_margin
+
+    vc = config.verdict
+    labels, ref_labels = np.asarray(labels), np.asarray(ref_labels)
+    ref_margins = label_margin(ref_labels, anchored.reference_pred_probs)
+    m = len(ref_labels)
+    judges = ~np.asarray(anchored.eligible, dtype=bool)
+    m_judged = judged_reference_rows(judges, anchored.reference_folds)
+    level = calibrated_level(vc.alpha, m_judged, vc.confidence)
+    upper90 = clean_rate_upper_bound(level, m_judged, 0.9) if m_judged else 1.0
+    pvals = cross_conformal_pvalues(anchored.model_margins, judges, ref_margins, anchored.reference_folds)
+    ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
+    row_flags = pvals <= level
+    levels = tuple(vc.excess_levels)
+    contrast = cv_margins is not None and cv_reference_margins is not None
+    delta = vc.excess_delta / (2 if contrast else 1)
+    excess_flags = np.zeros(len(pvals), dtype=bool)
+    fired = []
+    for stat in _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins,
+                            delta):
+        p, rp = stat.p_values()
+        more, fired_s = class_excess(p, rp, labels, ref_labels, fdr=vc.excess_fdr, delta=stat.delta, levels=levels)
+        excess_flags |= more
+        fired += [{**f, "statistic": stat.name} for f in fired_s]
+        del p, rp, more
+    flagged = row_flags | excess_flags
+    expanded = []
+    expansion_flags = np.zeros(len(flagged), dtype=bool)
+    expansion_on = features is not None and reference_features is not None and vc.expansion_level > 0
+    if fired and expansion_on:
+        expansion_flags, expanded = trigger_expansion(
+            features, labels, reference_features, ref_labels, flagged, [d["class"] for d in fired],
+            level=vc.expansion_level, n_folds=config.n_folds, seed=config.seed)
+        flagged = flagged | expansion_flags
+    # per class, the attack size below which the class excess (label margin) cannot flag
+    n_tests = excess_tests(labels, levels)
+    n_per = dict(zip(*np.unique(labels, return_counts=True)))
+    m_per = dict(zip(*np.unique(ref_labels, return_counts=True)))
+    power = [{"class": c.item(), "rows": int(n_c), "reference_rows": int(m_per.get(c, 0)),
+              "min_attack_rows": detectable_attack(n_c, m_per.get(c, 0), n_tests=n_tests, delta=delta,
+                                                   fdr=vc.excess_fdr)}
+             for c, n_c in n_per.items()]
+    f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
+    k = max(1, int(np.floor(level * (m + 1))))
+    cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
+    details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
+               "verdict_alpha": vc.alpha, "verdict_confidence": vc.confidence,
+               "reference_rows": m,
+               "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,
+               "judged_reference_rows": m_judged,
+               "row_level_flagged": int(row_flags.sum()),
+               "excess_delta": vc.excess_delta, "excess_fdr": vc.excess_fdr,
+               "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
+               "trigger_contrast": bool(contrast),
+               "expansion_level": vc.expansion_level if expansion_on else 0,
+               "expansion": expanded, "expansion_flagged": int(expansion_flags.sum()),
+               "detectable_attack": power,
+               "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
+                           "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
+               "reference_only_probe_would_flag": int(f0.sum())}
+    return Verdict("reference_calibrated", flagged, pvals, details)

@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
 import corpus
+import pytest
 from browser import Browser, chromium_path, non_blank
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 

@@ -136,8 +136,8 @@ def test_screen_contract_cli(home, cli, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_rows"] == 240
     # the power statement: per class, what the class-excess test could detect, and one line of it printed
-    from screening import ScreenConfig
     from dataward.reports.verdict_text import power_statement
+    from screening import ScreenConfig
     from screening.verdict import detectable_attack
 
     cfg, power = ScreenConfig(), summary["combine"]["detectable_attack"]

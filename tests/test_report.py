@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from browser import Browser, chromium_path, non_blank
 
 SECTIONS = ["summary", "provenance", "validation", "screening", "per-class", "projection",
@@ -115,6 +114,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     ``evaluation`` is stored as the version's evaluation set. ``pdf``: render the real PDF.
     Returns the version's ref.
     """
+    from checks.leakage import leakage_report
     from dataward.context import Context
     from dataward.diff import diff_against_previous_approved
     from dataward.stages.common import finished, read_table, record, version_dir, write_atomic
@@ -123,7 +123,6 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     from dataward.stages.outputs import ScreenOutput, ValidateOutput, check_output
     from dataward.stages.report import report
     from lineage.models import STATUS_SCREENED, STATUS_VALIDATED
-    from checks.leakage import leakage_report
 
     rng = np.random.default_rng(seed)
     src = root / f"src-{name}-{seed}"
@@ -391,7 +390,8 @@ def test_report_renders_in_chromium_and_pdf_converts_to_pages(versions, tmp_path
     pngs = sorted(pages.glob("page*.png"))
     assert len(pngs) >= 3
     assert all(non_blank(p)[0] for p in pngs[:3])
-    keep = Path(os.environ.get("DATAWARD_TEST_SCREENSHOTS", "")) if os.environ.get("DATAWARD_TEST_SCREENSHOTS") else None
+    shots = os.environ.get("DATAWARD_TEST_SCREENSHOTS")
+    keep = Path(shots) if shots else None
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, keep / "report.png")

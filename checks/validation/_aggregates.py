@@ -58,7 +58,9 @@ def _key_array(arr: pa.ChunkedArray) -> np.ndarray:
             return arr.to_numpy().astype(np.uint64, copy=False)
         return arr.cast(pa.int64()).to_numpy()
     if pa.types.is_temporal(t):
-        return pc.cast(arr, pa.int64()).to_numpy() if not pa.types.is_date32(t) else arr.cast(pa.int32()).cast(pa.int64()).to_numpy()
+        if pa.types.is_date32(t):
+            return arr.cast(pa.int32()).cast(pa.int64()).to_numpy()
+        return pc.cast(arr, pa.int64()).to_numpy()
     return pd.util.hash_array(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object))
 
 

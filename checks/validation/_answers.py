@@ -15,7 +15,8 @@ from ._outcome import ExpectationOutcome, ValidationInputError
 from ._plan import PlannedExpectation
 
 
-def expectation_outcome(p: PlannedExpectation, success: bool, observed: Any, details: dict | None = None) -> ExpectationOutcome:
+def expectation_outcome(p: PlannedExpectation, success: bool, observed: Any,
+                        details: dict | None = None) -> ExpectationOutcome:
     return ExpectationOutcome(
         expectation_type=p.type,
         column=p.column,
@@ -126,7 +127,8 @@ def eval_aggregate(p: PlannedExpectation, st: ColumnStats | None, n_rows: int) -
         else:
             v = st.total
         if v is not None and not is_numeric(st.type):
-            return expectation_outcome(p, False, None, {**counts, "error": f"column {st.name!r} is not numeric ({st.type})"})
+            return expectation_outcome(p, False, None,
+                                       {**counts, "error": f"column {st.name!r} is not numeric ({st.type})"})
         return _between_outcome(p, v, counts)
     if t in ("expect_column_values_to_be_unique", "expect_column_unique_value_count_to_be_between",
              "expect_column_proportion_of_unique_values_to_be_between"):

@@ -18,7 +18,9 @@ def exception_message(info: Any) -> str | None:
     if not isinstance(info, dict):
         return None
     if "raised_exception" in info:
-        return (info.get("exception_message") or "expectation raised an exception") if info["raised_exception"] else None
+        if not info["raised_exception"]:
+            return None
+        return info.get("exception_message") or "expectation raised an exception"
     for v in info.values():
         msg = exception_message(v)
         if msg:

@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-
 from dataward.commands._common import context, handles_errors, print_json
 
 

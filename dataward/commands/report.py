@@ -17,7 +17,8 @@ report_app, register = command_group("report", "Compliance reports and the night
 def digest(
     since: Annotated[str, typer.Option("--since", help="Start: ISO date/time, or 24h, 7d, 90m ago.")] = "24h",
     until: Annotated[str | None, typer.Option("--until", help="End (default now).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default: DATAWARD_HOME/reports/digest-....html).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="HTML file (default: DATAWARD_HOME/reports/digest-....html).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the digest as JSON.")] = False,
 ) -> None:
     """Every version processed in a window, its decision and a link to its report."""

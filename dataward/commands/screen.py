@@ -19,7 +19,8 @@ def screen(
     data: Annotated[Path, typer.Argument(help="A data file or folder to screen (any format `ingest` reads).")],
     label_col: Annotated[str, typer.Option("--label-col", help="The label column.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for scores.parquet and summary.json.")],
-    reference: Annotated[Path | None, typer.Option("--reference", help="A trusted reference set (same columns).")] = None,
+    reference: Annotated[Path | None, typer.Option(
+        "--reference", help="A trusted reference set (same columns).")] = None,
     features: Annotated[str | None, typer.Option("--features", help="Comma-separated feature columns.")] = None,
 ) -> None:
     """Screen a Parquet file for poisoned and mislabelled rows (no lineage records)."""
@@ -56,4 +57,5 @@ def read_data(path: Path, what: str):
     except LineageInputError as exc:
         fail(f"{what}: {exc}")
     except (pa.ArrowException, OSError, ValueError) as exc:
-        fail(f"{what} {path} is not readable: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(f"{what} {path} is not readable: {first}")

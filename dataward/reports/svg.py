@@ -64,10 +64,12 @@ def histogram(edges: Sequence[float], counts: Sequence[int], flagged_counts: Seq
         x0, x1 = sx(edges[i]), sx(edges[i + 1])
         w = max(x1 - x0 - 0.6, 0.6)
         if c:
-            body.append(f"<rect x='{x0:.1f}' y='{sy(c):.1f}' width='{w:.1f}' height='{sy(0) - sy(c):.1f}' fill='{CLEAN}'/>")
+            body.append(f"<rect x='{x0:.1f}' y='{sy(c):.1f}' width='{w:.1f}' "
+                        f"height='{sy(0) - sy(c):.1f}' fill='{CLEAN}'/>")
         f = flagged_counts[i] if flagged_counts else 0
         if f:
-            body.append(f"<rect x='{x0:.1f}' y='{sy(f):.1f}' width='{w:.1f}' height='{sy(0) - sy(f):.1f}' fill='{FLAGGED}'/>")
+            body.append(f"<rect x='{x0:.1f}' y='{sy(f):.1f}' width='{w:.1f}' "
+                        f"height='{sy(0) - sy(f):.1f}' fill='{FLAGGED}'/>")
     body.append(f"<line x1='{left}' x2='{left + pw}' y1='{top + ph}' y2='{top + ph}' stroke='{INK}'/>")
     for frac in (0, 0.25, 0.5, 0.75, 1):
         v = lo + span * frac
@@ -144,7 +146,8 @@ def scatter(points: Sequence[tuple[float, float, bool]], *, title: str = "", wid
                 if bool(f) == flagged_pass:
                     cx = pad + 4 + (x - x0) / sxp * (pw - 8)
                     cy = top + ph - 4 - (y - y0) / syp * (ph - 8)
-                    body.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='{r}' fill='{color}' fill-opacity='{opacity}'/>")
+                    body.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='{r}' fill='{color}' "
+                                f"fill-opacity='{opacity}'/>")
     ly = height - 8
     body.append(f"<circle cx='{pad + 5}' cy='{ly - 3}' r='3' fill='{CLEAN}'/>"
                 f"<text x='{pad + 12}' y='{ly}' {FONT} font-size='10' fill='{INK}'>not flagged</text>"

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from dataward.artifacts import flagged_row_ids
 from dataward.context import Context
-from dataward.policy import load_policy
 from dataward.policy import decide as apply_policy
+from dataward.policy import load_policy
 from dataward.stages.common import finished, record
 from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenOutput, ValidateOutput
-from dataward.artifacts import flagged_row_ids
 from lineage import tags
 from lineage.models import (
     STATUS_APPROVED,
     STATUS_QUARANTINED,
     STATUS_REJECTED,
     STATUS_TRIMMED,
-    Decision,
     DatasetVersion,
+    Decision,
 )
 
 STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,

@@ -82,8 +82,8 @@ def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = No
     """
     import logging
 
-    from dataward.stages.common import iter_batches, version_schema
     from checks import pii
+    from dataward.stages.common import iter_batches, version_schema
     from lineage import tags
 
     with ctx.session() as s:

@@ -22,7 +22,6 @@ from dataward.stages.common import finished, iter_batches, record, version_schem
 from dataward.stages.outputs import DecideOutput, PublishOutput
 from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
-from lineage.store import sha256_file
 from lineage.models import (
     STATUS_PUBLISHED,
     DataFile,
@@ -33,6 +32,7 @@ from lineage.models import (
     Snapshot,
     VersionParent,
 )
+from lineage.store import sha256_file
 
 PUBLISHABLE = ("approve", "trim")
 

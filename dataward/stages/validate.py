@@ -15,8 +15,8 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> ValidateOu
     ``failed`` (one line per failing expectation), ``outcomes`` and ``data_docs``.
     A failing suite, or a kind without a suite, quarantines the version.
     """
-    from lineage.ingest import data_paths
     from checks.validation import SuiteNotFound, validate_files
+    from lineage.ingest import data_paths
 
     version_id, ref, done = finished(ctx, ref, "validate")
     if done is not None:

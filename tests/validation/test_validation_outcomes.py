@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from checks.validation import ValidationOutcome, load_suite, validate_files
 

@@ -33,6 +33,7 @@ class Policy:
     reject_above_fraction: float
     on_screen_error: str
     on_not_applicable: str = "quarantine"
+    on_no_reference: str = "quarantine"
     raw: dict[str, Any] = field(default_factory=dict)
     # canary self-test: enabled, fraction, min_per_kind, max_fraction, seed, min_recall, on_below_floor
     canary: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +126,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         on_screen_error=get("screening", "on_screen_error", "quarantine", judged),
         on_not_applicable=get("screening", "on_not_applicable", "quarantine",
                               ("approve", "quarantine", "reject")),
+        on_no_reference=get("screening", "on_no_reference", "quarantine", ("approve", "quarantine")),
         raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict, review=review,
     )
 
@@ -208,6 +210,11 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
         else:
             rule("approve", "screening", "no rows flagged")
     if screening is not None and screening.get("status") == "done":
+        if not screening.get("used_reference", True):
+            rule(policy.on_no_reference, "screening",
+                 "limited assurance: screened without a trusted reference of any kind, so the verdict's flag "
+                 "rates are not calibrated and backdoors that a model learns from the data itself can pass; "
+                 "confirm a reference (dataward reference sample / confirm) or approve after review")
         _self_test_rules(policy, screening, rule)
     _pii_rules(policy, pii_tags, pii_scan, rule)
     outcome = max((r["outcome"] for r in reasons), key=_SEVERITY.__getitem__, default="approve")

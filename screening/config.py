@@ -33,6 +33,12 @@ class VerdictConfig:
         row is also flagged when a classifier of the class's flagged rows against its
         trusted rows scores it above them at this cross-conformal p-value level. 0 turns
         it off.
+    row_fdr: the row-level test's false discovery rate. A row is flagged when the
+        Benjamini-Hochberg procedure at this rate rejects its conformal p-value (Bates et
+        al. 2023), or, inside a class where the class-excess test found contamination,
+        when its p-value is at most the ``alpha`` level. So a clean table yields almost
+        no flags, and a poisoned class keeps the per-row recall. ``None``: every row at
+        p <= level, whatever the table (about ``alpha`` of any clean table is flagged).
     """
 
     rule: str = "auto"
@@ -42,6 +48,7 @@ class VerdictConfig:
     excess_delta: float = 0.1
     excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
     expansion_level: float = 0.02
+    row_fdr: float | None = 0.1
 
     def __post_init__(self):
         if self.rule not in ("auto", "reference_calibrated", "label_noise", "union"):

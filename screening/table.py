@@ -25,6 +25,8 @@ class ScreenResult:
     scores: DataFrame, one row per input row in input order; columns ``row_id`` (int64,
         0..N-1), ``spectral``, ``label_noise``, ``influence`` (float64, higher = more
         suspicious), ``flagged`` (bool, the combined verdict), then
+        ``suggested_label`` (the class cleanlab's probe prefers, for rows flagged as label
+        noise outside any class where an attack was found; missing elsewhere),
         ``activation_cluster`` (float64), ``reason`` (str, which rule flagged the row) and,
         with a reference, ``label_p_value`` (float64, the verdict's conformal p-value: the
         fraction of trusted rows whose label the probe rejects at least as strongly).
@@ -85,6 +87,20 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
     with torch_threads(1):
         return _screen_table(data, label_col=label_col, reference=reference, feature_cols=feature_cols,
                              config=config, progress=progress, pick_device=pick_device)
+
+
+def _suggested_labels(verdict, y, label_probs, classes) -> pd.Categorical:
+    """cleanlab's suggestion for the rows flagged as label noise (outside any class where an
+    attack was found): the class the label screen's probe prefers, where it is not the
+    given label; missing elsewhere. A categorical of the class names (as text)."""
+    names = [str(c) for c in classes]
+    suggest = np.full(len(y), -1, dtype=np.int64)
+    rows = np.flatnonzero(verdict.label_noise_rows(y))
+    if len(rows):
+        best = np.asarray(label_probs[rows]).argmax(axis=1)
+        keep = best != y[rows]
+        suggest[rows[keep]] = best[keep]
+    return pd.Categorical.from_codes(suggest, categories=names)
 
 
 def _progress_sink(progress):
@@ -214,6 +230,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     columns["reason"] = pd.Categorical.from_codes(flagged.astype(np.int8), categories=["", verdict.rule])
     if verdict.p_values is not None:
         columns["label_p_value"] = verdict.p_values.astype(np.float64, copy=False)
+    columns["suggested_label"] = _suggested_labels(verdict, y, label_probs, classes)
     scores = pd.DataFrame(columns, copy=False)
     summary = {
         "n_rows": int(len(y)),

@@ -28,12 +28,21 @@ def rule_text(combine: dict[str, Any]) -> str:
 
 def _reference_calibrated_text(c: dict[str, Any]) -> str:
     level, upper90 = c["p_value_level"], c["clean_flag_rate_upper_90"]
-    text = ("flagged when the label margin log p(label) - log max_other p, from the reference-anchored probes "
-            "that could never have trained on the row, is lower than the trusted reference rows' own held-out "
-            f"margins allow: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows about "
-            f"{level:.2%}, and below {upper90:.2%} for this table with 90 % confidence; "
-            f"alpha={c['verdict_alpha']}, {c['reference_rows']} reference rows, each row judged against at least "
-            f"{c['judged_reference_rows']}); and, in a class holding "
+    score = ("the label margin log p(label) - log max_other p, from the reference-anchored probes that could "
+             "never have trained on the row, is lower than the trusted reference rows' own held-out margins allow")
+    refs = (f"{c['reference_rows']} reference rows, each row judged against at least "
+            f"{c['judged_reference_rows']}")
+    q = c.get("row_fdr")
+    if q is None:
+        text = (f"flagged when {score}: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows "
+                f"about {level:.2%}, and below {upper90:.2%} for this table with 90 % confidence; "
+                f"alpha={c['verdict_alpha']}, {refs})")
+    else:
+        text = (f"flagged when {score}, with the false discovery rate controlled at {q:.0%} (Benjamini-Hochberg on "
+                "the cross-conformal p-values, refined below the trusted rows' lowest tenth by a generalised Pareto "
+                f"fit of that tail; {refs}), or, in a class where the class-excess test below found contamination, "
+                f"at p-value <= {level:.4g} (alpha={c['verdict_alpha']})")
+    text += ("; and, in a class holding "
             "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
             f"family-wise level {c['excess_delta']}, estimated false-discovery rate <= {c['excess_fdr']}), "
             "every row of that class up to the level where the excess sits")

@@ -1,9 +1,10 @@
 """The data-trained probe: one model fitted on every data row, as a poisoner's victim
 would be, and what its training reveals about each row.
 
-* TracIn self-influence (Pruthi et al. 2020) over ``config.n_checkpoints`` checkpoints,
-  on exact last-layer gradients: ``g_i = e_i (outer) h_i`` with ``e_i = p_i - onehot(y_i)``
-  (K) and ``h_i = [rep_i, 1]`` (d + 1), so ``|g_i|^2 = |e_i|^2 |h_i|^2`` costs O(K + d);
+* TracIn self-influence (Pruthi et al. 2020) over the snapshots (``config.n_checkpoints``
+  evenly spaced ones and :data:`EARLY_SNAPSHOTS`), on exact last-layer gradients:
+  ``g_i = e_i (outer) h_i`` with ``e_i = p_i - onehot(y_i)`` (K) and ``h_i = [rep_i, 1]``
+  (d + 1), so ``|g_i|^2 = |e_i|^2 |h_i|^2`` costs O(K + d);
 * every row's training loss at snapshots through training (the loss dynamics that
   anti-backdoor learning reads: a trigger is learned before the real task);
 * the final model's penultimate representations, where a learned trigger separates the
@@ -59,9 +60,11 @@ def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int
                                               config=config, seed=config.seed * 1000 + 900, device=device,
                                               snapshots=fractions)
     total = len(lrs)
-    tracin_steps = snapshot_steps(tracin, total)
-    # TracIn weighs a checkpoint by the mean learning rate of the interval it closes
-    weight = {s: float(lrs[prev:s].mean()) for prev, s in zip([0] + tracin_steps[:-1], tracin_steps)}
+    steps = snapshot_steps(fractions, total)
+    # TracIn approximates the sum over training of lr_t |g_t|^2: every snapshot stands for
+    # the interval it closes, weighted by the sum of that interval's learning rates (the
+    # early snapshots refine the quadrature where gradients are largest)
+    weight = {s: float(lrs[prev:s].sum()) for prev, s in zip([0] + steps[:-1], steps)}
     influence = np.zeros(n)
     losses = np.zeros((len(snaps), n), dtype=np.float32)
     reps = np.zeros((n, config.rep_dim), dtype=np.float32)
@@ -76,8 +79,8 @@ def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int
                 influence[idx] += influence_scores(e[None], h[None], lrs=np.array([weight[step]]), device=device)
             if last:
                 reps[idx] = h[:, :-1]
-    steps = np.array([s for s, _ in snaps], dtype=np.float64)
-    return DataTrainedProbe(influence, losses, steps / max(total, 1), reps, len(tracin_steps))
+    done = np.array([s for s, _ in snaps], dtype=np.float64)
+    return DataTrainedProbe(influence, losses, done / max(total, 1), reps, len(steps))
 
 
 def influence_scores(

@@ -106,3 +106,42 @@ def reference_fold_pvalues(reference_margins, reference_folds) -> np.ndarray:
         idx = np.flatnonzero(reference_folds == f)
         p[idx] = np.searchsorted(np.sort(rm[idx]), rm[idx], side="right") / len(idx)
     return p
+
+
+def tail_pvalues(pvals, scores, reference_scores, *, tail_share: float = 0.1, min_reference: int = 50):
+    """Conformal p-values refined in the reference's lower tail by a peaks-over-threshold
+    model, so a row far below every trusted row can get a p-value below ``1 / (M + 1)``.
+
+    The ``k = tail_share x M`` lowest reference scores (at least 10) lie below the
+    threshold ``u``, the (k + 1)-th lowest; their exceedances ``u - s`` are fitted with a
+    generalised Pareto distribution (Pickands-Balkema-de Haan: the limit law of
+    exceedances over a high threshold). A row with score below ``u`` gets
+    ``p = k / (M + 1) x GPD.sf(u - score)``, which equals the empirical tail share at the
+    threshold; rows above it keep their conformal p-value. The shape is clipped at 0 (an
+    exponential tail at the lightest), so the model never declares a finite lower bound
+    that would give rows p = 0. With fewer than ``min_reference`` reference rows the
+    p-values are returned unchanged.
+
+    Args:
+        pvals: (N,) conformal p-values of the rows.
+        scores: (N,) the rows' scores (lower = more suspicious), on the reference's scale.
+        reference_scores: (M,) the same score on the trusted rows.
+    """
+    from scipy.stats import genpareto
+
+    ref = np.sort(np.asarray(reference_scores, dtype=np.float64))
+    m = len(ref)
+    if m < min_reference:
+        return np.asarray(pvals, dtype=np.float64)
+    k = max(10, int(round(tail_share * m)))
+    u = ref[k]
+    exceed = u - ref[:k]
+    if not np.any(exceed > 0):
+        return np.asarray(pvals, dtype=np.float64)
+    shape, _, scale = genpareto.fit(exceed, floc=0)
+    shape = max(0.0, float(shape))
+    scores = np.asarray(scores, dtype=np.float64)
+    out = np.asarray(pvals, dtype=np.float64).copy()
+    below = scores < u
+    out[below] = k / (m + 1.0) * genpareto.sf(u - scores[below], shape, 0, scale)
+    return out

@@ -31,6 +31,7 @@ from .conformal import (
     cross_conformal_pvalues,
     judged_reference_rows,
     reference_fold_pvalues,
+    tail_pvalues,
 )
 from .excess import class_excess, detectable_attack, excess_tests
 from .expansion import trigger_expansion
@@ -55,12 +56,21 @@ class Verdict:
     flagged: (N,) bool.
     p_values: (N,) float64 row-level conformal p-values (reference-calibrated rule only).
     details: the rule's figures, JSON-ready with class indices (see :meth:`summary`).
+    attack_classes: class indices where a concentrated attack was found (class excess);
+        a flagged row outside them is read as label noise, a candidate for relabelling.
     """
 
     rule: str
     flagged: np.ndarray
     p_values: np.ndarray | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    attack_classes: tuple = ()
+
+    def label_noise_rows(self, labels) -> np.ndarray:
+        """(N,) bool: flagged rows outside every class where an attack was found."""
+        if not self.attack_classes:
+            return self.flagged.copy()
+        return self.flagged & ~np.isin(np.asarray(labels), list(self.attack_classes))
 
     @property
     def flag_rate(self) -> float:
@@ -135,6 +145,21 @@ def _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_
     ]
 
 
+def _row_level(pvals, level, labels, fired_classes, row_fdr, fdr_p=None) -> np.ndarray:
+    """The row-level flags: every row at ``p <= level`` when ``row_fdr`` is None; else the
+    Benjamini-Hochberg rejections at ``row_fdr`` of ``fdr_p`` (the tail-refined p-values,
+    :func:`~screening.verdict.conformal.tail_pvalues`) over all rows, plus the rows at
+    ``p <= level`` of the classes where the class excess fired."""
+    if row_fdr is None:
+        return pvals <= level
+    from scipy.stats import false_discovery_control
+
+    flags = false_discovery_control(pvals if fdr_p is None else fdr_p, method="bh") <= row_fdr
+    if fired_classes:
+        flags |= np.isin(labels, sorted(fired_classes)) & (pvals <= level)
+    return flags
+
+
 def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, cv_reference_margins=None,
                          features=None, reference_features=None) -> Verdict:
     """Row-level cross-conformal cut, class excess on every :class:`Statistic`, trigger
@@ -151,7 +176,6 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
     upper90 = clean_rate_upper_bound(level, m_judged, 0.9) if m_judged else 1.0
     pvals = cross_conformal_pvalues(anchored.model_margins, judges, ref_margins, anchored.reference_folds)
     ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
-    row_flags = pvals <= level
     levels = tuple(vc.excess_levels)
     contrast = cv_margins is not None and cv_reference_margins is not None
     delta = vc.excess_delta / (2 if contrast else 1)
@@ -164,6 +188,12 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
         excess_flags |= more
         fired += [{**f, "statistic": stat.name} for f in fired_s]
         del p, rp, more
+    fdr_p = None
+    if vc.row_fdr is not None:
+        # one score per row on the reference's scale: its mean margin under its judges
+        row_margin = (anchored.model_margins * judges).sum(axis=0) / np.maximum(judges.sum(axis=0), 1)
+        fdr_p = tail_pvalues(pvals, row_margin, ref_margins)
+    row_flags = _row_level(pvals, level, labels, {d["class"] for d in fired}, vc.row_fdr, fdr_p)
     flagged = row_flags | excess_flags
     expanded = []
     expansion_flags = np.zeros(len(flagged), dtype=bool)
@@ -185,6 +215,7 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
     details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
+               "row_fdr": vc.row_fdr,
                "verdict_alpha": vc.alpha, "verdict_confidence": vc.confidence,
                "reference_rows": m,
                "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,
@@ -199,4 +230,5 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
                "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
                            "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
                "reference_only_probe_would_flag": int(f0.sum())}
-    return Verdict("reference_calibrated", flagged, pvals, details)
+    return Verdict("reference_calibrated", flagged, pvals, details,
+                   attack_classes=tuple(sorted({int(d["class"]) for d in fired})))

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 #: Columns of ``scores.parquet`` that are not per-screen scores.
-NOT_SCORES = ("row_id", "flagged", "reason")
+NOT_SCORES = ("row_id", "flagged", "reason", "suggested_label")
 N_BINS = 30
 TOP_FLAGGED = 12
 MAX_PROJECTED = 4000
@@ -42,7 +42,7 @@ def screen_figures(screening: dict[str, Any], table=None, *, label_col: str | No
     if table is not None and label_col and label_col in table.column_names:
         labels = np.asarray([str(v) for v in table.column(label_col).to_pylist()], dtype=object)
     score_cols = [c for c in scores.columns if c not in NOT_SCORES
-                  and np.issubdtype(scores[c].dtype, np.number)]
+                  and isinstance(scores[c].dtype, np.dtype) and np.issubdtype(scores[c].dtype, np.number)]
     screens = [_screen_distribution(name, scores[name].to_numpy(dtype=float), flagged,
                                     (summary.get("screens") or {}).get(name) or {})
                for name in score_cols]

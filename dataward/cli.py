@@ -19,6 +19,7 @@ from dataward.commands import (
     export,
     ingest,
     lineage,
+    reference,
     report,
     rerun,
     review,
@@ -38,7 +39,7 @@ app = typer.Typer(
 
 #: Registration order is the order ``dataward --help`` lists the commands in.
 COMMAND_MODULES = (ingest, lineage, audit, expectations, run, validate, screen,
-                   diff, export, report, rerun, review, runs)
+                   diff, export, reference, report, rerun, review, runs)
 
 for _module in COMMAND_MODULES:
     _module.register(app)

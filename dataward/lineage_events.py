@@ -153,7 +153,12 @@ def stage_outputs(ctx: Context, stage: str, ref: str, output: dict[str, Any]) ->
 
 def stage_input_facets(ctx: Context, stage: str, ref: str, output: dict[str, Any],
                        inputs: list[DatasetRef]) -> list[DatasetRef]:
-    """Validate's inputs carry the GX results and the row counts (standard input facets)."""
+    """Validate's inputs carry the GX results and the row counts (standard input facets);
+    screen's inputs gain the lineage version its reference came from (an approved snapshot
+    through the trust chain, or a reviewer-confirmed ``NAME.reference@N``)."""
+    if stage == "screen":
+        source = (output.get("reference") or {}).get("source_ref")
+        return inputs + (version_datasets(ctx, source) if source else [])
     if stage != "validate" or not inputs:
         return inputs
     from lineage import facets as f

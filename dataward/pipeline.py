@@ -128,6 +128,7 @@ def summarize(ref: str, run_id: str, outputs: StageOutputs) -> PipelineSummary:
                            if screen.get("status") == "done" else None),
         screening_status=screen.get("status"),
         screening_power=power_statement(combine.get("detectable_attack") or []),
+        reference=(screen.get("reference") or {}).get("label") if screen.get("status") == "done" else None,
         validation=outputs["validate"].get("status"),
         report=outputs["report"].get("html"), report_json=outputs["report"].get("json"),
         snapshot=outputs["publish"].get("path"), snapshot_ref=outputs["publish"].get("snapshot_ref"),

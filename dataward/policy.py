@@ -47,10 +47,17 @@ class Policy:
     # sign-off: reviewers, separation_of_duties, override_min_reason, override_reviewers,
     # timeout_hours, on_timeout (see defaults/policy.yaml)
     review: dict[str, Any] = field(default_factory=lambda: dict(REVIEW_DEFAULTS))
+    # the trust chain (dataward.reference): enabled, rows_per_class (None: every row)
+    trust_chain: dict[str, Any] = field(default_factory=lambda: dict(TRUST_CHAIN_DEFAULTS))
 
 
 REVIEW_DEFAULTS: dict[str, Any] = {"reviewers": [], "separation_of_duties": True, "override_min_reason": 20,
                                    "override_reviewers": 1, "timeout_hours": 72.0, "on_timeout": "quarantine"}
+
+# 140 trusted rows of a class let the class-excess test see a backdoor of about 5 % of that
+# class (about 7 / share rows are needed, docs/verdict.md); a class keeps all its snapshot
+# rows when it has fewer
+TRUST_CHAIN_DEFAULTS: dict[str, Any] = {"enabled": True, "rows_per_class": 140}
 
 
 def _verdict_defaults() -> dict[str, Any]:
@@ -115,6 +122,12 @@ def load_policy(path: str | Path | None = None) -> Policy:
         "eval_near_max_fraction": float(get("leakage", "eval_near_max_fraction", 0.01)),
     }
     review = _review_settings(raw, path, get)
+    chain = get("screening", "trust_chain", TRUST_CHAIN_DEFAULTS["enabled"])
+    per_class = get("screening", "trust_chain_rows_per_class", TRUST_CHAIN_DEFAULTS["rows_per_class"])
+    if not isinstance(chain, bool) or per_class is not None and (
+            not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1):
+        raise BadInput(f"decision policy {path}: need screening.trust_chain true|false and "
+                       "screening.trust_chain_rows_per_class null or an integer >= 1")
     return Policy(
         version=str(raw.get("version", "unversioned")),
         digest=hashlib.sha256(text.encode()).hexdigest(),
@@ -128,6 +141,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
                               ("approve", "quarantine", "reject")),
         on_no_reference=get("screening", "on_no_reference", "quarantine", ("approve", "quarantine")),
         raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict, review=review,
+        trust_chain={"enabled": chain, "rows_per_class": per_class},
     )
 
 

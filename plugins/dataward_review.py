@@ -183,6 +183,72 @@ def _asset_event(request: Request, published: dict) -> dict:
     return event
 
 
+@app.get("/reference/{ref}", response_class=HTMLResponse)
+def reference_page(ref: str, request: Request, user: GetUserDep, per_class: int = 60,
+                   error: str | None = None) -> HTMLResponse:
+    """A seeded, class-stratified sample of the version's rows, each with a label to confirm
+    or correct (:func:`dataward.reference_review.sample_reference`)."""
+    import json
+
+    from dataward.errors import DatawardError, bad_input_types
+    from dataward.reference_review import sample_reference
+
+    try:
+        doc = sample_reference(_ctx(), ref, per_class=per_class)
+    except (DatawardError, *bad_input_types()) as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    thumbs = doc.pop("_thumbs")
+    classes = sorted({str(r["label"]) for r in doc["rows"]})
+    return _page("reference_sample.html.j2", doc=doc, thumbs=thumbs, form=True, classes=classes,
+                 sample_json=json.dumps(doc), csrf=csrf_token(request), user=_reviewer(user), error=error)
+
+
+@app.post("/reference/{ref}")
+async def confirm_reference_post(ref: str, request: Request, user: GetUserDep) -> RedirectResponse:
+    """The reviewer (the Airflow user, with the same rights as a sign-off) confirms the
+    sampled rows; the screens are re-run through the import DAG as that user."""
+    import json
+    import os
+
+    from dataward.errors import DatawardError, bad_input_types
+    from dataward.reference_review import confirm_reference, form_corrections, request_rerun
+    from dataward.review import dag_of, refuse
+
+    ctx, reviewer = _ctx(), _reviewer(user)
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    forged = _forged(request, form.get("csrf", ""))
+    if forged:
+        refuse(ctx, ref, actor=reviewer, outcome="reference-confirm", via="airflow-ui", why=f"refused {forged}")
+        raise HTTPException(status_code=403, detail=f"{forged} is refused")
+    try:
+        dag_id = dag_of(ctx, ref)
+    except (DatawardError, *bad_input_types()) as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    if not may_sign(user, dag_id):
+        why = (f"{reviewer} may not confirm a reference: Airflow's auth manager grants no right to act on "
+               f"{dag_id}'s required actions (or on the {RESOURCE!r} view)")
+        refuse(ctx, ref, actor=reviewer, outcome="reference-confirm", via="airflow-ui", why=why)
+        raise HTTPException(status_code=403, detail=why)
+    try:
+        doc = json.loads(form.get("sample") or "null")
+        out = confirm_reference(ctx, ref, sample=doc, corrections=form_corrections(doc or {}, form),
+                                actor=reviewer, via="airflow-ui", rerun=False, door_checked=True)
+    except ValueError:
+        return RedirectResponse(f"{PREFIX}/reference/{quote(ref)}?error={quote('the posted sample is not JSON')}",
+                                status_code=303)
+    except (DatawardError, *bad_input_types()) as exc:
+        return RedirectResponse(f"{PREFIX}/reference/{quote(ref)}?error={quote(str(exc))}", status_code=303)
+    notice = f"{out['ref']}: reference {out['reference']} confirmed by {reviewer}"
+    token, _ = _token(request)
+    base = os.environ.get("DATAWARD_AIRFLOW_API_URL") or f"{request.url.scheme}://{request.url.netloc}"
+    run = request_rerun(base, token, out["ref"], reason=f"reference {out['reference']} confirmed by {reviewer}") \
+        if token else {"requested": False, "reason": "the request carried no Airflow token"}
+    notice += (f"; screens re-running (dataward_import run {run['dag_run_id']})" if run["requested"] else
+               f"; the screens were not re-run ({run['reason']}): `dataward rerun {out['ref']} --from screen` "
+               f"uses it")
+    return RedirectResponse(f"{PREFIX}/?signed={quote(notice)}", status_code=303)
+
+
 @app.get("/digest", response_class=HTMLResponse)
 def digest(user: GetUserDep, since: str = "24h", until: str | None = None) -> HTMLResponse:
     from dataward.reports.digest import build_digest, parse_since, render_digest_html

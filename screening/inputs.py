@@ -204,8 +204,10 @@ def prepare_input(data, *, label_col: str, reference=None, feature_cols=None, co
         if missing:
             raise ScreeningInputError(
                 f"the reference table lacks column(s) the data is screened on: {', '.join(missing)}")
-        if ref.num_rows == 0:
-            raise ScreeningInputError("the reference table has zero rows")
+        if ref.num_rows < config.n_folds:
+            raise ScreeningInputError(
+                f"the reference table has {ref.num_rows} row(s), fewer than the {config.n_folds} folds the "
+                "reference-anchored probe splits it into; add trusted rows or screen without a reference")
         for c in used + [label_col]:
             a, b = table.schema.field(c).type, ref.schema.field(c).type
             if a != b and not (_loosely_same(a, b)):

@@ -24,12 +24,13 @@ class ScreenResult:
 
     scores: DataFrame, one row per input row in input order; columns ``row_id`` (int64,
         0..N-1), ``spectral``, ``label_noise``, ``influence`` (float64, higher = more
-        suspicious), ``flagged`` (bool, the combined verdict), then
-        ``suggested_label`` (the class cleanlab's probe prefers, for rows flagged as label
-        noise outside any class where an attack was found; missing elsewhere),
-        ``activation_cluster`` (float64), ``reason`` (str, which rule flagged the row) and,
-        with a reference, ``label_p_value`` (float64, the verdict's conformal p-value: the
-        fraction of trusted rows whose label the probe rejects at least as strongly).
+        suspicious), ``flagged`` (bool, the combined verdict), then one float64 column per
+        further registered screen (``backdoor``, ``activation_cluster``), ``reason`` (which
+        rule flagged the row), with a reference ``label_p_value`` (float64, the verdict's
+        conformal p-value: the fraction of trusted rows whose label the probe rejects at
+        least as strongly), and ``suggested_label`` (the class cleanlab's probe prefers,
+        for rows flagged as label noise outside any class where an attack was found;
+        missing elsewhere).
     summary: JSON-serialisable dict (see :func:`screen_table`).
     representations: (N, d) float32, the penultimate layer of the probe trained on all rows
         (d = ``config.rep_dim``, halved for very large N, see ``max_representation_mb``).
@@ -55,7 +56,7 @@ def screen_table(data, *, label_col: str, reference=None, feature_cols: list[str
         data: pyarrow.Table or pandas.DataFrame, N rows.
         label_col: name of the class-label column (ints or strings).
         reference: optional trusted table with the same columns; enables the
-            reference-anchored probe and reference-based influence.
+            reference-anchored probe and the reference-calibrated verdict.
         feature_cols: feature columns; default every numeric column except the label,
             or a single list / fixed-size-list column (embeddings; images when the
             length is a square number or ``config.image_shape`` fits).
@@ -200,7 +201,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
                            label_probs_source="reference-anchored" if anchored_info is not None else "cross-validated",
                            influence=trained.self_influence, influence_mode="self-influence",
                            n_checkpoints=trained.n_checkpoints, losses=trained.losses,
-                           loss_fractions=trained.snapshot_fractions, device=device,
+                           loss_fractions=trained.snapshot_fractions, strip=trained.strip, device=device,
                            poison_rate=None if verdict is None else verdict.flag_rate)
     screens = {}
     for screen in SCREENS:

@@ -117,6 +117,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     print(f"  rows: {summary['n_rows']}, flagged: {summary['n_flagged']}")
     if summary.get("flagged_by_screen"):
         print("  flagged per screen: " + ", ".join(f"{k} {v}" for k, v in summary["flagged_by_screen"].items()))
+    if summary.get("reference"):
+        print(f"  reference: {summary['reference']}")
     if summary.get("screening_power"):
         print(f"  {summary['screening_power']}")
     print(f"  report: {summary['report']}")

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_NO_REFERENCE = ("no reference: cleanlab find_label_issues on the cross-validated probe's pred_probs, "
-                 "where the probe prefers another class (flag rate on clean data not bounded)")
+_NO_REFERENCE = ("no trusted reference of any kind (limited assurance): cleanlab find_label_issues on the "
+                 "cross-validated probe's pred_probs, where the probe prefers another class (flag rate on clean "
+                 "data not bounded), and the reference-free backdoor screen: in a class holding significantly more "
+                 "rows far from the class's majority in the data-trained model's representation than the other "
+                 "classes do, those rows, when the model learned them faster than the rest of the class. It cannot "
+                 "see an attack spread over several classes or one the model does not separate")
 
 
 def rule_text(combine: dict[str, Any]) -> str:

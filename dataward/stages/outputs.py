@@ -47,6 +47,7 @@ class ScreenOutput(TypedDict, total=False):
     scores_path: str
     projection_path: str
     used_reference: bool
+    reference: dict[str, Any] | None  # which trusted set (dataward.reference), for the report
     summary: dict[str, Any]  # the screens' own summary (summary.json)
     canary: dict[str, Any]
     leakage: dict[str, Any]
@@ -115,6 +116,7 @@ class PipelineSummary(TypedDict, total=False):
     flagged_by_screen: Required[dict[str, int] | None]
     screening_status: Required[str | None]
     screening_power: Required[str | None]
+    reference: Required[str | None]  # the trusted set the screen used, in words
     validation: Required[str | None]
     report: Required[str | None]
     report_json: Required[str | None]

@@ -22,7 +22,8 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenOutput
     """Run the screens on ``ref``; idempotent. Returns the recorded output.
 
     Output keys: ``status`` (done | error), ``n_rows``, ``n_flagged``, ``flagged_fraction``,
-    ``scores_path``, ``projection_path``, ``used_reference``, ``summary`` (the screens' own
+    ``scores_path``, ``projection_path``, ``used_reference``, ``reference`` (which trusted
+    set, named for the report: :mod:`dataward.reference`), ``summary`` (the screens' own
     summary) or ``reason`` on error; and the self-tests: ``canary`` (recall on planted
     canaries, per screen and for ``flagged``), ``leakage`` (duplicates inside the data and
     against the evaluation sets), ``diff`` (against the previous approved version, or None).
@@ -57,9 +58,12 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     if not label_col:
         return ScreenOutput(status="not_applicable", reason="the manifest names no label_column, so the "
                             "label-consistency and backdoor screens cannot run")
+    from dataward.reference import reference_for_screen
+
     data = read_table(ctx, version_id)
-    reference = read_table(ctx, version_id, role="reference")
     policy = load_policy(ctx.settings.decision_policy)
+    # a reviewer-confirmed set, the version's own file, or the trust chain (dataward/reference.py)
+    reference, reference_info = reference_for_screen(ctx, version_id, data, label_col, policy)
     settings = policy.canary
     config = ScreenConfig(verdict=VerdictConfig(**policy.verdict))
     canaries, canary_error = None, None
@@ -92,7 +96,8 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
                           flagged_fraction=n_flagged / n if n else 0.0,
                           scores_path=str(out_dir / artifacts.SCORES),
                           projection_path=str(out_dir / artifacts.PROJECTION),
-                          used_reference=reference is not None, summary=real.summary)
+                          used_reference=reference is not None, reference=reference_info,
+                          summary=real.summary)
     output["canary"] = _canary_output(result, canaries, n, out_dir, canary_error, settings)
     output["leakage"] = _leakage_output(ctx, version_id, data, label_col, real)
     output["diff"] = _diff_output(ctx, ref, flagged_ids) if ref else None

@@ -1,7 +1,7 @@
 """The probe: small models trained on the data whose outputs the screens read.
 
 * :func:`cross_validated_probe` (``cross_validated.py``) -- k-fold over the data:
-  out-of-sample ``pred_probs`` (N, K) and penultimate-layer ``representations`` (N, d).
+  out-of-sample ``pred_probs`` (N, K) (and, on request, out-of-fold representations).
 * :func:`anchored_probe` (``anchored.py``) -- only with a trusted reference: trained on
   the reference, refined by cross-fitted self-training; it never learns a trigger that
   only poisoned rows carry, so poisoned rows look mislabelled to it.

@@ -9,7 +9,10 @@ would be, and what its training reveals about each row.
   anti-backdoor learning reads: a trigger is learned before the real task);
 * the final model's penultimate representations, where a learned trigger separates the
   poisoned rows of the target class (what the spectral signature and activation
-  clustering are defined on: Tran et al. 2018, Chen et al. 2018).
+  clustering are defined on: Tran et al. 2018, Chen et al. 2018);
+* STRIP (Gao et al. 2019): every row's mean log-probability of its label when it is
+  averaged with :data:`STRIP_PARTNERS` random other rows; a trigger keeps its label
+  through the superposition, real features are diluted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from .training import fit_probes, snapshot_steps
 #: Fractions of training at which every row's loss is read besides the TracIn checkpoints:
 #: early, while the trigger is already learned and the real task is not.
 EARLY_SNAPSHOTS = (0.02, 0.05, 0.1, 0.15)
+#: Random partner rows each row is superposed with for STRIP.
+STRIP_PARTNERS = 8
 
 
 @dataclass
@@ -33,13 +38,15 @@ class DataTrainedProbe:
     losses: (S, N) float32 cross-entropy of every row after each snapshot.
     snapshot_fractions: (S,) the fractions of training the snapshots were taken at.
     representations: (N, d) float32, the final model's penultimate layer.
-    n_checkpoints: TracIn checkpoints used."""
+    n_checkpoints: TracIn checkpoints used.
+    strip: (N,) float64 mean log p(label) of the row superposed with random other rows."""
 
     self_influence: np.ndarray
     losses: np.ndarray
     snapshot_fractions: np.ndarray
     representations: np.ndarray
     n_checkpoints: int
+    strip: np.ndarray | None = None
 
 
 def _batch_factors(predict_fn, X, y, idx=None):
@@ -80,7 +87,26 @@ def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int
             if last:
                 reps[idx] = h[:, :-1]
     done = np.array([s for s, _ in snaps], dtype=np.float64)
-    return DataTrainedProbe(influence, losses, done / max(total, 1), reps, len(steps))
+    strip = _strip(predict_fn, X, y, seed=config.seed, batch_size=batch_size)
+    return DataTrainedProbe(influence, losses, done / max(total, 1), reps, len(steps), strip)
+
+
+def _strip(predict_fn, X, y, *, seed: int, batch_size: int) -> np.ndarray:
+    """STRIP score of every row under the loaded (final) model: mean over
+    :data:`STRIP_PARTNERS` seeded random partners j of ``log p(y_i | (x_i + x_j) / 2)``."""
+    n = len(y)
+    rng = np.random.default_rng(seed + 4242)
+    out = np.zeros(n)
+    rows = max(1, batch_size // STRIP_PARTNERS)
+    for start in range(0, n, rows):
+        idx = np.arange(start, min(n, start + rows))
+        partners = rng.integers(0, n, size=(len(idx), STRIP_PARTNERS))
+        mixed = (X[idx][:, None] + X[partners]) * np.float32(0.5)  # (b, S, ...)
+        p, _ = predict_fn(0, mixed.reshape((-1,) + X.shape[1:]))
+        lab = np.repeat(y[idx], STRIP_PARTNERS)
+        logp = np.log(np.maximum(p[np.arange(len(lab)), lab], 1e-30)).reshape(len(idx), STRIP_PARTNERS)
+        out[idx] = logp.mean(axis=1)
+    return out
 
 
 def influence_scores(

@@ -70,4 +70,4 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
 
 
 SCREEN = Screen("activation_cluster", ("representations",), _run,
-                "2-means activation clustering of the cross-validated probe's representations (Chen et al. 2018)")
+                "2-means activation clustering of the data-trained probe's representations (Chen et al. 2018)")

@@ -41,6 +41,8 @@ class ProbeOutputs:
         influence_mode: ``"self-influence"``; n_checkpoints.
     losses: (S, N) float32, every row's training loss after each of S snapshots of the
         data-trained probe; loss_fractions: (S,) the fractions of training they were taken at.
+    strip: (N,) float64 STRIP score of the data-trained probe (mean log p(label) of the
+        row averaged with random other rows).
     poison_rate: the verdict's estimated poison rate (flagged share), set before the
         first screen that lists ``"poison_rate"`` in its ``reads`` runs.
     device: the torch device of the run.
@@ -57,6 +59,7 @@ class ProbeOutputs:
     n_checkpoints: int
     losses: np.ndarray | None = None
     loss_fractions: np.ndarray | None = None
+    strip: np.ndarray | None = None
     device: Any = None
     poison_rate: float | None = None
 

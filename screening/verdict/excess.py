@@ -107,3 +107,40 @@ def detectable_attack(n_rows: int, n_reference: int, *, n_tests: int, delta: flo
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if enough(mid) else (mid, hi)
     return hi
+
+
+def pooled_excess(p, labels, *, fdr: float, delta: float, levels):
+    """The class-excess test with the *other* classes' rows as each class's calibration
+    set (no trusted reference): ``p`` are p-values against the other classes' pool
+    (:func:`screening.screens.backdoor.pooled_upper_pvalues`); for class c the pool's own
+    rows, ranked among themselves, play the trusted rows' part in the Beta-Binomial tail
+    and the false-discovery estimate of :func:`class_excess`.
+
+    Returns (flagged (N,) bool, per-class list of dicts as :func:`class_excess`)."""
+    from scipy.stats import betabinom
+
+    p, labels = np.asarray(p), np.asarray(labels)
+    n_tests = excess_tests(labels, levels)
+    flagged = np.zeros(len(p), dtype=bool)
+    fired = []
+    for c in np.unique(labels):
+        in_c = labels == c
+        pool = np.sort(p[~in_c])
+        m, nc = len(pool), int(in_c.sum())
+        if m == 0:
+            continue
+        best = None
+        for t in levels:
+            count = int((p[in_c] <= t).sum())
+            j = int(np.searchsorted(pool, t, side="right"))
+            if count == 0 or j >= m:
+                continue
+            tail = float(betabinom.sf(count - 1, nc, j + 1, m - j))
+            holds, expected = _excess_holds(count, nc, (j + 1) / (m + 1), tail, n_tests=n_tests, delta=delta, fdr=fdr)
+            if holds:
+                best = {"class": int(c), "level": float(t), "count": count, "expected_clean": float(expected),
+                        "tail_probability": tail}
+        if best is not None:
+            flagged |= in_c & (p <= best["level"])
+            fired.append(best)
+    return flagged, fired

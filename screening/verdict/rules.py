@@ -121,7 +121,13 @@ def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None
         return reference_calibrated(config, labels, anchored, ref_labels, cv_margins, cv_reference_margins,
                                     features, reference_features)
     rejects = np.asarray(label_probs).argmax(axis=1) != np.asarray(labels)
-    return Verdict("cleanlab_cross_validated", screen_flags["label_noise"] & rejects)
+    flagged = screen_flags["label_noise"] & rejects
+    backdoor = screen_flags.get("backdoor")
+    attack = ()
+    if backdoor is not None and backdoor.any():
+        flagged = flagged | backdoor
+        attack = tuple(sorted({int(c) for c in np.asarray(labels)[backdoor]}))
+    return Verdict("cleanlab_cross_validated", flagged, attack_classes=attack)
 
 
 def _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta):

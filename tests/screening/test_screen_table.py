@@ -122,6 +122,7 @@ def _ok():
     (lambda: (pd.DataFrame({"label": [0, 1] * 10}), {}), r"no feature columns"),
     (lambda: (_ok(), {"reference": _ok().rename(columns={"f0": "g0"})}), r"reference table lacks column\(s\).*f0"),
     (lambda: (_ok().assign(label=np.linspace(0, 1, 20)), {}), r"continuous target"),
+    (lambda: (_ok(), {"reference": _ok().iloc[:2]}), r"reference table has 2 row\(s\), fewer than the 3 folds"),
 ])
 def test_bad_input_raises_clear_error(make, pattern):
     data, kw = make()

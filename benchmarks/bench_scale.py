@@ -84,9 +84,9 @@ def run_one_stage(stage: str, data: Path, manifest: Path) -> dict:
         extra = {"status": out["status"], "n_flagged": out.get("n_flagged"),
                  "reason": out.get("reason")}
     elif stage == "publish":
-        from dataward.stages.publish import publish
-        from dataward.stages.screen import flagged_row_ids
+        from dataward.artifacts import flagged_row_ids
         from dataward.stages.common import finished
+        from dataward.stages.publish import publish
 
         _, _, screened = finished(ctx, "bench", "screen")
         excluded = flagged_row_ids(screened) if screened else []

@@ -2,7 +2,7 @@
 
 Generates a synthetic dataset (default 10M rows x 20 columns, Parquet, 1M-row row groups)
 in a temporary folder, writes a 42-expectation suite into a temporary GX project, and
-validates it with ``screening.validation.validate_files``. Generation runs in a child
+validates it with ``checks.validation.validate_files``. Generation runs in a child
 process so the reported peak RSS is that of validation (plus the GX import) alone.
 
     python benchmarks/bench_validation.py            # 10M rows
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         import great_expectations  # noqa: F401  (timed apart: DAG parse never pays it)
         import_s = time.perf_counter() - t
 
-        from screening.validation import validate_files
-        from screening.validation._suites import open_file_context
+        from checks.validation import validate_files
+        from checks.validation._suites import open_file_context
 
         project = tmp_path / "project"
         open_file_context(project)

@@ -29,7 +29,7 @@ def bad_input_types() -> tuple[type[BaseException], ...]:
     except ImportError:  # pragma: no cover - screening is part of this distribution
         pass
     try:
-        from screening.validation import SuiteNotFound, ValidationInputError
+        from checks.validation import SuiteNotFound, ValidationInputError
 
         types += [ValidationInputError, SuiteNotFound]
     except ImportError:  # pragma: no cover

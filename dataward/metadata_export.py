@@ -190,7 +190,9 @@ def croissant(facts: dict[str, Any], content_url: str) -> dict[str, Any]:
     issues = meta.issues
     if issues.errors:
         raise ValueError(f"the Croissant description of {facts['ref']} is invalid: {issues.report()}")
-    return json.loads(json.dumps(meta.to_json(), default=str))
+    from dataward.stages.common import json_safe
+
+    return json_safe(meta.to_json())
 
 
 def _size_category(n: int) -> str:

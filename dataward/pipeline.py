@@ -14,6 +14,7 @@ from dataward.config import code_version
 from dataward.context import Context
 from dataward.faults import checkpoint
 from dataward.progress import stage_logged
+from dataward.stages.outputs import PipelineSummary, StageOutputs
 from lineage.events import ParentRef, new_run_id
 
 STAGES = ("validate", "screen", "decide", "report", "publish")
@@ -93,7 +94,7 @@ def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None,
 
 def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None, *,
                  manifest: dict | None = None, trigger: str = "cli",
-                 external_id: str | None = None) -> dict[str, Any]:
+                 external_id: str | None = None) -> PipelineSummary:
     """Ingest ``path`` and run every stage on the new (or already known) version."""
     from dataward.stages.ingest import ingest
 
@@ -102,31 +103,33 @@ def run_pipeline(ctx: Context, path: str | os.PathLike[str], manifest_path=None,
         with stage_logged("ingest", str(path)):
             result = ingest(ctx, path, manifest_path, manifest=manifest, pipeline_run=run_id)
         attach_run(ctx, run_id, result.ref)
-        outputs = {stage: run_stage(ctx, stage, result.ref, run_id=run_id) for stage in STAGES}
+        outputs: StageOutputs = {stage: run_stage(ctx, stage, result.ref, run_id=run_id)  # type: ignore[misc]
+                                 for stage in STAGES}
     except BaseException:
         finish_run(ctx, run_id, "failed")
         raise
     finish_run(ctx, run_id, "success")
-    return {**summarize(result.ref, run_id, outputs), "created": result.created}
+    return PipelineSummary(**summarize(result.ref, run_id, outputs), created=result.created)
 
 
-def summarize(ref: str, run_id: str, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def summarize(ref: str, run_id: str, outputs: StageOutputs) -> PipelineSummary:
+    """The run's outcome from its stages' outputs (what ``dataward run --json`` prints)."""
     from dataward.reports.verdict_text import power_statement
 
     decision, screen = outputs["decide"], outputs["screen"]
     combine = ((screen.get("summary") or {}).get("combine") or {}) if screen.get("status") == "done" else {}
-    return {
-        "ref": ref, "run_id": run_id, "outcome": decision["outcome"],
-        "reasons": decision["reasons"], "n_rows": decision["n_rows"],
-        "n_flagged": decision["n_flagged"],
-        "flagged_by_screen": ({name: info.get("flagged") for name, info in
-                               ((screen.get("summary") or {}).get("screens") or {}).items()
-                               if isinstance(info, dict) and info.get("flagged") is not None}
-                              if screen.get("status") == "done" else None),
-        "screening_status": screen.get("status"),
-        "screening_power": power_statement(combine.get("detectable_attack") or []),
-        "reference": (screen.get("reference") or {}).get("label") if screen.get("status") == "done" else None,
-        "validation": outputs["validate"].get("status"),
-        "report": outputs["report"].get("html"), "report_json": outputs["report"].get("json"),
-        "snapshot": outputs["publish"].get("path"), "snapshot_ref": outputs["publish"].get("snapshot_ref"),
-    }
+    return PipelineSummary(
+        ref=ref, run_id=run_id, outcome=decision["outcome"],
+        reasons=decision["reasons"], n_rows=decision["n_rows"],
+        n_flagged=decision["n_flagged"],
+        flagged_by_screen=({name: info.get("flagged") for name, info in
+                            ((screen.get("summary") or {}).get("screens") or {}).items()
+                            if isinstance(info, dict) and info.get("flagged") is not None}
+                           if screen.get("status") == "done" else None),
+        screening_status=screen.get("status"),
+        screening_power=power_statement(combine.get("detectable_attack") or []),
+        reference=(screen.get("reference") or {}).get("label") if screen.get("status") == "done" else None,
+        validation=outputs["validate"].get("status"),
+        report=outputs["report"].get("html"), report_json=outputs["report"].get("json"),
+        snapshot=outputs["publish"].get("path"), snapshot_ref=outputs["publish"].get("snapshot_ref"),
+    )

@@ -1,9 +1,9 @@
-"""Finding, checking and reading the data files of a dataset version.
+"""Finding and checking the data files of a dataset version.
 
-Supported formats: Parquet (``.parquet``, ``.pq``), CSV (``.csv``), JSON Lines
-(``.jsonl``, ``.ndjson``) and Arrow IPC (``.arrow``, ``.feather``, ``.ipc``: the IPC
-file format, Feather, and the IPC stream format that ``datasets.save_to_disk``
-writes). Every file is read end to end in batches when it is inspected, so
+Reading a file (formats, compression, bounded-memory batches) is :mod:`datafiles`,
+shared with the checks; this module decides what is a dataset: which files of a folder
+are data, whether they agree, what a version's identity is. Every file is read end to
+end in batches when it is inspected, so
 corruption anywhere in it is found before anything is stored, with memory bounded
 by the batch size.
 
@@ -17,18 +17,26 @@ files) are not data, as in ``pyarrow.dataset``; other files that are not data
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import io
 import json
 import os
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 
+from datafiles import (  # noqa: F401  (re-exported: the stages read stored files through here)
+    BATCH_BYTES,
+    BATCH_ROWS,
+    COMPRESSION,
+    FORMATS,
+    TEXT_FORMATS,
+    codec,
+    empty_schema,
+    file_schema,
+    format_of,
+    iter_file_batches,
+)
 from lineage import images
 from lineage.errors import LineageInputError
 from lineage.messages import first_line as _first_line
@@ -36,18 +44,8 @@ from lineage.messages import names as _names
 from lineage.messages import printable
 from lineage.store import sha256_file
 
-FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl",
-           ".ndjson": "jsonl", ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow"}
-TEXT_FORMATS = ("csv", "tsv", "jsonl")
-# Text files may be compressed: the format is then e.g. "csv.gz" (and so is the stored
-# blob's extension, which other readers go by).
-COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd"}
 SUPPORTED = (".parquet, .csv, .tsv, .jsonl (also .gz, .bz2, .zst), .arrow or .feather files, "
              "or image files in class folders")
-BATCH_ROWS = 65_536
-# A Parquet batch holds at most about this many (uncompressed) bytes: a table of
-# embedded images must not be read 65,536 rows at a time.
-BATCH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -95,20 +93,6 @@ def read_path(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str]
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowException, TypeError) as exc:
         raise LineageInputError(f"the files' columns do not agree: {_first_line(exc)}") from None
-
-
-def format_of(path: Path) -> str | None:
-    last = path.suffix.lower()
-    if last in COMPRESSION:
-        inner = FORMATS.get(Path(path.stem).suffix.lower())
-        return f"{inner}{last}" if inner in TEXT_FORMATS else None
-    return FORMATS.get(last)
-
-
-def _codec(fmt: str) -> tuple[str, str | None]:
-    """("csv", "gzip") for "csv.gz"; ("parquet", None) for "parquet"."""
-    base, dot, ext = fmt.partition(".")
-    return base, (COMPRESSION.get(f".{ext}") if dot else None)
 
 
 def _skipped(relpath: str) -> bool:
@@ -214,249 +198,6 @@ def _refuse_dataset_dict(folder: Path, shown: str) -> None:
         f"{_names(splits) or '(none found)'}: ingest one split's folder{example}")
 
 
-def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
-                      columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Record batches of one file, read with bounded memory (only ``columns`` if given)."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        with pq.ParquetFile(path) as pf:
-            rows = _parquet_batch_rows(pf.metadata, batch_rows)
-            yield from pf.iter_batches(batch_size=rows, columns=columns)
-    elif _codec(fmt)[0] in ("csv", "tsv"):
-        yield from _open_csv(path, fmt, columns=columns, column_types=_csv_column_types(path, fmt))
-    elif _codec(fmt)[0] == "jsonl":
-        types, order = _jsonl_column_types(path, fmt)
-        for batch in _open_jsonl(path, fmt, types):
-            if columns is None and types:  # explicit columns come first: restore the order
-                names = batch.schema.names
-                columns_here = [n for n in order if n in names] + [n for n in names if n not in order]
-                yield batch.select(columns_here)
-            else:
-                yield batch.select(columns) if columns is not None else batch
-    elif fmt == "arrow":
-        yield from _arrow_batches(path, batch_rows, columns)
-    else:  # pragma: no cover - callers check format_of first
-        raise LineageInputError(f"unsupported format {fmt}")
-
-
-CSV_BLOCK = 1 << 24
-_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to [^:]*: invalid value '(.*)'",
-                             re.S)
-
-
-def _source(path: Path, fmt: str):
-    """The file itself, or a decompressing stream over it for "csv.gz" and the like."""
-    codec = _codec(fmt)[1]
-    return pa.input_stream(str(path), compression=codec) if codec else path
-
-
-def _open_csv(path: Path, fmt: str = "csv", *, columns: list[str] | None = None,
-              column_types: dict[str, pa.DataType] | None = None):
-    import pyarrow.csv as pcsv
-
-    convert = pcsv.ConvertOptions(include_columns=columns or [], column_types=column_types or {})
-    # Quoted fields may hold line breaks (any spreadsheet export with a notes column);
-    # without newlines_in_values the reader fails once such a field straddles a block.
-    parse = pcsv.ParseOptions(delimiter="\t" if _codec(fmt)[0] == "tsv" else ",",
-                              newlines_in_values=True)
-    return pcsv.open_csv(_source(path, fmt), read_options=pcsv.ReadOptions(block_size=CSV_BLOCK),
-                         parse_options=parse, convert_options=convert)
-
-
-def _csv_column_types(path: Path, fmt: str = "csv") -> dict[str, pa.DataType]:
-    """Column types for a CSV longer than one read block, where the reader's guess from the
-    first block is too narrow (integers, then ``1.5`` or a word 20 MB later)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return {}
-    # One block: the reader's guess saw every value (compressed text: about a tenth).
-    if st.st_size <= (CSV_BLOCK // 10 if _codec(fmt)[1] else CSV_BLOCK):
-        return {}
-    return dict(_csv_widened(str(path), fmt, st.st_size, st.st_mtime_ns))
-
-
-@functools.lru_cache(maxsize=32)
-def _csv_widened(path: str, fmt: str, size: int, mtime_ns: int
-                 ) -> tuple[tuple[str, pa.DataType], ...]:
-    """One pass over the file per column whose guessed type has to widen: null -> int64 ->
-    float64 -> string. Any other error is left for the real read to report."""
-    try:
-        guessed = _open_csv(Path(path), fmt).schema
-    except (pa.ArrowException, OSError):
-        return ()
-    names = guessed.names
-    types: dict[str, pa.DataType] = {}
-    for _ in range(3 * len(names) + 1):
-        try:
-            for _batch in _open_csv(Path(path), fmt, column_types=types):
-                pass
-            return tuple(types.items())
-        except (pa.ArrowException, OSError) as exc:
-            match = _CSV_CONVERSION.search(str(exc))
-            if match is None or int(match.group(1)) >= len(names):
-                return tuple(types.items())
-            name = names[int(match.group(1))]
-            wider = _wider(types.get(name, guessed.field(name).type), match.group(2))
-            if wider is None:
-                return tuple(types.items())
-            types[name] = wider
-    return tuple(types.items())
-
-
-def _open_jsonl(path: Path, fmt: str, column_types: dict[str, pa.DataType] | None = None):
-    import pyarrow.json as pjson
-
-    parse = pjson.ParseOptions(explicit_schema=pa.schema(list((column_types or {}).items())),
-                               unexpected_field_behavior="infer")
-    return pjson.open_json(_source(path, fmt), read_options=pjson.ReadOptions(block_size=CSV_BLOCK),
-                           parse_options=parse)
-
-
-def _jsonl_column_types(path: Path, fmt: str) -> tuple[dict[str, pa.DataType], list[str]]:
-    """(float64 for the integer-looking columns of a JSON Lines file longer than one read
-    block that hold a fraction further on (``3`` ... ``3.5``, as JavaScript writes them),
-    the file's column order)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return {}, []
-    if st.st_size <= (CSV_BLOCK // 10 if _codec(fmt)[1] else CSV_BLOCK):
-        return {}, []
-    types, order = _jsonl_widened(str(path), fmt, st.st_size, st.st_mtime_ns)
-    return dict(types), list(order)
-
-
-@functools.lru_cache(maxsize=32)
-def _jsonl_widened(path: str, fmt: str, size: int, mtime_ns: int):
-    none = ((), ())
-    guessed = None
-    try:
-        reader = _open_jsonl(Path(path), fmt)
-        guessed = reader.schema
-        for _batch in reader:
-            pass
-        return none
-    except (pa.ArrowException, OSError) as exc:
-        if guessed is None or "Failed to convert JSON to int64" not in str(exc):
-            return none  # not a widening problem: the real read reports it
-    # pyarrow does not say which column: find them with one plain pass
-    ints = {f.name for f in guessed if pa.types.is_integer(f.type)}
-    found: set[str] = set()
-    try:
-        with pa.input_stream(path, compression=_codec(fmt)[1]) as raw, \
-                io.BufferedReader(raw, buffer_size=1 << 20) as stream:
-            for line in stream:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict):
-                    found.update(c for c in ints - found if isinstance(row.get(c), float))
-                if found == ints:
-                    break
-    except (pa.ArrowException, OSError, ValueError):
-        return none
-    return tuple((c, pa.float64()) for c in sorted(found)), tuple(guessed.names)
-
-
-def _wider(current: pa.DataType, value: str) -> pa.DataType | None:
-    """The next type up that can hold ``value`` (None if there is none)."""
-    ladder = [pa.null(), pa.int64(), pa.float64(), pa.string()]
-    start = ladder.index(current) + 1 if current in ladder else len(ladder) - 1
-    for candidate in ladder[start:]:
-        if candidate == pa.int64() and not re.fullmatch(r"\s*[-+]?\d+\s*", value):
-            continue
-        if candidate == pa.float64():
-            try:
-                float(value)
-            except ValueError:
-                continue
-        return candidate
-    return None
-
-
-def _parquet_batch_rows(meta, batch_rows: int) -> int:
-    """``batch_rows``, fewer where rows are wide (embedded images), so a batch stays near
-    :data:`BATCH_BYTES`."""
-    widest = 0.0
-    for i in range(meta.num_row_groups):
-        rg = meta.row_group(i)
-        if rg.num_rows:
-            widest = max(widest, rg.total_byte_size / rg.num_rows)
-    if widest <= 0:
-        return batch_rows
-    return max(1, min(batch_rows, int(BATCH_BYTES // widest)))
-
-
-_ARROW_FILE_MAGIC = b"ARROW1"
-_FEATHER_V1_MAGIC = b"FEA1"
-
-
-def _arrow_kind(path: Path) -> str:
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-    if head.startswith(_ARROW_FILE_MAGIC):
-        return "file"  # the IPC file format, also Feather v2
-    if head.startswith(_FEATHER_V1_MAGIC):
-        return "feather1"
-    return "stream"  # the IPC stream format (datasets.save_to_disk)
-
-
-def _arrow_batches(path: Path, batch_rows: int, columns: list[str] | None
-                   ) -> Iterator[pa.RecordBatch]:
-    """Batches of an Arrow IPC file or stream, memory-mapped, at most ``batch_rows`` long."""
-    kind = _arrow_kind(path)
-    if kind == "feather1":  # legacy format without batches: small files, read whole
-        yield from _feather_v1(path, columns).to_batches(max_chunksize=batch_rows)
-        return
-    with pa.memory_map(str(path)) as source:
-        if kind == "file":
-            reader = pa.ipc.open_file(source)
-            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
-        else:
-            batches = iter(pa.ipc.open_stream(source))
-        for batch in batches:
-            if columns is not None:
-                batch = batch.select(columns)
-            for start in range(0, max(batch.num_rows, 1), batch_rows):
-                yield batch.slice(start, batch_rows)
-
-
-def _feather_v1(path: Path, columns: list[str] | None) -> pa.Table:
-    import warnings
-
-    import pyarrow.feather as feather
-
-    with warnings.catch_warnings():  # deprecated, still written by old pandas/R code
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return feather.read_table(path, columns=columns)
-
-
-def _arrow_schema(path: Path) -> pa.Schema:
-    kind = _arrow_kind(path)
-    if kind == "feather1":
-        return _feather_v1(path, None).schema
-    with pa.memory_map(str(path)) as source:
-        reader = pa.ipc.open_file(source) if kind == "file" else pa.ipc.open_stream(source)
-        return reader.schema
-
-
-def file_schema(path: Path, fmt: str) -> pa.Schema:
-    """The schema a stored file's batches have (Parquet, Arrow: from the file's header or
-    footer, no data read)."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_schema(path)
-    if fmt == "arrow":
-        return _arrow_schema(path)
-    for batch in iter_file_batches(path, fmt):
-        return batch.schema
-    return _empty_schema(path, fmt)
-
-
 def inspect(path: Path, relpath: str) -> FileInfo:
     """Read a whole file once: its row count, schema and hash; LineageInputError if unreadable."""
     fmt = format_of(path)
@@ -474,12 +215,12 @@ def inspect(path: Path, relpath: str) -> FileInfo:
             schema = schema or batch.schema
             rows += batch.num_rows
         if schema is None:
-            schema = _empty_schema(path, fmt)
+            schema = empty_schema(path, fmt)
     except LineageInputError:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, UnicodeError,
             OverflowError, MemoryError) as exc:
-        if _codec(fmt)[0] == "jsonl" and "Column() changed from object to" in str(exc):
+        if codec(fmt)[0] == "jsonl" and "Column() changed from object to" in str(exc):
             raise LineageInputError(f"{shown} is not JSON Lines: each line must hold one JSON "
                                     f"object ({_first_line(exc)})") from None
         raise LineageInputError(f"{shown} is not a readable {fmt} file: {_first_line(exc)}") from None
@@ -493,19 +234,6 @@ def inspect(path: Path, relpath: str) -> FileInfo:
     return FileInfo(path, relpath, fmt, digest, size, rows, schema)
 
 
-def _empty_schema(path: Path, fmt: str) -> pa.Schema:
-    """The schema of a file with no rows: a header-only CSV still names its columns."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_schema(path)
-    if fmt == "arrow":
-        return _arrow_schema(path)
-    if _codec(fmt)[0] in ("csv", "tsv"):
-        return _open_csv(path, fmt).schema
-    return pa.schema([])
-
-
 def _check_schema(schema: pa.Schema, shown: str, fmt: str) -> None:
     names = schema.names
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -515,7 +243,7 @@ def _check_schema(schema: pa.Schema, shown: str, fmt: str) -> None:
         raise LineageInputError(f"{shown} has duplicate column names: {_names(dupes)}")
     if not names:
         raise LineageInputError(f"{shown} has no columns")
-    if _codec(fmt)[0] in TEXT_FORMATS:
+    if codec(fmt)[0] in TEXT_FORMATS:
         binary = [f.name for f in schema if pa.types.is_binary(f.type)]
         if binary:
             raise LineageInputError(

@@ -1,7 +1,7 @@
 """Column tags: what a scan found in a version's columns (personal data, for now).
 
 One row per (version, column, tag), e.g. ``email`` or ``free_text:payment_card`` from
-:mod:`lineage.pii`. Examples are stored masked; the data never leaves the content store.
+:mod:`checks.pii`. Examples are stored masked; the data never leaves the content store.
 A scan that could not run is recorded as column ``*`` with tag ``scan_failed``, so the
 decision policy can tell "nothing found" from "not looked".
 """

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sys
 
-import pyarrow.parquet as pq
-
+from dataward.artifacts import read_scores
 from dataward.context import Context
-from dataward.stages.common import finished
 from dataward.reports.verdict_text import power_statement
+from dataward.stages.common import finished
 
 
 def main(planted_path: str) -> None:
@@ -23,7 +22,7 @@ def main(planted_path: str) -> None:
     for r in decision["reasons"]:
         print(f"  - {r['check']}: {r['why']}")
     if screen and screen.get("status") == "done":
-        t = pq.read_table(screen["scores_path"]).to_pandas()
+        t = read_scores(screen["scores_path"])
         flagged = set(t.loc[t["flagged"], "row_id"].tolist())
         bd, fl = set(planted["backdoor_rows"]), set(planted["flipped_rows"])
         print(f"  flagged {len(flagged)} of {len(t)} rows: "

@@ -151,7 +151,8 @@ def ingest_blobs(tmp_path, *, flips: int = 6, name: str = "blobs"):
 
 def test_screen_stage_screens_canaries_once_and_keeps_them_out_of_scores(sqlite_home, tmp_path, monkeypatch):
     import screening
-    from dataward.stages.screen import flagged_row_ids, screen
+    from dataward.artifacts import flagged_row_ids
+    from dataward.stages.screen import screen
 
     calls = []
     real = nearest_reference_screen()

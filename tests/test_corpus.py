@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from typer.testing import CliRunner
-
 import corpus
+import pytest
 from browser import Browser, chromium_path, non_blank
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
 
@@ -58,9 +57,9 @@ def _run(*args: str) -> tuple[int, str]:
 
 def _table_columns(path: Path) -> list[str]:
     """The columns of the table the pipeline stores for ``path`` (an image folder: its index)."""
-    from dataward.cli import _read_table
+    from dataward.commands.screen import read_data
 
-    return list(_read_table(path, "data").column_names) if path.is_file() else None
+    return list(read_data(path, "data").column_names) if path.is_file() else None
 
 
 def _check_report(report_json: Path, case: corpus.Case, table_cols: list[str] | None) -> dict:

@@ -1,4 +1,4 @@
-"""Version diff on versions with known differences (dataward/diff.py, `dataward diff`)."""
+"""Version diff on versions with known differences (checks/diff.py, dataward/diff.py, `dataward diff`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataward.diff import diff_tables, ks_statistic, psi
+from checks.diff import diff_tables, ks_statistic, psi
 
 
 def versions(seed: int = 0):

@@ -1,4 +1,4 @@
-"""Leakage and duplicate checks on data with planted answers (screening/leakage.py)."""
+"""Leakage and duplicate checks on data with planted answers (checks/leakage.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from screening.leakage import (
+from checks.leakage import (
     exact_duplicates,
     exact_matches,
     leakage_report,

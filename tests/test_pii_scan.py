@@ -1,4 +1,4 @@
-"""Personal-data scan on a generated table with known answers (lineage/pii.py)."""
+"""Personal-data scan on a generated table with known answers (checks/pii.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lineage import pii
+from checks import pii
 
 
 def _luhn_complete(prefix: str, length: int, rng) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from dataward.context import Context
 from dataward.pipeline import STAGES, run_stage
+from dataward.stages.outputs import check_output
 from lineage.db import get_engine, session_scope
 from lineage.models import AuditEntry, Decision, Snapshot, StageResult
 
@@ -57,7 +58,9 @@ def test_run_trims_planted_poisons_and_is_idempotent(home, db_url, cli, digits_e
     assert after == before
     ctx = Context()
     for stage in STAGES:
-        assert run_stage(ctx, stage, "digits-example@1") is not None
+        output = run_stage(ctx, stage, "digits-example@1")
+        check_output(stage, output)  # every key a stage writes is declared in dataward/stages/outputs.py
+    check_output("summary", out)
     assert {m.__tablename__: count(db_url, m) for m in (StageResult, Decision, Snapshot, AuditEntry)} == before
     assert cli("audit", "verify").returncode == 0
 
@@ -133,8 +136,8 @@ def test_screen_contract_cli(home, cli, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["n_rows"] == 240
     # the power statement: per class, what the class-excess test could detect, and one line of it printed
-    from screening import ScreenConfig
     from dataward.reports.verdict_text import power_statement
+    from screening import ScreenConfig
     from screening.verdict import detectable_attack
 
     cfg, power = ScreenConfig(), summary["combine"]["detectable_attack"]

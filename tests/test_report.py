@@ -1,7 +1,7 @@
 """Reports: the JSON has every figure, the HTML is self-contained and renders in a real
 headless Chromium, the PDF converts to PNG pages; the digest links to each report.
 
-The screens are expensive (minutes on two cores), so these tests record a synthetic
+The screens are expensive, so these tests record a synthetic
 but realistic screen result (scores.parquet, summary.json, projection.npy) for a small
 ingested table and run the real decide, report and publish stages on it.
 """
@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from browser import Browser, chromium_path, non_blank
 
 SECTIONS = ["summary", "provenance", "validation", "screening", "per-class", "projection",
@@ -69,7 +68,7 @@ def _policy(root: Path, quarantine: bool):
 
 @contextmanager
 def _no_pdf(pdf: bool):
-    """WeasyPrint takes seconds per report: only the test that checks the PDF renders one."""
+    """WeasyPrint is slow: only the test that checks the PDF renders one."""
     if pdf:
         yield
         return
@@ -115,14 +114,15 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     ``evaluation`` is stored as the version's evaluation set. ``pdf``: render the real PDF.
     Returns the version's ref.
     """
+    from checks.leakage import leakage_report
     from dataward.context import Context
     from dataward.diff import diff_against_previous_approved
     from dataward.stages.common import finished, read_table, record, version_dir, write_atomic
     from dataward.stages.decide import decide
     from dataward.stages.ingest import ingest
+    from dataward.stages.outputs import ScreenOutput, ValidateOutput, check_output
     from dataward.stages.report import report
     from lineage.models import STATUS_SCREENED, STATUS_VALIDATED
-    from screening.leakage import leakage_report
 
     rng = np.random.default_rng(seed)
     src = root / f"src-{name}-{seed}"
@@ -148,13 +148,15 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
         version_id = finished(ctx, ref, "validate")[0]
         docs = ctx.settings.home / "data_docs" / "validations" / ref / "index.html"
         write_atomic(docs, b"<html><body><h1>Data Docs</h1></body></html>")
-        record(ctx, version_id, "validate", {
-            "success": True, "status": "passed", "kind": "tabular-tiles", "suite": "tabular-tiles",
-            "failed": [], "n_expectations": 3, "n_rows": n, "data_docs": str(docs),
-            "outcomes": [{"expectation_type": "expect_column_values_to_be_between", "column": f"p{i}",
-                          "success": True} for i in range(2)]
+        validated = ValidateOutput(
+            success=True, status="passed", kind="tabular-tiles", suite="tabular-tiles",
+            failed=[], n_expectations=3, n_rows=n, data_docs=str(docs),
+            outcomes=[{"expectation_type": "expect_column_values_to_be_between", "column": f"p{i}",
+                       "success": True} for i in range(2)]
             + [{"expectation_type": "expect_column_distinct_values_to_be_in_set", "column": "label",
-                "success": True}]}, status="passed", new_status=STATUS_VALIDATED)
+                "success": True}])
+        check_output("validate", validated)
+        record(ctx, version_id, "validate", validated, status="passed", new_status=STATUS_VALIDATED)
         flagged = np.zeros(n, dtype=bool)
         flagged[rng.choice(n, n_flagged, replace=False)] = True
         out = version_dir(ctx, ref) / "screen"
@@ -185,18 +187,19 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                                   "per-screen counts under 'screens' include them"}
         stored = read_table(ctx, version_id)
         evals = {} if evaluation is None else {f"evaluation/eval-{name}-{seed}.parquet": evaluation}
-        screen_out = {
-            "status": "done", "n_rows": n, "n_flagged": n_flagged, "flagged_fraction": n_flagged / n,
-            "scores_path": str(out / "scores.parquet"), "projection_path": str(out / "projection.npy"),
-            "used_reference": True, "summary": summary,
-            "canary": (canary_output(n, recall=canary_recall) if canary_recall is not None
-                       else {"status": "not_run", "reason": "disabled by the policy", "n_canaries": 0}),
-            "leakage": {"status": "done", **leakage_report(stored, label_col="label", feature_cols=features,
-                                                           evaluation=evals)},
-            "diff": diff_against_previous_approved(ctx, ref, flagged_b=[int(i) for i in np.flatnonzero(flagged)])}
+        screen_out = ScreenOutput(
+            status="done", n_rows=n, n_flagged=n_flagged, flagged_fraction=n_flagged / n,
+            scores_path=str(out / "scores.parquet"), projection_path=str(out / "projection.npy"),
+            used_reference=True, summary=summary,
+            canary=(canary_output(n, recall=canary_recall) if canary_recall is not None
+                    else {"status": "not_run", "reason": "disabled by the policy", "n_canaries": 0}),
+            leakage={"status": "done", **leakage_report(stored, label_col="label", feature_cols=features,
+                                                        evaluation=evals)},
+            diff=diff_against_previous_approved(ctx, ref, flagged_b=[int(i) for i in np.flatnonzero(flagged)]))
+        check_output("screen", screen_out)
         record(ctx, version_id, "screen", screen_out, status="done", new_status=STATUS_SCREENED)
-        decide(ctx, ref)
-        report(ctx, ref, run_id=None)
+        check_output("decide", decide(ctx, ref))
+        check_output("report", report(ctx, ref, run_id=None))
     return ref
 
 
@@ -387,7 +390,8 @@ def test_report_renders_in_chromium_and_pdf_converts_to_pages(versions, tmp_path
     pngs = sorted(pages.glob("page*.png"))
     assert len(pngs) >= 3
     assert all(non_blank(p)[0] for p in pngs[:3])
-    keep = Path(os.environ.get("DATAWARD_TEST_SCREENSHOTS", "")) if os.environ.get("DATAWARD_TEST_SCREENSHOTS") else None
+    shots = os.environ.get("DATAWARD_TEST_SCREENSHOTS")
+    keep = Path(shots) if shots else None
     if keep:
         keep.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, keep / "report.png")

@@ -1,4 +1,7 @@
-"""Command modules: each defines ``register(app)`` and adds its commands to the CLI.
+"""The ``dataward`` commands, one module per command or command group.
 
-Shared helpers (``handles_errors``, ``fail``, JSON printing) live in :mod:`dataward.cli`.
+Each module defines ``register(app)``, which adds its commands (or its sub-app) to the
+Typer app :mod:`dataward.cli` assembles; what the commands share (error handling, the
+context, JSON printing) is in :mod:`dataward.commands._common`. No module here imports
+:mod:`dataward.cli`.
 """

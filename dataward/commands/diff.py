@@ -6,26 +6,27 @@ from typing import Annotated, Any
 
 import typer
 
+from dataward.commands._common import context, handles_errors, print_json
+
 
 def register(app: typer.Typer) -> None:
-    from dataward.cli import _print_json, handles_errors
+    app.command("diff")(diff)
 
-    @app.command("diff")
-    @handles_errors
-    def diff(
-        ref_a: Annotated[str, typer.Argument(metavar="NAME@A", help="The older version.")],
-        ref_b: Annotated[str, typer.Argument(metavar="NAME@B", help="The newer version.")],
-        as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
-    ) -> None:
-        """Compare two versions: rows added / removed / relabelled, schema, label shift, drift."""
-        from dataward.cli import _ctx
-        from dataward.diff import diff_versions
 
-        out = diff_versions(_ctx(), ref_a, ref_b)
-        if as_json:
-            _print_json(out)
-        else:
-            print_diff(out)
+@handles_errors
+def diff(
+    ref_a: Annotated[str, typer.Argument(metavar="NAME@A", help="The older version.")],
+    ref_b: Annotated[str, typer.Argument(metavar="NAME@B", help="The newer version.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diff as JSON.")] = False,
+) -> None:
+    """Compare two versions: rows added / removed / relabelled, schema, label shift, drift."""
+    from dataward.diff import diff_versions
+
+    out = diff_versions(context(), ref_a, ref_b)
+    if as_json:
+        print_json(out)
+    else:
+        print_diff(out)
 
 
 def print_diff(d: dict[str, Any]) -> None:

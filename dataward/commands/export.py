@@ -7,27 +7,28 @@ from typing import Annotated
 
 import typer
 
+from dataward.commands._common import context, handles_errors
+
 FORMATS = ("croissant", "card")
 
 
 def register(app: typer.Typer) -> None:
-    from dataward.cli import handles_errors
+    app.command("export")(export)
 
-    @app.command("export")
-    @handles_errors
-    def export(
-        what: Annotated[str, typer.Argument(metavar="croissant|card",
-                                            help="croissant: Croissant 1.x JSON-LD with its RAI fields; "
-                                                 "card: a Hugging Face style dataset card (README.md).")],
-        ref: Annotated[str, typer.Argument(metavar="NAME@V", help="A published snapshot (NAME.approved@N).")],
-        out: Annotated[Path | None, typer.Option("--out", "-o", help="File or folder to write "
-                                                 "(default: beside the snapshot).")] = None,
-    ) -> None:
-        """Write a snapshot's Croissant description or dataset card."""
-        from dataward.cli import _ctx
-        from dataward.errors import BadInput
-        from dataward.metadata_export import export as write
 
-        if what not in FORMATS:
-            raise BadInput(f"cannot export {what!r}: choose croissant or card")
-        print(write(_ctx(), ref, what, out))
+@handles_errors
+def export(
+    what: Annotated[str, typer.Argument(metavar="croissant|card",
+                                        help="croissant: Croissant 1.x JSON-LD with its RAI fields; "
+                                             "card: a Hugging Face style dataset card (README.md).")],
+    ref: Annotated[str, typer.Argument(metavar="NAME@V", help="A published snapshot (NAME.approved@N).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File or folder to write "
+                                             "(default: beside the snapshot).")] = None,
+) -> None:
+    """Write a snapshot's Croissant description or dataset card."""
+    from dataward.errors import BadInput
+    from dataward.metadata_export import export as write
+
+    if what not in FORMATS:
+        raise BadInput(f"cannot export {what!r}: choose croissant or card")
+    print(write(context(), ref, what, out))

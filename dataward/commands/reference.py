@@ -8,20 +8,24 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, handles_errors, print_summary
+from dataward.commands._common import (
+    JsonFlag,
+    VersionRef,
+    command_group,
+    context,
+    handles_errors,
+    print_json,
+    print_summary,
+)
 
-reference_app = typer.Typer(help="Trusted reference sets: sample rows, have a reviewer confirm them.",
-                            no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(reference_app, name="reference")
+reference_app, register = command_group(
+    "reference", "Trusted reference sets: sample rows, have a reviewer confirm them.")
 
 
 @reference_app.command("sample")
 @handles_errors
 def sample(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    ref: VersionRef,
     per_class: Annotated[int, typer.Option("--per-class", help="Rows drawn per class (all when fewer).")],
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the sample (JSON); default "
                                              "DATAWARD_HOME/references/NAME-vV-sample.json.")] = None,
@@ -31,11 +35,11 @@ def sample(
     """Draw a seeded, class-stratified sample of a version's rows for a reviewer to check."""
     from dataward.reference_review import default_sample_path, sample_reference, write_sample
 
-    ctx = _ctx()
+    ctx = context()
     doc = sample_reference(ctx, ref, per_class=per_class, seed=seed)
     path, html = write_sample(doc, out or default_sample_path(ctx, doc["ref"]))
     if as_json:
-        _print_json({**doc, "path": str(path), "html": str(html)})
+        print_json({**doc, "path": str(path), "html": str(html)})
         return
     for row in doc["rows"]:
         print(f"row {row['row_id']:>7}  label {row['label']!s:<12} {_shown(row['shown'])}")
@@ -61,24 +65,24 @@ def _shown(shown: dict) -> str:
 @reference_app.command("confirm")
 @handles_errors
 def confirm(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    ref: VersionRef,
     sample_file: Annotated[Path, typer.Option("--sample", help="The file `dataward reference sample` wrote.")],
     reviewer: Annotated[str | None, typer.Option("--reviewer", help="Who confirms (must be you: "
                                                  "DATAWARD_ACTOR or the OS user).")] = None,
     corrections: Annotated[Path | None, typer.Option("--corrections", help="YAML/JSON `row_id: label` "
                                                      "(null: leave the row out).")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Record the sampled rows, with your corrections, as the version's trusted reference
     (NAME.reference@N) and re-run its screens with it (exit 1: the new decision judges the data)."""
     from dataward.errors import EXIT_JUDGED, EXIT_OK
     from dataward.reference_review import confirm_reference
 
-    ctx = _ctx()
+    ctx = context()
     out = confirm_reference(ctx, ref, sample_path=sample_file, actor=ctx.settings.actor, reviewer=reviewer,
                             corrections_path=corrections)
     if as_json:
-        _print_json(out)
+        print_json(out)
     else:
         print(f"{out['ref']}: reference {out['reference']} confirmed by {out['reviewer']} at {out['at']}: "
               f"{out['rows']} rows, {len(out['corrected'])} label(s) corrected, {len(out['dropped'])} left out"
@@ -92,21 +96,21 @@ def confirm(
 @reference_app.command("show")
 @handles_errors
 def show(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    ref: VersionRef,
+    as_json: JsonFlag = False,
 ) -> None:
     """Which reference the version's last screen used, and which its next screen will use."""
     from dataward.reference import latest_confirmed, previous_approval
     from dataward.stages.common import finished
 
-    ctx = _ctx()
+    ctx = context()
     version_id, ref, screen = finished(ctx, ref, "screen")
     confirmed = latest_confirmed(ctx, version_id)
     info = {"ref": ref, "last_screen": (screen or {}).get("reference"),
             "confirmed": {k: v for k, v in confirmed.items() if k != "version_id"} if confirmed else None,
             "previous_approval": previous_approval(ctx, version_id)}
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     last = info["last_screen"] or {}
     print(f"{ref}: last screen: {last.get('label') or ('not screened yet' if screen is None else 'not recorded')}")

@@ -7,13 +7,9 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, handles_errors
+from dataward.commands._common import JsonFlag, VersionRef, command_group, context, handles_errors, print_json
 
-report_app = typer.Typer(help="Compliance reports and the nightly digest.", no_args_is_help=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(report_app, name="report")
+report_app, register = command_group("report", "Compliance reports and the nightly digest.")
 
 
 @report_app.command("digest")
@@ -21,7 +17,8 @@ def register(app: typer.Typer) -> None:
 def digest(
     since: Annotated[str, typer.Option("--since", help="Start: ISO date/time, or 24h, 7d, 90m ago.")] = "24h",
     until: Annotated[str | None, typer.Option("--until", help="End (default now).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="HTML file (default: DATAWARD_HOME/reports/digest-....html).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="HTML file (default: DATAWARD_HOME/reports/digest-....html).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the digest as JSON.")] = False,
 ) -> None:
     """Every version processed in a window, its decision and a link to its report."""
@@ -31,7 +28,7 @@ def digest(
     from dataward.reports.digest import build_digest, parse_since, render_digest_html
     from dataward.stages.common import write_atomic
 
-    ctx = _ctx()
+    ctx = context()
     start = parse_since(since)
     end = parse_since(until) if until else None
     d = build_digest(ctx, start, end)
@@ -52,7 +49,7 @@ def digest(
     write_atomic(html_path.with_suffix(".json"), json.dumps(d, indent=2, default=str).encode())
     d["html"] = str(html_path)
     if as_json:
-        _print_json(d)
+        print_json(d)
         return
     print(f"{len(d['versions'])} version(s) processed since {d['since']}, "
           f"{d['awaiting_review']} awaiting review")
@@ -65,19 +62,19 @@ def digest(
 @report_app.command("show")
 @handles_errors
 def show(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    ref: VersionRef,
+    as_json: JsonFlag = False,
 ) -> None:
     """Where a version's report files are, and the hash a reviewer signs."""
     from dataward.stages.common import finished
 
-    _, ref, rep = finished(_ctx(), ref, "report")
+    _, ref, rep = finished(context(), ref, "report")
     if rep is None:
         from dataward.errors import BadInput
 
         raise BadInput(f"{ref} has no report yet (dataward run, or the report stage)")
     if as_json:
-        _print_json({"ref": ref, **rep})
+        print_json({"ref": ref, **rep})
         return
     print(f"{ref}: decision {rep.get('outcome')}")
     for k in ("html", "pdf", "json"):

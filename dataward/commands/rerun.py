@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, handles_errors, print_summary
+from dataward.commands._common import JsonFlag, VersionRef, context, handles_errors, print_json, print_summary
 
 
 def register(app: typer.Typer) -> None:
@@ -17,23 +17,23 @@ def register(app: typer.Typer) -> None:
 
 @handles_errors
 def rerun(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
+    ref: VersionRef,
     from_stage: Annotated[str, typer.Option(
         "--from", help="The first stage to run again: validate, screen, decide or report; "
                        "every later stage runs again too. licence: judge the licence again under "
                        "the licence policy in force, then decide and report.")] = "validate",
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded with the new outcome).")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Re-run a stage and everything after it on the same content; the earlier outcomes stay
     in the history as superseded (exit 1: the new decision still judges the data)."""
     from dataward.errors import EXIT_JUDGED, EXIT_OK
     from dataward.remediation import rerun as run_again
 
-    ctx = _ctx()
+    ctx = context()
     summary = run_again(ctx, ref, from_stage=from_stage, reason=reason, actor=ctx.settings.actor)
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         print(f"{summary['ref']}: re-ran from {summary['from_stage']} ({summary['reason']}); "
               f"{len(summary['superseded'])} earlier result(s) kept as superseded")
@@ -43,15 +43,15 @@ def rerun(
 
 @handles_errors
 def history(
-    ref: Annotated[str, typer.Argument(metavar="NAME[@VERSION]")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    ref: VersionRef,
+    as_json: JsonFlag = False,
 ) -> None:
     """Every stage outcome and decision a version had: superseded ones first, then the current."""
     from dataward.remediation import history as version_history
 
-    entries = version_history(_ctx(), ref)
+    entries = version_history(context(), ref)
     if as_json:
-        _print_json(entries)
+        print_json(entries)
         return
     for e in entries:
         who = f" by {e['decided_by']}" if e.get("decided_by") else ""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, fail, handles_errors
+from dataward.commands._common import JsonFlag, context, fail, handles_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +32,7 @@ def review(
              "through the Airflow REST API at URL (token in DATAWARD_AIRFLOW_TOKEN), so "
              "asset-scheduled training starts now. Without it the snapshot is published and "
              "training picks it up at its next asset event or run.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Sign off a quarantined version: who, when, why and which report, in the audit log.
 
@@ -51,7 +51,7 @@ def review(
     token = os.environ.get("DATAWARD_AIRFLOW_TOKEN", "")
     if notify_airflow and not token:
         fail("--notify-airflow needs an Airflow API token in DATAWARD_AIRFLOW_TOKEN")
-    ctx = _ctx()
+    ctx = context()
     outcome = APPROVE if approve else REJECT
     who = authorize_cli(ctx, ref, actor=ctx.settings.actor, reviewer=reviewer or None, outcome=outcome)
     result = sign_off(ctx, ref, outcome=outcome, reviewer=who, reason=reason,
@@ -60,7 +60,7 @@ def review(
     if notify_airflow and result.created and (result.published or {}).get("published"):
         event = notify(notify_airflow, token, result.published)
     if as_json:
-        _print_json({**result.to_dict(), **({"airflow_event": event} if notify_airflow else {})})
+        print_json({**result.to_dict(), **({"airflow_event": event} if notify_airflow else {})})
         return
     if result.outcome == FIRST_APPROVAL:
         print(f"{result.ref}: first approval by {result.reviewer} at {result.at}; overriding the "
@@ -83,13 +83,13 @@ def review(
 
 
 @handles_errors
-def review_queue(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def review_queue(as_json: JsonFlag = False) -> None:
     """Versions awaiting a reviewer's sign-off, with their reports."""
     from dataward.review import awaiting_review
 
-    queue = awaiting_review(_ctx())
+    queue = awaiting_review(context())
     if as_json:
-        _print_json(queue)
+        print_json(queue)
         return
     if not queue:
         print("no versions await review")

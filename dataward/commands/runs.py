@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.cli import _ctx, _print_json, handles_errors
+from dataward.commands._common import JsonFlag, context, handles_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -16,17 +16,17 @@ def register(app: typer.Typer) -> None:
 @handles_errors
 def runs(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")] = 20,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """List pipeline runs; a run whose process died is marked abandoned first (where and when
     it was last seen)."""
     from dataward.runs import list_runs, sweep_abandoned
 
-    ctx = _ctx()
+    ctx = context()
     marked = sweep_abandoned(ctx, actor=ctx.settings.actor)
     rows = list_runs(ctx, limit=limit)
     if as_json:
-        _print_json({"marked_abandoned": marked, "runs": rows})
+        print_json({"marked_abandoned": marked, "runs": rows})
         return
     for m in marked:
         print(f"marked abandoned: run {m['run_id']} ({m['ref'] or '-'}): {m['why']}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataward.reports.formatting import pct
+
 SCREEN_ORDER = ("label_noise", "spectral", "influence", "activation_cluster")
 KIND_NAMES = {"label_flip": "label flips", "trigger": "trigger rows (relabelled to one class)"}
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
@@ -55,10 +57,10 @@ def canary_section(screening: dict[str, Any] | None, *, floor: float | None = No
     kinds = ", ".join(f"{v['n']} {v['name']}" for v in per_kind) or f"{n} canaries"
     sentence = (f"How sensitive the screens were on this very dataset: {kinds} were planted as synthetic "
                 f"poisons in a copy of the data and screened together with the real rows; the combined "
-                f"verdict caught {caught} of {n} ({_pct(recall)}).")
+                f"verdict caught {caught} of {n} ({pct(recall)}).")
     if met is not None:
-        sentence += (f" That meets the policy floor of {_pct(floor)}." if met else
-                     f" That is below the policy floor of {_pct(floor)}: the screens cannot be trusted "
+        sentence += (f" That meets the policy floor of {pct(floor)}." if met else
+                     f" That is below the policy floor of {pct(floor)}: the screens cannot be trusted "
                      "to find poisons of these kinds in this data.")
     trigger = c.get("trigger") or {}
     return {"status": "done", "sentence": sentence, "recall": recall, "min_recall": floor,
@@ -213,7 +215,3 @@ def pii_section(pii: dict[str, Any] | None, *, watched: list[str] | None = None)
                     "Examples below are masked; the data never leaves the content store.")
     return {"status": "done", "sentence": sentence, "tags": tags, "columns": columns,
             "watched": sorted(watched_set), "acted_on": [t for t in tags if t["acted_on"]]}
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{float(x):.0%}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataward.reports.formatting import pct
+
 EVIDENCED, PARTIAL, MISSING = "evidenced", "partial", "missing"
 
 EU_AI_ACT = "EU AI Act (Regulation (EU) 2024/1689)"
@@ -150,7 +152,7 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
     can = doc.get("canary") or {}
     can_done = can.get("status") == "done"
     can_line = (f"canary self-test: {can.get('caught')} of {can.get('n')} planted poisons caught "
-                f"(recall {_pct(can.get('recall'))}, floor {_pct(can.get('min_recall'))}: "
+                f"(recall {pct(can.get('recall'))}, floor {pct(can.get('min_recall'))}: "
                 f"{'met' if can.get('met_floor') else 'NOT met'})" if can_done
                 else f"canary self-test: {can.get('reason') or 'not run'}")
     eu("Art. 15(5)", "Measures against data poisoning",
@@ -215,12 +217,8 @@ def _kind_recall(canary: dict[str, Any], kind: str) -> list[str]:
     """The canary recall on one planted kind, as an evidence line (none if not planted)."""
     for k in canary.get("per_kind") or []:
         if k.get("kind") == kind:
-            return [f"canaries ({k.get('name')}): {k.get('caught')} of {k.get('n')} caught ({_pct(k.get('recall'))})"]
+            return [f"canaries ({k.get('name')}): {k.get('caught')} of {k.get('n')} caught ({pct(k.get('recall'))})"]
     return []
-
-
-def _pct(x) -> str:
-    return "-" if x is None else f"{float(x):.0%}"
 
 
 def coverage(items: list[dict[str, Any]]) -> dict[str, int]:

@@ -71,7 +71,7 @@ def version_entry(ctx: Context, ref: str) -> dict[str, Any]:
 def _entry(s, vid: int) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from lineage.models import Decision, DatasetVersion, StageResult
+    from lineage.models import DatasetVersion, Decision, StageResult
 
     v = s.get(DatasetVersion, vid)
     stages = {r.stage: r for r in s.execute(

@@ -32,13 +32,13 @@ def report_dir(ctx: Context, ref: str) -> Path:
 
 def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
     """Collect lineage, stage outputs, figures and the compliance mapping for ``ref``."""
+    from dataward.policy import load_policy
+    from dataward.stages.common import finished, read_table
+    from lineage import tags
     from lineage.audit import verify_chain
     from lineage.ingest import resolve
     from lineage.models import DatasetVersion, PipelineRun
-    from lineage import tags
     from lineage.queries import describe
-    from dataward.policy import load_policy
-    from dataward.stages.common import finished, read_table
 
     with ctx.session(read_only=True) as s:
         v = resolve(s, ref)

@@ -33,9 +33,9 @@ def screen_figures(screening: dict[str, Any], table=None, *, label_col: str | No
     Returns:
         ``{"screens": [...], "per_class": {...}, "projection": {...}, "top_flagged": [...]}``.
     """
-    import pyarrow.parquet as pq
+    from dataward.artifacts import read_scores
 
-    scores = pq.read_table(screening["scores_path"]).to_pandas()
+    scores = read_scores(screening["scores_path"])
     summary = screening.get("summary") or {}
     flagged = scores["flagged"].to_numpy(dtype=bool)
     labels = None
@@ -132,11 +132,11 @@ def _per_class(summary: dict[str, Any], labels, flagged: np.ndarray) -> dict[str
 
 
 def _projection(path: str | None, flagged: np.ndarray, *, seed: int) -> dict[str, Any]:
-    from pathlib import Path
+    from dataward.artifacts import read_projection
 
-    if not path or not Path(path).is_file():
+    proj = read_projection(path)
+    if proj is None:
         return {"available": False, "points": [], "n_rows": int(len(flagged)), "n_shown": 0}
-    proj = np.load(path)
     n = min(len(proj), len(flagged))
     idx = np.arange(n)
     if n > MAX_PROJECTED:

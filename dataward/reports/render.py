@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from dataward.reports import svg
+from dataward.reports.formatting import num, pct
 
 
 @lru_cache(maxsize=1)
@@ -16,26 +17,10 @@ def environment():
     # ChainableUndefined: a stage that did not run renders as "-", never as an error
     env = Environment(loader=PackageLoader("dataward", "templates"),
                       autoescape=select_autoescape(["html", "j2"]), undefined=ChainableUndefined)
-    env.filters["num"] = _num
-    env.filters["pct"] = lambda x: "-" if x is None else f"{float(x):.1%}"
+    env.filters["num"] = num
+    env.filters["pct"] = lambda x: pct(x, 1)
     env.globals["image_uri"] = image_uri
     return env
-
-
-def _num(x: Any, digits: int = 3) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool) or isinstance(x, int):
-        return str(x)
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-3:
-        return f"{v:.{max(digits - 1, 1)}e}"
-    return f"{v:.{digits}g}"
 
 
 def charts(doc: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +64,7 @@ def check_charts(doc: dict[str, Any]) -> dict[str, str | None]:
         floor = can.get("min_recall")
         out["canary"] = svg.data_uri(svg.hbars(
             labels, values, percent=True, colors=colors, title="Canaries caught (recall)",
-            markers=[(floor, f"policy floor {floor:.0%}")] if floor is not None else []))
+            markers=[(floor, f"policy floor {pct(floor)}")] if floor is not None else []))
     leak = doc.get("leakage") or {}
     if leak.get("status") == "done":
         labels = ["exact duplicates", "conflicting labels", "near duplicates"]

@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from dataward.reports.formatting import pct, tick
+
 FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
 INK, GRID, MUTED = "#1f2933", "#d9dee3", "#7b8794"
 CLEAN, FLAGGED, THRESHOLD = "#5b7db1", "#c0392b", "#e67e22"
@@ -19,15 +21,6 @@ CLEAN, FLAGGED, THRESHOLD = "#5b7db1", "#c0392b", "#e67e22"
 
 def data_uri(svg: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
-
-
-def _num(x: float) -> str:
-    if x == 0:
-        return "0"
-    a = abs(x)
-    if a >= 1e4 or a < 1e-2:
-        return f"{x:.1e}"
-    return f"{x:.3g}"
 
 
 def _svg(width: int, height: int, body: list[str], title: str) -> str:
@@ -71,14 +64,16 @@ def histogram(edges: Sequence[float], counts: Sequence[int], flagged_counts: Seq
         x0, x1 = sx(edges[i]), sx(edges[i + 1])
         w = max(x1 - x0 - 0.6, 0.6)
         if c:
-            body.append(f"<rect x='{x0:.1f}' y='{sy(c):.1f}' width='{w:.1f}' height='{sy(0) - sy(c):.1f}' fill='{CLEAN}'/>")
+            body.append(f"<rect x='{x0:.1f}' y='{sy(c):.1f}' width='{w:.1f}' "
+                        f"height='{sy(0) - sy(c):.1f}' fill='{CLEAN}'/>")
         f = flagged_counts[i] if flagged_counts else 0
         if f:
-            body.append(f"<rect x='{x0:.1f}' y='{sy(f):.1f}' width='{w:.1f}' height='{sy(0) - sy(f):.1f}' fill='{FLAGGED}'/>")
+            body.append(f"<rect x='{x0:.1f}' y='{sy(f):.1f}' width='{w:.1f}' "
+                        f"height='{sy(0) - sy(f):.1f}' fill='{FLAGGED}'/>")
     body.append(f"<line x1='{left}' x2='{left + pw}' y1='{top + ph}' y2='{top + ph}' stroke='{INK}'/>")
     for frac in (0, 0.25, 0.5, 0.75, 1):
         v = lo + span * frac
-        label = _num(10 ** v) if log_x else _num(v)
+        label = tick(10 ** v) if log_x else tick(v)
         body.append(f"<text x='{sx(v):.1f}' y='{top + ph + 13}' {FONT} font-size='9' fill='{MUTED}' "
                     f"text-anchor='middle'>{label}</text>")
     body.append(f"<text x='{left + pw / 2:.1f}' y='{height - 6}' {FONT} font-size='10' fill='{INK}' "
@@ -151,7 +146,8 @@ def scatter(points: Sequence[tuple[float, float, bool]], *, title: str = "", wid
                 if bool(f) == flagged_pass:
                     cx = pad + 4 + (x - x0) / sxp * (pw - 8)
                     cy = top + ph - 4 - (y - y0) / syp * (ph - 8)
-                    body.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='{r}' fill='{color}' fill-opacity='{opacity}'/>")
+                    body.append(f"<circle cx='{cx:.1f}' cy='{cy:.1f}' r='{r}' fill='{color}' "
+                                f"fill-opacity='{opacity}'/>")
     ly = height - 8
     body.append(f"<circle cx='{pad + 5}' cy='{ly - 3}' r='3' fill='{CLEAN}'/>"
                 f"<text x='{pad + 12}' y='{ly}' {FONT} font-size='10' fill='{INK}'>not flagged</text>"
@@ -185,7 +181,7 @@ def hbars(labels: Sequence[str], values: Sequence[float | None], *, title: str =
     body = [f"<text x='4' y='16' {FONT} font-size='12' font-weight='bold' fill='{INK}'>{escape(title)}</text>"]
     for frac in (0, 0.5, 1):
         x = left + frac * pw
-        label = f"{frac * vmax:.0%}" if percent else _num(frac * vmax)
+        label = pct(frac * vmax) if percent else tick(frac * vmax)
         body.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top - 2}' y2='{height - bottom}' stroke='{GRID}'/>")
         body.append(f"<text x='{x:.1f}' y='{height - 8}' {FONT} font-size='9' fill='{MUTED}' "
                     f"text-anchor='middle'>{label}</text>")
@@ -201,7 +197,7 @@ def hbars(labels: Sequence[str], values: Sequence[float | None], *, title: str =
         w = sx(float(v)) - left
         if w > 0:
             body.append(f"<rect x='{left}' y='{y}' width='{w:.1f}' height='{bar_height}' fill='{color}'/>")
-        text = f"{float(v):.0%}" if percent else _num(float(v))
+        text = pct(v) if percent else tick(float(v))
         body.append(f"<text x='{left + w + 4:.1f}' y='{y + bar_height * 0.7:.1f}' {FONT} font-size='10' "
                     f"fill='{INK}'>{text}</text>")
     for value, name in markers:

@@ -27,6 +27,12 @@ from lineage.models import STATUS_QUARANTINED, STATUS_REJECTED, DatasetVersion, 
 TERMINAL = (STATUS_QUARANTINED, STATUS_REJECTED)
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` as the JSON the lineage DB stores: what JSON cannot hold (numpy scalars,
+    dates, paths) becomes its ``str``; dict keys become strings."""
+    return json.loads(json.dumps(obj, default=str))
+
+
 def finished(ctx: Context, ref: str, stage: str) -> tuple[int, str, dict[str, Any] | None]:
     """(version id, canonical ref, the stage's recorded output or None if not run yet)."""
     with ctx.session() as s:
@@ -48,7 +54,7 @@ def record(ctx: Context, version_id: int, stage: str, output: dict[str, Any], *,
     a version number, say) retries the whole transaction.
     """
     for attempt in range(attempts):
-        recorded = json.loads(json.dumps(output, default=str))
+        recorded = json_safe(output)
         try:
             with ctx.session() as s:
                 v = s.get(DatasetVersion, version_id)
@@ -64,7 +70,7 @@ def record(ctx: Context, version_id: int, stage: str, output: dict[str, Any], *,
                 if extra:
                     extra(s, v)
                     # extra may add to the output (publish: the snapshot's ref): record that too
-                    row.output = json.loads(json.dumps(output, default=str))
+                    row.output = json_safe(output)
                 audit.append(s, actor=actor, action=stage, subject=v.ref,
                              payload={"status": status, "run_id": run_id, "version_status": v.status})
                 s.flush()

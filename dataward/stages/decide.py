@@ -2,35 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from dataward.artifacts import flagged_row_ids
 from dataward.context import Context
-from dataward.policy import load_policy
 from dataward.policy import decide as apply_policy
+from dataward.policy import load_policy
 from dataward.stages.common import finished, record
-from dataward.stages.screen import flagged_row_ids
+from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenOutput, ValidateOutput
 from lineage import tags
 from lineage.models import (
     STATUS_APPROVED,
     STATUS_QUARANTINED,
     STATUS_REJECTED,
     STATUS_TRIMMED,
-    Decision,
     DatasetVersion,
+    Decision,
 )
 
 STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,
               "quarantine": STATUS_QUARANTINED, "reject": STATUS_REJECTED}
 
 
-def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
+def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> DecideOutput:
     """Record the policy's decision for ``ref``; idempotent. Returns the decision dict."""
     version_id, ref, done = finished(ctx, ref, "decide")
     if done is not None:
         return done
     policy = load_policy(ctx.settings.decision_policy)
-    _, _, validation = finished(ctx, ref, "validate")
-    _, _, screening = finished(ctx, ref, "screen")
+    validation: ValidateOutput | None = finished(ctx, ref, "validate")[2]
+    screening: ScreenOutput | None = finished(ctx, ref, "screen")[2]
     with ctx.session() as s:
         v = s.get(DatasetVersion, version_id)
         lic = v.licence
@@ -43,9 +42,9 @@ def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
     decision = apply_policy(policy, licence=licence, validation=validation, screening=screening,
                             flagged_row_ids=flagged, n_rows=n_rows, pii_tags=pii_tags,
                             pii_scan=pii_scan if pii_scan["scanned"] else None)
-    output = {**decision.to_dict(), "policy_digest": policy.digest, "n_rows": n_rows,
-              "n_flagged": len(flagged), "excluded_row_ids": decision.excluded_row_ids,
-              "pii": {"scanned": pii_scan["scanned"], "failed": pii_scan["failed"], "tags": pii_tags}}
+    output = DecideOutput(**decision.to_dict(), policy_digest=policy.digest, n_rows=n_rows,
+                          n_flagged=len(flagged), excluded_row_ids=decision.excluded_row_ids,
+                          pii=PiiStatus(scanned=pii_scan["scanned"], failed=pii_scan["failed"], tags=pii_tags))
     reason = "; ".join(r["why"] for r in decision.reasons
                        if r["outcome"] in ("quarantine", "reject")) or None
 

@@ -82,8 +82,9 @@ def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = No
     """
     import logging
 
+    from checks import pii
     from dataward.stages.common import iter_batches, version_schema
-    from lineage import pii, tags
+    from lineage import tags
 
     with ctx.session() as s:
         if tags.has_scan(s, version_id):

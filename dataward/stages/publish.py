@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any
 
 from sqlalchemy import func, select
 
 from dataward.context import Context
 from dataward.faults import checkpoint
 from dataward.stages.common import finished, iter_batches, record, version_schema
+from dataward.stages.outputs import DecideOutput, PublishOutput
 from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
-from lineage.store import sha256_file
 from lineage.models import (
     STATUS_PUBLISHED,
     DataFile,
@@ -33,6 +32,7 @@ from lineage.models import (
     Snapshot,
     VersionParent,
 )
+from lineage.store import sha256_file
 
 PUBLISHABLE = ("approve", "trim")
 
@@ -41,8 +41,8 @@ def snapshot_name(name: str) -> str:
     return f"{name}.approved"
 
 
-def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: dict | None = None,
-            actor: str = "pipeline") -> dict[str, Any]:
+def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: DecideOutput | None = None,
+            actor: str = "pipeline") -> PublishOutput:
     """Publish ``ref`` if its decision allows it; idempotent.
 
     ``decision`` overrides the recorded policy decision (a reviewer's approval).
@@ -54,14 +54,13 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: dict
     if decision is None:
         _, _, decision = finished(ctx, ref, "decide")
     if not decision or decision.get("outcome") not in PUBLISHABLE:
-        return {"published": False, "ref": ref,
-                "reason": f"decision is {(decision or {}).get('outcome', 'missing')}: nothing to publish"}
+        return PublishOutput(published=False, ref=ref,
+                             reason=f"decision is {(decision or {}).get('outcome', 'missing')}: nothing to publish")
     excluded = sorted(int(i) for i in decision.get("excluded_row_ids", []))
     path, digest, rows, schema = _write_snapshot(ctx, version_id, excluded)
     checkpoint("publish:blob")
-    out: dict[str, Any] = {"published": True, "source": ref, "path": str(path), "sha256": digest,
-                           "rows": rows, "excluded_rows": len(excluded),
-                           "outcome": decision["outcome"]}
+    out = PublishOutput(published=True, source=ref, path=str(path), sha256=digest,
+                        rows=rows, excluded_rows=len(excluded), outcome=decision["outcome"])
 
     def add_snapshot(s, source: DatasetVersion):
         name = snapshot_name(source.dataset.name)
@@ -110,7 +109,7 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: dict
     return _with_metadata(ctx, recorded, actor)
 
 
-def _with_metadata(ctx: Context, output: dict[str, Any], actor: str) -> dict[str, Any]:
+def _with_metadata(ctx: Context, output: PublishOutput, actor: str) -> PublishOutput:
     """Write the snapshot's Croissant file and dataset card beside it (idempotent; recorded
     in the audit log) and name them in the returned output. Metadata that cannot be
     written is logged, never a reason to undo a published snapshot."""

@@ -15,6 +15,7 @@ from typing import Any
 from dataward.context import Context
 from dataward.reports import build_document, render_html, render_pdf, report_dir
 from dataward.stages.common import finished, record, version_dir, write_atomic
+from dataward.stages.outputs import ReportOutput
 
 
 def collect(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def collect(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, A
     return build_document(ctx, ref, run_id=run_id)
 
 
-def report(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
+def report(ctx: Context, ref: str, *, run_id: str | None = None) -> ReportOutput:
     """Write ``report.json``, ``report.html`` and ``report.pdf`` for ``ref``; idempotent.
 
     Returns the recorded output: ``json``, ``html``, ``pdf`` (paths), ``sha256`` (of the
@@ -40,11 +41,11 @@ def report(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
     write_atomic(out_dir / "report.json", json.dumps(doc, indent=2, default=str).encode())
     write_atomic(out_dir / "report.pdf", pdf)
     write_atomic(out_dir / "report.html", html)
-    output = {"json": str(out_dir / "report.json"), "html": str(out_dir / "report.html"),
-              "pdf": str(out_dir / "report.pdf"), "sha256": doc["files"]["html_sha256"],
-              "pdf_sha256": doc["files"]["pdf_sha256"],
-              "outcome": (doc["decision"] or {}).get("outcome"),
-              "compliance": doc["compliance_coverage"]}
+    output = ReportOutput(json=str(out_dir / "report.json"), html=str(out_dir / "report.html"),
+                          pdf=str(out_dir / "report.pdf"), sha256=doc["files"]["html_sha256"],
+                          pdf_sha256=doc["files"]["pdf_sha256"],
+                          outcome=(doc["decision"] or {}).get("outcome"),
+                          compliance=doc["compliance_coverage"])
     return record(ctx, version_id, "report", output, status="written", run_id=run_id)
 
 

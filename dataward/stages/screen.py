@@ -1,24 +1,24 @@
 """Screen stage: the poisoning and label-noise screens over a stored version.
 
 Artefacts (under ``DATAWARD_HOME/runs/NAME/VERSION/screen/``): ``scores.parquet``
-(the per-row contract of ``dataward screen``), ``summary.json`` and
-``projection.npy`` (a 2-D PCA of the probe's representations, for the report).
+(the per-row contract of ``dataward screen``), ``summary.json``, ``projection.npy``
+and ``canary.parquet``, written and read through :mod:`dataward.artifacts`.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from typing import Any
 
+from dataward import artifacts
 from dataward.context import Context
 from dataward.policy import load_policy
-from dataward.stages.common import finished, read_table, record, version_dir, write_atomic
+from dataward.stages.common import finished, json_safe, read_table, record, version_dir
+from dataward.stages.outputs import ScreenOutput
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
 
-def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
+def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenOutput:
     """Run the screens on ``ref``; idempotent. Returns the recorded output.
 
     Output keys: ``status`` (done | error), ``n_rows``, ``n_flagged``, ``flagged_fraction``,
@@ -52,12 +52,12 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, An
 
 
 def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
-         ) -> dict[str, Any]:
+         ) -> ScreenOutput:
     from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, VerdictConfig, screen_table
 
     if not label_col:
-        return {"status": "not_applicable", "reason": "the manifest names no label_column, so the "
-                "label-consistency and backdoor screens cannot run"}
+        return ScreenOutput(status="not_applicable", reason="the manifest names no label_column, so the "
+                            "label-consistency and backdoor screens cannot run")
     from dataward.reference import reference_for_screen
 
     data = read_table(ctx, version_id)
@@ -77,27 +77,27 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     try:
         result = screen_table(screened, label_col=label_col, reference=reference, config=config)
     except ScreeningNotApplicable as exc:
-        return {"status": "not_applicable", "reason": str(exc)}
+        return ScreenOutput(status="not_applicable", reason=str(exc))
     except ScreeningInputError as exc:
         if screened is data:
-            return {"status": "error", "reason": f"screening refused the data: {exc}"}
+            return ScreenOutput(status="error", reason=f"screening refused the data: {exc}")
         # never let the self-test cost the real screening: retry on the real rows alone
         canaries, canary_error = None, f"screening refused the data with canaries: {exc}"
         try:
             result = screen_table(data, label_col=label_col, reference=reference, config=config)
         except ScreeningInputError as exc2:
-            return {"status": "error", "reason": f"screening refused the data: {exc2}"}
+            return ScreenOutput(status="error", reason=f"screening refused the data: {exc2}")
     m = result.scores.shape[0] - n
     real = _real_rows(result, n, m, data.column(label_col))
-    write_results(real, out_dir)
+    artifacts.write_results(real, out_dir)
     n_flagged = int(real.scores["flagged"].sum())
     flagged_ids = [int(i) for i in real.scores["row_id"][real.scores["flagged"]]]
-    output = {"status": "done", "n_rows": n, "n_flagged": n_flagged,
-              "flagged_fraction": n_flagged / n if n else 0.0,
-              "scores_path": str(out_dir / "scores.parquet"),
-              "projection_path": str(out_dir / "projection.npy"),
-              "used_reference": reference is not None, "reference": reference_info,
-              "summary": real.summary}
+    output = ScreenOutput(status="done", n_rows=n, n_flagged=n_flagged,
+                          flagged_fraction=n_flagged / n if n else 0.0,
+                          scores_path=str(out_dir / artifacts.SCORES),
+                          projection_path=str(out_dir / artifacts.PROJECTION),
+                          used_reference=reference is not None, reference=reference_info,
+                          summary=real.summary)
     output["canary"] = _canary_output(result, canaries, n, out_dir, canary_error, settings)
     output["leakage"] = _leakage_output(ctx, version_id, data, label_col, real)
     output["diff"] = _diff_output(ctx, ref, flagged_ids) if ref else None
@@ -125,7 +125,7 @@ def _real_rows(result, n: int, m: int, labels=None):
     if m == 0:
         return result
     scores = result.scores.iloc[:n].reset_index(drop=True)
-    summary = json.loads(json.dumps(result.summary, default=str))
+    summary = json_safe(result.summary)
     flagged = scores["flagged"].to_numpy(dtype=bool)
     summary["n_rows"] = n
     summary["n_rows_screened"] = n + m
@@ -149,9 +149,6 @@ def _real_rows(result, n: int, m: int, labels=None):
 
 def _canary_output(result, canaries, n: int, out_dir, error: str | None, settings) -> dict[str, Any]:
     """Write canary.parquet and return the canary figures (recall per screen and for ``flagged``)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from screening.canary import canary_recall
 
     if canaries is None or not len(canaries):
@@ -168,16 +165,14 @@ def _canary_output(result, canaries, n: int, out_dir, error: str | None, setting
     sc["source_row"] = canaries.source_rows
     sc["original_label"] = [str(v) for v in canaries.original_labels]
     sc["planted_label"] = [str(v) for v in canaries.labels]
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(sc.drop(columns=["row_id"]), preserve_index=False), buf)
-    write_atomic(out_dir / "canary.parquet", buf.getvalue())
+    artifacts.write_parquet(sc.drop(columns=["row_id"]), out_dir / artifacts.CANARY)
     return {"status": "done", **canaries.describe(), "recall": figures["flagged"]["recall"],
             "flagged": figures["flagged"], "screens": figures["screens"],
-            "canary_path": str(out_dir / "canary.parquet"), "min_recall": settings["min_recall"]}
+            "canary_path": str(out_dir / artifacts.CANARY), "min_recall": settings["min_recall"]}
 
 
 def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real) -> dict[str, Any]:
-    from screening.leakage import leakage_report
+    from checks.leakage import leakage_report
 
     try:
         feats = [c for c in (real.summary.get("feature_cols") or []) if c in data.column_names]
@@ -216,49 +211,3 @@ def _diff_output(ctx: Context, ref: str, flagged_ids: list[int]) -> dict[str, An
         return diff_against_previous_approved(ctx, ref, flagged_b=flagged_ids)
     except Exception as exc:
         return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-
-
-def write_results(result, out_dir) -> None:
-    """Write scores.parquet, summary.json and projection.npy, each atomically (the
-    summary with the verdict's rule in words, ``combine.text``)."""
-    import numpy as np
-
-    from dataward.reports.verdict_text import with_rule_text
-
-    with_rule_text(result.summary)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(result.scores, preserve_index=False), buf)
-    write_atomic(out_dir / "scores.parquet", buf.getvalue())
-    write_atomic(out_dir / "summary.json", json.dumps(result.summary, indent=2, default=str).encode())
-    reps = getattr(result, "representations", None)
-    if reps is not None and len(reps):
-        proj = pca_2d(np.asarray(reps, dtype=np.float32))
-        buf = io.BytesIO()
-        np.save(buf, proj)
-        write_atomic(out_dir / "projection.npy", buf.getvalue())
-
-
-def pca_2d(x):
-    """Project rows onto their top two principal directions (via the d x d covariance)."""
-    import numpy as np
-
-    x = x - x.mean(axis=0, keepdims=True)
-    if x.shape[1] <= 2:
-        return np.pad(x, ((0, 0), (0, 2 - x.shape[1]))).astype(np.float32)
-    cov = (x.T @ x) / max(len(x) - 1, 1)
-    _, vecs = np.linalg.eigh(cov)
-    return (x @ vecs[:, -2:][:, ::-1]).astype(np.float32)
-
-
-def flagged_row_ids(output: dict[str, Any]) -> list[int]:
-    """The row ids the screens flagged, read back from the recorded scores file."""
-    import pyarrow.parquet as pq
-
-    if output.get("status") != "done":
-        return []
-    t = pq.read_table(output["scores_path"], columns=["row_id", "flagged"])
-    ids = t.column("row_id").to_numpy()
-    return [int(i) for i in ids[t.column("flagged").to_numpy(zero_copy_only=False)]]

@@ -22,7 +22,7 @@ def gx_loaded():
 @pytest.fixture
 def project(tmp_path, gx_loaded) -> Path:
     """An empty file-backed GX project root (holds gx/ after first use)."""
-    from screening.validation._suites import open_file_context
+    from checks.validation._suites import open_file_context
 
     root = tmp_path / "project"
     open_file_context(root)

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from screening.validation import validate_files
+from checks.validation import validate_files
 
 from ._helpers import exp, write_suite_json
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from screening.validation import (
+from checks.validation import (
     SuiteNotFound,
     ValidationInputError,
     load_suite,
@@ -62,7 +60,8 @@ def test_unknown_expectation_type_and_bad_kwargs(project, data):
 
 
 def test_whole_column_expectation_without_exact_batched_form_is_refused(project, data):
-    write_suite_json(project, "median", [exp("expect_column_median_to_be_between", column="a", min_value=0, max_value=5)])
+    write_suite_json(project, "median",
+                     [exp("expect_column_median_to_be_between", column="a", min_value=0, max_value=5)])
     with pytest.raises(ValidationInputError, match="no exact cross-batch"):
         validate_files([data], "median", project_root=project)
 

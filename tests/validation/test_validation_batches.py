@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from screening.validation import validate_files
+from checks.validation import validate_files
 
 from ._helpers import exp, write_suite_json
 

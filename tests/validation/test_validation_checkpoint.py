@@ -9,7 +9,7 @@ import json
 import pandas as pd
 import pytest
 
-from screening.validation import ValidationInputError, validate_files
+from checks.validation import ValidationInputError, validate_files
 
 from ._helpers import exp, write_suite_json
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
-from screening.validation import ValidationOutcome, load_suite, validate_files
+from checks.validation import ValidationOutcome, load_suite, validate_files
 
 from ._helpers import digits_frame
 

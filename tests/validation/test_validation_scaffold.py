@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from screening.validation import ValidationInputError, load_suite, scaffold_suite, validate_files
+from checks.validation import ValidationInputError, load_suite, scaffold_suite, validate_files
 
 from ._helpers import digits_frame
 
@@ -59,7 +59,7 @@ def test_scaffold_refuses_bad_kind_and_label(project, tmp_path):
 
 
 def test_package_import_stays_light():
-    code = ("import sys, screening.validation; "
+    code = ("import sys, checks.validation; "
             "bad = [m for m in ('great_expectations', 'pandas', 'pyarrow', 'airflow') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

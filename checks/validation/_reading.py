@@ -1,5 +1,11 @@
 """Stream the files of one dataset version as Arrow tables of bounded size.
 
+Which files are data and how each format is opened is :mod:`datafiles`, the reader
+ingest uses too, so validation accepts exactly the formats ingest stores. What is
+validation's own: text types are inferred from the first block and a later block that
+disagrees is refused as mixed types (ingest widens the column instead), every text byte
+is checked to be UTF-8 (naming the line), and batches span file boundaries.
+
 All files of a version together form the dataset: they must share their column names, and
 their column types must unify (int64 with float64 gives float64; a number with a string
 does not, and is reported as mixed types). Parquet is read with
@@ -21,74 +27,41 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+import datafiles
+
 from ._outcome import ValidationInputError
 
-_PARQUET = {".parquet", ".pq"}
-_CSV = {".csv", ".tsv"}
-_JSONL = {".jsonl", ".ndjson", ".json"}
-_ARROW = {".arrow", ".feather", ".ipc"}  # Arrow IPC file or stream (datasets.save_to_disk)
-_COMPRESSED = {".gz", ".bz2", ".zst", ".lz4"}
 _BLOCK = 16 << 20
 
 
 @dataclass(frozen=True)
 class _Source:
     path: Path
-    fmt: str  # "parquet" | "csv" | "jsonl" | "arrow"
-    delimiter: str = ","
+    fmt: str  # "parquet" | "arrow" | a text format as datafiles names it ("csv", "tsv.gz", "jsonl" ...)
+
+    @property
+    def kind(self) -> str:
+        """"parquet", "arrow", "csv" (also TSV) or "jsonl"."""
+        base = datafiles.codec(self.fmt)[0]
+        return "csv" if base == "tsv" else base
+
+    @property
+    def delimiter(self) -> str:
+        return "\t" if datafiles.codec(self.fmt)[0] == "tsv" else ","
 
 
 def _source(path: str | Path) -> _Source:
     p = Path(path)
-    suffixes = [s.lower() for s in p.suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSED:
-        suffixes = suffixes[:-1]
-    ext = suffixes[-1] if suffixes else ""
     if not p.is_file():
         raise ValidationInputError(f"data file {p} does not exist")
-    if ext in _PARQUET:
-        return _Source(p, "parquet")
-    if ext in _CSV:
-        return _Source(p, "csv", "\t" if ext == ".tsv" else ",")
-    if ext in _JSONL:
-        return _Source(p, "jsonl")
-    if ext in _ARROW and p.suffix.lower() == ext:
-        return _Source(p, "arrow")
-    raise ValidationInputError(
-        f"data file {p} has an unknown format {ext!r}: expected Parquet (.parquet), "
-        f"CSV (.csv, .tsv) or JSON Lines (.jsonl, .ndjson), optionally compressed, or Arrow "
-        f"IPC (.arrow, .feather)"
-    )
-
-
-def _arrow_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    """The record batches of an Arrow IPC file (Feather v2) or stream, memory-mapped."""
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if magic[:4] == b"FEA1":  # Feather v1: no batches, read whole (legacy, small files)
-        import pyarrow.feather as feather
-
-        yield from feather.read_table(path).to_batches()
-        return
-    with pa.memory_map(str(path)) as source:
-        if magic == b"ARROW1":
-            reader = pa.ipc.open_file(source)
-            for i in range(reader.num_record_batches):
-                yield reader.get_batch(i)
-        else:
-            yield from pa.ipc.open_stream(source)
-
-
-def _arrow_schema(path: Path) -> pa.Schema:
-    with open(path, "rb") as fh:
-        magic = fh.read(6)
-    if magic[:4] == b"FEA1":
-        import pyarrow.feather as feather
-
-        return feather.read_table(path).schema
-    with pa.memory_map(str(path)) as source:
-        reader = pa.ipc.open_file(source) if magic == b"ARROW1" else pa.ipc.open_stream(source)
-        return reader.schema
+    fmt = datafiles.format_of(p)
+    if fmt is None:
+        raise ValidationInputError(
+            f"data file {p} has an unknown format {p.suffix.lower()!r}: expected Parquet (.parquet), "
+            f"CSV (.csv, .tsv) or JSON Lines (.jsonl, .ndjson), optionally compressed, or Arrow "
+            f"IPC (.arrow, .feather)"
+        )
+    return _Source(p, fmt)
 
 
 def _check_utf8(src: _Source) -> None:
@@ -96,7 +69,7 @@ def _check_utf8(src: _Source) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset = 0
     line = 1
-    with pa.input_stream(str(src.path), compression="detect") as f:
+    with pa.input_stream(str(src.path), compression=datafiles.codec(src.fmt)[1]) as f:
         while True:
             chunk = f.read(4 << 20)
             final = not chunk
@@ -117,10 +90,10 @@ def _check_utf8(src: _Source) -> None:
 
 def _read_schema(src: _Source) -> pa.Schema:
     try:
-        if src.fmt == "parquet":
+        if src.kind == "parquet":
             return pq.read_schema(src.path).remove_metadata()
-        if src.fmt == "arrow":
-            return _arrow_schema(src.path).remove_metadata()
+        if src.kind == "arrow":
+            return datafiles.arrow_schema(src.path).remove_metadata()
         _check_utf8(src)
         reader = _open_text(src, schema=None, columns=None)
         try:
@@ -140,8 +113,8 @@ def _read_schema(src: _Source) -> pa.Schema:
 
 
 def _open_text(src: _Source, *, schema: pa.Schema | None, columns: list[str] | None):
-    stream = pa.input_stream(str(src.path), compression="detect")
-    if src.fmt == "csv":
+    stream = pa.input_stream(str(src.path), compression=datafiles.codec(src.fmt)[1])
+    if src.kind == "csv":
         convert = pacsv.ConvertOptions(
             column_types={f.name: f.type for f in schema} if schema is not None else None,
             include_columns=columns,
@@ -226,17 +199,17 @@ class DatasetReader:
         check_utf8 = [n for n in names if pa.types.is_string(target.field(n).type)
                       or pa.types.is_large_string(target.field(n).type)]
         try:
-            if src.fmt == "parquet":
-                it = _parquet_batches(src.path, names, min(batch_rows, 1 << 20))
-            elif src.fmt == "arrow":
-                it = _arrow_batches(src.path)
+            if src.kind == "parquet":
+                it = datafiles.parquet_row_group_batches(src.path, names, min(batch_rows, 1 << 20))
+            elif src.kind == "arrow":
+                it = datafiles.arrow_batches(src.path, batch_rows, None)
             else:
                 it = _open_text(src, schema=target, columns=names)
             for rb in it:
                 rb = rb.select(names)
                 if rb.schema != target:
                     rb = rb.cast(target)
-                if src.fmt in ("parquet", "arrow"):
+                if src.kind in ("parquet", "arrow"):
                     for n in check_utf8:
                         try:
                             rb.column(n).validate(full=True)
@@ -249,15 +222,6 @@ class DatasetReader:
             raise
         except (pa.ArrowException, OSError) as exc:
             raise _read_error(src, exc) from None
-
-
-def _parquet_batches(path: Path, names: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-    # One iter_batches() per row group: a single generator over the whole file keeps
-    # the buffers of every row group read so far alive until it is exhausted
-    # (seen with pyarrow 26: +125 MB per 1M x 20 row group), which breaks bounded memory.
-    pf = pq.ParquetFile(path)
-    for group in range(pf.metadata.num_row_groups):
-        yield from pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=names)
 
 
 def _unify(sources: list[_Source], schemas: list[pa.Schema]) -> pa.Schema:

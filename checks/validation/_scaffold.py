@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from .._types import is_ordered_number
 from . import _suites
 from ._aggregates import ColumnStats
-from ._engine import _type_names
+from ._answers import type_names
 from ._outcome import ValidationInputError
 from ._reading import DatasetReader
 
@@ -34,7 +35,7 @@ def scaffold_suite(paths: list[str | Path], kind: str, *, project_root: str | Pa
 
     stats = {}
     for f in schema:
-        need = {"minmax"} if _is_range_type(f.type) else set()
+        need = {"minmax"} if is_ordered_number(f.type) else set()
         if f.name == label_col:
             need.add("distinct")
         stats[f.name] = ColumnStats(f.name, f.type, need)
@@ -55,7 +56,7 @@ def scaffold_suite(paths: list[str | Path], kind: str, *, project_root: str | Pa
         if pa.types.is_null(f.type):
             continue  # every value missing: nothing to learn; the column list still pins it
         exps.append({"type": "expect_column_values_to_be_of_type",
-                     "kwargs": {"column": f.name, "type_": _type_names(f.type)[0]}})
+                     "kwargs": {"column": f.name, "type_": type_names(f.type)[0]}})
         if st.n == st.n_rows:
             exps.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": f.name}})
         else:
@@ -86,8 +87,3 @@ def scaffold_suite(paths: list[str | Path], kind: str, *, project_root: str | Pa
         }
     }
     return _suites.write_suite(kind, exps, meta, project_root=project_root, overwrite=overwrite)
-
-
-def _is_range_type(t: pa.DataType) -> bool:
-    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t))
-

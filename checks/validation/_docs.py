@@ -51,7 +51,8 @@ def build_data_docs(outcome: ValidationOutcome, suite: dict, *, data_docs_dir: s
         result: dict[str, Any] = {}
         if isinstance(o.observed_value, dict) and "unexpected_count" in o.observed_value:
             result.update(o.observed_value)
-            result.update({k: v for k, v in o.details.items() if k in ("missing_count", "partial_unexpected_index_list")})
+            result.update({k: v for k, v in o.details.items()
+                           if k in ("missing_count", "partial_unexpected_index_list")})
         else:
             result["observed_value"] = o.observed_value
         error = o.details.get("error")

@@ -29,6 +29,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .._json import jsonable
+from .._types import is_numeric
+
 MAX_DISTINCT = 100_000
 PARTIAL = 20
 
@@ -38,10 +41,6 @@ def _non_missing(arr: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_floating(arr.type):
         arr = arr.filter(pc.invert(pc.is_nan(arr)))
     return arr
-
-
-def _is_numeric(t: pa.DataType) -> bool:
-    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t)
 
 
 def _is_fixed_width(t: pa.DataType) -> bool:
@@ -59,7 +58,9 @@ def _key_array(arr: pa.ChunkedArray) -> np.ndarray:
             return arr.to_numpy().astype(np.uint64, copy=False)
         return arr.cast(pa.int64()).to_numpy()
     if pa.types.is_temporal(t):
-        return pc.cast(arr, pa.int64()).to_numpy() if not pa.types.is_date32(t) else arr.cast(pa.int32()).cast(pa.int64()).to_numpy()
+        if pa.types.is_date32(t):
+            return arr.cast(pa.int32()).cast(pa.int64()).to_numpy()
+        return pc.cast(arr, pa.int64()).to_numpy()
     return pd.util.hash_array(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object))
 
 
@@ -71,18 +72,6 @@ def _reduce_counts(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np
     c = counts[order]
     starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
     return k[starts], np.add.reduceat(c, starts)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.generic,)):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return str(v)
 
 
 class ColumnStats:
@@ -120,7 +109,7 @@ class ColumnStats:
         nb = len(values)
         if nb == 0:
             return
-        if "moments" in self.need and _is_numeric(self.type):
+        if "moments" in self.need and is_numeric(self.type):
             x = values.to_numpy().astype(np.float64, copy=False) if not pa.types.is_decimal(self.type) \
                 else values.cast(pa.float64()).to_numpy()
             mb = float(x.mean())
@@ -212,11 +201,11 @@ class ColumnStats:
             distinct = n_keys - int(dup_k.size) + len(self.exact_dups)
         else:
             unexpected = int(dup_c.sum())
-            partial = [] if self.hashed else [_jsonable(v) for v in dup_k[:PARTIAL]]
+            partial = [] if self.hashed else [jsonable(v) for v in dup_k[:PARTIAL]]
             distinct = n_keys
         return {"unexpected_count": unexpected, "nonmissing_count": self.n,
                 "element_count": self.n_rows, "distinct_count": distinct,
-                "partial_unexpected_list": [_jsonable(v) for v in partial]}
+                "partial_unexpected_list": [jsonable(v) for v in partial]}
 
     def distinct_values(self) -> list | None:
         if self.distinct is None:

@@ -50,7 +50,8 @@ def _validate_locked(table: pa.Table, suite: dict, *, gx_root: Path,
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    from ._engine import _exception_message, _jsonable_tree
+    from .._json import jsonable_tree
+    from ._gx_batches import exception_message
 
     kind = suite["name"]
     ctx = gx.get_context(mode="file", project_root_dir=str(Path(gx_root)))
@@ -106,12 +107,12 @@ def _validate_locked(table: pa.Table, suite: dict, *, gx_root: Path,
         observed = res["observed_value"] if "observed_value" in res else (
             {k: res[k] for k in _SUMMARY_KEYS if k in res} or None)
         details: dict[str, Any] = {"checkpoint": checkpoint.name, "validation_result": str(key)}
-        error = _exception_message(r.exception_info)
+        error = exception_message(r.exception_info)
         if error:
             details["error"] = error
         by_index[idx] = ExpectationOutcome(
             expectation_type=cfg.type, column=kwargs.get("column") if isinstance(kwargs.get("column"), str) else None,
-            kwargs=kwargs, success=bool(r.success), observed_value=_jsonable_tree(observed), details=details)
+            kwargs=kwargs, success=bool(r.success), observed_value=jsonable_tree(observed), details=details)
     outcomes = [by_index[i] for i in sorted(by_index)]
     return ValidationOutcome(
         suite_name=kind, success=bool(outcomes) and all(o.success for o in outcomes), outcomes=outcomes,

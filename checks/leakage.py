@@ -4,9 +4,9 @@ Exact duplicates
     Every row gets a stable 64-bit content hash of the chosen columns (:func:`row_hashes`):
     numbers are compared by value (an int 3 and a float 3.0 hash alike, -0.0 as 0.0, every
     NaN alike), strings by their UTF-8 bytes, fixed-length lists element by element. The
-    hash is vectorised (numpy / pandas' stable SipHash for strings), so a million rows
-    hash in well under a second; with N rows the chance of any 64-bit collision is
-    about N^2 / 2^65 (3e-8 at a million rows).
+    hash is vectorised (numpy / pandas' stable SipHash for strings), so hashing is never
+    the slow part; with N rows the chance of any 64-bit collision is about N^2 / 2^65
+    (3e-8 at a million rows).
 
 Near duplicates
     Cosine similarity between row vectors, top-1 neighbour per query row, computed in
@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+
+from ._types import is_number_like
 
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 _NULL = np.uint64(0x9E3779B97F4A7C15)
@@ -59,7 +61,7 @@ def _column_hash(col: pa.ChunkedArray) -> np.ndarray:
         col = col.cast(t.value_type)
         t = col.type
     nulls = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
-    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+    if is_number_like(t):
         vals = pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
         h = mix64(_float_bits(vals))
     elif pa.types.is_struct(t):
@@ -292,7 +294,7 @@ def feature_matrix(table: pa.Table, columns: list[str]) -> np.ndarray | None:
     for c in columns:
         col = table.column(c)
         t = col.type
-        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
+        if is_number_like(t):
             blocks.append(pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)[:, None])
         elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
             try:

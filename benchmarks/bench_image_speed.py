@@ -8,7 +8,8 @@
 The images are scikit-learn's 8 x 8 digits upscaled (bilinear) to ``side x side`` with a
 random sub-pixel shift and a little noise per row, so any N can be drawn from them;
 with ``--patch-rate`` a share of rows carries a trigger (``--trigger``: a 3 x 3
-checkerboard in the bottom-right corner, or a blended pattern) relabelled to class 0 (recall and clean flag rate of the verdict are printed).
+checkerboard in the bottom-right corner, or a blended pattern) relabelled to class 0 (recall
+and clean flag rate of the verdict are printed).
 
 Per N, per device (CPU always, CUDA when present): wall-clock seconds, CPU seconds of
 this process (``time.process_time``; wall-clock alone is noisy on a shared machine),
@@ -113,7 +114,8 @@ def run_one(n, side, *, device, reference_share, seed, patch_rate, threads, trig
     stages = " ".join(f"{k.replace('_probe', '').replace('cross_validated', 'cv')} {v:.1f}s"
                       for k, v in s["probe"]["seconds"].items())
     train, scored, macs = work_counts(n, m, side, config)
-    print(f"[{s['device']}] N={n:,} ({side}x{side}{' as columns' if columns else ''}) ref={m:,} threads={s['probe']['threads']}: "
+    shape = f"{side}x{side}{' as columns' if columns else ''}"
+    print(f"[{s['device']}] N={n:,} ({shape}) ref={m:,} threads={s['probe']['threads']}: "
           f"{wall:.1f}s wall, {cpu:.1f}s CPU, {n / wall:,.1f} images/s | {stages}{det}\n"
           f"    work: {train / 1e6:.2f}M training row-steps, {scored / 1e3:.0f}k scoring passes"
           + ("" if columns else f", {macs / 1e3:.0f}k conv multiply-adds per image pass"), flush=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
-
 from dataward_common import stage_chain
 
 _opt = {"type": ["null", "string"], "default": None}
@@ -47,11 +46,13 @@ _opt = {"type": ["null", "string"], "default": None}
                                              "for a reviewer's decision."),
         "review_timeout_hours": Param(None, type=["null", "number"], exclusiveMinimum=0,
                                       title="Review timeout (hours)",
-                                      description="Default: the policy's review.timeout_hours; then it stays quarantined."),
+                                      description="Default: the policy's review.timeout_hours; "
+                                                  "then it stays quarantined."),
         "rerun": Param(**_opt, pattern="^[a-z0-9][a-z0-9._-]{0,127}(@[0-9]+)?$", title="Re-run a version",
                        description="NAME@VERSION: re-run its stages (no import) after a suite, policy or "
                                    "reference changed; the earlier outcomes stay as superseded."),
-        "rerun_from": Param("validate", enum=["licence", "validate", "screen", "decide", "report"], title="Re-run from stage"),
+        "rerun_from": Param("validate", enum=["licence", "validate", "screen", "decide", "report"],
+                            title="Re-run from stage"),
         "rerun_reason": Param(**_opt, title="Why re-run (recorded)"),
     },
 )

@@ -10,9 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task, task_group
-
 from dataward_common import stage_chain
-
 
 
 @dag(
@@ -30,7 +28,8 @@ from dataward_common import stage_chain
                                                  "for a reviewer's decision."),
             "review_timeout_hours": Param(None, type=["null", "number"], exclusiveMinimum=0,
                                           title="Review timeout (hours)",
-                                          description="Default: the policy's review.timeout_hours; then it stays quarantined."),
+                                          description="Default: the policy's review.timeout_hours; "
+                                                      "then it stays quarantined."),
             },
 )
 def dataward_nightly():

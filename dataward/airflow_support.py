@@ -142,7 +142,6 @@ def _review_params(params: dict[str, Any]) -> dict[str, Any]:
 def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import run_stage
     from dataward.runs import release
-
     from lineage.events import ParentRef
 
     parent = ParentRef.from_dict(info.get("lineage_parent"))
@@ -200,9 +199,8 @@ def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | No
     other doors call (audit entry, report hash, publication); a timeout follows the
     policy's ``review.on_timeout``. Returns ``info`` with ``review``; a refused sign-off
     (separation of duties, say) raises, after it was audited."""
+    from dataward.review import APPROVE, REJECT, review_policy, sign_off
     from lineage import audit
-
-    from dataward.review import REJECT, APPROVE, review_policy, sign_off
 
     ctx = context(info.get("policy"))
     choice = chosen[0] if chosen else REVIEW_KEEP
@@ -227,7 +225,6 @@ def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | No
 
 def finish_task(info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import finish_run
-
     from lineage.events import ParentRef
 
     finish_run(context(info.get("policy")), info["run_id"], "success",

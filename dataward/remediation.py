@@ -118,7 +118,7 @@ def supersede(ctx: Context, version_id: int, stages: tuple[str, ...], *, run_id:
     from sqlalchemy import select
 
     from lineage import audit
-    from lineage.models import Decision, DatasetVersion, StageResult, SupersededResult
+    from lineage.models import DatasetVersion, Decision, StageResult, SupersededResult
 
     moved: list[dict[str, Any]] = []
     with ctx.session() as s:

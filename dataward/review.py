@@ -58,7 +58,7 @@ def awaiting_review(ctx: Context) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from dataward.stages.common import finished
-    from lineage.models import Dataset, Decision, DatasetVersion
+    from lineage.models import Dataset, DatasetVersion, Decision
 
     with ctx.session(read_only=True) as s:
         versions = s.execute(select(DatasetVersion).join(Dataset)
@@ -206,7 +206,7 @@ def _sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: st
     from dataward.stages.common import finished
     from lineage import audit
     from lineage.ingest import resolve
-    from lineage.models import STATUS_APPROVED, STATUS_REJECTED, Decision, DatasetVersion
+    from lineage.models import STATUS_APPROVED, STATUS_REJECTED, DatasetVersion, Decision
 
     if outcome not in (APPROVE, REJECT):
         raise BadInput(f"a sign-off is approve or reject, not {outcome!r}")

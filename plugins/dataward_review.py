@@ -14,14 +14,12 @@ only adapts HTTP to it.
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote, urlsplit
-
-from fastapi import FastAPI, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
 from airflow.api_fastapi.core_api.security import GetUserDep
 from airflow.plugins_manager import AirflowPlugin
+from fastapi import FastAPI, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
 PREFIX = "/dataward"
 RESOURCE = "Dataward review"

@@ -202,12 +202,12 @@ def _write_case(folder: Path, outside: Path, kind: str, n: int, seed: int, cut: 
         f.write_bytes(rng.bytes(max(1, int(4000 * cut))))
     elif kind == "csv_ragged":
         f = folder / "part-0.csv"
-        f.write_text("x,label\n" + "".join(f"{v},{l}{',extra' * (i % 2)}\n"
-                                            for i, (v, l) in enumerate(zip(x, label))))
+        f.write_text("x,label\n" + "".join(f"{v},{lab}{',extra' * (i % 2)}\n"
+                                            for i, (v, lab) in enumerate(zip(x, label))))
     elif kind == "jsonl_mixed":
         f = folder / "part-0.jsonl"
-        f.write_text("".join(json.dumps({"x": (float(v) if i % 2 else str(v)), "label": int(l)}) + "\n"
-                             for i, (v, l) in enumerate(zip(x, label))) + '{"x": \n')
+        f.write_text("".join(json.dumps({"x": (float(v) if i % 2 else str(v)), "label": int(lab)}) + "\n"
+                             for i, (v, lab) in enumerate(zip(x, label))) + '{"x": \n')
     elif kind == "fifo":
         os.mkfifo(folder / "pipe.parquet")
         pq.write_table(pa.table({"x": x, "label": label}), f)

@@ -13,7 +13,6 @@ from collections import defaultdict
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 from derived_run import derived_run  # noqa: F401 - a session fixture shared with test_metadata_export
 from ol_spec import CUSTOM_DIR, read_events, validate_event
 from test_lineage_ingest import write_manifest
@@ -127,7 +126,8 @@ def test_parent_derived_snapshot_is_one_graph(derived_run, monkeypatch, cli):
     assert snapshot["facets"]["version"]["datasetVersion"] == _sha256(summary["snapshot"])
     assert snapshot["name"] == str(summary["snapshot"])
     # the source URI is an input of the derived ingest, named by the naming spec
-    ingest = next(e for e in done if e["job"]["name"] == "dataward.ingest" and e["run"]["runId"] != events[1]["run"]["runId"])
+    ingest = next(e for e in done
+                  if e["job"]["name"] == "dataward.ingest" and e["run"]["runId"] != events[1]["run"]["runId"])
     assert ("https://archive.ics.uci.edu", "/dataset/80/optical+recognition+of+handwritten+digits") in {
         key(i) for i in ingest["inputs"]}
     assert key(parent) in {key(i) for i in ingest["inputs"]}

@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from test_report import make_version
 
 
@@ -66,7 +65,8 @@ def test_rerun_after_the_suite_is_committed(sqlite_home, cli, digits_example, tm
     again = json.loads(r.stdout)
     assert again["outcome"] in ("trim", "approve") and again["validation"] == "passed"
     assert again["snapshot_ref"] and Path(again["snapshot"]).is_file()
-    assert {m["stage"] for m in again["superseded"] if m["kind"] == "stage"} == {"validate", "screen", "decide", "report"}
+    stages = {m["stage"] for m in again["superseded"] if m["kind"] == "stage"}
+    assert stages == {"validate", "screen", "decide", "report"}
     fresh = cli("validate", ref, "--json")
     assert fresh.returncode == 0 and "stale" not in json.loads(fresh.stdout)
 

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-
 from test_report import isolated_home, make_version
-
 
 REVIEW_POLICY = """version: review-test
 review:

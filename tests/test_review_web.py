@@ -18,9 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
-
 from browser import Browser, chromium_path, non_blank
+from sqlalchemy import select
 from test_report import isolated_home, make_version
 
 REPO = Path(__file__).resolve().parent.parent

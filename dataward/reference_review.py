@@ -299,13 +299,11 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
     from lineage import audit
     from lineage.files import schema_fingerprint, schema_json
     from lineage.models import (
-        DataFile,
         Dataset,
         DatasetVersion,
-        LicenceRecord,
-        Provenance,
         VersionParent,
     )
+    from lineage.queries import record_derived_file
     from lineage.store import sha256_file
 
     ctx.store.sweep()
@@ -343,18 +341,9 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
                 manifest={"confirmed_for": source.ref, "confirmed_by": reviewer, **details})
             s.add(refv)
             s.flush()
-            s.add(DataFile(version_id=refv.id, relpath="reference.parquet", sha256=digest, size_bytes=size,
-                           format="parquet", row_count=table.num_rows))
-            s.add(Provenance(version_id=refv.id, source_uri=f"dataward:{source.ref}",
-                             publisher="dataward reference confirm", acquired_by=reviewer,
-                             collection_method=f"{table.num_rows} rows of {source.ref} confirmed by {reviewer}"))
-            lic = source.licence
-            if lic is not None:
-                s.add(LicenceRecord(
-                    version_id=refv.id, declared=lic.declared, spdx_expression=lic.spdx_expression,
-                    use_class=lic.use_class, attribution_required=lic.attribution_required,
-                    share_alike=lic.share_alike, allowed_for_training=lic.allowed_for_training,
-                    verdict_reason=lic.verdict_reason, policy_version=lic.policy_version))
+            record_derived_file(s, refv, source, relpath="reference.parquet", sha256=digest, size_bytes=size,
+                                rows=table.num_rows, publisher="dataward reference confirm", actor=reviewer,
+                                method=f"{table.num_rows} rows of {source.ref} confirmed by {reviewer}")
         edge = s.execute(select(VersionParent).where(VersionParent.child_id == refv.id,
                                                      VersionParent.parent_id == source.id)).scalars().first()
         if edge is None:

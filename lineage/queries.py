@@ -84,3 +84,23 @@ def _parents(session: Session, version: DatasetVersion, depth: int, seen: set[in
             "parents": _parents(session, parent, depth - 1, seen),
         })
     return out
+
+
+def record_derived_file(s, version, source, *, relpath: str, sha256: str, size_bytes: int, rows: int,
+                        publisher: str, actor: str, method: str) -> None:
+    """The single Parquet file of a version Dataward derived from ``source`` (a snapshot, a
+    confirmed reference): its file record, its provenance (``dataward:SOURCE``, who and
+    how) and ``source``'s licence, copied."""
+    from lineage.models import DataFile, LicenceRecord, Provenance
+
+    s.add(DataFile(version_id=version.id, relpath=relpath, sha256=sha256, size_bytes=size_bytes,
+                   format="parquet", row_count=rows))
+    s.add(Provenance(version_id=version.id, source_uri=f"dataward:{source.ref}", publisher=publisher,
+                     acquired_by=actor, collection_method=method))
+    lic = source.licence
+    if lic is not None:
+        s.add(LicenceRecord(
+            version_id=version.id, declared=lic.declared, spdx_expression=lic.spdx_expression,
+            use_class=lic.use_class, attribution_required=lic.attribution_required,
+            share_alike=lic.share_alike, allowed_for_training=lic.allowed_for_training,
+            verdict_reason=lic.verdict_reason, policy_version=lic.policy_version))

@@ -121,26 +121,35 @@ def review_page(ref: str, request: Request, user: GetUserDep, error: str | None 
                  version=entry, pending=pending.get(entry["ref"]), csrf=csrf_token(request))
 
 
-@app.post("/review/{ref}")
-def sign(ref: str, request: Request, user: GetUserDep, decision: str = Form(...),
-         reason: str = Form(""), report_sha256: str = Form(""), csrf: str = Form("")) -> RedirectResponse:
+def _door(ctx, ref: str, request: Request, csrf: str, user, reviewer: str, *, outcome: str, act: str) -> None:
+    """Refuse (audited, HTTP 403) a forged post or a user the auth manager gives no right
+    to act on the version's DAG; HTTP 404 for an unknown version."""
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.review import FIRST_APPROVAL, dag_of, refuse, sign_off
+    from dataward.review import dag_of, refuse
 
-    ctx, reviewer = _ctx(), _reviewer(user)
     forged = _forged(request, csrf)
     if forged:
-        refuse(ctx, ref, actor=reviewer, outcome=decision, via="airflow-ui", why=f"refused {forged}")
+        refuse(ctx, ref, actor=reviewer, outcome=outcome, via="airflow-ui", why=f"refused {forged}")
         raise HTTPException(status_code=403, detail=f"{forged} is refused")
     try:
         dag_id = dag_of(ctx, ref)
     except (DatawardError, *bad_input_types()) as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
     if not may_sign(user, dag_id):
-        why = (f"{reviewer} may not sign off: Airflow's auth manager grants no right to act on "
+        why = (f"{reviewer} may not {act}: Airflow's auth manager grants no right to act on "
                f"{dag_id}'s required actions (or on the {RESOURCE!r} view)")
-        refuse(ctx, ref, actor=reviewer, outcome=decision, via="airflow-ui", why=why)
+        refuse(ctx, ref, actor=reviewer, outcome=outcome, via="airflow-ui", why=why)
         raise HTTPException(status_code=403, detail=why)
+
+
+@app.post("/review/{ref}")
+def sign(ref: str, request: Request, user: GetUserDep, decision: str = Form(...),
+         reason: str = Form(""), report_sha256: str = Form(""), csrf: str = Form("")) -> RedirectResponse:
+    from dataward.errors import DatawardError, bad_input_types
+    from dataward.review import FIRST_APPROVAL, sign_off
+
+    ctx, reviewer = _ctx(), _reviewer(user)
+    _door(ctx, ref, request, csrf, user, reviewer, outcome=decision, act="sign off")
     try:
         result = sign_off(ctx, ref, outcome=decision, reviewer=reviewer, reason=reason,
                           report_sha256=report_sha256 or None, via="airflow-ui")
@@ -210,23 +219,11 @@ async def confirm_reference_post(ref: str, request: Request, user: GetUserDep) -
 
     from dataward.errors import DatawardError, bad_input_types
     from dataward.reference_review import confirm_reference, form_corrections, request_rerun
-    from dataward.review import dag_of, refuse
 
     ctx, reviewer = _ctx(), _reviewer(user)
     form = {k: str(v) for k, v in (await request.form()).items()}
-    forged = _forged(request, form.get("csrf", ""))
-    if forged:
-        refuse(ctx, ref, actor=reviewer, outcome="reference-confirm", via="airflow-ui", why=f"refused {forged}")
-        raise HTTPException(status_code=403, detail=f"{forged} is refused")
-    try:
-        dag_id = dag_of(ctx, ref)
-    except (DatawardError, *bad_input_types()) as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-    if not may_sign(user, dag_id):
-        why = (f"{reviewer} may not confirm a reference: Airflow's auth manager grants no right to act on "
-               f"{dag_id}'s required actions (or on the {RESOURCE!r} view)")
-        refuse(ctx, ref, actor=reviewer, outcome="reference-confirm", via="airflow-ui", why=why)
-        raise HTTPException(status_code=403, detail=why)
+    _door(ctx, ref, request, form.get("csrf", ""), user, reviewer, outcome="reference-confirm",
+          act="confirm a reference")
     try:
         doc = json.loads(form.get("sample") or "null")
         out = confirm_reference(ctx, ref, sample=doc, corrections=form_corrections(doc or {}, form),

@@ -24,14 +24,12 @@ from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
 from lineage.models import (
     STATUS_PUBLISHED,
-    DataFile,
     Dataset,
     DatasetVersion,
-    LicenceRecord,
-    Provenance,
     Snapshot,
     VersionParent,
 )
+from lineage.queries import record_derived_file
 from lineage.store import sha256_file
 
 PUBLISHABLE = ("approve", "trim")
@@ -83,18 +81,9 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: Deci
                       "excluded_rows": len(excluded)})
         s.add(snap)
         s.flush()
-        s.add(DataFile(version_id=snap.id, relpath="snapshot.parquet", sha256=digest,
-                       size_bytes=path.stat().st_size, format="parquet", row_count=rows))
-        s.add(Provenance(version_id=snap.id, source_uri=f"dataward:{source.ref}",
-                         publisher="dataward publish", acquired_by=actor,
-                         collection_method=f"{decision['outcome']} of {source.ref}"))
-        lic = source.licence
-        if lic is not None:
-            s.add(LicenceRecord(
-                version_id=snap.id, declared=lic.declared, spdx_expression=lic.spdx_expression,
-                use_class=lic.use_class, attribution_required=lic.attribution_required,
-                share_alike=lic.share_alike, allowed_for_training=lic.allowed_for_training,
-                verdict_reason=lic.verdict_reason, policy_version=lic.policy_version))
+        record_derived_file(s, snap, source, relpath="snapshot.parquet", sha256=digest,
+                            size_bytes=path.stat().st_size, rows=rows, publisher="dataward publish", actor=actor,
+                            method=f"{decision['outcome']} of {source.ref}")
         s.add(VersionParent(child_id=snap.id, parent_id=source.id,
                             relation="trimmed" if excluded else "approved"))
         s.add(Snapshot(version_id=snap.id, source_version_id=source.id, path=str(path),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ProbeOutputs, Screen, ScreenOutput, screen_summary
+from .base import ProbeOutputs, Screen, ScreenOutput, class_fit_rows, screen_summary
 
 
 def activation_cluster_scores(representations: np.ndarray, labels: np.ndarray, *, n_components: int = 10,
@@ -30,15 +30,10 @@ def activation_cluster_scores(representations: np.ndarray, labels: np.ndarray, *
     from sklearn.decomposition import PCA
 
     labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
     scores = np.zeros(len(labels))
     flagged = np.zeros(len(labels), dtype=bool)
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < 4:
-            continue
-        fit_idx = idx if len(idx) <= max_fit_rows else np.sort(rng.choice(idx, max_fit_rows, replace=False))
-        Rf = np.asarray(representations[fit_idx], dtype=np.float64)
+    for idx, fit_idx, Rf in class_fit_rows(representations, labels, min_rows=4, max_fit_rows=max_fit_rows,
+                                           seed=seed):
         mu = Rf.mean(0)
         k = max(1, min(n_components, Rf.shape[1], len(fit_idx) - 1))
         pca = PCA(n_components=k, random_state=seed).fit(Rf - mu)

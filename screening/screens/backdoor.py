@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ProbeOutputs, Screen, ScreenOutput, screen_summary
+from .base import ProbeOutputs, Screen, ScreenOutput, class_fit_rows, screen_summary
 
 
 def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, max_fit_rows: int = 20000,
@@ -50,14 +50,8 @@ def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, m
     steps use at most ``max_fit_rows`` rows of a class (seeded sample); every row is then
     scored in batches."""
     labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
     out = np.zeros(len(labels))
-    for c in np.unique(labels):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < 10:
-            continue
-        fit = idx if len(idx) <= max_fit_rows else np.sort(rng.choice(idx, max_fit_rows, replace=False))
-        R = np.asarray(representations[fit], dtype=np.float64)
+    for idx, fit, R in class_fit_rows(representations, labels, min_rows=10, max_fit_rows=max_fit_rows, seed=seed):
         mu0 = R.mean(0)
         _, sv, vt = np.linalg.svd(R - mu0, full_matrices=False)
         kk = int(max(1, min(k, len(fit) // 5, (sv > 1e-9 * max(sv[0], 1e-12)).sum())))

@@ -111,3 +111,17 @@ def top_fraction_per_class(scores: np.ndarray, labels: np.ndarray, fraction: flo
             top = idx[np.argsort(-scores[idx], kind="stable")[:k]]
             flagged[top] = True
     return flagged
+
+
+def class_fit_rows(representations, labels, *, min_rows: int, max_fit_rows: int, seed: int):
+    """For each class with at least ``min_rows`` rows: (row indices of the class, the rows
+    a per-class model is fitted on: all, or a seeded sample of ``max_fit_rows``, and those
+    rows' representations as float64), so the fit's memory stays bounded for any N."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < min_rows:
+            continue
+        fit = idx if len(idx) <= max_fit_rows else np.sort(rng.choice(idx, max_fit_rows, replace=False))
+        yield idx, fit, np.asarray(representations[fit], dtype=np.float64)

@@ -29,3 +29,17 @@ def frame(X, y, label="label"):
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     df[label] = y
     return df
+
+
+def flipped_blobs():
+    """Three blob classes of 70 rows with 15 labels flipped to the next class, and a fresh
+    40-row-per-class reference from the same centres: (X, y_true, y_noisy, flip, Xr, yr)."""
+    X, y = blobs(n_per_class=70, n_classes=3, seed=1)
+    # same centres, fresh rows (an overlapping reference would make its out-of-fold margins
+    # look better than a clean data row's)
+    Xr, yr = blobs(n_per_class=40, n_classes=3, seed=1, noise_seed=99)
+    rng = np.random.default_rng(5)
+    y_noisy = y.copy()
+    flip = rng.choice(len(y), 15, replace=False)
+    y_noisy[flip] = (y[flip] + 1) % 3
+    return X, y, y_noisy, flip, Xr, yr

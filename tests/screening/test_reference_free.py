@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from screen_helpers import FAST, blobs, frame
+from screen_helpers import FAST, flipped_blobs, frame
 
 from screening import ScreenConfig, VerdictConfig, screen_table
 from screening.screens.backdoor import pooled_upper_pvalues
@@ -57,13 +57,7 @@ def test_tail_pvalues_keep_the_conformal_value_above_the_threshold_and_go_below_
 
 @pytest.fixture(scope="module")
 def flipped():
-    X, y = blobs(n_per_class=70, n_classes=3, seed=1)
-    Xr, yr = blobs(n_per_class=40, n_classes=3, seed=1, noise_seed=99)
-    rng = np.random.default_rng(5)
-    yn = y.copy()
-    flip = rng.choice(len(y), 15, replace=False)
-    yn[flip] = (y[flip] + 1) % 3
-    return X, y, yn, flip, Xr, yr
+    return flipped_blobs()
 
 
 def test_fdr_row_level_flags_no_more_than_the_per_row_level_and_suggests_the_true_class(flipped):

@@ -7,22 +7,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from screen_helpers import FAST, blobs, frame
+from screen_helpers import FAST, blobs, flipped_blobs, frame
 
 from screening import ScreenConfig, ScreeningInputError, VerdictConfig, screen_table
 
 
 @pytest.fixture(scope="module")
 def flipped():
-    X, y = blobs(n_per_class=70, n_classes=3, seed=1)
-    # same centres, fresh rows (an overlapping reference would make its out-of-fold margins
-    # look better than a clean data row's); 40 per class: the verdict's expected clean flag
-    # rate is <= 2 / (M + 1) = 1.7 %
-    Xr, yr = blobs(n_per_class=40, n_classes=3, seed=1, noise_seed=99)
-    rng = np.random.default_rng(5)
-    y_noisy = y.copy()
-    flip = rng.choice(len(y), 15, replace=False)
-    y_noisy[flip] = (y[flip] + 1) % 3
+    X, _, y_noisy, flip, Xr, yr = flipped_blobs()  # 40 reference rows a class
     return X, y_noisy, flip, Xr, yr
 
 

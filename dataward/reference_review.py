@@ -299,11 +299,10 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
     from lineage import audit
     from lineage.files import schema_fingerprint, schema_json
     from lineage.models import (
-        Dataset,
         DatasetVersion,
         VersionParent,
     )
-    from lineage.queries import record_derived_file
+    from lineage.queries import derived_dataset, record_derived_file
     from lineage.store import sha256_file
 
     ctx.store.sweep()
@@ -319,14 +318,8 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
     content_hash = hashlib.sha256(f"reference.parquet\0{digest}\n".encode()).hexdigest()
     with ctx.session() as s:
         source = s.get(DatasetVersion, version_id)
-        name = reference_dataset(source.dataset.name)
-        ds = s.execute(select(Dataset).where(Dataset.name == name)).scalars().first()
-        if ds is None:
-            ds = Dataset(name=name, owner=source.dataset.owner, kind=source.kind,
-                         label_column=source.label_column,
-                         description=f"Reviewer-confirmed reference sets of {source.dataset.name}")
-            s.add(ds)
-            s.flush()
+        ds = derived_dataset(s, reference_dataset(source.dataset.name), source,
+                             f"Reviewer-confirmed reference sets of {source.dataset.name}")
         refv = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id,
                                                       DatasetVersion.content_hash == content_hash)
                          ).scalars().first()

@@ -104,3 +104,16 @@ def record_derived_file(s, version, source, *, relpath: str, sha256: str, size_b
             use_class=lic.use_class, attribution_required=lic.attribution_required,
             share_alike=lic.share_alike, allowed_for_training=lic.allowed_for_training,
             verdict_reason=lic.verdict_reason, policy_version=lic.policy_version))
+
+
+def derived_dataset(s, name: str, source, description: str):
+    """The dataset ``name`` that holds versions Dataward derives from ``source``'s dataset
+    (approved snapshots, confirmed references), created on first use with the source's
+    owner, kind and label column."""
+    ds = s.execute(select(Dataset).where(Dataset.name == name)).scalars().first()
+    if ds is None:
+        ds = Dataset(name=name, owner=source.dataset.owner, kind=source.kind, label_column=source.label_column,
+                     description=description)
+        s.add(ds)
+        s.flush()
+    return ds

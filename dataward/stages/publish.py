@@ -24,12 +24,11 @@ from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
 from lineage.models import (
     STATUS_PUBLISHED,
-    Dataset,
     DatasetVersion,
     Snapshot,
     VersionParent,
 )
-from lineage.queries import record_derived_file
+from lineage.queries import derived_dataset, record_derived_file
 from lineage.store import sha256_file
 
 PUBLISHABLE = ("approve", "trim")
@@ -62,13 +61,7 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: Deci
 
     def add_snapshot(s, source: DatasetVersion):
         name = snapshot_name(source.dataset.name)
-        ds = s.execute(select(Dataset).where(Dataset.name == name)).scalars().first()
-        if ds is None:
-            ds = Dataset(name=name, owner=source.dataset.owner, kind=source.kind,
-                         label_column=source.label_column,
-                         description=f"Approved snapshots of {source.dataset.name}")
-            s.add(ds)
-            s.flush()
+        ds = derived_dataset(s, name, source, f"Approved snapshots of {source.dataset.name}")
         number = (s.execute(select(func.max(DatasetVersion.version))
                             .where(DatasetVersion.dataset_id == ds.id)).scalar() or 0) + 1
         listing = f"snapshot.parquet\0{digest}\n".encode()

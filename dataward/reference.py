@@ -75,30 +75,6 @@ def row_digests(table) -> list[str]:
     return out
 
 
-def row_hashes(table):
-    """(N,) uint64: a fast hash of every row's values (vectorized per column; nested and
-    binary columns, such as images, value by value). Equal rows hash equal; a collision
-    only ever makes two different rows look shared, which costs the reference one row."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-
-    h = np.zeros(table.num_rows, dtype=np.uint64)
-    for col in table.columns:
-        t = col.type
-        if pa.types.is_nested(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t) \
-                or pa.types.is_fixed_size_binary(t):
-            values = col.to_pylist()
-            ch = np.fromiter((int.from_bytes(hashlib.blake2b(
-                json.dumps(_canon(v), default=str, sort_keys=True).encode(), digest_size=8).digest(), "little")
-                for v in values), dtype=np.uint64, count=len(values))
-        else:
-            ch = pd.util.hash_pandas_object(col.to_pandas(), index=False).to_numpy(dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            h = h * np.uint64(1099511628211) + ch
-    return h
-
-
 def _digest_of(digests: list[str]) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
@@ -210,6 +186,8 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
         return None, {**base, "kind": "none", "label": f"none ({prev['snapshot_ref']}'s columns do not cast "
                       f"to this version's types: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"}
+    from checks.leakage import row_hashes
+
     shared = np.isin(row_hashes(snap), row_hashes(data))
     labels = snap.column(label_col).to_pylist()
     present = set(data.column(label_col).to_pylist())

@@ -291,7 +291,6 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
                       details: dict[str, Any]) -> dict[str, Any]:
     """Store ``table`` in the content store and record it as ``NAME.reference@N`` with its
     provenance, licence, parent edge and audit entry, in one transaction."""
-    import os
 
     import pyarrow.parquet as pq
     from sqlalchemy import func, select
@@ -303,16 +302,12 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
         VersionParent,
     )
     from lineage.queries import derived_dataset, record_derived_file
-    from lineage.store import sha256_file
 
     ctx.store.sweep()
     tmp = ctx.store.staging_file("reference", ".parquet")
     try:
         pq.write_table(table, str(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        digest, size = sha256_file(tmp)
-        path, _ = ctx.store.adopt(tmp, digest, "parquet")
+        path, digest, size = ctx.store.adopt_written(tmp, "parquet")
     finally:
         tmp.unlink(missing_ok=True)
     content_hash = hashlib.sha256(f"reference.parquet\0{digest}\n".encode()).hexdigest()

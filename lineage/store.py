@@ -131,6 +131,15 @@ class ContentStore:
         os.close(fd)
         return Path(tmp)
 
+    def adopt_written(self, tmp: str | os.PathLike[str], fmt: str = "") -> tuple[Path, str, int]:
+        """Fsync a file just written in :attr:`staging`, hash it and :meth:`adopt` it.
+        Returns (path in the store, sha256, size in bytes)."""
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        digest, size = sha256_file(tmp)
+        path, _ = self.adopt(tmp, digest, fmt)
+        return path, digest, size
+
     def adopt(self, tmp: str | os.PathLike[str], digest: str, fmt: str = "") -> tuple[Path, bool]:
         """Move a finished, fsynced file whose hash is ``digest`` into the store (no copy).
 

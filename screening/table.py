@@ -165,7 +165,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     timings = {}
 
     t = time.perf_counter()
-    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, with_representations=False, **kw)
+    cv = cross_validated_probe(X, y, X_ref=X_ref, progress=say, **kw)
     timings["cross_validated_probe"] = time.perf_counter() - t
 
     anchored = cv_m = None
@@ -192,7 +192,6 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
                          cv_reference_margins=label_margin(prep.y_ref, cv.reference_pred_probs),
                          features=X, reference_features=X_ref)
     del anchored, cv_m
-    cv.predict_fn = None  # the fold models are not needed any more
     del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
     say("probes trained; running screens")
 
@@ -200,8 +199,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
                            pred_probs=cv.pred_probs, label_probs=label_probs,
                            label_probs_source="reference-anchored" if anchored_info is not None else "cross-validated",
                            influence=trained.self_influence, influence_mode="self-influence",
-                           n_checkpoints=trained.n_checkpoints, losses=trained.losses,
-                           loss_fractions=trained.snapshot_fractions, strip=trained.strip, device=device,
+                           n_checkpoints=trained.n_checkpoints, strip=trained.strip, device=device,
                            poison_rate=None if verdict is None else verdict.flag_rate)
     screens = {}
     for screen in SCREENS:

@@ -12,7 +12,6 @@ leaves only a complete, unreferenced blob, which the re-run adopts.
 from __future__ import annotations
 
 import hashlib
-import os
 
 from sqlalchemy import func, select
 
@@ -29,7 +28,6 @@ from lineage.models import (
     VersionParent,
 )
 from lineage.queries import derived_dataset, record_derived_file
-from lineage.store import sha256_file
 
 PUBLISHABLE = ("approve", "trim")
 
@@ -133,10 +131,7 @@ def _write_snapshot(ctx: Context, version_id: int, excluded: list[int]):
                     rows += batch.num_rows
                 if i == 0:
                     checkpoint("publish:staging")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        digest, _ = sha256_file(tmp)
-        path, _ = ctx.store.adopt(tmp, digest, "parquet")
+        path, digest, _ = ctx.store.adopt_written(tmp, "parquet")
     finally:
         tmp.unlink(missing_ok=True)
     return path, digest, rows, schema

@@ -5,8 +5,6 @@ would be, and what its training reveals about each row.
   evenly spaced ones and :data:`EARLY_SNAPSHOTS`), on exact last-layer gradients:
   ``g_i = e_i (outer) h_i`` with ``e_i = p_i - onehot(y_i)`` (K) and ``h_i = [rep_i, 1]``
   (d + 1), so ``|g_i|^2 = |e_i|^2 |h_i|^2`` costs O(K + d);
-* every row's training loss at snapshots through training (the loss dynamics that
-  anti-backdoor learning reads: a trigger is learned before the real task);
 * the final model's penultimate representations, where a learned trigger separates the
   poisoned rows of the target class (what the spectral signature and activation
   clustering are defined on: Tran et al. 2018, Chen et al. 2018);
@@ -25,8 +23,8 @@ import torch
 from .._torch_utils import pick_device
 from .training import fit_probes, snapshot_steps
 
-#: Fractions of training at which every row's loss is read besides the TracIn checkpoints:
-#: early, while the trigger is already learned and the real task is not.
+#: Snapshots besides the evenly spaced TracIn checkpoints, early in training where the
+#: gradients are largest: they refine TracIn's quadrature of the training run.
 EARLY_SNAPSHOTS = (0.02, 0.05, 0.1, 0.15)
 #: Random partner rows each row is superposed with for STRIP.
 STRIP_PARTNERS = 8
@@ -35,14 +33,12 @@ STRIP_PARTNERS = 8
 @dataclass
 class DataTrainedProbe:
     """self_influence: (N,) float64 TracIn self-influence.
-    losses: (S, N) float32 cross-entropy of every row after each snapshot.
     snapshot_fractions: (S,) the fractions of training the snapshots were taken at.
     representations: (N, d) float32, the final model's penultimate layer.
     n_checkpoints: TracIn checkpoints used.
     strip: (N,) float64 mean log p(label) of the row superposed with random other rows."""
 
     self_influence: np.ndarray
-    losses: np.ndarray
     snapshot_fractions: np.ndarray
     representations: np.ndarray
     n_checkpoints: int
@@ -54,12 +50,12 @@ def _batch_factors(predict_fn, X, y, idx=None):
     yy = y if idx is None else y[idx]
     e = p.astype(np.float32)
     e[np.arange(len(yy)), yy] -= 1.0
-    return e, np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1), p[np.arange(len(yy)), yy]
+    return e, np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1)
 
 
 def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int = 65536) -> DataTrainedProbe:
     """Fit one probe on all rows of X (N, ...) and read it at every snapshot, streamed in
-    batches (O(batch) extra memory besides the (S, N) losses and (N, d) representations)."""
+    batches (O(batch) extra memory besides the (N, d) representations)."""
     n = len(y)
     tracin = tuple((i + 1) / config.n_checkpoints for i in range(config.n_checkpoints))
     fractions = tuple(sorted(set(EARLY_SNAPSHOTS) | set(tracin)))
@@ -73,22 +69,20 @@ def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int
     # early snapshots refine the quadrature where gradients are largest)
     weight = {s: float(lrs[prev:s].sum()) for prev, s in zip([0] + steps[:-1], steps)}
     influence = np.zeros(n)
-    losses = np.zeros((len(snaps), n), dtype=np.float32)
     reps = np.zeros((n, config.rep_dim), dtype=np.float32)
     for k, (step, state) in enumerate(snaps):
         load(state)
         last = k == len(snaps) - 1
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(n, start + batch_size))
-            e, h, p_label = _batch_factors(predict_fn, X, y, idx)
-            losses[k, idx] = -np.log(np.maximum(p_label, 1e-30))
+            e, h = _batch_factors(predict_fn, X, y, idx)
             if step in weight:
                 influence[idx] += influence_scores(e[None], h[None], lrs=np.array([weight[step]]), device=device)
             if last:
                 reps[idx] = h[:, :-1]
     done = np.array([s for s, _ in snaps], dtype=np.float64)
     strip = _strip(predict_fn, X, y, seed=config.seed, batch_size=batch_size)
-    return DataTrainedProbe(influence, losses, done / max(total, 1), reps, len(steps), strip)
+    return DataTrainedProbe(influence, done / max(total, 1), reps, len(steps), strip)
 
 
 def _strip(predict_fn, X, y, *, seed: int, batch_size: int) -> np.ndarray:

@@ -38,17 +38,13 @@ def label_margin(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
 
 
 
-def out_of_fold(predict_fn, X, folds, batch_size, *, probs=None, reps=None) -> None:
-    """Fill ``probs`` and/or ``reps`` (row i from the model of fold ``folds[i]``, which
-    never trained on it), chunk by chunk: no fold-sized float64 temporaries."""
+def out_of_fold(predict_fn, X, folds, batch_size, probs) -> None:
+    """Fill ``probs`` (row i from the model of fold ``folds[i]``, which never trained on
+    it), chunk by chunk: no fold-sized float64 temporaries."""
     step = max(1, int(batch_size))
     for f in np.unique(folds):
         te = np.flatnonzero(folds == f)
         for start in range(0, len(te), step):
             idx = te[start:start + step]
-            p, r = predict_fn(int(f), X, idx)
-            if probs is not None:
-                probs[idx] = p
-            if reps is not None:
-                reps[idx] = r
+            probs[idx], _ = predict_fn(int(f), X, idx)
 

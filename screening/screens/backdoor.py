@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..encoding import jsonable
 from .base import ProbeOutputs, Screen, ScreenOutput, class_fit_rows, screen_summary
 
 
@@ -163,15 +164,11 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
                               "calibration": "the other classes' rows", "excess_delta": vc.excess_delta / 2,
                               "superposition_level": gate_level}, flagged, y, outputs.classes)
     names = outputs.classes
-    summary["classes_found"] = [{**d, "class": _name(names[d["class"]])} for d in kept]
+    summary["classes_found"] = [{**d, "class": jsonable(names[d["class"]])} for d in kept]
     found = {d["class"] for d in kept}
-    summary["classes_rejected_by_gate"] = [{**d, "class": _name(names[d["class"]])} for d in gated
+    summary["classes_rejected_by_gate"] = [{**d, "class": jsonable(names[d["class"]])} for d in gated
                                            if d["class"] not in found]
     return ScreenOutput(scores, flagged, summary)
-
-
-def _name(v):
-    return v.item() if hasattr(v, "item") else v
 
 
 SCREEN = Screen("backdoor", ("representations", "strip"), _run,

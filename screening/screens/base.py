@@ -39,8 +39,6 @@ class ProbeOutputs:
     label_probs_source: ``"reference-anchored"`` or ``"cross-validated"``.
     influence: (N,) float64 TracIn self-influence of the data-trained probe;
         influence_mode: ``"self-influence"``; n_checkpoints.
-    losses: (S, N) float32, every row's training loss after each of S snapshots of the
-        data-trained probe; loss_fractions: (S,) the fractions of training they were taken at.
     strip: (N,) float64 STRIP score of the data-trained probe (mean log p(label) of the
         row averaged with random other rows).
     poison_rate: the verdict's estimated poison rate (flagged share), set before the
@@ -57,8 +55,6 @@ class ProbeOutputs:
     influence: np.ndarray
     influence_mode: str
     n_checkpoints: int
-    losses: np.ndarray | None = None
-    loss_fractions: np.ndarray | None = None
     strip: np.ndarray | None = None
     device: Any = None
     poison_rate: float | None = None

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..encoding import jsonable
 from .conformal import (
     calibrated_level,
     clean_rate_upper_bound,
@@ -88,8 +89,7 @@ class Verdict:
 
 
 def _named(d: dict, classes: list) -> dict:
-    name = classes[d["class"]]
-    return {**d, "class": name.item() if hasattr(name, "item") else name}
+    return {**d, "class": jsonable(classes[d["class"]])}
 
 
 def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None, anchored=None, ref_labels=None,

@@ -120,10 +120,7 @@ def test_self_influence_of_the_data_trained_probe_ranks_flipped_rows_high():
                                device=torch.device("cpu"))
     s = probe.self_influence
     assert probe.n_checkpoints == len(probe.snapshot_fractions) and probe.representations.shape == (len(y), cfg.rep_dim)
-    assert probe.losses.shape == (len(probe.snapshot_fractions), len(y))
     assert probe.snapshot_fractions[-1] == 1.0 and np.all(np.diff(probe.snapshot_fractions) > 0)
-    # the flipped rows are the ones the model trained on them fits last
-    assert probe.losses[-1][flip].mean() > probe.losses[-1][np.setdiff1d(np.arange(len(y)), flip)].mean()
     truth = np.zeros(len(y), bool)
     truth[flip] = True
     assert roc_auc_score(truth, s) > 0.95

@@ -34,8 +34,11 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, atol: float) -> list[str]
             if not close.all():
                 diff = np.nanmax(np.abs(a.to_numpy() - b.to_numpy()))
                 problems.append(f"{col}: {int((~close).sum())} rows differ (max |diff| {diff:.3g})")
-        elif not (a.astype(str).to_numpy() == b.astype(str).to_numpy()).all():
-            problems.append(f"{col}: {int((a.astype(str) != b.astype(str)).sum())} rows differ")
+        else:  # text, categories: missing values (None, NaN) compare equal to each other
+            differ = int((a.astype(object).fillna("\0").astype(str).to_numpy()
+                          != b.astype(object).fillna("\0").astype(str).to_numpy()).sum())
+            if differ:
+                problems.append(f"{col}: {differ} rows differ")
     return problems
 
 

@@ -23,6 +23,9 @@ Metrics per case (poison rate eps, n_p poisoned rows):
             reference-anchored probe's accuracy on the clean rows;
   acc, dAcc accuracy of an MLP retrained without the flagged rows, and its difference
             to one retrained without exactly the poisoned rows (oracle);
+  n_relabel, dAcc_relabel  rows the policy would relabel instead of removing them
+            (screening.on_label_noise: relabel), and the accuracy difference to oracle
+            removal when it does (relabel_on_poison: the share of them that are poison);
   min_detect the size below which the verdict's class-excess test cannot flag a backdoor
             concentrated on the target class, given that class's trusted reference rows
             (screening.verdict.detectable_attack; NaN: no size is enough)
@@ -316,7 +319,31 @@ def run_case(name, case, Xtr, ytr, truth, trig, ref, test, target, config, seed,
     acc_0, asr_0 = retrain(Xtr, ytr, np.ones(len(ytr), bool), Xt, yt, Xtrig, target, seed)
     row.update({"acc_before": acc_0, "acc": acc_f, "dAcc": 100 * (acc_f - acc_o), "ASR_before": asr_0,
                 "ASR_after": asr_f, "ASR_oracle": asr_o, "est_rate": res.summary["estimated_poison_rate"]})
+    # the policy's other action on label noise (screening.on_label_noise: relabel): the rows
+    # with a suggested label are kept with it, the other flagged rows removed
+    new = _suggested_classes(res, ytr)
+    moved = new != ytr
+    row["n_relabel"] = int(moved.sum())
+    row["relabel_on_poison"] = float(truth[moved].mean()) if moved.any() else float("nan")
+    if moved.any():
+        acc_r, _ = retrain(Xtr, new, ~flagged | moved, Xt, yt, Xtrig, target, seed)
+        row["dAcc_relabel"] = 100 * (acc_r - acc_o)
+    else:
+        row["dAcc_relabel"] = row["dAcc"]
     return row
+
+
+def _suggested_classes(res, y):
+    """``y`` with every suggested label (the scores' ``suggested_label``) applied."""
+    col = res.scores.get("suggested_label")
+    new = np.asarray(y).copy()
+    if col is None:
+        return new
+    index = {str(c): c for c in res.classes}
+    for i, s in enumerate(col):
+        if isinstance(s, str):
+            new[i] = index[s]
+    return new
 
 
 def _verdict_metrics(row, res, X, y, truth, target, seed):
@@ -569,6 +596,12 @@ def print_tables(df):
             "min_detect", "precision", "F1", "peer_F1", "acc_before", "acc", "dAcc", "ASR_before", "ASR_after",
             "ASR_oracle", "secs"]]
     print(v.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    if "n_relabel" in df:
+        print("\nRelabel instead of remove (policy screening.on_label_noise: relabel; rows with cleanlab's "
+              "suggested label kept with it, the other flagged rows removed; dAcc vs oracle removal, points):")
+        rl = df[df["n_relabel"].fillna(0) > 0]
+        print(rl[["data", "case", "mode", "seed", "n_relabel", "relabel_on_poison", "dAcc", "dAcc_relabel"]]
+              .to_string(index=False, float_format=lambda x: f"{x:.3f}") if len(rl) else "  no row relabelled")
     print_goals(df)
 
 

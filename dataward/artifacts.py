@@ -108,6 +108,21 @@ def read_projection(path: str | Path | None):
     return np.load(path)
 
 
+def suggested_labels(output: dict[str, Any]) -> dict[int, str]:
+    """Row id -> the label cleanlab suggests, for the flagged rows the verdict holds to be
+    label noise only (the scores file's ``suggested_label`` column; {} when it has none)."""
+    import pyarrow.parquet as pq
+
+    if output.get("status") != "done":
+        return {}
+    path = output["scores_path"]
+    if "suggested_label" not in pq.read_schema(path).names:
+        return {}
+    t = pq.read_table(path, columns=["row_id", "suggested_label"])
+    ids, labels = t.column("row_id").to_pylist(), t.column("suggested_label").to_pylist()
+    return {int(i): str(lab) for i, lab in zip(ids, labels) if lab is not None}
+
+
 def flagged_row_ids(output: dict[str, Any]) -> list[int]:
     """The row ids the screens flagged, read back from the recorded scores file.
 

@@ -51,6 +51,7 @@ def snapshot_facts(ctx: Context, ref: str) -> dict[str, Any]:
             "description": src.dataset.description or v.dataset.description or "",
             "owner": src.dataset.owner, "kind": src.kind, "label_column": src.label_column,
             "rows": snap.row_count, "excluded_rows": len(snap.excluded_row_ids or []),
+            "relabelled_rows": len(snap.relabels or []),
             "source_rows": src.row_count, "path": snap.path, "sha256": snap.sha256,
             "created": snap.created_at.date().isoformat() if snap.created_at else None,
             "schema": v.schema_json,
@@ -113,6 +114,9 @@ def responsible_ai(f: dict[str, Any]) -> dict[str, Any]:
     limitations = [
         f"{f['excluded_rows']} of {f['source_rows']} rows were flagged by the poisoning screens and "
         f"left out of this snapshot (decision: {decide.get('outcome', '?')})."]
+    if f.get("relabelled_rows"):
+        limitations.append(f"{f['relabelled_rows']} more flagged rows, held to be label noise only, are kept "
+                           "with the label cleanlab suggests; the snapshot's lineage lists each old and new label.")
     power = power_statement(((summary.get("combine") or {}).get("detectable_attack")) or [])
     if power:
         limitations.append(f"Screening power: {power}.")

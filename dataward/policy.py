@@ -34,6 +34,9 @@ class Policy:
     on_screen_error: str
     on_not_applicable: str = "quarantine"
     on_no_reference: str = "quarantine"
+    # rows flagged only as label noise that have a suggested label (cleanlab's): remove them
+    # (trim) or relabel them in the published snapshot
+    on_label_noise: str = "remove"
     raw: dict[str, Any] = field(default_factory=dict)
     # canary self-test: enabled, fraction, min_per_kind, max_fraction, seed, min_recall, on_below_floor
     canary: dict[str, Any] = field(default_factory=dict)
@@ -144,6 +147,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
         on_not_applicable=get("screening", "on_not_applicable", "quarantine",
                               ("approve", "quarantine", "reject")),
         on_no_reference=get("screening", "on_no_reference", "quarantine", ("approve", "quarantine")),
+        on_label_noise=get("screening", "on_label_noise", "remove", ("remove", "relabel")),
         raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict, review=review,
         trust_chain={"enabled": chain, "rows_per_class": per_class},
     )
@@ -175,17 +179,29 @@ class Decision:
     reasons: list[dict[str, str]]
     excluded_row_ids: list[int]
     policy_version: str
+    # [row_id, new label (the class name as text)]: rows kept with cleanlab's suggested label
+    relabels: list[list[Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "reasons": self.reasons,
-                "excluded_rows": len(self.excluded_row_ids), "policy_version": self.policy_version}
+                "excluded_rows": len(self.excluded_row_ids), "relabelled_rows": len(self.relabels),
+                "policy_version": self.policy_version}
 
 
 def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[str, Any] | None,
            screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
-           pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None
-           ) -> Decision:
+           pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None,
+           suggested_labels: dict[int, str] | None = None) -> Decision:
     """Apply ``policy``; each argument is the recorded output of that stage (None = not run).
+
+    ``suggested_labels``: row id -> the label cleanlab suggests, for the flagged rows the
+    verdict holds to be label noise only (the screen's ``suggested_label`` column). With
+    ``screening.on_label_noise: relabel`` those rows are kept, relabelled, instead of removed;
+    the flagged-fraction limits count them all the same (every flagged row is a change).
+    Only a screen that had a trusted reference relabels: without one, a third to a half of
+    the suggestions fall on clean rows and a model retrained on the relabelled table loses
+    1-9 points against removal (``benchmarks/bench_detection.py``, ``dAcc_relabel``), so
+    those rows are removed.
 
     ``pii_tags``: the version's column tags (:func:`lineage.tags.column_tags`);
     ``pii_scan``: ``{"scanned", "failed"}`` (None: not known, no rule fires).
@@ -207,6 +223,7 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
         rule(policy.validation_on_failure, "validation",
              f"{len(failed)} expectation(s) failed: " + "; ".join(failed[:5]))
     excluded: list[int] = []
+    relabels: list[list[Any]] = []
     if screening is None:
         rule("quarantine", "screening", "the screening stage has not recorded a result")
     elif screening.get("status") == "error":
@@ -223,8 +240,19 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
             rule("quarantine", "screening",
                  f"{pct}, above the automatic trim limit {policy.max_trim_fraction:.0%}")
         elif flagged_row_ids:
-            rule("trim", "screening", f"{pct}: approved without them")
             excluded = sorted(int(i) for i in flagged_row_ids)
+            trusted = screening.get("used_reference", True)
+            if policy.on_label_noise == "relabel" and suggested_labels and trusted:
+                relabels = [[i, str(suggested_labels[i])] for i in excluded if i in suggested_labels]
+                excluded = [i for i in excluded if i not in suggested_labels]
+            if relabels:
+                rule("trim", "screening", f"{pct}: approved with {len(relabels)} of them relabelled to the label "
+                     f"cleanlab suggests (label noise only) and {len(excluded)} removed")
+            elif policy.on_label_noise == "relabel" and suggested_labels and not trusted:
+                rule("trim", "screening", f"{pct}: approved without them (the policy relabels label noise only "
+                     "with a trusted reference: without one the suggested labels are too often wrong)")
+            else:
+                rule("trim", "screening", f"{pct}: approved without them")
         else:
             rule("approve", "screening", "no rows flagged")
     if screening is not None and screening.get("status") == "done":
@@ -237,8 +265,8 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
     _pii_rules(policy, pii_tags, pii_scan, rule)
     outcome = max((r["outcome"] for r in reasons), key=_SEVERITY.__getitem__, default="approve")
     if outcome not in ("approve", "trim"):
-        excluded = []
-    return Decision(outcome, reasons, excluded, policy.version)
+        excluded, relabels = [], []
+    return Decision(outcome, reasons, excluded, policy.version, relabels)
 
 
 def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:

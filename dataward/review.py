@@ -291,8 +291,10 @@ def publish_approved(ctx: Context, ref: str, *, reviewer: str, policy: dict | No
 
     if policy is None:
         policy = finished(ctx, ref, "decide")[2] or {}
-    excluded = policy.get("excluded_row_ids", []) if policy.get("outcome") == "trim" else []
-    return publish(ctx, ref, decision={"outcome": "approve", "excluded_row_ids": excluded,
+    trimmed = policy.get("outcome") == "trim"
+    excluded = policy.get("excluded_row_ids", []) if trimmed else []
+    relabels = policy.get("relabels", []) if trimmed else []
+    return publish(ctx, ref, decision={"outcome": "approve", "excluded_row_ids": excluded, "relabels": relabels,
                                        "approved_by": reviewer}, actor=reviewer)
 
 

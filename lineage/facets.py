@@ -99,6 +99,7 @@ def _custom_classes():
         rows: int | None = None
         flaggedRows: int | None = None  # noqa: N815
         excludedRows: int | None = None  # noqa: N815
+        relabelledRows: int | None = None  # noqa: N815
         flaggedByScreen: dict = attr.field(factory=dict)  # noqa: N815
         policyVersion: str | None = None  # noqa: N815
 
@@ -130,6 +131,7 @@ def screening_verdict(decision: dict[str, Any]):
     return cls(outcome=decision["outcome"], reasons=reasons, rows=decision.get("n_rows"),
                flaggedRows=decision.get("n_flagged"),
                excludedRows=len(decision.get("excluded_row_ids") or []),
+               relabelledRows=len(decision.get("relabels") or []),
                flaggedByScreen={k: int(v) for k, v in (decision.get("flagged_by_screen") or {}).items()},
                policyVersion=decision.get("policy_version"), **_p())
 

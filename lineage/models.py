@@ -258,6 +258,8 @@ class Snapshot(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     row_count: Mapped[int] = mapped_column(BigInteger)
     excluded_row_ids: Mapped[list[Any]] = mapped_column(JSON)
+    # [row_id, old label, new label] for rows kept with a corrected label (None: none)
+    relabels: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

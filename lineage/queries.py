@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lineage.models import Dataset, DatasetVersion, VersionParent
+from lineage.models import Dataset, DatasetVersion, Snapshot, VersionParent
 
 
 def list_versions(session: Session) -> list[dict[str, Any]]:
@@ -64,7 +64,18 @@ def describe(session: Session, version: DatasetVersion, *, depth: int = 8) -> di
             "reason": lic.verdict_reason, "policy_version": lic.policy_version,
         },
         "parents": _parents(session, version, depth, set()),
+        "snapshot": _snapshot(session, version),
     }
+
+
+def _snapshot(session: Session, version: DatasetVersion) -> dict[str, Any] | None:
+    """What a published snapshot changed against its source: rows left out, and rows kept
+    with a corrected label (``[row_id, old, new]``); None for other versions."""
+    snap = session.execute(select(Snapshot).where(Snapshot.version_id == version.id)).scalars().first()
+    if snap is None:
+        return None
+    return {"source_version_id": snap.source_version_id, "sha256": snap.sha256,
+            "excluded_rows": len(snap.excluded_row_ids or []), "relabels": snap.relabels or []}
 
 
 def _parents(session: Session, version: DatasetVersion, depth: int, seen: set[int]

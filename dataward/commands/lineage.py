@@ -53,6 +53,12 @@ def _print_lineage(info: dict[str, Any]) -> None:
     for f in info["files"]:
         console.print(f"  file {f['path']}  {f['rows']} rows  {f['bytes']} B  sha256 {f['sha256'][:16]}",
                       markup=False)
+    snap = info.get("snapshot")
+    if snap:
+        changes = snap["relabels"]
+        console.print(f"  snapshot: {snap['excluded_rows']} row(s) left out, {len(changes)} relabelled"
+                      + (": " + ", ".join(f"row {r}: {old!r} -> {new!r}" for r, old, new in changes[:10])
+                         + (" ..." if len(changes) > 10 else "") if changes else ""), markup=False)
     tree = Tree(f"{info['ref']} (parents)")
 
     def add(node, parents):

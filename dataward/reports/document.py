@@ -17,6 +17,8 @@ REPORT_FORMAT = 3
 #: The report section that explains each decision check (the summary links to it).
 SECTION_OF_CHECK = {"licence": "provenance", "validation": "validation", "screening": "screening",
                     "canary": "canary", "leakage": "leakage", "personal data": "personal-data"}
+MAX_RELABELS_LISTED = 200  # the decision record and the snapshot's lineage keep them all
+
 HEADLINES = {
     "approve": "Approved: every check passed, the version is published as is.",
     "trim": "Approved without the flagged rows: {n} of {rows} rows ({frac:.1%}) are excluded from the snapshot.",
@@ -121,8 +123,13 @@ def _summary(decision: dict[str, Any] | None, screening: dict[str, Any] | None) 
     headline = HEADLINES.get(outcome, outcome or "").format(
         n=decision.get("excluded_rows", n), rows=rows,
         frac=(decision.get("excluded_rows", n) / rows) if rows else 0.0)
+    relabelled = int(decision.get("relabelled_rows") or 0)
+    if outcome == "trim" and relabelled:
+        headline += (f" {relabelled} more flagged row(s), label noise only, are kept with the label cleanlab "
+                     "suggests (policy screening.on_label_noise: relabel).")
     order = {"reject": 0, "quarantine": 1, "trim": 2, "approve": 3}
     why = sorted(({**r, "section": SECTION_OF_CHECK.get(r.get("check"))} for r in decision.get("reasons") or []),
                  key=lambda r: order.get(r.get("outcome"), 9))
     return {"outcome": outcome, "headline": headline, "why": why,
-            "n_rows": rows, "n_flagged": n, "policy_version": decision.get("policy_version")}
+            "n_rows": rows, "n_flagged": n, "policy_version": decision.get("policy_version"),
+            "relabels": (decision.get("relabels") or [])[:MAX_RELABELS_LISTED], "relabelled_rows": relabelled}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataward.artifacts import flagged_row_ids
+from dataward.artifacts import flagged_row_ids, suggested_labels
 from dataward.context import Context
 from dataward.policy import decide as apply_policy
 from dataward.policy import load_policy
@@ -39,11 +39,13 @@ def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> DecideOutput
         pii_tags = tags.column_tags(s, version_id, source="pii-scan")
         pii_scan = tags.scan_status(s, version_id)
     flagged = flagged_row_ids(screening) if screening else []
+    suggested = suggested_labels(screening) if screening and policy.on_label_noise == "relabel" else {}
     decision = apply_policy(policy, licence=licence, validation=validation, screening=screening,
                             flagged_row_ids=flagged, n_rows=n_rows, pii_tags=pii_tags,
-                            pii_scan=pii_scan if pii_scan["scanned"] else None)
+                            pii_scan=pii_scan if pii_scan["scanned"] else None, suggested_labels=suggested)
     output = DecideOutput(**decision.to_dict(), policy_digest=policy.digest, n_rows=n_rows,
                           n_flagged=len(flagged), excluded_row_ids=decision.excluded_row_ids,
+                          relabels=decision.relabels,
                           pii=PiiStatus(scanned=pii_scan["scanned"], failed=pii_scan["failed"], tags=pii_tags))
     reason = "; ".join(r["why"] for r in decision.reasons
                        if r["outcome"] in ("quarantine", "reject")) or None

@@ -72,6 +72,8 @@ class DecideOutput(TypedDict, total=False):
     n_rows: Required[int | None]
     n_flagged: Required[int]
     excluded_row_ids: Required[list[int]]
+    relabelled_rows: int  # rows kept with cleanlab's suggested label (screening.on_label_noise: relabel)
+    relabels: list[list[Any]]  # [row_id, new label as text]
     pii: Required[PiiStatus]
 
 
@@ -98,6 +100,7 @@ class PublishOutput(TypedDict, total=False):
     sha256: str
     rows: int
     excluded_rows: int
+    relabelled_rows: int
     outcome: str
     snapshot_ref: str
     croissant: str  # the metadata files beside the snapshot

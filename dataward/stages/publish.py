@@ -16,6 +16,7 @@ import hashlib
 from sqlalchemy import func, select
 
 from dataward.context import Context
+from dataward.errors import BadInput
 from dataward.faults import checkpoint
 from dataward.stages.common import finished, iter_batches, record, version_schema
 from dataward.stages.outputs import DecideOutput, PublishOutput
@@ -52,10 +53,18 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: Deci
         return PublishOutput(published=False, ref=ref,
                              reason=f"decision is {(decision or {}).get('outcome', 'missing')}: nothing to publish")
     excluded = sorted(int(i) for i in decision.get("excluded_row_ids", []))
-    path, digest, rows, schema = _write_snapshot(ctx, version_id, excluded)
+    relabel = {int(i): str(label) for i, label in decision.get("relabels") or []}
+    label_col = None
+    if relabel:
+        with ctx.session() as s:
+            label_col = s.get(DatasetVersion, version_id).label_column
+        if not label_col:
+            raise BadInput(f"{ref}: the decision relabels rows but the version names no label column")
+    path, digest, rows, schema, changes = _write_snapshot(ctx, version_id, excluded, relabel, label_col)
     checkpoint("publish:blob")
     out = PublishOutput(published=True, source=ref, path=str(path), sha256=digest,
-                        rows=rows, excluded_rows=len(excluded), outcome=decision["outcome"])
+                        rows=rows, excluded_rows=len(excluded), relabelled_rows=len(changes),
+                        outcome=decision["outcome"])
 
     def add_snapshot(s, source: DatasetVersion):
         name = snapshot_name(source.dataset.name)
@@ -69,20 +78,22 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: Deci
             schema_json=schema_json(schema), status=STATUS_PUBLISHED, kind=source.kind,
             label_column=source.label_column,
             manifest={"derived_from": source.ref, "outcome": decision["outcome"],
-                      "excluded_rows": len(excluded)})
+                      "excluded_rows": len(excluded), "relabelled_rows": len(changes)})
         s.add(snap)
         s.flush()
         record_derived_file(s, snap, source, relpath="snapshot.parquet", sha256=digest,
                             size_bytes=path.stat().st_size, rows=rows, publisher="dataward publish", actor=actor,
-                            method=f"{decision['outcome']} of {source.ref}")
+                            method=f"{decision['outcome']} of {source.ref}"
+                            + (f", {len(changes)} row(s) relabelled" if changes else ""))
         s.add(VersionParent(child_id=snap.id, parent_id=source.id,
-                            relation="trimmed" if excluded else "approved"))
+                            relation="trimmed" if excluded else "relabelled" if changes else "approved"))
         s.add(Snapshot(version_id=snap.id, source_version_id=source.id, path=str(path),
-                       sha256=digest, row_count=rows, excluded_row_ids=excluded))
+                       sha256=digest, row_count=rows, excluded_row_ids=excluded, relabels=changes or None))
         out["snapshot_ref"] = f"{name}@{number}"
         audit.append(s, actor=actor, action="snapshot", subject=out["snapshot_ref"],
                      payload={"source": source.ref, "sha256": digest, "rows": rows,
-                              "excluded_rows": len(excluded)})
+                              "excluded_rows": len(excluded), "relabelled_rows": len(changes),
+                              **({"relabels": changes} if changes else {})})
 
     recorded = record(ctx, version_id, "publish", out, status="published", run_id=run_id,
                       actor=actor, extra=add_snapshot)
@@ -106,20 +117,29 @@ def _with_metadata(ctx: Context, output: PublishOutput, actor: str) -> PublishOu
         return output
 
 
-def _write_snapshot(ctx: Context, version_id: int, excluded: list[int]):
-    """Stream the version's rows minus ``excluded`` into the store; (path, sha256, rows, schema)."""
+def _write_snapshot(ctx: Context, version_id: int, excluded: list[int], relabel: dict[int, str] | None = None,
+                    label_col: str | None = None):
+    """Stream the version's rows minus ``excluded`` into the store, the rows in ``relabel``
+    (row id -> new label as text) with their label replaced; (path, sha256, rows, schema,
+    changes), ``changes`` the ``[row_id, old label, new label]`` of every relabelled row."""
     import numpy as np
     import pyarrow.parquet as pq
 
     ctx.store.sweep()  # what an earlier, killed publish left in staging
     schema = version_schema(ctx, version_id)
     drop = np.asarray(excluded, dtype=np.int64)  # sorted
+    relabel = relabel or {}
+    moved = np.asarray(sorted(relabel), dtype=np.int64)
+    changes: list[list] = []
     tmp = ctx.store.staging_file("snapshot", ".parquet")
     rows = offset = 0
     try:
         with pq.ParquetWriter(str(tmp), schema) as writer:
             for i, batch in enumerate(iter_batches(ctx, version_id)):
                 n = batch.num_rows
+                a, b = np.searchsorted(moved, [offset, offset + n])
+                if b > a:
+                    batch = _relabelled(batch, label_col, moved[a:b], offset, relabel, changes)
                 lo, hi = np.searchsorted(drop, [offset, offset + n])
                 if hi > lo:
                     keep = np.ones(n, dtype=bool)
@@ -134,4 +154,28 @@ def _write_snapshot(ctx: Context, version_id: int, excluded: list[int]):
         path, digest, _ = ctx.store.adopt_written(tmp, "parquet")
     finally:
         tmp.unlink(missing_ok=True)
-    return path, digest, rows, schema
+    if len(changes) != len(relabel):
+        raise BadInput(f"{len(relabel) - len(changes)} row(s) to relabel are not in the version")
+    return path, digest, rows, schema, changes
+
+
+def _relabelled(batch, label_col: str, row_ids, offset: int, relabel: dict[int, str], changes: list):
+    """``batch`` with the label of ``row_ids`` (global ids, all in this batch) set to their
+    new label, cast from its text to the label column's type (the class names the screens
+    report are the labels as text); appends ``[row_id, old, new]`` to ``changes``."""
+    import pyarrow as pa
+
+    j = batch.schema.get_field_index(label_col)
+    column = batch.column(j)
+    values = column.to_pylist()
+    new_text = [relabel[int(r)] for r in row_ids]
+    try:
+        typed = pa.array(new_text, type=pa.string()).cast(column.type).to_pylist()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise BadInput(f"a suggested label ({new_text[0]!r}) cannot be written to label column {label_col!r} "
+                       f"of type {column.type}") from None
+    for r, new in zip(row_ids, typed):
+        k = int(r) - offset
+        changes.append([int(r), values[k], new])
+        values[k] = new
+    return batch.set_column(j, batch.schema.field(j), pa.array(values, type=column.type))

@@ -1,0 +1,157 @@
+"""Relabel instead of remove: with ``screening.on_label_noise: relabel`` the policy keeps the
+rows flagged as label noise only, with cleanlab's suggested label, and the snapshot's lineage
+records every change. Real pipeline (``dataward run``) on scikit-learn's digits with planted
+label flips and a trusted reference; real SQLite lineage DB."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from sqlalchemy import select
+
+
+def _digits(x, y):
+    return pa.table({**{f"p{i}": pa.array(x[:, i]) for i in range(64)}, "label": pa.array(y)})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_policy_relabels_label_noise_and_lineage_records_it(home, db_url, cli, tmp_path, monkeypatch):
+    from sklearn.datasets import load_digits
+
+    monkeypatch.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered\n")
+    (tmp_path / "policy.yaml").write_text("version: relabel-test\ncanary: {enabled: false}\n"
+                                          "screening: {on_label_noise: relabel}\n")
+    monkeypatch.setenv("DATAWARD_POLICY", str(tmp_path / "policy.yaml"))
+    d = load_digits()
+    x, y = d.data.astype(np.int64), d.target.astype(np.int64)
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(y))
+    train, ref = order[:1100], order[1100:1500]
+    xt, yt = x[train], y[train].copy()
+    flipped = rng.choice(len(yt), size=66, replace=False)  # 6 % uniform label flips
+    yt[flipped] = (yt[flipped] + rng.integers(1, 10, size=len(flipped))) % 10
+    (tmp_path / "src").mkdir()
+    pq.write_table(_digits(xt, yt), tmp_path / "src" / "data.parquet")
+    pq.write_table(_digits(x[ref], y[ref]), tmp_path / "reference.parquet")
+    manifest = {"name": "digits-relabel", "owner": "data@example.com", "license": "CC-BY-4.0",
+                "kind": "tabular-digits", "label_column": "label", "source": {"uri": "https://example.org/digits"},
+                "reference": str(tmp_path / "reference.parquet")}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(manifest))
+
+    r = cli("run", str(tmp_path / "src"), "--manifest", str(tmp_path / "m.yaml"), "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["outcome"] == "trim", out["reasons"]
+    from dataward.context import Context
+    from dataward.stages.common import finished
+
+    decision = finished(Context(), "digits-relabel@1", "decide")[2]
+    relabels = {int(i): lab for i, lab in decision["relabels"]}
+    excluded = set(decision["excluded_row_ids"])
+    scores = pq.read_table(finished(Context(), "digits-relabel@1", "screen")[2]["scores_path"]).to_pandas()
+    flagged = set(scores.loc[scores["flagged"], "row_id"])
+    suggested = {int(i): str(s) for i, s in zip(scores["row_id"], scores["suggested_label"]) if s is not None
+                 and s == s}
+    # every flagged row is either relabelled (exactly the rows with a suggestion) or removed
+    assert relabels and set(relabels) | excluded == flagged and not set(relabels) & excluded
+    assert relabels == suggested
+    assert decision["relabelled_rows"] == len(relabels) and decision["excluded_rows"] == len(excluded)
+    # the suggestions put planted flips back to their true class, most of the time
+    back = [i for i in relabels if i in set(flipped.tolist())]
+    assert len(back) >= 0.5 * len(flipped), f"{len(back)} of {len(flipped)} flips relabelled"
+    assert sum(int(relabels[i]) == y[train][i] for i in back) >= 0.9 * len(back)
+
+    # the snapshot: every row but the removed ones, the relabelled ones with their new label
+    snap = pq.read_table(out["snapshot"])
+    assert snap.num_rows == len(yt) - len(excluded)
+    assert snap.schema.field("label").type == pa.int64()
+    kept = [i for i in range(len(yt)) if i not in excluded]
+    expect = np.array([int(relabels[i]) if i in relabels else yt[i] for i in kept])
+    assert np.array_equal(snap.column("label").to_numpy(), expect)
+    assert np.array_equal(snap.column("p5").to_numpy(), xt[kept, 5])
+
+    # lineage: the snapshot row lists [row, old, new]; the audit entry and `lineage show` say so
+    from lineage.db import get_engine, session_scope
+    from lineage.models import AuditEntry, Snapshot
+
+    with session_scope(get_engine(db_url)) as s:
+        row = s.execute(select(Snapshot)).scalars().one()
+        assert sorted(map(tuple, row.relabels)) == sorted((i, int(yt[i]), int(lab)) for i, lab in relabels.items())
+        entry = s.execute(select(AuditEntry).where(AuditEntry.action == "snapshot")).scalars().one()
+        assert entry.payload["relabelled_rows"] == len(relabels)
+    show = json.loads(cli("lineage", "show", out["snapshot_ref"], "--json").stdout)
+    assert len(show["snapshot"]["relabels"]) == len(relabels)
+    assert show["snapshot"]["excluded_rows"] == len(excluded)
+    text = cli("lineage", "show", out["snapshot_ref"]).stdout
+    assert f"{len(relabels)} relabelled" in text
+    html = (home / "reports" / "digits-relabel-v1" / "report.html").read_text()
+    assert "Relabelled rows" in html and f"{len(relabels)} more flagged row(s)" in html
+    assert cli("audit", "verify").returncode == 0
+
+
+def test_policy_relabel_rule():
+    """The rule alone: suggested rows are relabelled, the rest removed; nothing is relabelled
+    when the outcome is not a trim, and the default policy removes."""
+    from dataward.policy import decide, load_policy
+
+    ok = dict(licence={"allowed_for_training": True, "reason": "ok"},
+              validation={"success": True, "status": "passed"}, screening={"status": "done"}, n_rows=100)
+    default = load_policy()
+    assert default.on_label_noise == "remove"
+    d = decide(default, flagged_row_ids=[5, 2, 9], suggested_labels={2: "cat"}, **ok)
+    assert d.excluded_row_ids == [2, 5, 9] and d.relabels == []
+    import dataclasses
+
+    relabel = dataclasses.replace(default, on_label_noise="relabel")
+    d = decide(relabel, flagged_row_ids=[5, 2, 9], suggested_labels={2: "cat", 9: "dog"}, **ok)
+    assert d.outcome == "trim" and d.excluded_row_ids == [5] and d.relabels == [[2, "cat"], [9, "dog"]]
+    assert d.to_dict()["relabelled_rows"] == 2 and "2 of them relabelled" in d.reasons[-1]["why"]
+    many = list(range(int(relabel.max_trim_fraction * 100) + 1))
+    q = decide(relabel, flagged_row_ids=many, suggested_labels={i: "cat" for i in many}, **ok)
+    assert q.outcome == "quarantine" and q.relabels == [] and q.excluded_row_ids == []
+
+
+@pytest.mark.parametrize("column,new,expect", [
+    (pa.array(["cat", "dog", "cat"]), "dog", "dog"),
+    (pa.array(["cat", "dog", "cat"]).dictionary_encode(), "dog", "dog"),
+    (pa.array([True, False, True]), "False", False),
+    (pa.array([1, 2, 1], type=pa.int8()), "2", 2),
+])
+def test_relabel_keeps_the_label_column_type(column, new, expect):
+    from dataward.stages.publish import _relabelled
+
+    batch = pa.record_batch({"x": [0.1, 0.2, 0.3], "label": column})
+    changes: list = []
+    out = _relabelled(batch, "label", np.array([12]), 10, {12: new}, changes)
+    assert out.schema == batch.schema
+    assert out.column("label").to_pylist() == [column[0].as_py(), column[1].as_py(), expect]
+    assert changes == [[12, column[2].as_py(), expect]]
+
+
+def test_a_policy_with_an_unknown_label_noise_action_is_refused(tmp_path):
+    from dataward.errors import BadInput
+    from dataward.policy import load_policy
+
+    (tmp_path / "p.yaml").write_text("screening: {on_label_noise: fix}\n")
+    with pytest.raises(BadInput, match="on_label_noise must be one of remove, relabel"):
+        load_policy(tmp_path / "p.yaml")
+
+
+def test_without_a_trusted_reference_flagged_rows_are_removed_not_relabelled():
+    import dataclasses
+
+    from dataward.policy import decide, load_policy
+
+    relabel = dataclasses.replace(load_policy(), on_label_noise="relabel", on_no_reference="approve")
+    d = decide(relabel, licence={"allowed_for_training": True, "reason": "ok"},
+               validation={"success": True, "status": "passed"},
+               screening={"status": "done", "used_reference": False}, n_rows=100,
+               flagged_row_ids=[5, 2], suggested_labels={2: "cat"})
+    assert d.outcome == "trim" and d.excluded_row_ids == [2, 5] and d.relabels == []
+    assert any("only with a trusted reference" in r["why"] for r in d.reasons)

@@ -275,26 +275,19 @@ def test_trust_chain_catches_a_backdoor_the_reference_free_verdict_misses(home, 
     """digits: v1 (clean) is approved and published by the policy; v2, a fresh batch with a
     4 % BadNets patch relabelled to 0 and no reference file, is screened against v1's
     snapshot and every backdoor row is flagged (without a reference: 2 of 39, measured)."""
-    from sklearn.datasets import load_digits
+    from digits_tables import digits_table as digits
+    from digits_tables import shuffled_digits, use_policy
 
-    monkeypatch.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered\n")
     # without a reference the canary self-test quarantines v1 (a reviewer would sign it
     # off); here the policy publishes it, to name the policy in the trust chain
-    (tmp_path / "policy.yaml").write_text("version: chain-test\ncanary: {enabled: false}\n"
-                                          "screening: {on_no_reference: approve}\n")
-    monkeypatch.setenv("DATAWARD_POLICY", str(tmp_path / "policy.yaml"))
-    d = load_digits()
-    x, y = d.data.astype(np.int64), d.target.astype(np.int64)
-    rng = np.random.default_rng(3)
-    order = rng.permutation(len(y))
+    use_policy(tmp_path, monkeypatch, "version: chain-test\ncanary: {enabled: false}\n"
+                                      "screening: {on_no_reference: approve}\n")
+    x, y, order, rng = shuffled_digits(3)
     x2, y2 = x[order[800:]].copy(), y[order[800:]].copy()
     bd = rng.choice(np.flatnonzero(y2 != 0), size=int(0.04 * len(y2)), replace=False)
     img = x2[bd].reshape(-1, 8, 8)
     img[:, 6:8, 6:8] = 16
     x2[bd], y2[bd] = img.reshape(-1, 64), 0
-
-    def digits(xx, yy):
-        return pa.table({**{f"p{i}": pa.array(xx[:, i]) for i in range(64)}, "label": pa.array(yy)})
 
     kw = dict(name="digits-chain", kind="tabular-digits")
     s1 = _run(cli, tmp_path, "d1", digits(x[order[:800]], y[order[:800]]), **kw)

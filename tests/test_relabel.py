@@ -15,30 +15,21 @@ import yaml
 from sqlalchemy import select
 
 
-def _digits(x, y):
-    return pa.table({**{f"p{i}": pa.array(x[:, i]) for i in range(64)}, "label": pa.array(y)})
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_policy_relabels_label_noise_and_lineage_records_it(home, db_url, cli, tmp_path, monkeypatch):
-    from sklearn.datasets import load_digits
+    from digits_tables import digits_table, shuffled_digits, use_policy
 
-    monkeypatch.setattr("dataward.stages.report.render_pdf", lambda html: b"%PDF-1.7 not rendered\n")
-    (tmp_path / "policy.yaml").write_text("version: relabel-test\ncanary: {enabled: false}\n"
-                                          "screening: {on_label_noise: relabel}\n")
-    monkeypatch.setenv("DATAWARD_POLICY", str(tmp_path / "policy.yaml"))
-    d = load_digits()
-    x, y = d.data.astype(np.int64), d.target.astype(np.int64)
-    rng = np.random.default_rng(7)
-    order = rng.permutation(len(y))
+    use_policy(tmp_path, monkeypatch, "version: relabel-test\ncanary: {enabled: false}\n"
+                                      "screening: {on_label_noise: relabel}\n")
+    x, y, order, rng = shuffled_digits(7)
     train, ref = order[:1100], order[1100:1500]
     xt, yt = x[train], y[train].copy()
     flipped = rng.choice(len(yt), size=66, replace=False)  # 6 % uniform label flips
     yt[flipped] = (yt[flipped] + rng.integers(1, 10, size=len(flipped))) % 10
     (tmp_path / "src").mkdir()
-    pq.write_table(_digits(xt, yt), tmp_path / "src" / "data.parquet")
-    pq.write_table(_digits(x[ref], y[ref]), tmp_path / "reference.parquet")
+    pq.write_table(digits_table(xt, yt), tmp_path / "src" / "data.parquet")
+    pq.write_table(digits_table(x[ref], y[ref]), tmp_path / "reference.parquet")
     manifest = {"name": "digits-relabel", "owner": "data@example.com", "license": "CC-BY-4.0",
                 "kind": "tabular-digits", "label_column": "label", "source": {"uri": "https://example.org/digits"},
                 "reference": str(tmp_path / "reference.parquet")}

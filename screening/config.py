@@ -33,14 +33,14 @@ class VerdictConfig:
         row is also flagged when a classifier of the class's flagged rows against its
         trusted rows scores it above them at this cross-conformal p-value level. 0 turns
         it off.
-    row_fdr: ``None`` (default): every row at p <= level is flagged, whatever the table
-        (about ``alpha`` of any clean table). A rate such as 0.1: the row-level test
-        controls the false discovery rate instead: a row is flagged when the
-        Benjamini-Hochberg procedure at this rate rejects its tail-refined conformal
-        p-value (Bates et al. 2023), or, inside a class where the class-excess test found
-        contamination, when its p-value is at most the ``alpha`` level. A clean table then
-        yields almost no flags; with a small reference, spread label noise is flagged
-        less (docs/verdict.md, docs/benchmarks.md).
+    row_fdr: the false discovery rate the row-level test controls (default 0.1): a row is
+        flagged when the Benjamini-Hochberg procedure at this rate rejects its
+        tail-refined conformal p-value (Bates et al. 2023), or, inside a class where the
+        class-excess test found contamination, when its p-value is at most the ``alpha``
+        level. A clean table yields almost no flags. With fewer than
+        ``TAIL_MIN_REFERENCE`` (50) reference rows, or ``None``: every row at p <= level
+        is flagged, whatever the table (about ``alpha`` of any clean table;
+        docs/verdict.md, docs/benchmarks.md).
     """
 
     rule: str = "auto"
@@ -50,7 +50,7 @@ class VerdictConfig:
     excess_delta: float = 0.1
     excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
     expansion_level: float = 0.02
-    row_fdr: float | None = None
+    row_fdr: float | None = 0.1
 
     def __post_init__(self):
         if self.rule not in ("auto", "reference_calibrated", "label_noise", "union"):

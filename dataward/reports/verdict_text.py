@@ -41,10 +41,16 @@ def _reference_calibrated_text(c: dict[str, Any]) -> str:
         text = (f"flagged when {score}: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows "
                 f"about {level:.2%}, and below {upper90:.2%} for this table with 90 % confidence; "
                 f"alpha={c['verdict_alpha']}, {refs})")
+        if c.get("row_fdr_requested") is not None:
+            text += (f" (the policy asks for the false discovery rate controlled at {c['row_fdr_requested']:.0%}, "
+                     f"which needs at least {c.get('tail_min_reference', 50)} trusted reference rows: with "
+                     f"{c['reference_rows']} the per-row level applies, so about {level:.2%} of a clean table "
+                     "is flagged; a larger reference removes that)")
     else:
-        text = (f"flagged when {score}, with the false discovery rate controlled at {q:.0%} (Benjamini-Hochberg on "
-                "the cross-conformal p-values, refined below the trusted rows' lowest tenth by a generalised Pareto "
-                f"fit of that tail; {refs}), or, in a class where the class-excess test below found contamination, "
+        text = (f"flagged when {score}, with the false discovery rate controlled at {q:.0%} in every class "
+                "(Benjamini-Hochberg within each class on the cross-conformal p-values, refined below the trusted "
+                f"rows' lowest tenth by a generalised Pareto fit of that tail; {refs}): among the rows flagged this "
+                f"way about {q:.0%} or fewer are expected to be clean, and a clean table gets almost none; or, in a class where the class-excess test below found contamination, "
                 f"at p-value <= {level:.4g} (alpha={c['verdict_alpha']})")
     text += ("; and, in a class holding "
             "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "

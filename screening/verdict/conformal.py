@@ -108,7 +108,12 @@ def reference_fold_pvalues(reference_margins, reference_folds) -> np.ndarray:
     return p
 
 
-def tail_pvalues(pvals, scores, reference_scores, *, tail_share: float = 0.1, min_reference: int = 50):
+#: the fewest reference rows for the tail model (and so for the row-level FDR control)
+TAIL_MIN_REFERENCE = 50
+
+
+def tail_pvalues(pvals, scores, reference_scores, *, tail_share: float = 0.1,
+                 min_reference: int = TAIL_MIN_REFERENCE):
     """Conformal p-values refined in the reference's lower tail by a peaks-over-threshold
     model, so a row far below every trusted row can get a p-value below ``1 / (M + 1)``.
 
@@ -117,9 +122,10 @@ def tail_pvalues(pvals, scores, reference_scores, *, tail_share: float = 0.1, mi
     generalised Pareto distribution (Pickands-Balkema-de Haan: the limit law of
     exceedances over a high threshold). A row with score below ``u`` gets
     ``p = k / (M + 1) x GPD.sf(u - score)``, which equals the empirical tail share at the
-    threshold; rows above it keep their conformal p-value. The shape is clipped at 0 (an
-    exponential tail at the lightest), so the model never declares a finite lower bound
-    that would give rows p = 0. With fewer than ``min_reference`` reference rows the
+    threshold; rows above it keep their conformal p-value. A negative shape is replaced by
+    the exponential tail (shape 0, scale the mean exceedance: its maximum-likelihood fit),
+    the lightest tail the model allows, so it never declares a finite lower bound that
+    would give rows p = 0. With fewer than ``min_reference`` reference rows the
     p-values are returned unchanged.
 
     Args:
@@ -139,7 +145,11 @@ def tail_pvalues(pvals, scores, reference_scores, *, tail_share: float = 0.1, mi
     if not np.any(exceed > 0):
         return np.asarray(pvals, dtype=np.float64)
     shape, _, scale = genpareto.fit(exceed, floc=0)
-    shape = max(0.0, float(shape))
+    if shape < 0:
+        # a bounded tail is not declared: the exponential tail (shape 0) refitted, whose
+        # maximum-likelihood scale is the mean exceedance (the bounded fit's scale is larger
+        # than that, and kept with shape 0 it made the tail far too heavy)
+        shape, scale = 0.0, float(exceed.mean())
     scores = np.asarray(scores, dtype=np.float64)
     out = np.asarray(pvals, dtype=np.float64).copy()
     below = scores < u

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..encoding import jsonable
 from .conformal import (
+    TAIL_MIN_REFERENCE,
     calibrated_level,
     clean_rate_upper_bound,
     conformal_lower_pvalues,
@@ -154,13 +155,20 @@ def _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_
 def _row_level(pvals, level, labels, fired_classes, row_fdr, fdr_p=None) -> np.ndarray:
     """The row-level flags: every row at ``p <= level`` when ``row_fdr`` is None; else the
     Benjamini-Hochberg rejections at ``row_fdr`` of ``fdr_p`` (the tail-refined p-values,
-    :func:`~screening.verdict.conformal.tail_pvalues`) over all rows, plus the rows at
-    ``p <= level`` of the classes where the class excess fired."""
+    :func:`~screening.verdict.conformal.tail_pvalues`) run within each class (separate
+    families: the false discovery rate holds in every class, and so over the table; a
+    backdoor's few rows, all in its target class, compete with that class's rows only,
+    not with the whole table's), plus the rows at ``p <= level`` of the classes where the
+    class excess fired."""
     if row_fdr is None:
         return pvals <= level
     from scipy.stats import false_discovery_control
 
-    flags = false_discovery_control(pvals if fdr_p is None else fdr_p, method="bh") <= row_fdr
+    p = pvals if fdr_p is None else fdr_p
+    flags = np.zeros(len(p), dtype=bool)
+    for c in np.unique(labels):  # within each class: a backdoor's rows compete with their class only
+        rows = np.flatnonzero(labels == c)
+        flags[rows] = false_discovery_control(p[rows], method="bh") <= row_fdr
     if fired_classes:
         flags |= np.isin(labels, sorted(fired_classes)) & (pvals <= level)
     return flags
@@ -195,11 +203,14 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
         fired += [{**f, "statistic": stat.name} for f in fired_s]
         del p, rp, more
     fdr_p = None
-    if vc.row_fdr is not None:
+    # FDR control needs p-values below the conformal floor 1 / (M + 1): the tail model, which
+    # needs TAIL_MIN_REFERENCE trusted rows; with fewer the per-row level applies (and says so)
+    row_fdr = vc.row_fdr if vc.row_fdr is not None and m >= TAIL_MIN_REFERENCE else None
+    if row_fdr is not None:
         # one score per row on the reference's scale: its mean margin under its judges
         row_margin = (anchored.model_margins * judges).sum(axis=0) / np.maximum(judges.sum(axis=0), 1)
         fdr_p = tail_pvalues(pvals, row_margin, ref_margins)
-    row_flags = _row_level(pvals, level, labels, {d["class"] for d in fired}, vc.row_fdr, fdr_p)
+    row_flags = _row_level(pvals, level, labels, {d["class"] for d in fired}, row_fdr, fdr_p)
     flagged = row_flags | excess_flags
     expanded = []
     expansion_flags = np.zeros(len(flagged), dtype=bool)
@@ -221,7 +232,7 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
     details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
-               "row_fdr": vc.row_fdr,
+               "row_fdr": row_fdr, "row_fdr_requested": vc.row_fdr, "tail_min_reference": TAIL_MIN_REFERENCE,
                "verdict_alpha": vc.alpha, "verdict_confidence": vc.confidence,
                "reference_rows": m,
                "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,

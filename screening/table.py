@@ -119,11 +119,12 @@ def _progress_sink(progress):
 
 
 def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
-    """Halve ``rep_dim`` (not below 8) until N x rep_dim float32 fits ``max_representation_mb``."""
+    """Halve ``rep_dim`` (not below 8) until the two N x rep_dim float32 representations
+    (final and early, :func:`~screening.probe.data_trained_probe`) fit ``max_representation_mb``."""
     import dataclasses
 
     r = config.rep_dim
-    while r > 8 and n * r * 4 > config.max_representation_mb * 2 ** 20:
+    while r > 8 and 2 * n * r * 4 > config.max_representation_mb * 2 ** 20:
         r //= 2
     return config if r == config.rep_dim else dataclasses.replace(config, rep_dim=r)
 
@@ -196,6 +197,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     say("probes trained; running screens")
 
     outputs = ProbeOutputs(labels=y, classes=list(classes), representations=trained.representations,
+                           early_representations=trained.early_representations,
                            pred_probs=cv.pred_probs, label_probs=label_probs,
                            label_probs_source="reference-anchored" if anchored_info is not None else "cross-validated",
                            influence=trained.self_influence, influence_mode="self-influence",

@@ -33,6 +33,9 @@ class ProbeOutputs:
     representations: (N, d) float32, the penultimate layer of the probe trained on every
         data row (:func:`screening.probe.data_trained_probe`): where a learned trigger
         separates the poisoned rows.
+    early_representations: (N, d) float32, the same probe's penultimate layer early in
+        training (:data:`screening.probe.attribution.SPECTRAL_SNAPSHOT`), before the
+        terminal phase collapses each class: what the spectral signature reads.
     pred_probs: (N, K) float32, the cross-validated probe's out-of-sample pred_probs.
     label_probs: (N, K) float32, the pred_probs the label screens read: the
         reference-anchored probe's when a reference was given, else ``pred_probs``.
@@ -58,6 +61,7 @@ class ProbeOutputs:
     strip: np.ndarray | None = None
     device: Any = None
     poison_rate: float | None = None
+    early_representations: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

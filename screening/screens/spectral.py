@@ -245,13 +245,14 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     eps ``config.spectral_eps`` or else the verdict's estimated poison rate."""
     eps = config.spectral_eps if config.spectral_eps is not None else outputs.poison_rate
     y = outputs.labels
-    scores = spectral_scores(outputs.representations, y, method=config.spectral_method, seed=config.seed,
-                             device=outputs.device)
+    reps = outputs.early_representations if outputs.early_representations is not None else outputs.representations
+    scores = spectral_scores(reps, y, method=config.spectral_method, seed=config.seed, device=outputs.device)
     flagged = top_fraction_per_class(scores, y, 1.5 * eps)
     return ScreenOutput(scores, flagged, screen_summary(
         {"method": config.spectral_method, "eps": float(eps), "removal_fraction_per_class": 1.5 * float(eps)},
         flagged, y, outputs.classes))
 
 
-SCREEN = Screen("spectral", ("representations", "poison_rate"), _run,
-                "spectral signature of the cross-validated probe's representations (Tran et al. 2018)")
+SCREEN = Screen("spectral", ("early_representations", "poison_rate"), _run,
+                "spectral signature of the data-trained probe's representations early in training "
+                "(Tran et al. 2018)")

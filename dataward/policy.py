@@ -198,10 +198,10 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
     verdict holds to be label noise only (the screen's ``suggested_label`` column). With
     ``screening.on_label_noise: relabel`` those rows are kept, relabelled, instead of removed;
     the flagged-fraction limits count them all the same (every flagged row is a change).
-    Only a screen that had a trusted reference relabels: without one, a third to a half of
-    the suggestions fall on clean rows and a model retrained on the relabelled table loses
-    1-9 points against removal (``benchmarks/bench_detection.py``, ``dAcc_relabel``), so
-    those rows are removed.
+    Only a screen that had a trusted reference relabels: without one, a third to two thirds
+    of the suggestions fall on clean rows and a model retrained on the relabelled table
+    loses up to 6.5 points against removal (``benchmarks/bench_detection.py``,
+    ``dAcc_relabel``), so those rows are removed.
 
     ``pii_tags``: the version's column tags (:func:`lineage.tags.column_tags`);
     ``pii_scan``: ``{"scanned", "failed"}`` (None: not known, no rule fires).

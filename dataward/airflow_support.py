@@ -150,7 +150,7 @@ def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
                        lineage_root=parent.root if parent else None)
     release(ctx, info["run_id"])
     return {**info, stage: {k: v for k, v in output.items()
-                            if k not in ("summary", "outcomes", "excluded_row_ids")}}
+                            if k not in ("summary", "outcomes", "excluded_row_ids", "relabels")}}
 
 
 # the options of the review task in Airflow's "Required actions"

@@ -191,13 +191,15 @@ class Decision:
 def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[str, Any] | None,
            screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
            pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None,
-           suggested_labels: dict[int, str] | None = None) -> Decision:
+           suggested_labels: dict[int, str] | None = None, relabel_blocked: str | None = None) -> Decision:
     """Apply ``policy``; each argument is the recorded output of that stage (None = not run).
 
     ``suggested_labels``: row id -> the label cleanlab suggests, for the flagged rows the
     verdict holds to be label noise only (the screen's ``suggested_label`` column). With
     ``screening.on_label_noise: relabel`` those rows are kept, relabelled, instead of removed;
     the flagged-fraction limits count them all the same (every flagged row is a change).
+    ``relabel_blocked``: why this version's rows cannot be relabelled (its label type), said
+    in the trim rule when the policy asks for relabelling.
     Only a screen that had a trusted reference relabels: without one, a third to two thirds
     of the suggestions fall on clean rows and a model retrained on the relabelled table
     loses up to 6.5 points against removal (``benchmarks/bench_detection.py``,
@@ -251,6 +253,8 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
             elif policy.on_label_noise == "relabel" and suggested_labels and not trusted:
                 rule("trim", "screening", f"{pct}: approved without them (the policy relabels label noise only "
                      "with a trusted reference: without one the suggested labels are too often wrong)")
+            elif policy.on_label_noise == "relabel" and relabel_blocked:
+                rule("trim", "screening", f"{pct}: approved without them (not relabelled: {relabel_blocked})")
             else:
                 rule("trim", "screening", f"{pct}: approved without them")
         else:

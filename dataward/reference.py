@@ -149,7 +149,8 @@ def previous_approval(ctx: Context, version_id: int) -> dict[str, Any] | None:
                            .order_by(Decision.id.desc()).limit(1)).scalars().first()
         out = {"snapshot_ref": snap_version.ref, "snapshot_version_id": snap_version.id,
                "source_ref": source.ref, "rows": snap.row_count,
-               "published_on": snap.created_at.date().isoformat() if snap.created_at else None}
+               "published_on": snap.created_at.date().isoformat() if snap.created_at else None,
+               "relabelled_rows": _relabelled_positions(snap)}
         if signed is not None:
             at = (signed.rationale or {}).get("at") or (signed.created_at.isoformat() if signed.created_at else "")
             out.update(approval="signed", approved_by=signed.decided_by, approved_on=str(at)[:10])
@@ -158,6 +159,21 @@ def previous_approval(ctx: Context, version_id: int) -> dict[str, Any] | None:
     out.update(approval="policy", approved_by=f"policy {decision.get('policy_version') or '?'}",
                approved_on=out["published_on"])
     return out
+
+
+def _relabelled_positions(snap) -> list[int]:
+    """The rows of a snapshot (positions in its file) that the policy relabelled: their
+    labels are cleanlab's suggestions, not labels anyone checked, so they are never drawn
+    into a trusted reference. A snapshot row's position is its source row id minus the
+    source rows left out before it."""
+    import numpy as np
+
+    moved = [int(r) for r, _, _ in snap.relabels or []]
+    if not moved:
+        return []
+    dropped = np.sort(np.asarray(snap.excluded_row_ids or [], dtype=np.int64))
+    ids = np.asarray(moved, dtype=np.int64)
+    return (ids - np.searchsorted(dropped, ids)).tolist()
 
 
 def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *,
@@ -189,6 +205,8 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     from checks.leakage import row_hashes
 
     shared = np.isin(row_hashes(snap), row_hashes(data))
+    relabelled = np.zeros(snap.num_rows, dtype=bool)
+    relabelled[prev.get("relabelled_rows") or []] = True
     labels = snap.column(label_col).to_pylist()
     present = set(data.column(label_col).to_pylist())
     rng = np.random.default_rng(TRUST_CHAIN_SEED)
@@ -198,13 +216,14 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
                      key=lambda x: (str(type(x)), str(x)))
     label_arr = np.asarray([str(lab) for lab in labels], dtype=object)
     for c in classes:
-        candidates = np.flatnonzero((label_arr == str(c)) & ~shared)
+        candidates = np.flatnonzero((label_arr == str(c)) & ~shared & ~relabelled)
         k = len(candidates) if rows_per_class is None else min(len(candidates), rows_per_class)
         per_class[str(c)] = int(k)
         if k:
             chosen += sorted(int(i) for i in rng.choice(candidates, size=k, replace=False))
     info = {**base, "rows": len(chosen), "rows_per_class": per_class, "rows_per_class_setting": rows_per_class,
-            "excluded_shared_rows": int(shared.sum()), "snapshot_rows": snap.num_rows, "seed": TRUST_CHAIN_SEED}
+            "excluded_shared_rows": int(shared.sum()), "excluded_relabelled_rows": int((relabelled & ~shared).sum()),
+            "snapshot_rows": snap.num_rows, "seed": TRUST_CHAIN_SEED}
     if max(per_class.values(), default=0) < min_reference_rows():
         info.update(kind="none", label=f"none ({prev['snapshot_ref']} holds only {len(chosen)} row(s) this "
                     f"version does not also hold, too few: a reference needs {min_reference_rows()} rows "

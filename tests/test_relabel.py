@@ -102,7 +102,13 @@ def test_policy_relabel_rule():
     relabel = dataclasses.replace(default, on_label_noise="relabel")
     d = decide(relabel, flagged_row_ids=[5, 2, 9], suggested_labels={2: "cat", 9: "dog"}, **ok)
     assert d.outcome == "trim" and d.excluded_row_ids == [5] and d.relabels == [[2, "cat"], [9, "dog"]]
-    assert d.to_dict()["relabelled_rows"] == 2 and "2 of them relabelled" in d.reasons[-1]["why"]
+    assert d.to_dict()["relabelled_rows"] == 2
+    assert "2 of them relabelled" in next(r["why"] for r in d.reasons if r["check"] == "screening")
+    blocked = decide(relabel, flagged_row_ids=[5, 2], suggested_labels={}, relabel_blocked="labels of type binary "
+                     "cannot be relabelled", **ok)
+    assert blocked.excluded_row_ids == [2, 5] and blocked.relabels == []
+    assert "not relabelled: labels of type binary" in next(r["why"] for r in blocked.reasons
+                                                           if r["check"] == "screening")
     many = list(range(int(relabel.max_trim_fraction * 100) + 1))
     q = decide(relabel, flagged_row_ids=many, suggested_labels={i: "cat" for i in many}, **ok)
     assert q.outcome == "quarantine" and q.relabels == [] and q.excluded_row_ids == []
@@ -146,3 +152,31 @@ def test_without_a_trusted_reference_flagged_rows_are_removed_not_relabelled():
                flagged_row_ids=[5, 2], suggested_labels={2: "cat"})
     assert d.outcome == "trim" and d.excluded_row_ids == [2, 5] and d.relabels == []
     assert any("only with a trusted reference" in r["why"] for r in d.reasons)
+
+
+@pytest.mark.parametrize("label_type,ok", [
+    (pa.int64(), True), (pa.int8(), True), (pa.bool_(), True), (pa.float64(), True), (pa.string(), True),
+    (pa.large_string(), True), (pa.dictionary(pa.int32(), pa.string()), True),
+    (pa.binary(), False), (pa.decimal128(5, 2), False), (pa.date32(), False),
+])
+def test_only_labels_whose_text_casts_back_exactly_are_relabelled(label_type, ok):
+    """The screens name classes by their text: it casts back exactly to integers, booleans,
+    floats and strings; bytes would come back as the text "b'x'" and decimals cannot be
+    recorded as JSON, so those versions keep the default (remove)."""
+    from dataward.stages.publish import relabelable
+
+    assert relabelable(label_type) is ok
+
+
+def test_relabelled_snapshot_rows_are_never_drawn_into_a_trust_chain_reference():
+    """A snapshot row's position is its source row id minus the source rows left out before
+    it; the relabelled ones (labels cleanlab suggested, nobody checked) are left out of
+    the trust chain's sample."""
+    from types import SimpleNamespace
+
+    from dataward.reference import _relabelled_positions
+
+    snap = SimpleNamespace(excluded_row_ids=[1, 4, 5], relabels=[[0, 3, 2], [3, 1, 7], [9, 0, 1]])
+    # source rows 0..9 minus 1, 4, 5 -> snapshot rows [0, 2, 3, 6, 7, 8, 9] at positions 0..6
+    assert _relabelled_positions(snap) == [0, 2, 6]
+    assert _relabelled_positions(SimpleNamespace(excluded_row_ids=[2], relabels=None)) == []

@@ -57,7 +57,7 @@ def _print_lineage(info: dict[str, Any]) -> None:
     if snap:
         changes = snap["relabels"]
         console.print(f"  snapshot: {snap['excluded_rows']} row(s) left out, {len(changes)} relabelled"
-                      + (": " + ", ".join(f"row {r}: {old!r} -> {new!r}" for r, old, new in changes[:10])
+                      + (": " + ", ".join(f"source row {r}: {old!r} -> {new!r}" for r, old, new in changes[:10])
                          + (" ..." if len(changes) > 10 else "") if changes else ""), markup=False)
     tree = Tree(f"{info['ref']} (parents)")
 

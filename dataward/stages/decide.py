@@ -6,8 +6,9 @@ from dataward.artifacts import flagged_row_ids, suggested_labels
 from dataward.context import Context
 from dataward.policy import decide as apply_policy
 from dataward.policy import load_policy
-from dataward.stages.common import finished, record
+from dataward.stages.common import finished, record, version_schema
 from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenOutput, ValidateOutput
+from dataward.stages.publish import relabelable
 from lineage import tags
 from lineage.models import (
     STATUS_APPROVED,
@@ -35,14 +36,22 @@ def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> DecideOutput
         lic = v.licence
         licence = None if lic is None else {"allowed_for_training": lic.allowed_for_training,
                                             "reason": lic.verdict_reason}
-        n_rows = v.row_count
+        n_rows, label_col = v.row_count, v.label_column
         pii_tags = tags.column_tags(s, version_id, source="pii-scan")
         pii_scan = tags.scan_status(s, version_id)
     flagged = flagged_row_ids(screening) if screening else []
-    suggested = suggested_labels(screening) if screening and policy.on_label_noise == "relabel" else {}
+    suggested, blocked = {}, None
+    if screening and policy.on_label_noise == "relabel":
+        schema = version_schema(ctx, version_id) if label_col else None
+        label_type = schema.field(label_col).type if schema is not None and label_col in schema.names else None
+        if label_type is not None and relabelable(label_type):
+            suggested = suggested_labels(screening)
+        else:
+            blocked = f"labels of type {label_type} cannot be relabelled"
     decision = apply_policy(policy, licence=licence, validation=validation, screening=screening,
                             flagged_row_ids=flagged, n_rows=n_rows, pii_tags=pii_tags,
-                            pii_scan=pii_scan if pii_scan["scanned"] else None, suggested_labels=suggested)
+                            pii_scan=pii_scan if pii_scan["scanned"] else None, suggested_labels=suggested,
+                            relabel_blocked=blocked)
     output = DecideOutput(**decision.to_dict(), policy_digest=policy.digest, n_rows=n_rows,
                           n_flagged=len(flagged), excluded_row_ids=decision.excluded_row_ids,
                           relabels=decision.relabels,

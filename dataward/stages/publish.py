@@ -55,11 +55,19 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: Deci
     excluded = sorted(int(i) for i in decision.get("excluded_row_ids", []))
     relabel = {int(i): str(label) for i, label in decision.get("relabels") or []}
     label_col = None
-    if relabel:
+    if relabel:  # checked before anything is written: a bad decision leaves nothing behind
         with ctx.session() as s:
-            label_col = s.get(DatasetVersion, version_id).label_column
+            v = s.get(DatasetVersion, version_id)
+            label_col, n_rows = v.label_column, v.row_count
         if not label_col:
             raise BadInput(f"{ref}: the decision relabels rows but the version names no label column")
+        outside = [i for i in relabel if not 0 <= i < (n_rows or 0)]
+        if outside:
+            raise BadInput(f"{ref}: the decision relabels {len(outside)} row(s) the version does not have "
+                           f"(e.g. row {outside[0]})")
+        label_type = version_schema(ctx, version_id).field(label_col).type
+        if not relabelable(label_type):
+            raise BadInput(f"{ref}: labels of type {label_type} cannot be relabelled")
     path, digest, rows, schema, changes = _write_snapshot(ctx, version_id, excluded, relabel, label_col)
     checkpoint("publish:blob")
     out = PublishOutput(published=True, source=ref, path=str(path), sha256=digest,
@@ -154,9 +162,18 @@ def _write_snapshot(ctx: Context, version_id: int, excluded: list[int], relabel:
         path, digest, _ = ctx.store.adopt_written(tmp, "parquet")
     finally:
         tmp.unlink(missing_ok=True)
-    if len(changes) != len(relabel):
-        raise BadInput(f"{len(relabel) - len(changes)} row(s) to relabel are not in the version")
     return path, digest, rows, schema, changes
+
+
+def relabelable(label_type) -> bool:
+    """Whether a label column of this Arrow type can take a suggested label: the screens
+    name classes by their text, which casts back exactly to integers, booleans, floats
+    and strings (plain or dictionary-encoded); not to binary or decimal labels."""
+    import pyarrow as pa
+
+    t = label_type.value_type if pa.types.is_dictionary(label_type) else label_type
+    return (pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t)
+            or pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 def _relabelled(batch, label_col: str, row_ids, offset: int, relabel: dict[int, str], changes: list):
@@ -178,4 +195,6 @@ def _relabelled(batch, label_col: str, row_ids, offset: int, relabel: dict[int, 
         k = int(r) - offset
         changes.append([int(r), values[k], new])
         values[k] = new
-    return batch.set_column(j, batch.schema.field(j), pa.array(values, type=column.type))
+    columns = list(batch.columns)
+    columns[j] = pa.array(values, type=column.type)
+    return pa.RecordBatch.from_arrays(columns, schema=batch.schema)

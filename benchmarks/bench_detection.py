@@ -460,9 +460,9 @@ def main(argv=None):
     ap.add_argument("--modes", default=",".join(MODES),
                     help="reference modes, comma-separated: given (the hand-made reference), chain (a "
                          "trust-chain reference from an earlier clean version), none (no reference)")
-    ap.add_argument("--row-fdr", type=float, default=None, metavar="Q",
-                    help="the verdict's row-level test at false discovery rate Q (VerdictConfig.row_fdr; "
-                         "default: the per-row level)")
+    ap.add_argument("--row-fdr", default=None, metavar="Q|none",
+                    help="the verdict's row-level test at false discovery rate Q, or 'none' for the per-row "
+                         "level everywhere (VerdictConfig.row_fdr; default: the configuration's, 0.1)")
     ap.add_argument("--dump", default=None, metavar="DIR",
                     help="write every case's per-row scores (DIR/DATA__CASE__sSEED.parquet) and summary, "
                          "to compare two versions row for row with benchmarks/compare_scores.py")
@@ -490,7 +490,8 @@ def run_seed(args, seed, only, keep):
     if args.row_fdr is not None:
         import dataclasses
 
-        config = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, row_fdr=args.row_fdr))
+        q = None if args.row_fdr.lower() == "none" else float(args.row_fdr)
+        config = dataclasses.replace(config, verdict=dataclasses.replace(config.verdict, row_fdr=q))
     modes = [m for m in args.modes.split(",") if m]
     rows = []
 

@@ -92,8 +92,10 @@ class ScreenConfig:
         inference_batch_size: rows per forward pass when scoring.
         threads: torch CPU threads inside ``screen_table`` (restored afterwards);
             ``None``: 1 for small tables, else the usable cores up to 4.
-        max_representation_mb: memory cap for the (N, rep_dim) float32 representations;
-            above it rep_dim is halved (down to 8) so 10M-row tables stay in memory.
+        max_representation_mb: memory cap for the two (N, rep_dim) float32
+            representations (the data-trained probe's final and early layer); above it
+            rep_dim is halved (down to 8) so 10M-row tables stay in memory (at the
+            default 1024 MiB, from about 2.1M rows on).
         admit_quantile: self-training admits a data row only when its label margin is
             above this quantile of the reference rows' out-of-fold margins (and above 0):
             a row the probe is less sure of than of 3 in 4 trusted rows stays out, so a

@@ -49,8 +49,8 @@ def _reference_calibrated_text(c: dict[str, Any]) -> str:
     else:
         text = (f"flagged when {score}, with the false discovery rate controlled at {q:.0%} in every class "
                 "(Benjamini-Hochberg within each class on the cross-conformal p-values, refined below the trusted "
-                f"rows' lowest tenth by a generalised Pareto fit of that tail; {refs}): among the rows flagged this "
-                f"way about {q:.0%} or fewer are expected to be clean, and a clean table gets almost none; or, "
+                f"rows' lowest tenth by a generalised Pareto fit of that tail; {refs}): among a class's rows flagged "
+                f"this way about {q:.0%} or fewer are expected to be clean, and a clean table gets almost none; or, "
                 "in a class where the class-excess test below found contamination, "
                 f"at p-value <= {level:.4g} (alpha={c['verdict_alpha']})")
     text += ("; and, in a class holding "

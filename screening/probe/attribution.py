@@ -6,8 +6,9 @@ would be, and what its training reveals about each row.
   ``g_i = e_i (outer) h_i`` with ``e_i = p_i - onehot(y_i)`` (K) and ``h_i = [rep_i, 1]``
   (d + 1), so ``|g_i|^2 = |e_i|^2 |h_i|^2`` costs O(K + d);
 * the final model's penultimate representations, where a learned trigger separates the
-  poisoned rows of the target class (what the spectral signature and activation
-  clustering are defined on: Tran et al. 2018, Chen et al. 2018);
+  poisoned rows of the target class (what activation clustering is defined on, Chen et
+  al. 2018), and the same layer at :data:`SPECTRAL_SNAPSHOT` of training, before each
+  class collapses to its mean (what the spectral signature reads, Tran et al. 2018);
 * STRIP (Gao et al. 2019): every row's mean log-probability of its label when it is
   averaged with :data:`STRIP_PARTNERS` random other rows; a trigger keeps its label
   through the superposition, real features are diluted.

@@ -156,10 +156,10 @@ def _row_level(pvals, level, labels, fired_classes, row_fdr, fdr_p=None) -> np.n
     """The row-level flags: every row at ``p <= level`` when ``row_fdr`` is None; else the
     Benjamini-Hochberg rejections at ``row_fdr`` of ``fdr_p`` (the tail-refined p-values,
     :func:`~screening.verdict.conformal.tail_pvalues`) run within each class (separate
-    families: the false discovery rate holds in every class, and so over the table; a
-    backdoor's few rows, all in its target class, compete with that class's rows only,
-    not with the whole table's), plus the rows at ``p <= level`` of the classes where the
-    class excess fired."""
+    families: the false discovery rate is controlled in every class, so a clean class
+    flags a row with chance at most ``row_fdr``; a backdoor's few rows, all in its target
+    class, compete with that class's rows only, not with the whole table's), plus the rows
+    at ``p <= level`` of the classes where the class excess fired."""
     if row_fdr is None:
         return pvals <= level
     from scipy.stats import false_discovery_control

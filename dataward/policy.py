@@ -243,20 +243,21 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
                  f"{pct}, above the automatic trim limit {policy.max_trim_fraction:.0%}")
         elif flagged_row_ids:
             excluded = sorted(int(i) for i in flagged_row_ids)
-            trusted = screening.get("used_reference", True)
-            if policy.on_label_noise == "relabel" and suggested_labels and trusted:
-                relabels = [[i, str(suggested_labels[i])] for i in excluded if i in suggested_labels]
-                excluded = [i for i in excluded if i not in suggested_labels]
+            why_not = None  # why the policy's relabelling does not apply to this version
+            if policy.on_label_noise == "relabel":
+                if relabel_blocked:
+                    why_not = f"not relabelled: {relabel_blocked}"
+                elif suggested_labels and not screening.get("used_reference", True):
+                    why_not = ("the policy relabels label noise only with a trusted reference: without one the "
+                               "suggested labels are too often wrong")
+                elif suggested_labels:
+                    relabels = [[i, str(suggested_labels[i])] for i in excluded if i in suggested_labels]
+                    excluded = [i for i in excluded if i not in suggested_labels]
             if relabels:
                 rule("trim", "screening", f"{pct}: approved with {len(relabels)} of them relabelled to the label "
                      f"cleanlab suggests (label noise only) and {len(excluded)} removed")
-            elif policy.on_label_noise == "relabel" and suggested_labels and not trusted:
-                rule("trim", "screening", f"{pct}: approved without them (the policy relabels label noise only "
-                     "with a trusted reference: without one the suggested labels are too often wrong)")
-            elif policy.on_label_noise == "relabel" and relabel_blocked:
-                rule("trim", "screening", f"{pct}: approved without them (not relabelled: {relabel_blocked})")
             else:
-                rule("trim", "screening", f"{pct}: approved without them")
+                rule("trim", "screening", f"{pct}: approved without them" + (f" ({why_not})" if why_not else ""))
         else:
             rule("approve", "screening", "no rows flagged")
     if screening is not None and screening.get("status") == "done":

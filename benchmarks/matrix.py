@@ -34,7 +34,6 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
 from _formats import IMAGE_TYPE, FormatCase, docstring_corpus
 
 #: The held-out half: chosen before any verdict change, by modality, so that each

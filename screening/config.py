@@ -83,8 +83,10 @@ class ScreenConfig:
         max_onehot: a string column with at most this many distinct values is one-hot
             encoded; above it, hashed (or embedded, when it reads as free text).
         hash_buckets: signed hash buckets for a high-cardinality string column.
-        max_features: a tabular input wider than this is projected onto this many
-            principal components before the probe (see ``screening.inputs``).
+        max_features, max_probe_input_mb: a tabular input wider than ``max_features``,
+            or whose normalised float32 copy would exceed ``max_probe_input_mb``, is
+            projected onto its top principal components before the probe, as many as fit
+            (``screening.inputs.projection_width``).
         image_size: encoded images larger than this (or of mixed sizes) are resized to
             this square size for the CNN probe.
         max_batch_size: the largest training batch; large tables train ``target_steps``
@@ -148,7 +150,8 @@ class ScreenConfig:
     text_featurizer: str = "minilm"
     max_onehot: int = 32
     hash_buckets: int = 32
-    max_features: int = 512
+    max_features: int = 2048
+    max_probe_input_mb: int = 1024
     image_size: int = 32
     inference_batch_size: int = 8192
     threads: int | None = None

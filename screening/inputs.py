@@ -117,17 +117,32 @@ def _check_task(labels: np.ndarray, col_type: pa.DataType, label_col: str, n_fol
             "for class labels, so they do not apply")
 
 
+def projection_width(n: int, d: int, config) -> int:
+    """How many features the probe reads from a table of ``n`` rows and ``d`` features:
+    ``d`` itself while the normalised (n, d) float32 input fits ``max_probe_input_mb``
+    and ``d <= max_features``; else as many principal components as fit (at least 64,
+    at most ``max_features``). A 784-pixel table of a few thousand rows is read raw
+    (projecting it cost the probe 0.13 of accuracy on a held-out letters table); a
+    million such rows are projected."""
+    fit = int(config.max_probe_input_mb * 2 ** 20 // (4 * max(n, 1)))
+    return int(min(d, config.max_features, max(fit, 64)))
+
+
 def _reduce_width(prep: PreparedInput, config) -> None:
-    """Project a table wider than ``config.max_features`` onto its top principal
-    components (randomised PCA fitted on at most 20,000 data rows), data and reference
-    alike: a 10,000-column table trains the probe on ``config.max_features`` columns instead."""
+    """Project a table the probe cannot read raw (:func:`projection_width`) onto its top
+    principal components (randomised PCA of the standardised columns, fitted on at most
+    20,000 data rows), data and reference alike. The components keep their relative
+    scales: the probe standardises them with one common scale, not one per component."""
     d = prep.X.shape[1]
-    if prep.kind not in ("tabular", "embedding") or d <= config.max_features:
+    n = len(prep.X)
+    if prep.kind not in ("tabular", "embedding"):
         return
+    width = projection_width(n, d, config)
+    if width >= d:
+        return
+    k = min(width, n - 1)
     from sklearn.decomposition import PCA
 
-    n = len(prep.X)
-    k = int(min(config.max_features, n - 1, d))
     rng = np.random.default_rng(config.seed)
     fit_rows = prep.X if n <= 20_000 else prep.X[np.sort(rng.choice(n, 20_000, replace=False))]
     s1, s2 = np.zeros(d), np.zeros(d)

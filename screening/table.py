@@ -150,7 +150,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     config = _fit_rep_dim(config, len(prep.y))
     y, K, classes = prep.y, len(prep.classes), prep.classes
     n = len(y)
-    norm = Normaliser.fit(prep.X, prep.kind)
+    norm = Normaliser.fit(prep.X, prep.kind, isotropic=prep.projection is not None)
     # data rows then reference rows in one normalised buffer: the anchored probe indexes
     # both without a concatenated copy
     m = 0 if prep.X_ref is None else len(prep.X_ref)

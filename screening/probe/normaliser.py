@@ -9,13 +9,19 @@ import numpy as np
 
 @dataclass
 class Normaliser:
-    """Per-feature (tabular) or global (image) standardisation fitted on the data rows."""
+    """Per-feature (tabular) or global (image) standardisation fitted on the data rows.
+
+    ``isotropic``: one scale for every feature, each feature centred (the principal
+    components of a projected wide table: scaling each component to unit variance would
+    whiten them, giving the hundreds of noise components the weight of the few that carry
+    the classes; the probe's accuracy on a 784-pixel table fell from 0.92 to 0.42).
+    """
 
     mean: np.ndarray
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, X: np.ndarray, kind: str, batch_size: int = 1 << 16) -> "Normaliser":
+    def fit(cls, X: np.ndarray, kind: str, batch_size: int = 1 << 16, *, isotropic: bool = False) -> "Normaliser":
         """Mean and standard deviation, accumulated in float64 over row chunks (no full copy)."""
         n = len(X)
         flat = X.reshape(n, -1)
@@ -36,8 +42,11 @@ class Normaliser:
         mean_d = s1 / n
         m = shift + mean_d
         var = np.maximum(s2 / n - mean_d ** 2, 0.0)
-        sd = np.sqrt(var)
-        sd[sd == 0] = 1.0
+        if isotropic:
+            sd = np.full_like(var, np.sqrt(var.mean()) or 1.0)
+        else:
+            sd = np.sqrt(var)
+            sd[sd == 0] = 1.0
         return cls(m.astype(np.float32), sd.astype(np.float32))
 
     def __call__(self, X: np.ndarray) -> np.ndarray:

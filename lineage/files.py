@@ -142,7 +142,7 @@ def collect(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
         for name in sorted(dirnames + filenames):
             entry = Path(dirpath) / name
-            if entry.is_symlink() and not _inside(entry.resolve(), resolved):
+            if entry.is_symlink() and not _inside(_link_target(entry, resolved, shown), resolved):
                 rel = printable(entry.relative_to(resolved).as_posix())
                 raise LineageInputError(f"{rel} in {shown} is a symlink that points outside it")
         for name in sorted(filenames):
@@ -167,6 +167,17 @@ def collect(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
     if not tables:
         raise LineageInputError(f"{shown} holds no data files ({SUPPORTED})")
     return Listing("table", resolved, tables)
+
+
+def _link_target(entry: Path, root: Path, shown: str) -> Path:
+    """Where the symlink ``entry`` ends; LineageInputError for a link that never ends (a
+    file linking to itself, two links to each other: Path.resolve raises RuntimeError)."""
+    try:
+        return entry.resolve()
+    except (RuntimeError, OSError):
+        rel = printable(entry.relative_to(root).as_posix())
+        raise LineageInputError(f"{rel} in {shown} is a symlink loop (it links back to itself); "
+                                "remove it") from None
 
 
 def _check_name(relpath: str, shown: str) -> None:

@@ -86,18 +86,18 @@ def graph(
                                                 "(default: this installation's).")] = None,
 ) -> None:
     """Print the lineage graph the OpenLineage events describe (Mermaid flowchart)."""
-    import json
-
     from dataward.errors import BadInput
-    from dataward.lineage_graph import in_run, mermaid, read_events
+    from dataward.lineage_graph import NotAnEvent, in_run, mermaid, read_events
 
     path = events or context().emitter.events_file
     if not path.is_file():
         raise BadInput(f"no OpenLineage events at {path}")
     try:
         found = read_events(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (NotAnEvent, UnicodeDecodeError) as exc:
         raise BadInput(f"{path} is not OpenLineage JSON lines: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
     if run:
         found = in_run(found, run)
         if not found:

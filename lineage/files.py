@@ -30,7 +30,10 @@ from datafiles import (  # noqa: F401  (re-exported: the stages read stored file
     BATCH_ROWS,
     COMPRESSION,
     FORMATS,
+    MAX_COLUMNS,
+    MAX_ROW_BYTES,
     TEXT_FORMATS,
+    InputLimitError,
     codec,
     empty_schema,
     file_schema,
@@ -85,6 +88,8 @@ def read_path(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str]
         fmt = format_of(p)
         try:
             tables.append(pa.Table.from_batches(list(iter_file_batches(p, fmt)), schema=file_schema(p, fmt)))
+        except InputLimitError as exc:
+            raise LineageInputError(f"{printable(rel)}: {exc}") from None
         except (pa.ArrowException, OSError, ValueError, TypeError, UnicodeError) as exc:
             raise LineageInputError(f"{printable(rel)} is not a readable {fmt} file: {_first_line(exc)}") from None
     if len(tables) == 1:
@@ -229,6 +234,8 @@ def inspect(path: Path, relpath: str) -> FileInfo:
             schema = empty_schema(path, fmt)
     except LineageInputError:
         raise
+    except InputLimitError as exc:
+        raise LineageInputError(f"{shown}: {exc}") from None
     except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, UnicodeError,
             OverflowError, MemoryError) as exc:
         if codec(fmt)[0] == "jsonl" and "Column() changed from object to" in str(exc):

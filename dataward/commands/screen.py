@@ -29,8 +29,14 @@ def screen(
     from screening import screen_table
 
     output_folder(out)
+    from dataward.labels import missing_labels
+
     table = read_data(data, "data")
     ref_table = read_data(reference, "reference") if reference else None
+    for what, t in (("data", table), ("reference", ref_table)):
+        why = missing_labels(t, label_col) if t is not None else None
+        if why:
+            fail(f"{what}: {why}")
     with progress_display():
         result = screen_table(table, label_col=label_col, reference=ref_table,
                               feature_cols=features.split(",") if features else None)

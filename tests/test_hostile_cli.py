@@ -386,3 +386,16 @@ def test_screen_stage_counts_nan_labels_as_missing(sqlite_home, cli, tmp_path):
     assert r.returncode == 0, r.stderr
     out = run_stage(Context(), "screen", json.loads(r.stdout)["ref"])
     assert out["status"] == "error" and "3 missing values (1 empty, 2 NaN)" in out["reason"], out["reason"]
+
+
+@pytest.mark.parametrize("args", [("runs", "--limit", "99999999999999999999"),
+                                  ("reference", "sample", "hostile@1", "--per-class", "2", "--seed", "-1"),
+                                  ("reference", "sample", "hostile@1", "--per-class", "2", "--seed", "9" * 30)])
+def test_integer_options_out_of_range_are_usage_errors(sqlite_home, cli, tmp_path, args):
+    d = tmp_path / "d"
+    d.mkdir()
+    pq.write_table(small_table(), d / "a.parquet")
+    assert cli("ingest", str(d), "--manifest", str(write_manifest(tmp_path / "m.yaml"))).returncode == 0
+    r = cli(*args, *(["--out", str(tmp_path / "s.json")] if "sample" in args else []))
+    assert r.returncode in (0, 2), (r.returncode, r.stderr)
+    assert not (tmp_path / "s.json").exists() or r.returncode == 0

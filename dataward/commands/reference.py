@@ -31,7 +31,7 @@ def sample(
     per_class: Annotated[int, typer.Option("--per-class", help="Rows drawn per class (all when fewer).")],
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the sample (JSON); default "
                                              "DATAWARD_HOME/references/NAME-vV-sample.json.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the draw.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the draw (0 to 2^32-1).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the sample document.")] = False,
 ) -> None:
     """Draw a seeded, class-stratified sample of a version's rows for a reviewer to check."""

@@ -16,6 +16,7 @@ fractions or words further on widen the column instead of failing the read.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -37,6 +38,25 @@ BATCH_ROWS = 65_536
 BATCH_BYTES = 64 << 20
 
 
+class InputLimitError(ValueError):
+    """A file past one of the input limits below; the message names the limit and where
+    the file broke it (the row, the number of columns)."""
+
+
+#: The widest table read. Wider files are refused at once, from their header or footer,
+#: before any row is parsed: reading and screening cost grows with every column (a
+#: 100,000-column CSV took 102 s to ingest and over 15 minutes to screen), and the
+#: screens project any table wider than 512 columns onto 512 components anyway.
+MAX_COLUMNS = 10_000
+
+
+def check_width(n_columns: int) -> None:
+    if n_columns > MAX_COLUMNS:
+        raise InputLimitError(
+            f"{n_columns:,} columns, more than the {MAX_COLUMNS:,} a table may have; select the "
+            "columns that matter, or store many features as one list/embedding column")
+
+
 def format_of(path: Path) -> str | None:
     """The format of a data file from its name ("parquet", "csv", "csv.gz", "jsonl", "arrow" ...),
     None if it is not one."""
@@ -55,28 +75,145 @@ def codec(fmt: str) -> tuple[str, str | None]:
 
 def iter_file_batches(path: Path, fmt: str, *, batch_rows: int = BATCH_ROWS,
                       columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Record batches of one file, read with bounded memory (only ``columns`` if given)."""
+    """Record batches of one file, read with bounded memory (only ``columns`` if given).
+
+    InputLimitError for a file past :data:`MAX_COLUMNS` (found from its header or footer,
+    before any row is parsed) or with a CSV/JSON Lines row longer than :data:`MAX_ROW_BYTES`."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         with pq.ParquetFile(path) as pf:
+            check_width(len(pf.schema_arrow))
             rows = _parquet_batch_rows(pf.metadata, batch_rows)
             yield from pf.iter_batches(batch_size=rows, columns=columns)
     elif codec(fmt)[0] in ("csv", "tsv"):
-        yield from _open_csv(path, fmt, columns=columns, column_types=_csv_column_types(path, fmt))
+        check_width(_csv_header_width(path, fmt))
+        with _rows_fit_in_a_block(path, fmt):
+            yield from _open_csv(path, fmt, columns=columns, column_types=_csv_column_types(path, fmt))
     elif codec(fmt)[0] == "jsonl":
-        types, order = _jsonl_column_types(path, fmt)
-        for batch in _open_jsonl(path, fmt, types):
-            if columns is None and types:  # explicit columns come first: restore the order
-                names = batch.schema.names
-                columns_here = [n for n in order if n in names] + [n for n in names if n not in order]
-                yield batch.select(columns_here)
-            else:
-                yield batch.select(columns) if columns is not None else batch
+        check_width(_jsonl_first_width(path, fmt))
+        with _rows_fit_in_a_block(path, fmt):
+            types, order = _jsonl_column_types(path, fmt)
+            for batch in _open_jsonl(path, fmt, types):
+                check_width(batch.num_columns)  # later lines may bring new keys
+                if columns is None and types:  # explicit columns come first: restore the order
+                    names = batch.schema.names
+                    columns_here = [n for n in order if n in names] + [n for n in names if n not in order]
+                    yield batch.select(columns_here)
+                else:
+                    yield batch.select(columns) if columns is not None else batch
     elif fmt == "arrow":
+        check_width(len(arrow_schema(path)))
         yield from arrow_batches(path, batch_rows, columns)
     else:  # pragma: no cover - callers check format_of first
         raise ValueError(f"unsupported format {fmt}")
+
+
+#: The CSV and JSON Lines readers parse a file in blocks of this many bytes. A row up to
+#: one block long is always read; a longer one may straddle three blocks, which the reader
+#: cannot hold, and is then refused naming the row and this limit.
+MAX_ROW_BYTES = 1 << 24
+
+
+def _first_line(path: Path, fmt: str) -> bytes | None:
+    """The file's first line (without its end), None if it is longer than MAX_ROW_BYTES."""
+    with _open_binary(path, fmt) as fh:
+        line = fh.readline(MAX_ROW_BYTES + 1)
+    if len(line) > MAX_ROW_BYTES:
+        return None
+    return line.rstrip(b"\r\n")
+
+
+def _open_binary(path: Path, fmt: str):
+    compression = codec(fmt)[1]
+    if compression:
+        return io.BufferedReader(pa.input_stream(str(path), compression=compression), buffer_size=1 << 20)
+    return open(path, "rb")
+
+
+def _csv_header_width(path: Path, fmt: str) -> int:
+    """How many columns the header names (0 if unreadable: the reader then says why)."""
+    import csv
+
+    try:
+        line = _first_line(path, fmt)
+    except (OSError, pa.ArrowException):
+        return 0
+    if line is None:
+        raise InputLimitError(f"the header is longer than {MAX_ROW_BYTES >> 20} MiB, the most one "
+                              "row may hold")
+    text = line.decode("utf-8", errors="replace").lstrip("\ufeff")
+    delimiter = "\t" if codec(fmt)[0] == "tsv" else ","
+    try:
+        return len(next(csv.reader([text], delimiter=delimiter), []))
+    except csv.Error:  # a header with a quoted line break: count the separators instead
+        return text.count(delimiter) + 1
+
+
+def _jsonl_first_width(path: Path, fmt: str) -> int:
+    try:
+        line = _first_line(path, fmt)
+    except (OSError, pa.ArrowException):
+        return 0
+    if line is None:
+        raise InputLimitError(f"line 1 is longer than {MAX_ROW_BYTES >> 20} MiB, the most one row may hold")
+    try:
+        first = json.loads(line)
+    except ValueError:
+        return 0
+    return len(first) if isinstance(first, dict) else 0
+
+
+@contextlib.contextmanager
+def _rows_fit_in_a_block(path: Path, fmt: str) -> Iterator[None]:
+    """Turns the reader's "straddling object straddles two block boundaries" (a row longer
+    than its block) into InputLimitError naming the row and :data:`MAX_ROW_BYTES`."""
+    try:
+        yield
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            raise
+        where = _long_row(path, fmt)
+        raise InputLimitError(
+            f"{where or 'a row'} is longer than {MAX_ROW_BYTES >> 20} MiB and too long to read: a row "
+            f"(and so a cell) of a {codec(fmt)[0].upper()} file is read up to {MAX_ROW_BYTES >> 20} MiB; "
+            "store such values in a Parquet file, or as files beside the table") from None
+
+
+def _long_row(path: Path, fmt: str) -> str | None:
+    """'row N' (CSV: N counts data rows, the header is row 0) or 'line N' (JSON Lines) of
+    the first row longer than MAX_ROW_BYTES; None if none is found."""
+    import csv
+
+    try:
+        with _open_binary(path, fmt) as fh:
+            if codec(fmt)[0] == "jsonl":
+                number = 0
+                while True:
+                    line = fh.readline(MAX_ROW_BYTES + 1)
+                    if not line:
+                        return None
+                    number += 1
+                    if len(line) > MAX_ROW_BYTES:
+                        return f"line {number}"
+                    if not line.endswith(b"\n"):
+                        return None
+            text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
+            reader = csv.reader(text, delimiter="\t" if codec(fmt)[0] == "tsv" else ",")
+            saved = csv.field_size_limit()
+            csv.field_size_limit(MAX_ROW_BYTES)
+            number = -1
+            try:
+                for number, row in enumerate(reader):
+                    if sum(len(v) + 1 for v in row) > MAX_ROW_BYTES:
+                        return f"row {number}"
+            except csv.Error:  # one field past the limit: the row being read
+                return f"row {number + 1}"
+            finally:
+                csv.field_size_limit(saved)
+    except (OSError, pa.ArrowException, ValueError):
+        return None
+    return None
 
 
 CSV_BLOCK = 1 << 24

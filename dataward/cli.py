@@ -11,6 +11,7 @@ always with one readable line on stderr and never a traceback.
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from dataward.commands import (
     audit,
@@ -29,12 +30,45 @@ from dataward.commands import (
     validate,
 )
 
+
+class _OneLineUsageErrors(typer.core.TyperGroup):
+    """A usage error (an unknown option, a missing argument, a value of the wrong type) is
+    one ``dataward: ...`` line on stderr and exit 2, like every other refusal; click would
+    print a usage box of several lines. Help (``--help``, no arguments) prints as before."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        import sys
+
+        # Typer vendors its own click (typer._click): the usage errors are its classes.
+        from typer._click import exceptions as click_errors
+
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            from dataward.errors import one_line
+
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "dataward"
+            print(f"dataward: {one_line(exc.format_message())} (usage: {where} --help)", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            print("dataward: aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
     name="dataward",
     help="Data governance and poisoning screening before training.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=_OneLineUsageErrors,
 )
 
 #: Registration order is the order ``dataward --help`` lists the commands in.

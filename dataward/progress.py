@@ -29,17 +29,20 @@ class _RichHandler(logging.Handler):
         self.progress, self.task, self.stage = progress, task, ""
 
     def emit(self, record: logging.LogRecord) -> None:
+        from rich.markup import escape
+
         try:
             msg = record.getMessage()
             stage = getattr(record, "stage", None)
             if stage and getattr(record, "done", False):
-                self.progress.console.print(f"[green]done[/green] {msg}", markup=True, highlight=False)
+                self.progress.console.print(f"[green]done[/green] {escape(msg)}", markup=True, highlight=False)
                 self.progress.advance(self.task)
             elif stage:
                 self.stage = stage
-                self.progress.update(self.task, description=f"[bold]{stage}[/bold]")
-            else:
-                self.progress.update(self.task, description=f"[bold]{self.stage}[/bold]: {msg[:70]}")
+                self.progress.update(self.task, description=f"[bold]{escape(stage)}[/bold]")
+            else:  # a message may quote a column name or a file: text, not markup
+                self.progress.update(self.task, description=f"[bold]{escape(self.stage)}[/bold]: "
+                                                            f"{escape(msg[:70])}")
         except Exception:  # a display must never break the work
             self.handleError(record)
 

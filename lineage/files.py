@@ -30,7 +30,10 @@ from datafiles import (  # noqa: F401  (re-exported: the stages read stored file
     BATCH_ROWS,
     COMPRESSION,
     FORMATS,
+    MAX_COLUMNS,
+    MAX_ROW_BYTES,
     TEXT_FORMATS,
+    InputLimitError,
     codec,
     empty_schema,
     file_schema,
@@ -85,6 +88,8 @@ def read_path(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str]
         fmt = format_of(p)
         try:
             tables.append(pa.Table.from_batches(list(iter_file_batches(p, fmt)), schema=file_schema(p, fmt)))
+        except InputLimitError as exc:
+            raise LineageInputError(f"{printable(rel)}: {exc}") from None
         except (pa.ArrowException, OSError, ValueError, TypeError, UnicodeError) as exc:
             raise LineageInputError(f"{printable(rel)} is not a readable {fmt} file: {_first_line(exc)}") from None
     if len(tables) == 1:
@@ -142,7 +147,7 @@ def collect(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
         for name in sorted(dirnames + filenames):
             entry = Path(dirpath) / name
-            if entry.is_symlink() and not _inside(entry.resolve(), resolved):
+            if entry.is_symlink() and not _inside(_link_target(entry, resolved, shown), resolved):
                 rel = printable(entry.relative_to(resolved).as_posix())
                 raise LineageInputError(f"{rel} in {shown} is a symlink that points outside it")
         for name in sorted(filenames):
@@ -167,6 +172,17 @@ def collect(path: str | os.PathLike[str], *, data_root: str | os.PathLike[str] |
     if not tables:
         raise LineageInputError(f"{shown} holds no data files ({SUPPORTED})")
     return Listing("table", resolved, tables)
+
+
+def _link_target(entry: Path, root: Path, shown: str) -> Path:
+    """Where the symlink ``entry`` ends; LineageInputError for a link that never ends (a
+    file linking to itself, two links to each other: Path.resolve raises RuntimeError)."""
+    try:
+        return entry.resolve()
+    except (RuntimeError, OSError):
+        rel = printable(entry.relative_to(root).as_posix())
+        raise LineageInputError(f"{rel} in {shown} is a symlink loop (it links back to itself); "
+                                "remove it") from None
 
 
 def _check_name(relpath: str, shown: str) -> None:
@@ -218,6 +234,8 @@ def inspect(path: Path, relpath: str) -> FileInfo:
             schema = empty_schema(path, fmt)
     except LineageInputError:
         raise
+    except InputLimitError as exc:
+        raise LineageInputError(f"{shown}: {exc}") from None
     except (pa.ArrowException, OSError, ValueError, TypeError, NotImplementedError, UnicodeError,
             OverflowError, MemoryError) as exc:
         if codec(fmt)[0] == "jsonl" and "Column() changed from object to" in str(exc):

@@ -38,6 +38,10 @@ LABEL_COLUMN = "label"  # the index's label column: the default label column of 
 INDEX_LAYOUT = "dataward-imagefolder-index-v1"
 # Decoded in full only up to this many pixels (memory); larger images are verified only.
 LOAD_MAX_PIXELS = 40_000_000
+# No image may be larger than this (Pillow's default MAX_IMAGE_PIXELS, where it starts to
+# warn of a decompression bomb): the screens and the report decode every image in full,
+# so a larger one is refused here, with its size, before anything is stored.
+MAX_PIXELS = 89_478_485
 # Rows of the index are written in row groups of at most this many image bytes.
 ROW_GROUP_BYTES = 32 << 20
 
@@ -114,15 +118,22 @@ def inspect_image(path: Path, relpath: str) -> ImageInfo:
         raise LineageInputError(f"{shown} cannot be read: {exc.strerror or first_line(exc)}") from None
     try:
         with warnings.catch_warnings():
-            # A large photo is not an attack; DecompressionBombError (far larger) still is.
+            # Size is judged against MAX_PIXELS here, in one line of ours, not by Pillow's
+            # raw warning on stderr (DecompressionBombError, twice as large, still raises).
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 fmt = (im.format or "").lower()
                 width, height = im.size
+                if width * height > MAX_PIXELS:
+                    raise LineageInputError(_too_large(shown, (width, height)))
                 im.verify()  # structure and checksums, without decoding the pixels
             if width * height <= LOAD_MAX_PIXELS:
                 with Image.open(path) as im:
                     im.load()  # a truncated JPEG passes verify() but not this
+    except LineageInputError:
+        raise
+    except Image.DecompressionBombError:  # more than twice MAX_PIXELS: Pillow will not open it
+        raise LineageInputError(_too_large(shown, None)) from None
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError...)
         raise LineageInputError(
             f"{shown} is not a readable image: {first_line(exc) or type(exc).__name__}") from None
@@ -133,6 +144,13 @@ def inspect_image(path: Path, relpath: str) -> ImageInfo:
         raise LineageInputError(f"{shown} changed while it was being read; try again once it is complete")
     label = relpath.split("/", 1)[0]
     return ImageInfo(path, relpath, label, fmt, digest, size, width, height)
+
+
+def _too_large(shown: str, size: tuple[int, int] | None) -> str:
+    has = f"{size[0]} x {size[1]} = {size[0] * size[1]:,} pixels" if size else \
+        f"more than {2 * MAX_PIXELS:,} pixels"
+    return (f"{shown} has {has}, more than the {MAX_PIXELS:,} an image may have (the "
+            "screens decode every image in full); downscale it")
 
 
 def listing_hash(infos: Iterable[ImageInfo]) -> str:

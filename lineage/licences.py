@@ -130,11 +130,17 @@ def normalize(expression: str) -> str:
     licensing = _licensing()
     try:
         info = licensing.validate(expression)
-    except Exception:  # license-expression itself fails on some characters ('[', ESC)
+    except Exception:  # license-expression's validate() itself fails on some inputs ('[', 'MIT OR')
         raise LineageInputError(
-            f"licence '{printable(expression, 80)}' is not a valid SPDX expression (unexpected "
-            "characters); use an SPDX identifier (https://spdx.org/licenses/) or a LicenseRef- "
-            "for custom terms") from None
+            f"licence '{printable(expression, 80)}' is not a valid SPDX expression "
+            f"({_parser_verdict(licensing, expression)}); use an SPDX identifier "
+            "(https://spdx.org/licenses/) or a LicenseRef- for custom terms") from None
+    dangling = _dangling_operator(licensing, expression)
+    if dangling:
+        raise LineageInputError(
+            f"licence '{printable(expression, 80)}' is not a valid SPDX expression (it ends with "
+            f"{dangling} and no licence after it); use an SPDX identifier "
+            "(https://spdx.org/licenses/) or a LicenseRef- for custom terms")
     invalid = [s for s in info.invalid_symbols if s and not _is_reference(s)]
     syntax = [e for e in info.errors if not e.startswith("Unknown license key")]
     if "" in info.invalid_symbols and not syntax:
@@ -151,6 +157,34 @@ def normalize(expression: str) -> str:
         return str(licensing.parse(expression, simple=False))
     except Exception as exc:  # license-expression raises several types
         raise LineageInputError(f"licence '{printable(expression, 80)}' does not parse: {first_line(exc)}") from None
+
+
+def _parser_verdict(licensing, expression: str) -> str:
+    """What license-expression's parser says is wrong with ``expression``, in its own words
+    (``OR requires two or more licenses as in: MIT OR BSD``)."""
+    try:
+        licensing.parse(expression, validate=True, strict=True)
+    except Exception as exc:  # ExpressionError, ExpressionParseError, ParseError
+        return printable(first_line(exc) or type(exc).__name__, 120)
+    return "unexpected characters"
+
+
+def _dangling_operator(licensing, expression: str) -> str | None:
+    """The operator an expression ends with (``Apache-2.0 OR MIT OR``), or None.
+
+    The parser checks each operator against the token after it, so a trailing one has
+    nothing to be checked against: ``A OR B OR`` folds into ``A OR B`` and validates. An
+    expression the parser has accepted ends in a licence or ``)``; anything else is the
+    dangling operator it let through."""
+    from boolean.boolean import TOKEN_AND, TOKEN_OR
+
+    try:
+        tokens = list(licensing.tokenize(expression))
+    except Exception:  # the parser proper reports what is wrong
+        return None
+    if tokens and tokens[-1][0] in (TOKEN_AND, TOKEN_OR):
+        return str(tokens[-1][1]).upper()
+    return None
 
 
 def combine_and(expressions: list[str]) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from lineage.errors import LineageInputError
+from lineage.messages import printable
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 #: A dataset kind names the GX suite file ``gx/expectations/<kind>.json``.
@@ -27,6 +28,9 @@ KIND_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_NODES = 10_000
 MAX_VALUE_CHARS = 4_096
+#: Versions are 1, 2, ... in a 32-bit integer column (PostgreSQL INTEGER).
+MAX_VERSION = 2**31 - 1
+_VERSION_RE = re.compile(r"[0-9]+")
 REQUIRED = ("name", "source.uri", "license", "owner")
 KNOWN_TOP = {"name", "description", "owner", "license", "kind", "label_column", "parents",
              "source", "collection", "reference", "evaluation_sets", "version_note", "tags"}
@@ -68,9 +72,15 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
         )
     if not version:
         return name, None
-    if not version.isdigit() or int(version) < 1:
-        raise LineageInputError(f"{ref!r}: the version after '@' must be a positive number")
-    return name, int(version)
+    # ASCII digits only ('²'.isdigit() is true but int() refuses it), and no larger than
+    # the database's version column holds: a bigger number names no version, it is bad input.
+    if not _VERSION_RE.fullmatch(version) or not version.strip("0"):
+        raise LineageInputError(f"'{printable(ref, 60)}': the version after '@' must be a positive number")
+    digits = version.lstrip("0")
+    if len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+        raise LineageInputError(f"'{printable(ref, 60)}': the version after '@' is larger than any version "
+                                f"can be (at most {MAX_VERSION})")
+    return name, int(digits)
 
 
 def load(path: str | Path) -> Manifest:

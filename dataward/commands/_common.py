@@ -97,6 +97,65 @@ def _save_traceback() -> str:
     return str(path)
 
 
+def output_folder(path: Path, option: str = "--out") -> Path:
+    """``path`` if it is, or can be created as, a folder this process can write in;
+    BadInput (exit 2, nothing written) if not: an existing file, a parent that is a file,
+    no permission. Checked before any work, so a refusal costs nothing."""
+    from dataward.errors import BadInput
+
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"{option} {path} is a file, not a folder")
+    _check_can_create(path, option)
+    return path
+
+
+def output_file(path: Path, option: str = "--out") -> Path:
+    """``path`` if it can be written as a file (replaced if it is one); BadInput if it is a
+    folder or its folder cannot be created or written in."""
+    from dataward.errors import BadInput
+
+    if path.is_dir():
+        raise BadInput(f"{option} {path} is a folder: name the file to write")
+    if path.exists() and not path.is_file():
+        raise BadInput(f"{option} {path} is not a regular file")
+    _check_can_create(path.parent if path.parent != path else path, option, shown=path)
+    return path
+
+
+def _check_can_create(folder: Path, option: str, *, shown: Path | None = None) -> None:
+    import os
+
+    from dataward.errors import BadInput
+
+    shown = shown or folder
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            raise BadInput(f"cannot write {option} {shown}: {existing} is a broken symlink")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInput(f"cannot write {option} {shown}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInput(f"cannot write {option} {shown}: no permission to write in {existing}")
+
+
+def writing(path: Path, option: str = "--out"):
+    """A context in which an OSError while writing ``path`` (the disk is full, the folder
+    went away) is one line and exit 2, not an internal error."""
+    import contextlib
+
+    from dataward.errors import BadInput
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except OSError as exc:
+            raise BadInput(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+
+    return guard()
+
+
 def context():
     """This installation's :class:`dataward.context.Context` (from the environment)."""
     from dataward.context import Context

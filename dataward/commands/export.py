@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dataward.commands._common import context, handles_errors
+from dataward.commands._common import context, handles_errors, output_file, output_folder, writing
 
 FORMATS = ("croissant", "card")
 
@@ -31,4 +32,10 @@ def export(
 
     if what not in FORMATS:
         raise BadInput(f"cannot export {what!r}: choose croissant or card")
-    print(write(context(), ref, what, out))
+    if out is not None:  # a folder (existing, or named with a trailing /) or a file
+        if out.is_dir() or str(out).endswith(("/", os.sep)):
+            output_folder(out)
+        else:
+            output_file(out)
+    with writing(out or Path("(beside the snapshot)")):
+        print(write(context(), ref, what, out))

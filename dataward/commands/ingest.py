@@ -55,8 +55,10 @@ def datasets(as_json: JsonFlag = False) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table("version", "rows", "status", "licence", "content hash")
-    for r in rows:
-        table.add_row(r["ref"], str(r["rows"]), r["status"], r["licence"] or "-", r["content_hash"][:16])
+    for r in rows:  # cells as Text: values from the data are never read as markup
+        table.add_row(*(Text(str(v)) for v in (r["ref"], r["rows"], r["status"], r["licence"] or "-",
+                                                r["content_hash"][:16])))
     Console().print(table if rows else "no datasets yet: dataward ingest PATH --manifest M.yaml")

@@ -33,37 +33,44 @@ def lineage_show(
 
 
 def _print_lineage(info: dict[str, Any]) -> None:
+    """Every value here came from a manifest or the data: printed as text, never as rich
+    markup (an owner '[/bold]' is a name, not a closing tag)."""
     from rich.console import Console
+    from rich.text import Text
     from rich.tree import Tree
 
     p, lic = info["provenance"] or {}, info["licence"] or {}
-    console = Console(soft_wrap=True)
-    console.print(f"[bold]{info['ref']}[/bold]  status: {info['status']}"
-                  + (f" ({info['status_reason']})" if info["status_reason"] else ""))
-    console.print(f"  owner: {info['owner']}   rows: {info['rows']}   kind: {info['kind'] or '-'}")
-    console.print(f"  content hash: {info['content_hash']}")
-    console.print(f"  source: {p.get('source_uri')}   publisher: {p.get('publisher') or '-'}")
+    console = Console(soft_wrap=True, highlight=False)
+
+    def say(line: str) -> None:
+        console.print(line, markup=False)
+
+    title = Text(str(info["ref"]), style="bold")
+    title.append(f"  status: {info['status']}" + (f" ({info['status_reason']})" if info["status_reason"] else ""))
+    console.print(title)
+    say(f"  owner: {info['owner']}   rows: {info['rows']}   kind: {info['kind'] or '-'}")
+    say(f"  content hash: {info['content_hash']}")
+    say(f"  source: {p.get('source_uri')}   publisher: {p.get('publisher') or '-'}")
     if p.get("collection_method") or p.get("collected_from"):
-        console.print(f"  collected: {p.get('collection_method') or '-'} "
-                      f"({p.get('collected_from') or '?'} .. {p.get('collected_to') or '?'})")
-    console.print(f"  acquired: {p.get('acquired_at')} by {p.get('acquired_by')}")
-    console.print(f"  licence: {lic.get('expression')}  use: {lic.get('use_class')}  "
-                  f"training: {'allowed' if lic.get('allowed_for_training') else 'NOT allowed'}")
-    console.print(f"           {lic.get('reason')}", markup=False)
+        say(f"  collected: {p.get('collection_method') or '-'} "
+            f"({p.get('collected_from') or '?'} .. {p.get('collected_to') or '?'})")
+    say(f"  acquired: {p.get('acquired_at')} by {p.get('acquired_by')}")
+    say(f"  licence: {lic.get('expression')}  use: {lic.get('use_class')}  "
+        f"training: {'allowed' if lic.get('allowed_for_training') else 'NOT allowed'}")
+    say(f"           {lic.get('reason')}")
     for f in info["files"]:
-        console.print(f"  file {f['path']}  {f['rows']} rows  {f['bytes']} B  sha256 {f['sha256'][:16]}",
-                      markup=False)
+        say(f"  file {f['path']}  {f['rows']} rows  {f['bytes']} B  sha256 {f['sha256'][:16]}")
     snap = info.get("snapshot")
     if snap:
         changes = snap["relabels"]
-        console.print(f"  snapshot: {snap['excluded_rows']} row(s) left out, {len(changes)} relabelled"
-                      + (": " + ", ".join(f"source row {r}: {old!r} -> {new!r}" for r, old, new in changes[:10])
-                         + (" ..." if len(changes) > 10 else "") if changes else ""), markup=False)
-    tree = Tree(f"{info['ref']} (parents)")
+        say(f"  snapshot: {snap['excluded_rows']} row(s) left out, {len(changes)} relabelled"
+            + (": " + ", ".join(f"source row {r}: {old!r} -> {new!r}" for r, old, new in changes[:10])
+               + (" ..." if len(changes) > 10 else "") if changes else ""))
+    tree = Tree(Text(f"{info['ref']} (parents)"))
 
     def add(node, parents):
         for par in parents:
-            add(node.add(f"{par['ref']}  [{par['status']}]  {par['licence']}"), par["parents"])
+            add(node.add(Text(f"{par['ref']}  [{par['status']}]  {par['licence']}")), par["parents"])
 
     add(tree, info["parents"])
     if info["parents"]:
@@ -79,18 +86,18 @@ def graph(
                                                 "(default: this installation's).")] = None,
 ) -> None:
     """Print the lineage graph the OpenLineage events describe (Mermaid flowchart)."""
-    import json
-
     from dataward.errors import BadInput
-    from dataward.lineage_graph import in_run, mermaid, read_events
+    from dataward.lineage_graph import NotAnEvent, in_run, mermaid, read_events
 
     path = events or context().emitter.events_file
     if not path.is_file():
         raise BadInput(f"no OpenLineage events at {path}")
     try:
         found = read_events(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (NotAnEvent, UnicodeDecodeError) as exc:
         raise BadInput(f"{path} is not OpenLineage JSON lines: {exc}") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read {path}: {exc.strerror or exc}") from None
     if run:
         found = in_run(found, run)
         if not found:

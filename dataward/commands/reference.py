@@ -14,8 +14,10 @@ from dataward.commands._common import (
     command_group,
     context,
     handles_errors,
+    output_file,
     print_json,
     print_summary,
+    writing,
 )
 
 reference_app, register = command_group(
@@ -29,15 +31,19 @@ def sample(
     per_class: Annotated[int, typer.Option("--per-class", help="Rows drawn per class (all when fewer).")],
     out: Annotated[Path | None, typer.Option("--out", help="Where to write the sample (JSON); default "
                                              "DATAWARD_HOME/references/NAME-vV-sample.json.")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the draw.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, help="Seed of the draw (0 to 2^32-1).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the sample document.")] = False,
 ) -> None:
     """Draw a seeded, class-stratified sample of a version's rows for a reviewer to check."""
     from dataward.reference_review import default_sample_path, sample_reference, write_sample
 
+    if out is not None:
+        output_file(out)
     ctx = context()
     doc = sample_reference(ctx, ref, per_class=per_class, seed=seed)
-    path, html = write_sample(doc, out or default_sample_path(ctx, doc["ref"]))
+    target = out or default_sample_path(ctx, doc["ref"])
+    with writing(target):
+        path, html = write_sample(doc, target)
     if as_json:
         print_json({**doc, "path": str(path), "html": str(html)})
         return

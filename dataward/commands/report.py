@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import JsonFlag, VersionRef, command_group, context, handles_errors, print_json
+from dataward.commands._common import (
+    JsonFlag,
+    VersionRef,
+    command_group,
+    context,
+    handles_errors,
+    output_file,
+    print_json,
+    writing,
+)
 
 report_app, register = command_group("report", "Compliance reports and the nightly digest.")
 
@@ -28,6 +37,9 @@ def digest(
     from dataward.reports.digest import build_digest, parse_since, render_digest_html
     from dataward.stages.common import write_atomic
 
+    if out is not None:
+        output_file(out)
+        output_file(out.with_suffix(".json"))
     ctx = context()
     start = parse_since(since)
     end = parse_since(until) if until else None
@@ -45,8 +57,9 @@ def digest(
         return {"report": f"{base}/report.html", "pdf": f"{base}/report.pdf",
                 "json": f"{base}/report.json", "review": None}
 
-    write_atomic(html_path, render_digest_html(d, links=links).encode())
-    write_atomic(html_path.with_suffix(".json"), json.dumps(d, indent=2, default=str).encode())
+    with writing(html_path):
+        write_atomic(html_path, render_digest_html(d, links=links).encode())
+        write_atomic(html_path.with_suffix(".json"), json.dumps(d, indent=2, default=str).encode())
     d["html"] = str(html_path)
     if as_json:
         print_json(d)

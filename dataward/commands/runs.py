@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
 
 @handles_errors
 def runs(
-    limit: Annotated[int, typer.Option("--limit", min=1, help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1_000_000, clamp=True,
+                                       help="How many runs, newest first.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """List pipeline runs; a run whose process died is marked abandoned first (where and when

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from dataward.commands._common import fail, handles_errors
+from dataward.commands._common import fail, handles_errors, output_folder, writing
 
 
 def register(app: typer.Typer) -> None:
@@ -28,12 +28,20 @@ def screen(
     from dataward.progress import progress_display
     from screening import screen_table
 
+    output_folder(out)
+    from dataward.labels import missing_labels
+
     table = read_data(data, "data")
     ref_table = read_data(reference, "reference") if reference else None
+    for what, t in (("data", table), ("reference", ref_table)):
+        why = missing_labels(t, label_col) if t is not None else None
+        if why:
+            fail(f"{what}: {why}")
     with progress_display():
         result = screen_table(table, label_col=label_col, reference=ref_table,
                               feature_cols=features.split(",") if features else None)
-    write_results(result, out)
+    with writing(out):
+        write_results(result, out)
     n_flagged = int(result.scores["flagged"].sum())
     print(f"{len(result.scores)} rows screened, {n_flagged} flagged; wrote {out / 'scores.parquet'}")
     from dataward.reports.verdict_text import power_statement

@@ -11,24 +11,33 @@ from typing import Any
 from dataward.context import Context
 from dataward.errors import BadInput
 
-_RELATIVE = re.compile(r"^(\d+)\s*([hdm])$")
+_RELATIVE = re.compile(r"^([0-9]+)\s*([hdm])$")
+_UNITS = {"h": "hours", "d": "days", "m": "minutes"}
 
 
 def parse_since(text: str | None, *, now: datetime | None = None) -> datetime:
-    """``24h``, ``7d``, ``90m``, an ISO date or date-time (UTC if no zone); default 24h ago."""
+    """``24h``, ``7d``, ``90m``, an ISO date or date-time (UTC if no zone); default 24h ago.
+
+    BadInput for text that is neither, or a time outside the calendar datetime can hold
+    (``99999999999d`` ago, ``9999-12-31T23:59-05:00`` in UTC)."""
     now = now or datetime.now(timezone.utc)
     if not text:
         return now - timedelta(hours=24)
     m = _RELATIVE.match(text.strip().lower())
-    if m:
-        n, unit = int(m.group(1)), m.group(2)
-        return now - {"h": timedelta(hours=n), "d": timedelta(days=n), "m": timedelta(minutes=n)}[unit]
     try:
-        value = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise BadInput(f"cannot read time {text!r}: use an ISO date/time or 24h, 7d, 90m") from None
-    value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        if m:
+            digits = m.group(1).lstrip("0") or "0"
+            if len(digits) > 12:  # int() of a huge string is slow, and no calendar is that long
+                raise OverflowError
+            return now - timedelta(**{_UNITS[m.group(2)]: int(digits)})
+        try:
+            value = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise BadInput(f"cannot read time {text!r}: use an ISO date/time or 24h, 7d, 90m") from None
+        value = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise BadInput(f"time {text!r} is outside the calendar (years 1 to 9999)") from None
 
 
 def _aware(dt: datetime | None) -> datetime | None:

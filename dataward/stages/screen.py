@@ -12,6 +12,7 @@ from typing import Any
 
 from dataward import artifacts
 from dataward.context import Context
+from dataward.labels import missing_labels
 from dataward.policy import load_policy
 from dataward.stages.common import finished, json_safe, read_table, record, version_dir
 from dataward.stages.outputs import ScreenOutput
@@ -61,6 +62,9 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     from dataward.reference import reference_for_screen
 
     data = read_table(ctx, version_id)
+    why = missing_labels(data, label_col)
+    if why:
+        return ScreenOutput(status="error", reason=f"screening refused the data: {why}")
     policy = load_policy(ctx.settings.decision_policy)
     # a reviewer-confirmed set, the version's own file, or the trust chain (dataward/reference.py)
     reference, reference_info = reference_for_screen(ctx, version_id, data, label_col, policy)

@@ -415,3 +415,37 @@ def test_digest_lists_versions_with_decision_and_report_link(versions, cli):
     empty = json.loads(cli("report", "digest", "--since", "2020-01-01", "--until", "2020-01-02",
                            "--json").stdout)
     assert empty["versions"] == []
+
+
+def test_report_words_for_people_no_server_paths_and_the_version(versions, cli):
+    """No absolute path of this machine, no placeholder, and the Dataward version that wrote it."""
+    from dataward.config import code_version
+    from dataward.context import Context
+    from dataward.stages.common import finished
+
+    assert cli("--version").stdout.strip() == f"dataward {code_version()}"
+    home = str(Path(versions["home"]).resolve())
+    for key in ("trim", "changed", "quarantine"):
+        out = finished(Context(), versions[key], "report")[2]
+        html = Path(out["html"]).read_text()
+        doc = json.loads(Path(out["json"]).read_text())
+        assert home not in html and str(versions["root"]) not in html
+        assert home not in json.dumps(doc["summary"]) + json.dumps(doc["compliance"])
+        assert f"Written by Dataward {code_version()}" in html
+        assert "(? .." not in html and "publisher -" not in html and "scaffold_suite()" not in html
+
+
+def test_remedies_are_commands_and_findings_are_not_repeated():
+    from checks.validation._outcome import SuiteNotFound
+    from dataward.reports.words import for_people, unique_sentences
+
+    msg = str(SuiteNotFound("tabular-wine", "/work/repo/expectations/gx/expectations"))
+    roots = [(Path("/work/repo/expectations"), "expectations"), (Path("/work/repo"), "")]
+    text = for_people({"why": [msg]}, roots=roots, ref="wine@1", kind="tabular-wine")["why"][0]
+    assert "`dataward expectations init wine@1 --kind tabular-wine`" in text
+    assert "/work/repo" not in text and "expectations/gx/expectations/tabular-wine.json" in text
+    assert "https://example.org/a/b" in for_people("see https://example.org/a/b", roots=roots, ref="x@1",
+                                                    kind=None)
+    assert for_people("kept in /var/lib/other/x.parquet", roots=roots, ref="x@1", kind=None) \
+        == "kept in .../other/x.parquet"
+    assert unique_sentences("a; b; a; c") == "a; b; c"

@@ -24,6 +24,22 @@ def _item(framework: str, ref: str, requirement: str, status: str, evidence: lis
             "evidence": evidence, "why": why}
 
 
+def fact(what: str, value: Any, field: str) -> str:
+    """An evidence line: the fact, or what is missing and the manifest field that supplies it."""
+    if value in (None, "", [], {}):
+        return f"{what}: not stated (manifest field {field})"
+    if isinstance(value, (list, tuple)):
+        value = "; ".join(str(v) for v in value)
+    return f"{what}: {value}"
+
+
+def _period(prov: dict[str, Any]) -> str | None:
+    a, b = prov.get("collected_from"), prov.get("collected_to")
+    if a and b:
+        return f"{a} to {b}"
+    return f"from {a}" if a else f"until {b}" if b else None
+
+
 def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """One entry per requirement: ``framework, ref, requirement, status, evidence, why``.
 
@@ -52,10 +68,11 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
     has_collection = bool(prov.get("collection_method") or prov.get("collected_from"))
     eu("Art. 10(2)(b)", "Data collection processes and the origin of data",
        EVIDENCED if has_origin and has_collection else PARTIAL if has_origin else MISSING,
-       [f"source {prov.get('source_uri') or '-'}", f"publisher {prov.get('publisher') or '-'}",
-        f"collection {prov.get('collection_method') or '-'} "
-        f"({prov.get('collected_from') or '?'} .. {prov.get('collected_to') or '?'})",
-        f"acquired {prov.get('acquired_at') or '-'} by {prov.get('acquired_by') or '-'}"],
+       [fact("source", prov.get("source_uri"), "source.uri"),
+        fact("publisher", prov.get("publisher"), "source.publisher"),
+        fact("collection method", prov.get("collection_method"), "collection.method"),
+        fact("collection period", _period(prov), "collection.from and collection.to"),
+        f"acquired {prov.get('acquired_at')} by {prov.get('acquired_by')}"],
        "Origin and collection are recorded from the manifest." if has_origin and has_collection
        else "The manifest gives no collection method or period." if has_origin
        else "No provenance is recorded for this version.")

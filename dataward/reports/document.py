@@ -12,6 +12,7 @@ from dataward.context import Context
 from dataward.reports.checks import canary_section, diff_section, leakage_section, pii_section
 from dataward.reports.compliance import compliance_mapping, coverage
 from dataward.reports.figures import screen_figures
+from dataward.reports.words import for_people, path_roots, unique_sentences
 
 REPORT_FORMAT = 3
 #: The report section that explains each decision check (the summary links to it).
@@ -90,6 +91,9 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
     }
     doc["compliance"] = compliance_mapping(doc)
     doc["compliance_coverage"] = coverage(doc["compliance"])
+    # words for people: no server paths, remedies as commands, each finding once
+    doc = for_people(doc, roots=path_roots(ctx.settings), ref=ref, kind=info.get("kind"))
+    doc["dataset"]["status_reason"] = unique_sentences(doc["dataset"].get("status_reason"))
     return doc
 
 

@@ -449,3 +449,29 @@ def test_remedies_are_commands_and_findings_are_not_repeated():
     assert for_people("kept in /var/lib/other/x.parquet", roots=roots, ref="x@1", kind=None) \
         == "kept in .../other/x.parquet"
     assert unique_sentences("a; b; a; c") == "a; b; c"
+
+
+def test_flagged_rows_table_and_csv_two_clicks_from_the_summary(versions):
+    """Summary -> the flagged-rows table (one line per row, strongest first) -> flagged.csv."""
+    import csv
+
+    from dataward.context import Context
+    from dataward.stages.common import finished
+
+    out = finished(Context(), versions["trim"], "report")[2]
+    doc = json.loads(Path(out["json"]).read_text())
+    fr = doc["flagged_rows"]
+    assert fr["n"] == 6 and fr["csv"] == "flagged.csv" and len(fr["shown"]) == 6
+    strengths = [r["strength"] for r in fr["shown"]]
+    assert strengths == sorted(strengths, reverse=True)
+    assert all(r["rule"] and r["scores"] and r["label"] is not None for r in fr["shown"])
+    assert "_all_flagged_rows" not in doc
+    rows = list(csv.DictReader((Path(out["json"]).parent / fr["csv"]).open()))
+    assert [int(r["row_id"]) for r in rows] == [r["row_id"] for r in fr["shown"]]
+    assert rows[0]["rule"] and rows[0]["strongest_scores"]
+    html = Path(out["html"]).read_text()
+    assert 'href="#top-flagged"' in html.split('id="provenance"')[0]  # the summary links the table
+    assert 'href="flagged.csv"' in html
+    assert all(f'id="row-{r["row_id"]}"' in html for r in fr["shown"])
+    assert 'class="row-card"' in html  # 4x4 pixel tiles are images: cards kept for them
+    assert not [s for s in doc["figures"]["screens"] if s["name"] == "label_p_value"]

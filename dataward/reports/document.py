@@ -11,10 +11,12 @@ from dataward.config import code_version
 from dataward.context import Context
 from dataward.reports.checks import canary_section, diff_section, leakage_section, pii_section
 from dataward.reports.compliance import compliance_mapping, coverage
-from dataward.reports.figures import screen_figures
+from dataward.reports.figures import MAX_FLAGGED_LISTED, screen_figures
 from dataward.reports.words import for_people, path_roots, unique_sentences
 
-REPORT_FORMAT = 3
+REPORT_FORMAT = 4
+#: All flagged rows, beside report.json (which links it under ``flagged_rows.csv``)
+FLAGGED_CSV = "flagged.csv"
 #: The report section that explains each decision check (the summary links to it).
 SECTION_OF_CHECK = {"licence": "provenance", "validation": "validation", "screening": "screening",
                     "canary": "canary", "leakage": "leakage", "personal data": "personal-data"}
@@ -89,12 +91,32 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
         "decision": decision,
         "audit": {"entries": entries, "intact": not problems, "problems": problems},
     }
+    flagged = (figures or {}).pop("flagged_rows", None) or []
+    doc["flagged_rows"] = {"n": len(flagged), "csv": FLAGGED_CSV, "shown": flagged[:MAX_FLAGGED_LISTED]}
     doc["compliance"] = compliance_mapping(doc)
     doc["compliance_coverage"] = coverage(doc["compliance"])
     # words for people: no server paths, remedies as commands, each finding once
     doc = for_people(doc, roots=path_roots(ctx.settings), ref=ref, kind=info.get("kind"))
     doc["dataset"]["status_reason"] = unique_sentences(doc["dataset"].get("status_reason"))
+    doc["_all_flagged_rows"] = flagged  # written to flagged.csv by the report stage, not to the JSON
     return doc
+
+
+def flagged_csv(rows: list[dict[str, Any]]) -> bytes:
+    """``flagged.csv``: every flagged row, strongest first, one line each."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row_id", "label", "suggested_label", "rule", "strength", "label_p_value", "strongest_scores",
+                "differs_from_class"])
+    for r in rows:
+        w.writerow([r["row_id"], r["label"], r["suggested_label"] or "", r["rule"], r["strength"],
+                    "" if r["label_p_value"] is None else r["label_p_value"],
+                    "; ".join(f"{n}={v} (percentile {p})" for n, v, p in r["scores"]),
+                    "; ".join(f"{c}={v} (class {m}; {how})" for c, v, m, how in r["differing"])])
+    return buf.getvalue().encode("utf-8")
 
 
 #: Files of one role beyond this many are summarised in the report (an image folder holds

@@ -103,7 +103,7 @@ def canary_output(n: int, *, recall: float = 0.95, floor: float = 0.8) -> dict:
 def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: int = 6,
                  licence: str = "CC-BY-4.0", quarantine: bool = False, seed: int = 0, pdf: bool = False,
                  table: pa.Table | None = None, evaluation: pa.Table | None = None,
-                 canary_recall: float | None = 0.95) -> str:
+                 canary_recall: float | None = 0.95, card: dict | None = None) -> str:
     """Ingest a small 4x4-pixel table, record validation and screens, run decide and report.
 
     The screens are expensive, so their result is synthetic but shaped like the real one:
@@ -112,6 +112,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     ``quarantine``: decide under a policy with ``max_trim_fraction: 0`` (any flag quarantines).
     ``table`` replaces the generated rows (16 pixel columns and ``label``, more columns allowed);
     ``evaluation`` is stored as the version's evaluation set. ``pdf``: render the real PDF.
+    ``card``: data-card keys added to the manifest (purpose, annotation, ...).
     Returns the version's ref.
     """
     from checks.leakage import leakage_report
@@ -138,6 +139,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                 "label_column": "label", "description": "Synthetic 4x4 tiles for the report tests",
                 "source": {"uri": "https://example.org/tiles", "publisher": "Example Lab"},
                 "collection": {"method": "generated", "from": "2026-01-01", "to": "2026-01-02"}}
+    manifest.update(card or {})
     if evaluation is not None:
         pq.write_table(evaluation, root / f"eval-{name}-{seed}.parquet")
         manifest["evaluation_sets"] = [f"eval-{name}-{seed}.parquet"]

@@ -22,10 +22,11 @@ MAX_FLAGGED_LISTED = 100
 N_DIFFERING = 3
 #: Scalar columns considered for "differs most from its class" (wider tables: the first ones)
 MAX_COMPARED_COLUMNS = 512
-#: The verdict's rule names (scores.parquet ``reason``) in words
-RULE_WORDS = {"reference_calibrated": "label doubted against the trusted reference",
-              "cleanlab_cross_validated": "label issue found by cleanlab (no reference)",
-              "label_noise": "label issue found by cleanlab", "union": "flagged by a screen"}
+#: The verdict's rule names (scores.parquet ``reason``) in a few words (the report's legend
+#: and docs/reviewing.md say more)
+RULE_WORDS = {"reference_calibrated": "label vs reference",
+              "cleanlab_cross_validated": "cleanlab, no reference",
+              "label_noise": "cleanlab", "union": "any screen"}
 MAX_PROJECTED = 4000
 MAX_TABLE_CELLS = 16
 
@@ -100,7 +101,7 @@ def flagged_rows(scores, score_cols, flagged, table, label_col, summary) -> list
         words = RULE_WORDS.get(rule, rule.replace("_", " ")) or "flagged"
         label = None if labels is None else labels[i]
         if label is not None and label in excess:
-            words += f"; class {label} holds an excess of doubted rows"
+            words += ", excess"
         suggested = scores["suggested_label"].iloc[i] if "suggested_label" in has else None
         p_value = _f(scores["label_p_value"].iloc[i]) if "label_p_value" in has else None
         ranked = sorted(score_cols, key=lambda c: -pcts[c][i])

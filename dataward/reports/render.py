@@ -92,6 +92,13 @@ def check_charts(doc: dict[str, Any]) -> dict[str, str | None]:
                 colors=[band.get(t["band"], svg.CLEAN) for t in top],
                 max_value=max(max(t.get("psi") or 0 for t in top), 0.3),
                 markers=[(0.1, "0.1"), (0.25, "0.25")]))
+    bal = (doc.get("data_card") or {}).get("class_balance") or {}
+    out["class_balance"] = None
+    if bal.get("status") == "done" and bal.get("classes"):
+        out["class_balance"] = svg.data_uri(svg.grouped_bars(
+            bal["classes"], {name: [round(100 * shares.get(c, 0), 1) for c in bal["classes"]]
+                             for name, shares in bal["shares"].items()},
+            title="Share of rows per class (%)"))
     pii = doc.get("pii") or {}
     if pii.get("status") == "done" and pii.get("tags"):
         tags = pii["tags"][:20]

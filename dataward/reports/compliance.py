@@ -202,7 +202,7 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
        "population the model serves is not assessed by Dataward."
        if validated and screened else "Validation or screening did not complete.",
        "attach a representativeness assessment for the population named in intended_uses"
-       if validated and screened else "validate with a reviewed suite and screen the version")
+       if validated and screened else _still_needed(validated, screened))
     pii = doc.get("pii") or {}
     pii_tags = pii.get("tags") or []
     eu("Art. 10(5)", "Special categories of personal data: processed only where strictly necessary "
@@ -306,12 +306,19 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "Backdoor poisoning": "add trusted rows of the least covered class (manifest field reference); "
                               "clean-label backdoors stay weakly covered by any screen" if backdoor else rerun_screen,
         "MAP 4.1": "state license and source.uri in the manifest",
-        "MEASURE 2.7": canary_fix if screened and validated else "validate with a reviewed suite and screen",
+        "MEASURE 2.7": canary_fix if screened and validated else _still_needed(validated, screened),
     }
     for it in items:
         if it["status"] != EVIDENCED and not it["to_evidence"]:
             it["to_evidence"] = remedies.get(it["ref"])
     return items
+
+
+def _still_needed(validated: bool, screened: bool) -> str:
+    """What is left to run before validation and screening both evidence an item."""
+    todo = ([] if validated else ["validate with a reviewed suite (see Art. 10(2)(d))"]) \
+        + ([] if screened else ["screen the version (dataward rerun NAME@V --from screen)"])
+    return "; ".join(todo)
 
 
 def _kind_recall(canary: dict[str, Any], kind: str) -> list[str]:

@@ -10,6 +10,8 @@ always with one readable line on stderr and never a traceback.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 import typer.core
 
@@ -77,6 +79,21 @@ COMMAND_MODULES = (ingest, lineage, audit, expectations, run, validate, screen,
 
 for _module in COMMAND_MODULES:
     _module.register(app)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from dataward.config import code_version
+
+        typer.echo(f"dataward {code_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print the Dataward version (the one reports name) and exit.")] = False) -> None:
+    """Data governance and poisoning screening before training."""
 
 
 def main() -> None:

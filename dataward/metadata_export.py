@@ -68,9 +68,25 @@ def snapshot_facts(ctx: Context, ref: str) -> dict[str, Any]:
             "pii": tags.column_tags(s, src.id, source="pii-scan"),
             "pii_scan": tags.scan_status(s, src.id),
         }
+        manifest = src.manifest
     for stage in ("validate", "screen", "decide"):
         facts[stage] = finished(ctx, facts["source_ref"], stage)[2] or {}
+    facts["data_card"] = _data_card(ctx, facts["source_ref"], manifest)
     return facts
+
+
+def _data_card(ctx: Context, source_ref: str, manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """The data card of the source version as its report states it (the same facts), or the
+    manifest's declared facts alone when no report was written."""
+    from dataward.reports import report_dir
+    from dataward.reports.datacard import declared_facts
+
+    path = report_dir(ctx, source_ref) / "report.json"
+    try:
+        card = json.loads(path.read_text()).get("data_card")
+    except (OSError, ValueError):
+        card = None
+    return card or {"declared": declared_facts(manifest), "class_balance": {}, "columns": {}}
 
 
 def _parents(session, version_id: int):
@@ -86,8 +102,11 @@ def responsible_ai(f: dict[str, Any]) -> dict[str, Any]:
     """The Croissant RAI fields, in words, from the facts."""
     from dataward.reports.verdict_text import power_statement
 
+    card = f.get("data_card") or {}
+    declared = (card.get("declared") or {}).get("values") or {}
     collection = "; ".join(x for x in [
         f["collection_method"],
+        f"original purpose: {declared['purpose']}" if declared.get("purpose") else None,
         f"published by {f['publisher']}" if f["publisher"] else None,
         f"source: {f['source_uri']}" if f["source_uri"] else None,
         (f"collected {f['collected_from'] or '?'} to {f['collected_to'] or '?'}"
@@ -108,10 +127,16 @@ def responsible_ai(f: dict[str, Any]) -> dict[str, Any]:
     counts = summary.get("class_counts")
     if counts:
         biases.append("Class counts before screening: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    balance = card.get("class_balance") or {}
+    if balance.get("sentence"):
+        biases.append(f"Class balance: {balance['sentence']}")
+    profile = card.get("columns") or {}
+    if profile.get("sentence"):
+        biases.append(f"Missing values: {profile['sentence']}")
     leak = screen.get("leakage") or {}
     if isinstance(leak, dict) and leak.get("summary"):
         biases.append(f"Leakage check: {leak['summary']}")
-    limitations = [
+    limitations = [*(declared.get("limitations") or []),
         f"{f['excluded_rows']} of {f['source_rows']} rows were flagged by the poisoning screens and "
         f"left out of this snapshot (decision: {decide.get('outcome', '?')})."]
     if f.get("relabelled_rows"):
@@ -138,9 +163,16 @@ def responsible_ai(f: dict[str, Any]) -> dict[str, Any]:
                 + ("; share-alike" if lic["share_alike"] else "") + "."]
     else:
         uses = [f"Not for training: {lic['reason']} ({lic['expression']})."]
-    return {"data_collection": collection, "personal_sensitive_information": personal,
-            "data_biases": biases or ["No class balance recorded."], "data_limitations": limitations,
-            "data_use_cases": uses}
+    uses = [*(f"Intended: {u}" for u in declared.get("intended_uses") or []),
+            *(f"Out of scope: {u}" for u in declared.get("out_of_scope_uses") or []), *uses]
+    out = {"data_collection": collection, "personal_sensitive_information": personal,
+           "data_biases": biases or ["No class balance recorded."], "data_limitations": limitations,
+           "data_use_cases": uses}
+    if declared.get("annotation"):
+        out["data_annotation_protocol"] = [declared["annotation"]]
+    if declared.get("preprocessing"):
+        out["data_preprocessing_protocol"] = list(declared["preprocessing"])
+    return out
 
 
 def _data_type(arrow_type: str):

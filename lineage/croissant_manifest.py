@@ -14,8 +14,14 @@ Croissant                         manifest
 distribution's ``contentUrl``
 ``rai:dataCollection``            ``collection.method``
 ``rai:dataCollectionTimeframe``   ``collection.from`` / ``collection.to``
+``rai:dataAnnotationProtocol``    ``annotation``
+``rai:dataPreprocessingProtocol`` ``preprocessing``
+``rai:dataUseCases``              ``intended_uses``
+``rai:dataLimitations``,          ``limitations``
+``rai:dataBiases``
 ``dataward`` (an object)          any manifest key (``kind``, ``label_column``,
-                                  ``parents``, ``reference``, ``evaluation_sets``)
+                                  ``parents``, ``reference``, ``evaluation_sets``,
+                                  ``purpose``, ``out_of_scope_uses``)
 ================================  =================================================
 
 Plain JSON parsing of the compacted document, as hubs write it; a file that is not
@@ -101,6 +107,15 @@ def to_manifest_dict(doc: Any, *, where: str = "Croissant file") -> dict[str, An
     if method or frame:
         raw["collection"] = {"method": method, "from": frame[0][:10] if frame else None,
                              "to": frame[-1][:10] if len(frame) > 1 else None}
+    annotation = [t for t in (_text(x) for x in _list(doc.get("rai:dataAnnotationProtocol"))) if t]
+    if annotation:
+        raw["annotation"] = " ".join(annotation)
+    for key, fields in (("preprocessing", ("rai:dataPreprocessingProtocol",)),
+                        ("intended_uses", ("rai:dataUseCases",)),
+                        ("limitations", ("rai:dataLimitations", "rai:dataBiases"))):
+        texts = [t for f in fields for t in (_text(x) for x in _list(doc.get(f))) if t]
+        if texts:
+            raw[key] = texts
     extra = doc.get("dataward")
     if extra is not None:
         if not isinstance(extra, dict):

@@ -4,7 +4,10 @@ Required keys: ``name``, ``source.uri``, ``license``, ``owner``. Optional:
 ``description``, ``label_column``, ``kind``, ``parents`` (list of NAME[@VERSION]),
 ``source.publisher``, ``collection.method``, ``collection.from``, ``collection.to``,
 ``reference`` (a trusted reference set for the influence screen),
-``evaluation_sets`` (named evaluation sets for leakage checks).
+``evaluation_sets`` (named evaluation sets for leakage checks), and the data card's
+declared facts (:data:`DATA_CARD_FIELDS`): ``purpose``, ``annotation`` (text),
+``preprocessing``, ``intended_uses``, ``out_of_scope_uses``, ``limitations`` (a text or
+a list of texts).
 """
 
 from __future__ import annotations
@@ -32,8 +35,19 @@ MAX_VALUE_CHARS = 4_096
 MAX_VERSION = 2**31 - 1
 _VERSION_RE = re.compile(r"[0-9]+")
 REQUIRED = ("name", "source.uri", "license", "owner")
+#: The data card's declared facts (Datasheets for Datasets, Data Cards, EU AI Act Art. 10(2)):
+#: key -> (what it says, whether it is a list of texts). Stored with the manifest in lineage.
+DATA_CARD_FIELDS = {
+    "purpose": ("why the data were originally collected", False),
+    "annotation": ("how the labels were made: by whom, with which instructions and checks", False),
+    "preprocessing": ("the steps applied to the data before this import", True),
+    "intended_uses": ("what the data are meant for (tasks, the population a model serves)", True),
+    "out_of_scope_uses": ("uses the data are not fit for", True),
+    "limitations": ("known gaps, biases and limitations, with their mitigation", True),
+}
 KNOWN_TOP = {"name", "description", "owner", "license", "kind", "label_column", "parents",
-             "source", "collection", "reference", "evaluation_sets", "version_note", "tags"}
+             "source", "collection", "reference", "evaluation_sets", "version_note", "tags",
+             *DATA_CARD_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class Manifest:
     collected_to: str | None = None
     reference: str | None = None
     evaluation_sets: tuple[str, ...] = ()
+    data_card: dict[str, Any] = field(default_factory=dict)  # see data_card_fields()
     raw: dict[str, Any] = field(default_factory=dict)
     base_dir: Path | None = None  # relative paths in the manifest are relative to this
 
@@ -230,6 +245,7 @@ def from_dict(raw: Any, *, where: str = "manifest", base_dir: Path | None = None
             and not (isinstance(tags_, dict) and all(isinstance(v, (str, int, float, bool, type(None)))
                                                        for v in tags_.values())):
         raise LineageInputError(f"{where}: 'tags' must be a list of words or a mapping of names to values")
+    card = data_card_fields(raw, where=where)
     return Manifest(
         name=name,
         owner=raw["owner"].strip(),
@@ -245,9 +261,29 @@ def from_dict(raw: Any, *, where: str = "manifest", base_dir: Path | None = None
         collected_to=_opt_str(collection.get("to")),
         reference=_opt_str(raw.get("reference")),
         evaluation_sets=tuple(str(e) for e in evals),
+        data_card=card,
         raw=_jsonable(raw),
         base_dir=base_dir,
     )
+
+
+def data_card_fields(raw: dict[str, Any] | None, *, where: str = "manifest") -> dict[str, Any]:
+    """The data card's declared facts of a manifest (as given, or as stored in lineage):
+    every key of :data:`DATA_CARD_FIELDS`, a text or None, or a list of texts (maybe empty).
+    LineageInputError names the key when a value has the wrong shape."""
+    out: dict[str, Any] = {}
+    for key, (_, many) in DATA_CARD_FIELDS.items():
+        v = (raw or {}).get(key)
+        if many:
+            items = [v] if isinstance(v, (str, date, datetime)) else v if v is not None else []
+            if not isinstance(items, list) or not all(isinstance(x, (str, date, datetime)) for x in items):
+                raise LineageInputError(f"{where}: {key!r} must be a text or a list of texts")
+            out[key] = [t for t in (_opt_str(x) for x in items) if t]
+        else:
+            if v is not None and not isinstance(v, (str, date, datetime)):
+                raise LineageInputError(f"{where}: {key!r} must be a text")
+            out[key] = _opt_str(v)
+    return out
 
 
 def _opt_str(v: Any) -> str | None:

@@ -140,3 +140,24 @@ def test_reports_render_in_chromium(cases, home, tmp_path):
         shot = tmp_path / "last.png"
         b.screenshot(shot)
     assert non_blank(shot)[0]
+
+
+def test_report_pdfs_never_clip_without_host_fonts(cases, home, tmp_path):
+    """Every report the corpus wrote, rendered to PDF where fontconfig knows no font (a slim
+    container), keeps every word inside the page's printable area."""
+    import shutil
+
+    from test_report_layout import empty_fontconfig, pdf_without_fonts, words_outside
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext is needed (poppler-utils; scripts/test-deps.sh installs it)")
+    reports = sorted((home / "home" / "reports").glob("*/report.html"))
+    if not reports:
+        pytest.skip("the corpus runs above wrote no report (they failed)")
+    conf = empty_fontconfig(tmp_path)
+    for html in reports:
+        pdf = tmp_path / f"{html.parent.name}.pdf"
+        done = pdf_without_fonts(html, pdf, conf)
+        assert done.returncode == 0, f"{html.parent.name}: exit {done.returncode}: {done.stderr[-1500:]}"
+        bad = words_outside(pdf)
+        assert not bad, f"{html.parent.name}: {len(bad)} word(s) outside the page: " + "; ".join(bad[:8])

@@ -103,7 +103,7 @@ def canary_output(n: int, *, recall: float = 0.95, floor: float = 0.8) -> dict:
 def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: int = 6,
                  licence: str = "CC-BY-4.0", quarantine: bool = False, seed: int = 0, pdf: bool = False,
                  table: pa.Table | None = None, evaluation: pa.Table | None = None,
-                 canary_recall: float | None = 0.95) -> str:
+                 canary_recall: float | None = 0.95, card: dict | None = None) -> str:
     """Ingest a small 4x4-pixel table, record validation and screens, run decide and report.
 
     The screens are expensive, so their result is synthetic but shaped like the real one:
@@ -112,6 +112,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     ``quarantine``: decide under a policy with ``max_trim_fraction: 0`` (any flag quarantines).
     ``table`` replaces the generated rows (16 pixel columns and ``label``, more columns allowed);
     ``evaluation`` is stored as the version's evaluation set. ``pdf``: render the real PDF.
+    ``card``: data-card keys added to the manifest (purpose, annotation, ...).
     Returns the version's ref.
     """
     from checks.leakage import leakage_report
@@ -138,6 +139,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                 "label_column": "label", "description": "Synthetic 4x4 tiles for the report tests",
                 "source": {"uri": "https://example.org/tiles", "publisher": "Example Lab"},
                 "collection": {"method": "generated", "from": "2026-01-01", "to": "2026-01-02"}}
+    manifest.update(card or {})
     if evaluation is not None:
         pq.write_table(evaluation, root / f"eval-{name}-{seed}.parquet")
         manifest["evaluation_sets"] = [f"eval-{name}-{seed}.parquet"]
@@ -415,3 +417,63 @@ def test_digest_lists_versions_with_decision_and_report_link(versions, cli):
     empty = json.loads(cli("report", "digest", "--since", "2020-01-01", "--until", "2020-01-02",
                            "--json").stdout)
     assert empty["versions"] == []
+
+
+def test_report_words_for_people_no_server_paths_and_the_version(versions, cli):
+    """No absolute path of this machine, no placeholder, and the Dataward version that wrote it."""
+    from dataward.config import code_version
+    from dataward.context import Context
+    from dataward.stages.common import finished
+
+    assert cli("--version").stdout.strip() == f"dataward {code_version()}"
+    home = str(Path(versions["home"]).resolve())
+    for key in ("trim", "changed", "quarantine"):
+        out = finished(Context(), versions[key], "report")[2]
+        html = Path(out["html"]).read_text()
+        doc = json.loads(Path(out["json"]).read_text())
+        assert home not in html and str(versions["root"]) not in html
+        assert home not in json.dumps(doc["summary"]) + json.dumps(doc["compliance"])
+        assert f"Written by Dataward {code_version()}" in html
+        assert "(? .." not in html and "publisher -" not in html and "scaffold_suite()" not in html
+
+
+def test_remedies_are_commands_and_findings_are_not_repeated():
+    from checks.validation._outcome import SuiteNotFound
+    from dataward.reports.words import for_people, unique_sentences
+
+    msg = str(SuiteNotFound("tabular-wine", "/work/repo/expectations/gx/expectations"))
+    roots = [(Path("/work/repo/expectations"), "expectations"), (Path("/work/repo"), "")]
+    text = for_people({"why": [msg]}, roots=roots, ref="wine@1", kind="tabular-wine")["why"][0]
+    assert "`dataward expectations init wine@1 --kind tabular-wine`" in text
+    assert "/work/repo" not in text and "expectations/gx/expectations/tabular-wine.json" in text
+    assert "https://example.org/a/b" in for_people("see https://example.org/a/b", roots=roots, ref="x@1",
+                                                    kind=None)
+    assert for_people("kept in /var/lib/other/x.parquet", roots=roots, ref="x@1", kind=None) \
+        == "kept in .../other/x.parquet"
+    assert unique_sentences("a; b; a; c") == "a; b; c"
+
+
+def test_flagged_rows_table_and_csv_two_clicks_from_the_summary(versions):
+    """Summary -> the flagged-rows table (one line per row, strongest first) -> flagged.csv."""
+    import csv
+
+    from dataward.context import Context
+    from dataward.stages.common import finished
+
+    out = finished(Context(), versions["trim"], "report")[2]
+    doc = json.loads(Path(out["json"]).read_text())
+    fr = doc["flagged_rows"]
+    assert fr["n"] == 6 and fr["csv"] == "flagged.csv" and len(fr["shown"]) == 6
+    strengths = [r["strength"] for r in fr["shown"]]
+    assert strengths == sorted(strengths, reverse=True)
+    assert all(r["rule"] and r["scores"] and r["label"] is not None for r in fr["shown"])
+    assert "_all_flagged_rows" not in doc
+    rows = list(csv.DictReader((Path(out["json"]).parent / fr["csv"]).open()))
+    assert [int(r["row_id"]) for r in rows] == [r["row_id"] for r in fr["shown"]]
+    assert rows[0]["rule"] and rows[0]["strongest_scores"]
+    html = Path(out["html"]).read_text()
+    assert 'href="#top-flagged"' in html.split('id="provenance"')[0]  # the summary links the table
+    assert 'href="flagged.csv"' in html
+    assert all(f'id="row-{r["row_id"]}"' in html for r in fr["shown"])
+    assert 'class="row-card"' in html  # 4x4 pixel tiles are images: cards kept for them
+    assert not [s for s in doc["figures"]["screens"] if s["name"] == "label_p_value"]

@@ -19,9 +19,25 @@ NIST_RMF = "NIST AI RMF 1.0"
 
 
 def _item(framework: str, ref: str, requirement: str, status: str, evidence: list[str],
-          why: str) -> dict[str, Any]:
+          why: str, to_evidence: str | None = None) -> dict[str, Any]:
     return {"framework": framework, "ref": ref, "requirement": requirement, "status": status,
-            "evidence": evidence, "why": why}
+            "evidence": evidence, "why": why, "to_evidence": to_evidence}
+
+
+def fact(what: str, value: Any, field: str) -> str:
+    """An evidence line: the fact, or what is missing and the manifest field that supplies it."""
+    if value in (None, "", [], {}):
+        return f"{what}: not stated (manifest field {field})"
+    if isinstance(value, (list, tuple)):
+        value = "; ".join(str(v) for v in value)
+    return f"{what}: {value}"
+
+
+def _period(prov: dict[str, Any]) -> str | None:
+    a, b = prov.get("collected_from"), prov.get("collected_to")
+    if a and b:
+        return f"{a} to {b}"
+    return f"from {a}" if a else f"until {b}" if b else None
 
 
 def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -39,68 +55,128 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
     validated = val.get("status") in ("passed", "failed")
     items: list[dict[str, Any]] = []
 
-    def eu(ref, req, status, evidence, why):
-        items.append(_item(EU_AI_ACT, ref, req, status, evidence, why))
+    def eu(ref, req, status, evidence, why, to_evidence=None):
+        items.append(_item(EU_AI_ACT, ref, req, status, evidence, why, to_evidence))
 
-    eu("Art. 10(2)(a)", "Relevant design choices", PARTIAL,
-       [f"dataset kind {ds.get('kind') or '-'}, label column {ds.get('label_column') or '-'}",
-        f"decision policy {dec.get('policy_version') or '-'}"],
-       "The data design recorded here (kind, label, expectation suite, decision policy) is "
-       "evidenced; design choices about the model's intended purpose are made outside Dataward "
-       "and must be documented by the provider.")
+    card = doc.get("data_card") or {}
+    declared = (card.get("declared") or {}).get("values") or {}
+    balance = card.get("class_balance") or {}
+    profile = card.get("columns") or {}
+    ref_ = ds.get("ref")
+
+    def stated(*keys: str) -> list[str]:
+        """The manifest fields among ``keys`` that are not stated."""
+        return [k for k in keys if not declared.get(k)]
+
+    def state(keys: list[str]) -> str:
+        return "state " + " and ".join(f"{k}" for k in keys) + " in the manifest (docs/importing.md#the-data-card)"
+
+    gaps_a = stated("purpose", "intended_uses") + (["kind"] if not ds.get("kind") else []) \
+        + (["label_column"] if not ds.get("label_column") else [])
+    eu("Art. 10(2)(a)", "Relevant design choices", PARTIAL if gaps_a else EVIDENCED,
+       [fact("original purpose", declared.get("purpose"), "purpose"),
+        fact("intended uses", declared.get("intended_uses"), "intended_uses"),
+        fact("out-of-scope uses", declared.get("out_of_scope_uses"), "out_of_scope_uses"),
+        fact("dataset kind", ds.get("kind"), "kind"), fact("label column", ds.get("label_column"), "label_column"),
+        f"decision policy {dec.get('policy_version') or 'not recorded'}"],
+       "The data design is recorded: the purpose and intended uses the data serve, the kind and label, "
+       "the expectation suite and the decision policy." if not gaps_a else
+       f"The data design is recorded only in part: {', '.join(gaps_a)} not stated.",
+       None if not gaps_a else state(gaps_a))
     has_origin = bool(prov.get("source_uri"))
-    has_collection = bool(prov.get("collection_method") or prov.get("collected_from"))
-    eu("Art. 10(2)(b)", "Data collection processes and the origin of data",
-       EVIDENCED if has_origin and has_collection else PARTIAL if has_origin else MISSING,
-       [f"source {prov.get('source_uri') or '-'}", f"publisher {prov.get('publisher') or '-'}",
-        f"collection {prov.get('collection_method') or '-'} "
-        f"({prov.get('collected_from') or '?'} .. {prov.get('collected_to') or '?'})",
-        f"acquired {prov.get('acquired_at') or '-'} by {prov.get('acquired_by') or '-'}"],
-       "Origin and collection are recorded from the manifest." if has_origin and has_collection
-       else "The manifest gives no collection method or period." if has_origin
-       else "No provenance is recorded for this version.")
+    gaps_b = (["source.uri"] if not has_origin else []) + \
+        (["collection.method"] if not prov.get("collection_method") else []) + stated("purpose")
+    eu("Art. 10(2)(b)", "Data collection processes, the origin of data and the original purpose of collection",
+       EVIDENCED if not gaps_b else PARTIAL if has_origin else MISSING,
+       [fact("source", prov.get("source_uri"), "source.uri"),
+        fact("publisher", prov.get("publisher"), "source.publisher"),
+        fact("collection method", prov.get("collection_method"), "collection.method"),
+        fact("collection period", _period(prov), "collection.from and collection.to"),
+        fact("original purpose", declared.get("purpose"), "purpose"),
+        f"acquired {prov.get('acquired_at')} by {prov.get('acquired_by')}"],
+       "Origin, collection method and the original purpose are recorded from the manifest." if not gaps_b
+       else f"Not recorded: {', '.join(gaps_b)}.", None if not gaps_b else state(gaps_b))
     diff = doc.get("diff") or {}
     diff_line = (f"diff against {diff.get('a')}: {(diff.get('rows') or {}).get('added', 0)} added, "
                  f"{(diff.get('rows') or {}).get('removed', 0)} removed, "
                  f"{(diff.get('rows') or {}).get('changed', 0)} relabelled row(s)" if diff.get("status") == "done"
                  else f"version diff: {diff.get('reason') or 'not recorded'}")
-    eu("Art. 10(2)(c)", "Data-preparation operations (labelling, cleaning, enrichment)",
-       EVIDENCED,
-       [f"{len(ds.get('parents') or [])} parent version(s) in the lineage tree",
-        f"decision {dec.get('outcome') or '-'}: {dec.get('excluded_rows', 0) or 0} row(s) excluded",
-        diff_line,
-        f"content hash {ds.get('content_hash', '')[:16]}..."],
-       "Lineage records every derivation (parents), and the decision records which rows "
-       "cleaning removes; the published snapshot is content-addressed. The version diff "
-       "shows what changed (rows added, removed, relabelled) since the last approved version.")
-    eu("Art. 10(2)(d)", "Formulation of assumptions about what the data measure",
-       EVIDENCED if validated else MISSING,
-       [f"expectation suite {val.get('suite') or '-'} ({val.get('n_expectations') or 0} expectations)"],
+    gaps_c = stated("annotation", "preprocessing")
+    eu("Art. 10(2)(c)", "Data-preparation operations (annotation, labelling, cleaning, enrichment)",
+       PARTIAL if gaps_c else EVIDENCED,
+       [fact("annotation", declared.get("annotation"), "annotation"),
+        fact("preprocessing", declared.get("preprocessing"), "preprocessing"),
+        f"{len(ds.get('parents') or [])} parent version(s) in the lineage tree",
+        f"decision {dec.get('outcome') or 'not recorded'}: {dec.get('excluded_rows', 0) or 0} row(s) excluded",
+        diff_line],
+       ("The manifest states how the labels were made and which preprocessing was applied; lineage "
+        "records every derivation, the decision which rows cleaning removes, and the version diff what "
+        "changed since the last approved version." if not gaps_c else
+        f"Lineage records derivations and cleaning, but {' and '.join(gaps_c)} are not stated: how the data "
+        "were labelled and prepared before the import is unknown."),
+       None if not gaps_c else state(gaps_c))
+    n_exp = val.get("n_expectations") or 0
+    eu("Art. 10(2)(d)", "Formulation of assumptions about what the data measure and represent",
+       EVIDENCED if validated and n_exp else MISSING,
+       [fact("expectation suite", f"{val.get('suite')} ({n_exp} expectations)" if val.get("suite") else None,
+             "kind, with a reviewed suite"),
+        f"validation {val.get('status') or 'not run'}"],
        "The reviewed Great Expectations suite states the assumptions (schema, ranges, "
-       "label set) as executable checks." if validated
-       else (val.get("reason") or "No expectation suite was run for this version."))
-    cls = (figs.get("per_class") or {}).get("rows") or {}
+       "label set) as executable checks." if validated and n_exp
+       else (val.get("reason") or "No expectation suite was run for this version."),
+       None if validated and n_exp else
+       f"dataward expectations init {ref_} --kind {ds.get('kind') or 'KIND'}; review and commit the suite, "
+       f"then dataward rerun {ref_} --from validate --reason 'suite reviewed'")
+    cls = balance.get("counts", {}).get("this version") or (figs.get("per_class") or {}).get("rows") or {}
+    ok_e = validated and screened and balance.get("status") == "done"
     eu("Art. 10(2)(e)", "Availability, quantity and suitability of the data",
-       EVIDENCED if validated and screened else PARTIAL,
+       EVIDENCED if ok_e else PARTIAL,
        [f"{ds.get('rows')} rows", f"{len(cls)} classes" + (f", smallest {min(cls.values())} rows" if cls else ""),
+        f"class balance: {balance.get('sentence') or balance.get('reason') or 'not computed'}",
         f"validation {val.get('status') or 'not run'}", f"screening {scr.get('status') or 'not run'}"],
-       "Quantity and per-class counts are reported; suitability is evidenced by validation "
-       "and the screens." if validated and screened
-       else "Validation or screening did not complete, so suitability is not fully evidenced.")
+       "Quantity, class balance and suitability (validation and the screens) are evidenced." if ok_e
+       else "Validation or screening did not complete, so suitability is not fully evidenced.",
+       None if ok_e else ("validate with a reviewed suite (see Art. 10(2)(d))" if not validated
+                          else "the screens must run (see section 5)"))
+    compared = balance.get("compared_with") or []
+    examined = balance.get("status") == "done" and bool(compared)
+    lim = declared.get("limitations") or []
     eu("Art. 10(2)(f)", "Examination for biases affecting health, safety or fundamental rights",
-       MISSING, ["per-class flag counts (a data-quality signal only)"],
-       "Dataward does not examine biases with respect to persons or groups: no protected "
-       "attributes are declared or analysed. A bias assessment must be attached separately.")
-    eu("Art. 10(2)(g)", "Measures to detect, prevent and mitigate those biases", MISSING, [],
-       "Depends on the bias examination of 10(2)(f), which Dataward does not perform.")
+       PARTIAL if examined and lim else MISSING,
+       [f"class balance against {', '.join(compared) or 'nothing (no earlier version, no reference)'}",
+        fact("known limitations and biases", lim, "limitations")],
+       ("The class balance is compared against the trusted reference or the previous approved version and "
+        "the manifest declares the known limitations and biases; biases with respect to persons or groups "
+        "(protected attributes) are not analysed by Dataward."
+        if examined and lim else
+        "No examination for biases is evidenced: " + "; ".join(
+            x for x in ["no class balance comparison (no trusted reference, no approved earlier version)"
+                        if not examined else "", "no known limitations or biases declared" if not lim else ""]
+            if x) + "."),
+       "attach a bias assessment with respect to the persons or groups the model affects (Dataward does "
+       "not analyse protected attributes)" if examined and lim else
+       "; ".join(x for x in [state(["limitations"]) if not lim else "",
+                             "give a trusted reference (manifest field reference) or approve an earlier version"
+                             if not examined else ""] if x))
+    eu("Art. 10(2)(g)", "Measures to detect, prevent and mitigate those biases",
+       PARTIAL if lim and dec else MISSING,
+       [fact("declared limitations and their mitigation", lim, "limitations"),
+        f"decision {dec.get('outcome') or 'not recorded'} (the policy's measures against flagged rows)"],
+       "The manifest declares known limitations with their mitigation and the policy acts on flagged rows; "
+       "measures against biases affecting persons are the provider's, outside Dataward." if lim and dec
+       else "No mitigation is declared.",
+       "document the bias mitigation measures with the bias assessment of Art. 10(2)(f)" if lim and dec
+       else state(["limitations"]) + ", with the mitigation of each")
     reasons = dec.get("reasons") or []
     gaps = [r for r in reasons if r.get("outcome") in ("quarantine", "reject")]
     eu("Art. 10(2)(h)", "Identification of data gaps or shortcomings and how to address them",
        EVIDENCED if dec else MISSING,
-       [f"{r.get('check')}: {r.get('why')}" for r in reasons] or ["no decision recorded"],
+       [f"{r.get('check')}: {r.get('why')}" for r in reasons] + [f"declared limitation: {x}" for x in lim]
+       or ["no decision recorded"],
        ("Shortcomings found are listed with the rule that fired; a reviewer's sign-off records "
         "how they are addressed." if gaps else "Every check ran and none found a shortcoming.")
-       if dec else "No decision has been recorded.")
+       if dec else "No decision has been recorded.",
+       None if dec else f"dataward rerun {ref_} --from decide --reason 'decide'")
     leak = doc.get("leakage") or {}
     leaked = leak.get("status") == "done"
     ltot = leak.get("totals") or {}
@@ -114,15 +190,19 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
     eu("Art. 10(3)", "Relevant, representative, free of errors and complete",
        PARTIAL if validated and screened else MISSING,
        [f"validation {val.get('status') or 'not run'}",
-        f"{scr.get('n_flagged', '-')} of {scr.get('n_rows', '-')} rows flagged as mislabelled or poisoned",
-        *leak_lines],
+        f"{scr.get('n_flagged', 'no')} of {scr.get('n_rows', ds.get('rows'))} rows flagged as mislabelled or poisoned",
+        *leak_lines, f"completeness: {profile.get('sentence') or profile.get('reason') or 'not profiled'}",
+        f"representativeness: class balance against {', '.join(compared) or 'nothing'}",
+        fact("intended uses (the population served)", declared.get("intended_uses"), "intended_uses")],
        "Errors are evidenced by validation, the label-noise screen and the duplicate checks "
        "(identical features under different labels are label errors; exact and near duplicates "
-       "over-weight rows). Training rows that copy evaluation rows make the test data "
-       "unfit to measure the model (the 'free of errors' of the testing set), and are "
-       "listed and judged by the policy. Representativeness for the intended population "
-       "is not assessed by Dataward."
-       if validated and screened else "Validation or screening did not complete.")
+       "over-weight rows), completeness by the missing values per column, and training rows that copy "
+       "evaluation rows are listed and judged by the policy. Representativeness is evidenced only as "
+       "class balance against the reference or the previous version: whether the data represent the "
+       "population the model serves is not assessed by Dataward."
+       if validated and screened else "Validation or screening did not complete.",
+       "attach a representativeness assessment for the population named in intended_uses"
+       if validated and screened else _still_needed(validated, screened))
     pii = doc.get("pii") or {}
     pii_tags = pii.get("tags") or []
     eu("Art. 10(5)", "Special categories of personal data: processed only where strictly necessary "
@@ -168,8 +248,8 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "measured (no canary self-test).")
        if screened else (scr.get("reason") or "The screens did not run."))
 
-    def nist(ref, req, status, evidence, why):
-        items.append(_item(NIST_AML, ref, req, status, evidence, why))
+    def nist(ref, req, status, evidence, why, to_evidence=None):
+        items.append(_item(NIST_AML, ref, req, status, evidence, why, to_evidence))
 
     nist("Availability poisoning", "Indiscriminate corruption (e.g. label flipping) degrading the model",
          EVIDENCED if screened and "label_noise" in screens else MISSING,
@@ -192,8 +272,8 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
          "the representation screens, which are weaker, so this is partial evidence."
          if backdoor else "No representation screen ran.")
 
-    def rmf(ref, req, status, evidence, why):
-        items.append(_item(NIST_RMF, ref, req, status, evidence, why))
+    def rmf(ref, req, status, evidence, why, to_evidence=None):
+        items.append(_item(NIST_RMF, ref, req, status, evidence, why, to_evidence))
 
     licence_known = bool(lic.get("expression"))
     rmf("MAP 4.1", "Legal risks of components, including third-party data, are mapped and documented",
@@ -210,7 +290,35 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "data (canary recall per screen against a policy floor)." if screened and validated and can_done
         else "The screens' sensitivity on this data was not measured (no canary self-test)."
         if screened and validated else "Validation or screening did not complete.")
+    rerun_screen = f"dataward rerun {ref_} --from screen --reason 'screen again'"
+    canary_fix = ("add trusted rows of every class (manifest field reference) and review the flagged rows "
+                  "by hand: the screens missed planted poisons on this data" if can_done
+                  else "turn the canary self-test on (decision policy, canary:) and screen again: " + rerun_screen)
+    remedies = {
+        "Art. 10(5)": "document the safeguards of Art. 10(5)(a)-(f) (necessity, pseudonymisation, access, "
+                      "deletion, records) beside this report" if pii.get("status") == "done"
+                      else "import the version again so the personal-data scan runs",
+        "Art. 12": "dataward audit verify; restore the audit log from its backup",
+        "Art. 15(5)": canary_fix if screened else rerun_screen,
+        "Availability poisoning": rerun_screen,
+        "Targeted poisoning": "add the deployment inputs of concern to the trusted reference set "
+                              "(manifest field reference)" if screened else rerun_screen,
+        "Backdoor poisoning": "add trusted rows of the least covered class (manifest field reference); "
+                              "clean-label backdoors stay weakly covered by any screen" if backdoor else rerun_screen,
+        "MAP 4.1": "state license and source.uri in the manifest",
+        "MEASURE 2.7": canary_fix if screened and validated else _still_needed(validated, screened),
+    }
+    for it in items:
+        if it["status"] != EVIDENCED and not it["to_evidence"]:
+            it["to_evidence"] = remedies.get(it["ref"])
     return items
+
+
+def _still_needed(validated: bool, screened: bool) -> str:
+    """What is left to run before validation and screening both evidence an item."""
+    todo = ([] if validated else ["validate with a reviewed suite (see Art. 10(2)(d))"]) \
+        + ([] if screened else ["screen the version (dataward rerun NAME@V --from screen)"])
+    return "; ".join(todo)
 
 
 def _kind_recall(canary: dict[str, Any], kind: str) -> list[str]:

@@ -11,9 +11,13 @@ from dataward.config import code_version
 from dataward.context import Context
 from dataward.reports.checks import canary_section, diff_section, leakage_section, pii_section
 from dataward.reports.compliance import compliance_mapping, coverage
-from dataward.reports.figures import screen_figures
+from dataward.reports.datacard import class_balance, column_profile, declared_facts
+from dataward.reports.figures import MAX_FLAGGED_LISTED, screen_figures
+from dataward.reports.words import for_people, path_roots, unique_sentences
 
-REPORT_FORMAT = 3
+REPORT_FORMAT = 4
+#: All flagged rows, beside report.json (which links it under ``flagged_rows.csv``)
+FLAGGED_CSV = "flagged.csv"
 #: The report section that explains each decision check (the summary links to it).
 SECTION_OF_CHECK = {"licence": "provenance", "validation": "validation", "screening": "screening",
                     "canary": "canary", "leakage": "leakage", "personal data": "personal-data"}
@@ -51,6 +55,7 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
             "code_version": run.code_version,
             "started_at": run.started_at.isoformat() if run.started_at else None}
         label_col = s.get(DatasetVersion, version_id).label_column
+        manifest = s.get(DatasetVersion, version_id).manifest
         # the decision carries the scan it judged; the tags are the fallback before a decision
         scan = {**tags.scan_status(s, version_id), "tags": tags.column_tags(s, version_id, source="pii-scan")}
     # a read-only transaction: on SQLite it takes no write lock, so the whole-log
@@ -60,9 +65,12 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
     ref = info["ref"]
     validation, screening, decision = (finished(ctx, ref, name)[2] for name in ("validate", "screen", "decide"))
     policy = load_policy(ctx.settings.decision_policy)
-    figures = None
-    if screening and screening.get("status") == "done" and Path(screening["scores_path"]).is_file():
+    figures, table = None, None
+    try:
         table = read_table(ctx, version_id)
+    except Exception:  # noqa: BLE001 - the report says the profile could not be made, never fails for it
+        table = None
+    if screening and screening.get("status") == "done" and Path(screening["scores_path"]).is_file():
         figures = screen_figures(screening, table, label_col=label_col)
     out_dir = report_dir(ctx, ref)
     validation = dict(validation) if validation else None
@@ -88,14 +96,53 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
         "decision": decision,
         "audit": {"entries": entries, "intact": not problems, "problems": problems},
     }
+    doc["data_card"] = _data_card(manifest, table, label_col, figures, doc["diff"])
+    flagged = (figures or {}).pop("flagged_rows", None) or []
+    doc["flagged_rows"] = {"n": len(flagged), "csv": FLAGGED_CSV, "shown": flagged[:MAX_FLAGGED_LISTED]}
     doc["compliance"] = compliance_mapping(doc)
     doc["compliance_coverage"] = coverage(doc["compliance"])
+    # words for people: no server paths, remedies as commands, each finding once
+    doc = for_people(doc, roots=path_roots(ctx.settings), ref=ref, kind=info.get("kind"))
+    doc["dataset"]["status_reason"] = unique_sentences(doc["dataset"].get("status_reason"))
+    doc["_all_flagged_rows"] = flagged  # written to flagged.csv by the report stage, not to the JSON
     return doc
+
+
+def flagged_csv(rows: list[dict[str, Any]]) -> bytes:
+    """``flagged.csv``: every flagged row, strongest first, one line each."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["row_id", "label", "suggested_label", "rule", "strength", "label_p_value", "strongest_scores",
+                "differs_from_class"])
+    for r in rows:
+        w.writerow([r["row_id"], r["label"], r["suggested_label"] or "", r["rule"], r["strength"],
+                    "" if r["label_p_value"] is None else r["label_p_value"],
+                    "; ".join(f"{n}={v} (percentile {p})" for n, v, p in r["scores"]),
+                    "; ".join(f"{c}={v} (class {m}; {how})" for c, v, m, how in r["differing"])])
+    return buf.getvalue().encode("utf-8")
 
 
 #: Files of one role beyond this many are summarised in the report (an image folder holds
 #: thousands); every file with its hash stays in report.json and in lineage.
 MAX_FILES_LISTED = 20
+
+
+def _data_card(manifest, table, label_col, figures, diff) -> dict[str, Any]:
+    """Declared facts (the manifest), class balance and the column profile (the data)."""
+    rows = ((figures or {}).get("per_class") or {}).get("rows") or {}
+    if not rows and table is not None and label_col in (table.column_names if table is not None else []):
+        import pyarrow.compute as pc
+
+        rows = {str(d["values"]): int(d["counts"]) for d in pc.value_counts(table.column(label_col)).to_pylist()}
+    previous = ((diff or {}).get("labels") or {}).get("counts_a") if (diff or {}).get("status") == "done" else None
+    trusted = ((figures or {}).get("per_class") or {}).get("trusted_rows") or None
+    balance = class_balance(rows, previous={str(k): int(v) for k, v in (previous or {}).items()} or None,
+                            previous_ref=(diff or {}).get("a"), reference=trusted)
+    return {"declared": declared_facts(manifest), "class_balance": balance,
+            "columns": column_profile(table, label_col=label_col)}
 
 
 def _files_listed(files: list[dict[str, Any]]) -> dict[str, Any]:

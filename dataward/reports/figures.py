@@ -12,9 +12,21 @@ from typing import Any
 import numpy as np
 
 #: Columns of ``scores.parquet`` that are not per-screen scores.
-NOT_SCORES = ("row_id", "flagged", "reason", "suggested_label")
+NOT_SCORES = ("row_id", "flagged", "reason", "suggested_label", "label_p_value")
 N_BINS = 30
+#: Flagged rows shown as cards (only rows a picture or a text shows better than a table)
 TOP_FLAGGED = 12
+#: Flagged rows listed in the report's table; every one is in flagged.csv
+MAX_FLAGGED_LISTED = 100
+#: Columns named per flagged row: those that differ most from the row's class
+N_DIFFERING = 3
+#: Scalar columns considered for "differs most from its class" (wider tables: the first ones)
+MAX_COMPARED_COLUMNS = 512
+#: The verdict's rule names (scores.parquet ``reason``) in a few words (the report's legend
+#: and docs/reviewing.md say more)
+RULE_WORDS = {"reference_calibrated": "label vs reference",
+              "cleanlab_cross_validated": "cleanlab, no reference",
+              "label_noise": "cleanlab", "union": "any screen"}
 MAX_PROJECTED = 4000
 MAX_TABLE_CELLS = 16
 
@@ -54,8 +66,106 @@ def screen_figures(screening: dict[str, Any], table=None, *, label_col: str | No
         "per_class": _per_class(summary, labels, flagged),
         "projection": _projection(screening.get("projection_path"), flagged, seed=seed),
         "top_flagged": _top_flagged(scores, score_cols, flagged, table, label_col, summary),
+        "flagged_rows": flagged_rows(scores, score_cols, flagged, table, label_col, summary),
         "columns": column_encodings(summary),
     }
+
+
+def flagged_rows(scores, score_cols, flagged, table, label_col, summary) -> list[dict[str, Any]]:
+    """Every flagged row, strongest first, one flat record each (the table and flagged.csv).
+
+    Keys: ``row_id``, ``label``, ``suggested_label`` (cleanlab's, where the verdict
+    suggests one), ``rule`` (the rule that flagged it, in words), ``strength`` (mean
+    percentile of the row's scores over the screens, 0..1), ``label_p_value``,
+    ``scores`` (``[[screen, score, percentile], ...]``, strongest first) and
+    ``differing`` (``[[column, value, class median or mode, how], ...]``: the columns
+    where the row differs most from the rows of its class).
+    """
+    ids = np.flatnonzero(flagged)
+    if not len(ids):
+        return []
+    pcts = {c: scores[c].rank(pct=True).fillna(0).to_numpy() for c in score_cols}
+    strength = np.mean([pcts[c] for c in score_cols], axis=0) if score_cols else np.zeros(len(scores))
+    order = ids[np.argsort(-strength[ids], kind="stable")]
+    labels = None
+    if table is not None and label_col and label_col in table.column_names:
+        labels = np.asarray([None if v is None else str(v) for v in table.column(label_col).to_pylist()],
+                            dtype=object)
+    differing = _differing_columns(table, label_col, labels, order, summary) if table is not None else {}
+    combine = summary.get("combine") or {}
+    excess = {str(d.get("class")) for d in combine.get("class_excess") or []}
+    has = set(scores.columns)
+    out = []
+    for i in order:
+        rule = str(scores["reason"].iloc[i]) if "reason" in has else ""
+        words = RULE_WORDS.get(rule, rule.replace("_", " ")) or "flagged"
+        label = None if labels is None else labels[i]
+        if label is not None and label in excess:
+            words += ", excess"
+        suggested = scores["suggested_label"].iloc[i] if "suggested_label" in has else None
+        p_value = _f(scores["label_p_value"].iloc[i]) if "label_p_value" in has else None
+        ranked = sorted(score_cols, key=lambda c: -pcts[c][i])
+        out.append({"row_id": int(scores["row_id"].iloc[i]), "label": label,
+                    "suggested_label": None if suggested is None or suggested != suggested else str(suggested),
+                    "rule": words, "strength": round(float(strength[i]), 4), "label_p_value": p_value,
+                    "scores": [[c, _f(scores[c].iloc[i]), round(float(pcts[c][i]), 4)] for c in ranked],
+                    "differing": differing.get(int(i), [])})
+    return out
+
+
+def _differing_columns(table, label_col, labels, rows, summary) -> dict[int, list]:
+    """For each row index in ``rows``: the N_DIFFERING columns where it differs most from
+    its class (numbers: robust z against the class's median and MAD; categories: a value
+    few rows of the class hold)."""
+    encodings = {c.get("name"): c for c in summary.get("columns") or []}
+    names = [c for c in table.column_names if c != label_col
+             and (not encodings or (encodings.get(c) or {}).get("used", True))][:MAX_COMPARED_COLUMNS]
+    if labels is None:
+        labels = np.asarray([""] * table.num_rows, dtype=object)
+    numeric, categorical = {}, {}
+    import pyarrow.types as pat
+
+    for c in names:
+        t = table.schema.field(c).type
+        if (pat.is_integer(t) or pat.is_floating(t)) and not pat.is_boolean(t):
+            numeric[c] = np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=float)
+        elif pat.is_string(t) or pat.is_large_string(t) or pat.is_dictionary(t) or pat.is_boolean(t):
+            vals = np.asarray([None if v is None else str(v) for v in table.column(c).to_pylist()], dtype=object)
+            if len(set(vals.tolist())) <= max(50, table.num_rows // 20):  # a category, not free text
+                categorical[c] = vals
+    by_class = {k: np.flatnonzero(labels == k) for k in {labels[i] for i in rows}}
+    stats: dict[tuple, tuple] = {}
+    out: dict[int, list] = {}
+    for i in rows:
+        members = by_class[labels[i]]
+        cand = []
+        for c, v in numeric.items():
+            key = (c, labels[i])
+            if key not in stats:
+                x = v[members]
+                x = x[np.isfinite(x)]
+                med = float(np.median(x)) if len(x) else float("nan")
+                mad = float(np.median(np.abs(x - med))) * 1.4826 if len(x) else float("nan")
+                sd = float(np.std(x)) if len(x) else float("nan")
+                stats[key] = (med, mad if mad > 0 else (sd if sd > 0 else 1.0))
+            med, scale = stats[key]
+            if np.isfinite(v[i]) and np.isfinite(med):
+                z = (v[i] - med) / scale
+                if abs(z) >= 2:
+                    cand.append((abs(z), [c, _f(v[i]), med, f"z {z:+.1f}"]))
+        for c, v in categorical.items():
+            share = float(np.mean(v[members] == v[i])) if len(members) else 1.0
+            if share < 0.1:
+                # as rare as a value 2 to 4 robust z away: rank it with the numbers
+                cand.append((2 + 2 * (0.1 - share) / 0.1,
+                             [c, v[i], _mode(v[members]), f"{share:.0%} of the class"]))
+        out[int(i)] = [x for _, x in sorted(cand, key=lambda t: -t[0])[:N_DIFFERING]]
+    return out
+
+
+def _mode(values: np.ndarray):
+    vals, counts = np.unique(np.asarray([str(v) for v in values]), return_counts=True)
+    return str(vals[np.argmax(counts)]) if len(vals) else None
 
 
 def column_encodings(summary: dict[str, Any]) -> dict[str, Any]:

@@ -92,6 +92,13 @@ def check_charts(doc: dict[str, Any]) -> dict[str, str | None]:
                 colors=[band.get(t["band"], svg.CLEAN) for t in top],
                 max_value=max(max(t.get("psi") or 0 for t in top), 0.3),
                 markers=[(0.1, "0.1"), (0.25, "0.25")]))
+    bal = (doc.get("data_card") or {}).get("class_balance") or {}
+    out["class_balance"] = None
+    if bal.get("status") == "done" and bal.get("classes"):
+        out["class_balance"] = svg.data_uri(svg.grouped_bars(
+            bal["classes"], {name: [round(100 * shares.get(c, 0), 1) for c in bal["classes"]]
+                             for name, shares in bal["shares"].items()},
+            title="Share of rows per class (%)"))
     pii = doc.get("pii") or {}
     if pii.get("status") == "done" and pii.get("tags"):
         tags = pii["tags"][:20]
@@ -139,11 +146,37 @@ def render_html(doc: dict[str, Any]) -> str:
     return environment().get_template("report.html.j2").render(doc=doc, charts=charts(doc))
 
 
+#: The fonts shipped with the package (DejaVu, Bitstream Vera licence: fonts/LICENSE.txt),
+#: as (family, weight, file). The PDF is laid out with these and nothing from the host, so it
+#: is the same on every host, and a host without any font gets a report instead of a crash.
+FONT_FILES = (("Dataward Sans", 400, "DejaVuSans.ttf"), ("Dataward Sans", 700, "DejaVuSans-Bold.ttf"),
+              ("Dataward Mono", 400, "DejaVuSansMono.ttf"), ("Dataward Mono", 700, "DejaVuSansMono.ttf"))
+
+
+@lru_cache(maxsize=1)
+def font_face_css() -> str:
+    """``@font-face`` rules for the bundled fonts, as data: URIs (the PDF fetches nothing)."""
+    import base64
+    from importlib.resources import files
+
+    folder = files("dataward") / "templates" / "fonts"
+    rules = []
+    for family, weight, name in FONT_FILES:
+        data = base64.b64encode((folder / name).read_bytes()).decode("ascii")
+        rules.append(f'@font-face {{ font-family: "{family}"; font-weight: {weight}; font-style: normal; '
+                     f'src: url(data:font/ttf;base64,{data}) format("truetype"); }}')
+    return "\n".join(rules)
+
+
 def render_pdf(html: str) -> bytes:
-    """The PDF of ``html``; WeasyPrint fetches nothing (every resource is inline)."""
-    from weasyprint import HTML
+    """The PDF of ``html``, laid out with the bundled fonts; WeasyPrint fetches nothing
+    (every resource is inline)."""
+    from weasyprint import CSS, HTML
+    from weasyprint.text.fonts import FontConfiguration
     from weasyprint.urls import URLFetcher
 
     # only data: URIs: a report that would need the network or a local file fails loudly
     inline_only = URLFetcher(allowed_protocols=["data"], fail_on_errors=True)
-    return HTML(string=html, url_fetcher=inline_only).write_pdf()
+    fonts = FontConfiguration()
+    bundled = CSS(string=font_face_css(), font_config=fonts, url_fetcher=inline_only)
+    return HTML(string=html, url_fetcher=inline_only).write_pdf(stylesheets=[bundled], font_config=fonts)

@@ -14,7 +14,7 @@ from html import escape
 
 from dataward.reports.formatting import pct, tick
 
-FONT = "font-family='DejaVu Sans, Helvetica, Arial, sans-serif'"
+FONT = "font-family='Dataward Sans, DejaVu Sans, Helvetica, Arial, sans-serif'"
 INK, GRID, MUTED = "#1f2933", "#d9dee3", "#7b8794"
 CLEAN, FLAGGED, THRESHOLD = "#5b7db1", "#c0392b", "#e67e22"
 

@@ -1,6 +1,7 @@
 """Report stage: the JSON, HTML and PDF a compliance reviewer reads for one version.
 
 Files, under ``DATAWARD_HOME/reports/NAME-vN/``: ``report.json`` (every figure),
+``flagged.csv`` (every flagged row, strongest first; ``report.json`` links it),
 ``report.html`` (self-contained: inline CSS, charts as data URIs, nothing fetched)
 and ``report.pdf`` (the same HTML through WeasyPrint). The recorded ``sha256`` is
 the hash of ``report.html``: the document a reviewer signs off.
@@ -14,6 +15,7 @@ from typing import Any
 
 from dataward.context import Context
 from dataward.reports import build_document, render_html, render_pdf, report_dir
+from dataward.reports.document import FLAGGED_CSV, flagged_csv
 from dataward.stages.common import finished, record, version_dir, write_atomic
 from dataward.stages.outputs import ReportOutput
 
@@ -33,7 +35,9 @@ def report(ctx: Context, ref: str, *, run_id: str | None = None) -> ReportOutput
     if done is not None:
         return done
     doc = collect(ctx, ref, run_id=run_id)
+    flagged = doc.pop("_all_flagged_rows", [])
     out_dir = report_dir(ctx, ref)
+    write_atomic(out_dir / FLAGGED_CSV, flagged_csv(flagged))
     html = render_html(doc).encode("utf-8")
     pdf = render_pdf(html.decode("utf-8"))
     doc["files"] = {"html_sha256": hashlib.sha256(html).hexdigest(),

@@ -13,12 +13,13 @@ export DATAWARD_HOME ?= $(CURDIR)/.dataward
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test bench bench-quick lint clean help
+.PHONY: setup demo test bench bench-quick bench-check lint clean help
 
 help:
 	@echo "make demo   - set up, then run the whole pipeline on the bundled example"
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - detection and speed benchmarks (prints figures)"
+	@echo "make bench-check - the detection regression gate (held-out subset against benchmarks/results/)"
 	@echo "make lint   - ruff, import-linter layering contracts, DAG-parse import check"
 
 setup: $(STAMP)
@@ -54,6 +55,12 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+# The detection regression gate: a quick held-out subset (a wide pixel table, a text
+# table, a mixed table) must not get worse than the committed baseline beyond the spread
+# measured over seeds (benchmarks/bench_matrix.py --gate; CI runs it).
+bench-check: setup
+	$(PY) benchmarks/bench_matrix.py --gate
 
 bench-quick: setup
 	$(PY) benchmarks/run_all.py --quick

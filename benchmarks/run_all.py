@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["bench_detection", "bench_featurize", "bench_image_speed", "bench_screen_speed", "bench_validation",
-         "bench_screen_scale", "bench_scale"]
+ORDER = ["bench_matrix", "bench_detection", "bench_featurize", "bench_image_speed", "bench_screen_speed",
+         "bench_validation", "bench_screen_scale", "bench_scale"]
 
 
 def main() -> int:

@@ -60,6 +60,27 @@ HIGHER_IS_BETTER = {"recall": True, "F1": True, "ASR_after": False, "clean_flag_
 BASELINE = HERE / "results" / "gate_baseline.json"
 
 
+def _memoise_text_embeddings() -> None:
+    """Embed each distinct text once per process: the matrix screens the same texts in
+    several cases and modes, and the downstream model encodes them again (the embeddings
+    are deterministic, so the figures do not change; only the time does)."""
+    from screening import featurizers
+
+    embed = featurizers.get_text_featurizer("minilm")
+    if getattr(embed, "memoised", False):
+        return
+    seen: dict[str, np.ndarray] = {}
+
+    def memoised(texts):
+        new = [t for t in dict.fromkeys(texts) if t not in seen]
+        if new:
+            seen.update(zip(new, embed(new)))
+        return np.stack([seen[t] for t in texts]).astype(np.float32, copy=False)
+
+    memoised.memoised = True
+    featurizers.register_text_featurizer("minilm", memoised)
+
+
 def _encode_all(case: M.FormatCase, config: ScreenConfig):
     """The downstream model's features for train / test / triggered rows (the screens'
     column encoding, fitted on the training rows; text embedded once)."""
@@ -131,6 +152,7 @@ def run_one(case: M.FormatCase, mode: str, seed: int, config: ScreenConfig) -> d
 
 
 def run(selection, seeds, config_for=lambda seed: ScreenConfig(seed=seed, threads=1), log=print):
+    _memoise_text_embeddings()
     rows = []
     sources = {}
     for seed in seeds:

@@ -238,7 +238,7 @@ def _minilm(texts):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from screening.featurizers import get_text_featurizer
 
-    return np.asarray(get_text_featurizer("minilm")(list(texts)), dtype=np.float64)
+    return np.asarray(get_text_featurizer("minilm")(list(map(str, texts))), dtype=np.float64)
 
 
 def load_source(name: str, seed: int) -> Source:

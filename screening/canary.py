@@ -22,12 +22,14 @@ A run plants only the kinds it claims to catch (:func:`promised_kinds`), so the 
 floor tests the promise the run makes: with a trusted reference both kinds; without one,
 label flips only. Without trusted rows the verdict is cleanlab's label-issue filter plus
 the reference-free backdoor screen, which does not claim a trigger that the model learns
-from the data itself (docs/verdict.md, "Without a reference"). Measured on wine, breast
-cancer, iris and digits without a reference, it caught 0 to 3 of 7 to 18 trigger canaries
-(1 % of the rows), and none at 3 %, while catching 86 to 100 % of the label flips: a trigger
-canary there re-measures a gap the run already declares, and would hold every first import
-as "screens not trustworthy" (issue 25). That gap is what the policy's limited-assurance
-rule for a run without a reference is about.
+from the data itself (docs/verdict.md, "Without a reference"). Measured without a
+reference on seven ordinary tables (wine, wine with a string label and a categorical
+column, breast cancer, iris, digits, the bundled example, a 2,402-row mixed table; canary
+seeds 0-2), it caught 86 to 100 % of the label flips in every run, but the trigger
+canaries (1 % of the rows, one class) whole in only 4 of 21 runs and 0 to 3 of 7 to 18 in
+the others (none of 9 to 54 at 3 % of the rows): a trigger canary there re-measures a gap
+the run already declares, and held most first imports as "screens not trustworthy"
+(issue 25). That gap is the policy's limited-assurance rule for a run without a reference.
 
 Nothing here knows a data set: sizes are fractions of N with floors and caps, the
 trigger is derived from the data's own ranges, everything is seeded.

@@ -281,9 +281,14 @@ def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:
     if policy.canary.get("enabled") and canary.get("status") == "done" and canary.get("recall") is not None:
         recall = float(canary["recall"])
         if recall < floor:
+            # the run planted only the kinds it claims to catch (screening/canary.py): name them and why
+            caught = "; ".join(f"{k} {v['caught']} of {v['n']}"
+                               for k, v in (canary["flagged"].get("per_kind") or {}).items())
+            notes = "; ".join(canary.get("notes") or [])
             rule(policy.canary["on_below_floor"], "canary",
                  f"screens not trustworthy on this data: canary recall {recall:.2f} below floor {floor:.2f} "
-                 f"({canary['flagged']['caught']} of {canary['flagged']['n']} planted canaries flagged)")
+                 f"({canary['flagged']['caught']} of {canary['flagged']['n']} planted canaries flagged"
+                 + (f": {caught}" if caught else "") + (f"; {notes}" if notes else "") + ")")
     leak = screening.get("leakage") or {}
     totals = leak.get("totals") or {}
     exact = int(totals.get("eval_exact_train_rows") or 0)

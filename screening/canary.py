@@ -18,6 +18,19 @@ Canary kinds (all dirty-label, the kind the label-consistency screen exists for)
     chosen where that is furthest from the typical value (in robust standard
     deviations), so the pattern stands out on any data without data-specific constants.
 
+A run plants only the kinds it claims to catch (:func:`promised_kinds`), so the canary
+floor tests the promise the run makes: with a trusted reference both kinds; without one,
+label flips only. Without trusted rows the verdict is cleanlab's label-issue filter plus
+the reference-free backdoor screen, which does not claim a trigger that the model learns
+from the data itself (docs/verdict.md, "Without a reference"). Measured without a
+reference on seven ordinary tables (wine, wine with a string label and a categorical
+column, breast cancer, iris, digits, the bundled example, a 2,402-row mixed table; canary
+seeds 0-2), it caught 86 to 100 % of the label flips in every run, but the trigger
+canaries (1 % of the rows, one class) whole in only 4 of 21 runs and 0 to 3 of 7 to 18 in
+the others (none of 9 to 54 at 3 % of the rows): a trigger canary there re-measures a gap
+the run already declares, and held most first imports as "screens not trustworthy"
+(issue 25). That gap is the policy's limited-assurance rule for a run without a reference.
+
 Nothing here knows a data set: sizes are fractions of N with floors and caps, the
 trigger is derived from the data's own ranges, everything is seeded.
 """
@@ -34,6 +47,10 @@ import pyarrow as pa
 from .encoding import is_list, is_numeric, jsonable
 
 KINDS = ("label_flip", "trigger")
+#: Why a run without a trusted reference plants no trigger canaries (recorded in ``notes``).
+NO_REFERENCE_NOTE = ("label flips only: without a trusted reference the screens do not claim to catch a "
+                     "trigger that a model learns from the data itself, so trigger canaries are planted "
+                     "only in runs with a reference")
 SCORE_COLUMNS = ("label_noise", "spectral", "influence", "activation_cluster")
 
 
@@ -64,16 +81,24 @@ class CanarySet:
         return self.table.num_rows
 
     def describe(self) -> dict[str, Any]:
-        """JSON-able record of the planted set (enough to reproduce and audit it)."""
+        """JSON-able record of the planted set (enough to reproduce and audit it); ``kinds``:
+        the kinds planted (what the floor is applied to), ``notes``: why any is missing."""
+        counts = {k: int((self.kinds == k).sum()) for k in KINDS}
         return {
             "n_canaries": len(self),
-            "counts": {k: int((self.kinds == k).sum()) for k in KINDS},
+            "kinds": [k for k in KINDS if counts[k]],
+            "counts": counts,
             "target": jsonable(self.target),
             "trigger": self.trigger,
             "seed": self.seed,
             "source_rows": [int(i) for i in self.source_rows],
             "notes": self.notes,
         }
+
+
+def promised_kinds(*, with_reference: bool) -> tuple[str, ...]:
+    """The canary kinds a run claims to catch, so the kinds it plants (see the module docstring)."""
+    return KINDS if with_reference else ("label_flip",)
 
 
 def _is_numeric(t: pa.DataType) -> bool:
@@ -92,7 +117,7 @@ def canary_count(n_rows: int, *, fraction: float = 0.02, min_per_kind: int = 10,
 def plant_canaries(data: pa.Table, *, label_col: str, feature_cols: list[str] | None = None,
                    fraction: float = 0.02, min_per_kind: int = 10, max_fraction: float = 0.10,
                    n_trigger_features: int | None = None, patch_fraction: float = 0.25,
-                   seed: int = 0) -> CanarySet:
+                   with_reference: bool = True, seed: int = 0) -> CanarySet:
     """Plant canaries into a copy of ``data`` and return them (the data itself is not touched).
 
     Args:
@@ -105,6 +130,8 @@ def plant_canaries(data: pa.Table, *, label_col: str, feature_cols: list[str] | 
         n_trigger_features: features in the tabular trigger pattern; default
             ``max(2, round(sqrt(D) / 2))`` of D candidate features.
         patch_fraction: side of the image patch as a fraction of the image side.
+        with_reference: whether the run screens against trusted rows; without them only
+            label flips are planted (:func:`promised_kinds`), the same ones as with them.
         seed: seeds every choice.
 
     Returns:
@@ -131,17 +158,20 @@ def plant_canaries(data: pa.Table, *, label_col: str, feature_cols: list[str] | 
         flip_new.append(others[rng.integers(len(others))])
 
     # Trigger: rows from classes other than one target class, relabelled to it.
-    trigger_writer, trigger_desc = _trigger_writer(data, label_col, feature_cols, n_trigger_features,
-                                                   patch_fraction, rng)
-    target = None
+    target, trigger_writer, trigger_desc = None, None, None
     trig_src = np.array([], dtype=np.int64)
-    if trigger_writer is None:
-        notes.append(trigger_desc["why"])
-        trigger_desc = None
+    if "trigger" not in promised_kinds(with_reference=with_reference):
+        notes.append(NO_REFERENCE_NOTE)
     else:
-        target = classes[rng.integers(len(classes))]
-        candidates = np.flatnonzero(labels_arr != target)
-        trig_src = np.sort(rng.choice(candidates, size=min(per_kind, len(candidates)), replace=False))
+        trigger_writer, trigger_desc = _trigger_writer(data, label_col, feature_cols, n_trigger_features,
+                                                       patch_fraction, rng)
+        if trigger_writer is None:
+            notes.append(trigger_desc["why"])
+            trigger_desc = None
+        else:
+            target = classes[rng.integers(len(classes))]
+            candidates = np.flatnonzero(labels_arr != target)
+            trig_src = np.sort(rng.choice(candidates, size=min(per_kind, len(candidates)), replace=False))
 
     src = np.concatenate([flip_src, trig_src]).astype(np.int64)
     kinds = np.array(["label_flip"] * len(flip_src) + ["trigger"] * len(trig_src), dtype=object)

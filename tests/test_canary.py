@@ -242,3 +242,115 @@ def test_policy_sets_the_verdicts_level_for_the_real_screen(sqlite_home, tmp_pat
         policy.write_text("version: t\n" + bad)
         with pytest.raises(BadInput, match="verdict"):
             load_policy(policy)
+
+
+# --- what a run without a trusted reference plants and promises (issue 25, part 6) -----------
+
+def ingest_table(tmp_path, table: pa.Table, name: str):
+    """Ingest ``table`` as a first import with no reference (so no trusted rows of any kind)."""
+    from dataward.context import Context
+    from dataward.stages.ingest import ingest
+
+    pq.write_table(table, tmp_path / f"{name}.parquet")
+    manifest = {"name": name, "owner": "t@example.com", "license": "CC-BY-4.0",
+                "source": {"uri": "https://example.com"}, "label_column": "label"}
+    ctx = Context()
+    return ctx, ingest(ctx, tmp_path / f"{name}.parquet", manifest=manifest)
+
+
+def sklearn_table(name: str) -> pa.Table:
+    from sklearn import datasets
+
+    d = getattr(datasets, f"load_{name}")(as_frame=True)
+    frame = d.data.rename(columns=lambda c: c.replace(" ", "_"))
+    if name == "wine":  # the before-stop smoke table: a string label and a categorical column
+        frame["region"] = [("north", "south", "east", "west")[i % 4] for i in range(len(frame))]
+        frame["label"] = [("a", "b", "c")[t] for t in d.target]
+    else:
+        frame["label"] = d.target
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def test_without_reference_only_label_flips_are_planted_with_the_reason():
+    data = blobs()
+    with_ref = plant_canaries(data, label_col="label", seed=3)
+    without = plant_canaries(data, label_col="label", seed=3, with_reference=False)
+    assert set(without.kinds) == {"label_flip"} and without.trigger is None and without.target is None
+    # the same label flips as a run with a reference plants: only the trigger rows are left out
+    flips = with_ref.kinds == "label_flip"
+    assert without.table.equals(with_ref.table.filter(pa.array(flips)))
+    described = without.describe()
+    assert described["kinds"] == ["label_flip"] and with_ref.describe()["kinds"] == list(KINDS)
+    assert any("without a trusted reference" in n for n in described["notes"])
+
+
+@pytest.mark.parametrize("name", ["wine", "breast_cancer"])
+def test_clean_first_import_without_reference_is_not_held_by_the_canary_rule(sqlite_home, tmp_path, name):
+    """The real engine on an ordinary clean table with no reference: it catches the kinds it
+    plants (label flips), so only the limited-assurance rule holds it, not the canary floor.
+    Before issue 25 part 6 it planted trigger canaries too, caught none of them (recall
+    0.50) and every such first import was held as "screens not trustworthy"."""
+    from dataward.stages.decide import decide
+    from dataward.stages.screen import screen
+
+    ctx, result = ingest_table(tmp_path, sklearn_table(name), name.replace("_", "-"))
+    out = screen(ctx, result.ref)
+    assert out["status"] == "done" and not out["used_reference"]
+    decision = decide(ctx, result.ref)
+    assert [r["why"] for r in decision["reasons"] if r["check"] == "canary"] == []
+    assert any(r["why"].startswith("limited assurance") for r in decision["reasons"])  # kept: a separate rule
+    canary = out["canary"]
+    assert canary["kinds"] == ["label_flip"] and canary["counts"]["trigger"] == 0
+    assert canary["recall"] >= 0.8
+
+
+def flag_nothing_screen():
+    """A stand-in for ``screen_table`` whose screens miss everything (no reference needed)."""
+    from screening import ScreenResult
+
+    def screen_table(data, *, label_col, reference=None, **_):
+        y = data.column(label_col).to_numpy()
+        n, classes = len(y), sorted(set(y.tolist()))
+        zero = np.zeros(n)
+        scores = pd.DataFrame({"row_id": np.arange(n), "spectral": zero, "label_noise": zero, "influence": zero,
+                               "flagged": np.zeros(n, bool), "activation_cluster": zero, "reason": ""})
+        summary = {"n_rows": n, "feature_cols": [c for c in data.column_names if c != label_col],
+                   "classes": classes, "screens": {"label_noise": {"flagged": 0}},
+                   "combine": {"flagged": 0, "flagged_per_class": {}}}
+        k = len(classes)
+        return ScreenResult(scores, summary, np.zeros((n, 2), np.float32), np.full((n, k), 1 / k),
+                            np.full((n, k), 1 / k), classes)
+
+    return screen_table
+
+
+def test_without_reference_screens_that_miss_label_flips_are_held(sqlite_home, tmp_path, monkeypatch):
+    """The floor still fails: a run without a reference whose screens miss the label flips it
+    promises to catch is quarantined, and the reason names what was planted and why."""
+    import screening
+    from dataward.stages.decide import decide
+    from dataward.stages.screen import screen
+
+    monkeypatch.setattr(screening, "screen_table", flag_nothing_screen())
+    ctx, result = ingest_table(tmp_path, blobs(), "blobs-noref")
+    out = screen(ctx, result.ref)
+    assert not out["used_reference"] and out["canary"]["kinds"] == ["label_flip"]
+    assert out["canary"]["recall"] == 0.0
+    decision = decide(ctx, result.ref)
+    assert decision["outcome"] == "quarantine"
+    whys = [r["why"] for r in decision["reasons"] if r["check"] == "canary"]
+    assert whys and whys[0].startswith("screens not trustworthy on this data: canary recall 0.00 below floor 0.80")
+    assert "label_flip 0 of 10" in whys[0] and "without a trusted reference" in whys[0]
+
+
+def test_report_sentence_says_which_kinds_were_planted_and_why():
+    from dataward.reports.checks import canary_section
+    from screening.canary import NO_REFERENCE_NOTE
+
+    c = plant_canaries(blobs(), label_col="label", seed=0, with_reference=False).describe()
+    flagged = {"n": 10, "caught": 9, "recall": 0.9,
+               "per_kind": {"label_flip": {"n": 10, "caught": 9, "recall": 0.9}}}
+    section = canary_section({"status": "done", "canary": {**c, "status": "done", "recall": 0.9,
+                                                           "flagged": flagged, "min_recall": 0.8}})
+    assert section["met_floor"] and "10 label flips were planted" in section["sentence"]
+    assert NO_REFERENCE_NOTE[1:] in section["sentence"] and "Label flips only" in section["sentence"]

@@ -278,7 +278,7 @@ def test_trust_chain_catches_a_backdoor_the_reference_free_verdict_misses(home, 
     from digits_tables import digits_table as digits
     from digits_tables import shuffled_digits, use_policy
 
-    # without a reference the canary self-test quarantines v1 (a reviewer would sign it
+    # without a reference v1 is held as limited assurance (a reviewer would sign it
     # off); here the policy publishes it, to name the policy in the trust chain
     use_policy(tmp_path, monkeypatch, "version: chain-test\ncanary: {enabled: false}\n"
                                       "screening: {on_no_reference: approve}\n")

@@ -62,6 +62,8 @@ def canary_section(screening: dict[str, Any] | None, *, floor: float | None = No
         sentence += (f" That meets the policy floor of {pct(floor)}." if met else
                      f" That is below the policy floor of {pct(floor)}: the screens cannot be trusted "
                      "to find poisons of these kinds in this data.")
+    # why a kind is missing, e.g. no trigger canaries in a run without a trusted reference
+    sentence += "".join(f" {note[0].upper()}{note[1:]}." for note in c.get("notes") or [] if note)
     trigger = c.get("trigger") or {}
     return {"status": "done", "sentence": sentence, "recall": recall, "min_recall": floor,
             "met_floor": met, "caught": caught, "n": n, "counts": c.get("counts") or {},

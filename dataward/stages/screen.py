@@ -73,7 +73,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     canaries, canary_error = None, None
     if settings["enabled"]:
         try:
-            canaries = _plant(data, label_col, settings)
+            canaries = _plant(data, label_col, settings, with_reference=reference is not None)
         except Exception as exc:  # the self-test must never stop the real screening
             canary_error = f"{type(exc).__name__}: {exc}"
     n = data.num_rows
@@ -108,12 +108,13 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     return output
 
 
-def _plant(data, label_col: str, settings: dict[str, Any]):
+def _plant(data, label_col: str, settings: dict[str, Any], *, with_reference: bool):
+    """The canaries of the kinds this run claims to catch (with or without a trusted reference)."""
     from screening.canary import plant_canaries
 
     return plant_canaries(data, label_col=label_col, fraction=settings["fraction"],
                           min_per_kind=settings["min_per_kind"], max_fraction=settings["max_fraction"],
-                          seed=settings["seed"])
+                          with_reference=with_reference, seed=settings["seed"])
 
 
 def _with_canaries(data, canaries):

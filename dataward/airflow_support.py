@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-SNAPSHOT_ASSET_URI = "dataward://snapshots/approved"
-SNAPSHOT_ASSET_NAME = "dataward_approved_snapshots"
+from dataward.asset_names import SNAPSHOT_ASSET_NAME, SNAPSHOT_ASSET_URI
+
 SCREEN_QUEUE = os.environ.get("DATAWARD_SCREEN_QUEUE", "default")
 DONE_MARKER = ".dataward-done"
 MANIFEST_FIELDS = ("name", "owner", "license", "source_uri", "publisher", "description", "kind",

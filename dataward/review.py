@@ -313,7 +313,7 @@ def notify_airflow(api_url: str, token: str, published: dict[str, Any], *, timeo
     import urllib.parse
     import urllib.request
 
-    from dataward.airflow_support import SNAPSHOT_ASSET_URI
+    from dataward.asset_names import SNAPSHOT_ASSET_URI
 
     if not published or not published.get("published"):
         return {"notified": False, "reason": "nothing was published"}

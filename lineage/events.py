@@ -21,48 +21,18 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from lineage.refs import PRODUCER, DatasetRef, ParentRef
+
+__all__ = ["PRODUCER", "DatasetRef", "ParentRef", "Emitter", "new_run_id"]
+
 log = logging.getLogger(__name__)
-PRODUCER = "https://github.com/dataward/dataward"
 NAMESPACE_ENV = "DATAWARD_OPENLINEAGE_NAMESPACE"
 DEFAULT_JOB_NAMESPACE = "dataward"
 PIPELINE_JOB = "pipeline"
-
-
-@dataclass(frozen=True)
-class DatasetRef:
-    """One dataset of an event: its OpenLineage identity and facets (facet objects)."""
-
-    namespace: str
-    name: str
-    facets: dict[str, Any] = field(default_factory=dict)
-    input_facets: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ParentRef:
-    """The run a run belongs to (``parent`` run facet), and optionally the tree's root."""
-
-    namespace: str
-    name: str
-    run_id: str
-    root: ParentRef | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"namespace": self.namespace, "name": self.name, "run_id": self.run_id}
-        if self.root is not None:
-            out["root"] = self.root.to_dict()
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> ParentRef | None:
-        if not d:
-            return None
-        return cls(d["namespace"], d["name"], d["run_id"], cls.from_dict(d.get("root")))
 
 
 class Emitter:

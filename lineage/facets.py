@@ -19,7 +19,7 @@ from typing import Any
 
 import attr
 
-from lineage.events import PRODUCER, ParentRef
+from lineage.refs import PRODUCER, ParentRef
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "facets"
 # The facets' schema files as published with the repository (``lineage/facets/NAME.json``).

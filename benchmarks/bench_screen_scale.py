@@ -127,6 +127,7 @@ def sharded(args, centres) -> None:
             address = args.address
             ray.init(address=address, log_to_driver=False)
         else:
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster: no token file
             ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
             address = "local"
     base = rss_mb()

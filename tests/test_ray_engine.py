@@ -148,7 +148,11 @@ def ray_cluster(tmp_path_factory):
     ray_bin = Path(sys.executable).parent / "ray"
     port = _free_port()
     temp = Path("/tmp") / f"dw-ray-{os.getpid()}"  # short: Ray's socket paths must fit 107 bytes
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # no token authentication: a throwaway loopback cluster, and no token file left in ~/.ray
+    # (one there turns authentication on for every later cluster of this user)
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    env = dict(os.environ)
     logs = tmp_path_factory.mktemp("ray-logs")
     procs = []
 
@@ -163,7 +167,11 @@ def ray_cluster(tmp_path_factory):
     try:
         _wait_for(lambda: _ray_status(ray_bin, address, env) >= 1, 60, logs / "head.log")
         start(["--address", address], "worker.log")
-        _wait_for(lambda: _ray_status(ray_bin, address, env) >= 2, 60, logs / "worker.log")
+        import ray
+
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+        _wait_for(lambda: sum(n["Alive"] for n in ray.nodes()) >= 2 and ray.cluster_resources().get("CPU", 0) >= 2,
+                  90, logs / "worker.log")
         yield {"address": address, "sessions": {p.pid for p in procs}}
     finally:
         import ray
@@ -184,10 +192,18 @@ def ray_cluster(tmp_path_factory):
             except ProcessLookupError:
                 pass
             p.wait(timeout=10)
+        import shutil
+
+        shutil.rmtree(temp, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _ray_status(ray_bin, address, env) -> int:
-    """Nodes alive (0 when the cluster does not answer yet)."""
+    """Nodes alive as ``ray status`` lists them (0 when the head does not answer yet)."""
     out = subprocess.run([str(ray_bin), "status", "--address", address], env=env, capture_output=True,
                          text=True, timeout=30)
     return out.stdout.count("node_") if out.returncode == 0 else 0

@@ -36,7 +36,7 @@ $(STAMP): pyproject.toml
 	  $(PIP) install "torch==$(TORCH_VERSION)" 2>&1 | grep -v "^WARNING: Location" || true; \
 	  $(PY) -c "import torch" 2>/dev/null || $(PIP) install "torch==$(TORCH_VERSION)" --index-url https://download.pytorch.org/whl/cpu; \
 	fi
-	@$(PIP) install -e ".[test,bench]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(PIP) install -e ".[test,bench,ray]" 2>&1 | grep -v "^WARNING: Location" || true
 	@$(PY) -c "import dataward, torch, airflow, great_expectations, cleanlab" >/dev/null 2>&1 || { echo "setup: the environment does not import; see the pip output above" >&2; exit 1; }
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV)"

@@ -2,6 +2,14 @@
 
     python benchmarks/bench_screen_scale.py --n 1000000 --d 64 [--k 10] [--ref-frac 0.01]
     python benchmarks/bench_screen_scale.py --n 10000000 --d 16
+    python benchmarks/bench_screen_scale.py --engine ray --workers 2 --n 1000000 --d 64 [--address HOST:PORT]
+    python benchmarks/bench_screen_scale.py --engine sharded --n 1000000 --d 64
+
+``--engine sharded`` and ``--engine ray`` run the sharded screen (``screening/sharded.py``)
+on a Parquet file written chunk by chunk (the benchmark never holds the whole input):
+in this process, or on a Ray cluster (``--address``, default: a local one that
+``ray.init`` starts with ``--workers`` CPUs), with ``--workers`` actors per step; they print
+wall time, rows/s and the peak RSS of the driver and of each worker process.
 
 The data are K Gaussian classes in d float32 columns (built in chunks, so the input
 itself is the only full-size copy the benchmark makes), with a trusted reference of
@@ -51,9 +59,16 @@ def main(argv=None):
     ap.add_argument("--ref-frac", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--engine", choices=("in-process", "sharded", "ray"), default="in-process")
+    ap.add_argument("--workers", type=int, default=2, help="Ray actors per step (--engine ray)")
+    ap.add_argument("--address", default=None, help="Ray cluster (default: a local one)")
+    ap.add_argument("--sample-rows", type=int, default=20_000)
+    ap.add_argument("--dir", default=None, help="where the Parquet input is written (default: a temp dir)")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     centres = (rng.standard_normal((args.k, args.d)) * 3.0 / np.sqrt(args.d) * 2).astype(np.float32)
+    if args.engine != "in-process":
+        return sharded(args, centres)
     data = make_table(args.n, args.d, args.k, args.seed + 1, centres)
     ref = make_table(min(20_000, max(100, int(args.ref_frac * args.n))), args.d, args.k, args.seed + 2, centres)
     base = rss_mb()
@@ -71,6 +86,65 @@ def main(argv=None):
           f"threads {s['probe']['threads']} | representation dim {s['representation_dim']} | "
           f"flagged {s['combine']['flagged']:,} ({s['combine']['flagged'] / args.n:.3%}) | "
           f"cv acc {s['probe']['cv_accuracy']:.3f}")
+
+
+def _write_parquet(path, args, centres) -> None:
+    import pyarrow.parquet as pq
+
+    chunk = 1 << 20
+    with pq.ParquetWriter(path.with_suffix(".tmp"), make_table(1, args.d, args.k, 0, centres).schema) as w:
+        for i, start in enumerate(range(0, args.n, chunk)):
+            w.write_table(make_table(min(chunk, args.n - start), args.d, args.k, args.seed + 1 + 1000 * i, centres),
+                          row_group_size=chunk)
+    path.with_suffix(".tmp").rename(path)
+
+
+def sharded(args, centres) -> None:
+    """The sharded screen on a Parquet file of the same table, in-process or on Ray."""
+    import tempfile
+    from pathlib import Path
+
+
+    root = Path(args.dir or tempfile.mkdtemp(prefix="dw-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"data-{args.n}x{args.d}.parquet"
+    if not path.exists():  # written by a child process: the driver's peak RSS is the screen's own
+        import multiprocessing
+
+        child = multiprocessing.get_context("fork").Process(target=_write_parquet, args=(path, args, centres))
+        child.start()
+        child.join()
+        if child.exitcode:
+            raise SystemExit(f"writing {path} failed")
+    ref = make_table(min(20_000, max(100, int(args.ref_frac * args.n))), args.d, args.k, args.seed + 2, centres)
+    from dataward.ray_engine import screen_parquet
+
+    address = None
+    if args.engine == "ray":
+        import ray
+
+        if args.address:
+            address = args.address
+            ray.init(address=address, log_to_driver=False)
+        else:
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster: no token file
+            ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+            address = "local"
+    base = rss_mb()
+    print(f"N={args.n:,} d={args.d} K={args.k} reference={ref.num_rows:,} engine {args.engine} "
+          f"workers {args.workers if args.engine == 'ray' else 1}; input {path.stat().st_size / 2**20:.0f} MiB "
+          f"Parquet; driver rss before {base:.0f} MiB", flush=True)
+    t = time.perf_counter()
+    res = screen_parquet([path], label_col="label", reference=ref, out_dir=root / f"out-{args.engine}",
+                         sample_rows=args.sample_rows, address=address or "", workers=args.workers,
+                         progress=lambda m: print(f"[{time.perf_counter() - t:6.1f}s] {m}", flush=True))
+    wall = time.perf_counter() - t
+    s = res.summary
+    print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in s["seconds"].items()))
+    workers = s.get("workers", {}).get("peak_rss_mb", {})
+    print(f"wall {wall:.1f}s | {args.n / wall:,.0f} rows/s | driver peak RSS {rss_mb():.0f} MiB | "
+          f"worker peak RSS (MiB, by pid) {', '.join(f'{v:.0f}' for v in workers.values()) or '-'} | "
+          f"flagged {s['flagged']:,} ({s['flagged'] / args.n:.3%}) | sample {s['sample']['sample_rows']:,} rows")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,179 @@
+"""The Ray executor of the sharded screen (:mod:`screening.sharded`), and the entry point
+that picks an executor.
+
+Without ``DATAWARD_RAY_ADDRESS`` nothing here imports Ray and the sharded steps run in
+this process (:class:`screening.sharded.InProcessExecutor`). With it, every map step runs
+on that cluster as a Ray Data ``map_batches`` over the shard list: an actor pool of
+``workers`` actors (``num_gpus`` each where the cluster has GPUs), each constructed once
+with the fitted probe and called on shard after shard. A worker reads its own shard's
+rows from the Parquet files (the files must be readable at the same path on every node:
+the run's folder on shared storage), so only shard descriptors and small per-shard
+results cross the cluster; the per-row scores are written by the workers as Parquet into
+the run's folder (``OUT/rows/part-NNNNNN.parquet``, one per shard, written atomically so
+a retried task overwrites its own part). The driver trains the probes on the sample and
+runs the verdict on the gathered per-row statistics.
+
+Faults: Ray Data restarts a killed actor and retries its lost tasks, so the job ends
+with the same flags; when it cannot (the cluster is gone, retries are exhausted), the
+screen raises :class:`RayScreenError` with one readable line, removes the part files,
+and writes no ``scores.parquet``.
+
+Ray is an optional extra: ``pip install "dataward[ray]"``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import resource
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+#: The environment variable that names the Ray cluster (``HOST:PORT`` or ``ray://...``).
+ADDRESS_ENV = "DATAWARD_RAY_ADDRESS"
+#: Actors per map step (``DATAWARD_RAY_WORKERS``; default: the cluster's CPUs, at most 8).
+WORKERS_ENV = "DATAWARD_RAY_WORKERS"
+
+
+class RayScreenError(RuntimeError):
+    """The screen could not finish on the Ray cluster; nothing was published."""
+
+
+def ray_address() -> str | None:
+    """The configured cluster, or None: the sharded steps then run in-process."""
+    return os.environ.get(ADDRESS_ENV) or None
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class _ShardActor:
+    """One Ray Data actor: builds the step once (``make()``: the probe is loaded once per
+    worker), then runs ``call(step, rows, shard)`` on every shard index it is given."""
+
+    def __init__(self, shards, make: Callable[[], Any], call: Callable, columns, rows_dir: str | None):
+        self.shards, self.call, self.columns, self.rows_dir = shards, call, columns, rows_dir
+        self.step = make() if make is not None else None
+
+    def __call__(self, batch: dict) -> dict:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from screening.sharded import read_shard
+
+        out = []
+        for i in np.asarray(batch["i"]).tolist():
+            shard = self.shards[i]
+            result = self.call(self.step, read_shard(shard, self.columns), shard)
+            if isinstance(result, pa.Table) and self.rows_dir is not None:
+                path = Path(self.rows_dir) / f"part-{i:06d}.parquet"
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                pq.write_table(result, tmp)
+                os.replace(tmp, path)  # a retried task overwrites its own part, whole
+                result = str(path)
+            out.append(pickle.dumps(result))
+        n = len(out)
+        return {"i": np.asarray(batch["i"]), "payload": np.array(out, dtype=object),
+                "pid": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, _peak_rss_mb())}
+
+
+class RayExecutor:
+    """Maps the sharded steps over a Ray cluster with Ray Data (see the module docstring).
+
+    ``worker_peak_rss_mb``: the peak resident memory of every worker process seen, by pid."""
+
+    name = "ray"
+
+    def __init__(self, address: str, *, workers: int | None = None, rows_dir: str | Path | None = None,
+                 num_gpus: float | None = None):
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR",
+                     configure_logging=False)
+        from ray.data import DataContext
+
+        ctx = DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.print_on_execution_start = False
+        resources = ray.cluster_resources()
+        self.cpus = int(resources.get("CPU", 1))
+        self.workers = int(workers or os.environ.get(WORKERS_ENV) or max(1, min(self.cpus, 8)))
+        self.num_gpus = num_gpus if num_gpus is not None else (1.0 if resources.get("GPU", 0) >= self.workers else 0)
+        self.rows_dir = None if rows_dir is None else str(rows_dir)
+        self.worker_peak_rss_mb: dict[int, float] = {}
+
+    def _run(self, shards, make, call, columns, rows_dir=None) -> list:
+        import ray
+
+        ds = ray.data.from_items([{"i": i} for i in range(len(shards))],
+                                 override_num_blocks=min(len(shards), 4 * self.workers))
+        ds = ds.map_batches(_ShardActor, fn_constructor_args=(shards, make, call, columns, rows_dir),
+                            batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=1,
+                            num_gpus=self.num_gpus or None, batch_format="numpy")
+        try:
+            rows = ds.take_all()
+        except Exception as exc:  # Ray wraps worker errors in its own types
+            raise RayScreenError(f"the screen failed on the Ray cluster: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        results: dict[int, Any] = {}
+        for row in rows:
+            results[int(row["i"])] = pickle.loads(row["payload"])
+            pid = int(row["pid"])
+            self.worker_peak_rss_mb[pid] = max(self.worker_peak_rss_mb.get(pid, 0.0), float(row["peak_rss_mb"]))
+        missing = [i for i in range(len(shards)) if i not in results]
+        if missing:
+            raise RayScreenError(f"the Ray cluster returned no result for {len(missing)} of {len(shards)} shards")
+        return [results[i] for i in range(len(shards))]
+
+    def map_shards(self, shards, step, columns=None) -> list:
+        return self._run(shards, None, lambda _, table, shard: step(table, shard), columns)
+
+    def map_actor(self, shards, make, call, columns=None) -> list:
+        import pyarrow.parquet as pq
+
+        out = self._run(shards, make, call, columns, self.rows_dir)
+        return [pq.read_table(r) if isinstance(r, str) else r for r in out]
+
+
+def screen_parquet(paths: list[str | Path], *, label_col: str, out_dir: str | Path, reference=None,
+                   config=None, sample_rows: int = 20_000, address: str | None = None, workers: int | None = None,
+                   shard_rows: int | None = None, progress=None):
+    """Screen the table stored in ``paths`` shard by shard and write ``OUT/scores.parquet``
+    and ``OUT/summary.json``; on the Ray cluster at ``address`` (default
+    ``DATAWARD_RAY_ADDRESS``), else in this process. Returns the
+    :class:`screening.sharded.ShardedResult`.
+
+    Raises :class:`RayScreenError` when the cluster cannot finish; nothing is written then."""
+    from screening.sharded import SHARD_ROWS, InProcessExecutor, screen_shards
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    address = address if address is not None else ray_address()
+    rows_dir = out_dir / "rows"
+    executor = InProcessExecutor()
+    if address:
+        shutil.rmtree(rows_dir, ignore_errors=True)
+        rows_dir.mkdir()
+        executor = RayExecutor(address, workers=workers, rows_dir=rows_dir)
+    try:
+        result = screen_shards([str(p) for p in paths], label_col=label_col, reference=reference, config=config,
+                               sample_rows=sample_rows, executor=executor, shard_rows=shard_rows or SHARD_ROWS,
+                               progress=progress)
+    except Exception:
+        shutil.rmtree(rows_dir, ignore_errors=True)
+        raise
+    if address:
+        result.summary["workers"] = {"count": executor.workers,
+                                     "peak_rss_mb": {str(k): round(v, 1)
+                                                     for k, v in executor.worker_peak_rss_mb.items()}}
+    tmp = out_dir / "scores.parquet.tmp"
+    result.scores.to_parquet(tmp, index=False)
+    os.replace(tmp, out_dir / "scores.parquet")
+    (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
+    shutil.rmtree(rows_dir, ignore_errors=True)
+    return result

@@ -1,0 +1,609 @@
+"""The screen as shard-wise steps with mergeable state, for tables larger than one process.
+
+:func:`screening.screen_table` holds the whole table; this module runs the same probes,
+screens and verdict over *shards* (row ranges of Parquet files) so that only a bounded
+sample and per-row scores are ever held together. The steps, in order::
+
+    plan_shards          Parquet metadata -> shards (path, row group, part, row offset)
+    count_labels         shard -> per-class row counts                     (merge: add)
+    plan_sample          counts -> a class-stratified keep probability per class
+    sample_shard         shard -> the shard's sampled rows (a seeded hash of the row id,
+                         so the sample does not depend on how the table is sharded)
+    fit_sharded          sample (+ reference) -> FittedScreen: encoders, normaliser and
+                         the probes, trained once on the sample (on the driver)
+    ShardMoments         shard -> per-class moments of the spectral representation
+                                                                           (merge: add)
+    spectral_directions  merged moments -> per-class mean and top direction
+    ShardScorer          shard -> per-row probe outputs and scores (small: a few floats)
+    sharded_verdict      every row's outputs -> :func:`screening.verdict.decide` (exact:
+                         the per-class Benjamini-Hochberg step sees every p-value of its class)
+    scores_frame         -> the ``scores.parquet`` contract (``row_id``, ``spectral``,
+                         ``label_noise``, ``influence``, ``flagged``, ...)
+
+:func:`screen_shards` drives them with any executor that maps a step over shards:
+:class:`InProcessExecutor` here, or the Ray executor of ``dataward.ray_engine``. Both
+call the same step classes, so they give the same flags.
+
+How it differs from :func:`screen_table` (which stays the default path):
+
+* The probes train on the bounded sample (``sample_rows``), not on all rows. Sample rows
+  get their out-of-fold outputs exactly as ``screen_table`` computes them; a row outside
+  the sample was never trained on by any model, so every fold model of the anchored probe
+  judges it (a valid cross-conformal p-value), and the single-model outputs
+  (cross-validated and anchored pred_probs, the round-0 margin) come from the fold model
+  a seeded hash of its row id picks, as an out-of-fold row gets one model.
+* The spectral score is Algorithm 1 (``spectral_method="centred"``) on exactly merged
+  per-class moments of the early representation; the influence score is the same
+  TracIn sum, for every row, of the probe trained on the sample.
+* Not run here: the backdoor and activation-clustering screens (they fit per-class
+  models on every row's representation) and the verdict's trigger expansion (it fits
+  on every row's features); without a reference the verdict is cleanlab's alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from .config import ScreenConfig
+from .errors import ScreeningInputError
+
+#: Rows per shard when a row group is larger (one task's memory is about this many rows).
+SHARD_ROWS = 65_536
+
+
+# --- shards ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shard:
+    """Rows ``row_offset .. row_offset + n_rows - 1`` of the table: part ``part`` (of
+    ``part_rows`` rows) of row group ``group`` of the Parquet file ``path``."""
+
+    path: str
+    group: int
+    part: int
+    part_rows: int
+    row_offset: int
+    n_rows: int
+
+
+def plan_shards(paths: Iterable[str], *, shard_rows: int = SHARD_ROWS) -> list[Shard]:
+    """Shards of the Parquet files, in table order (file by file, row group by row
+    group), from their metadata alone."""
+    import pyarrow.parquet as pq
+
+    shards, offset = [], 0
+    for path in paths:
+        meta = pq.ParquetFile(path).metadata
+        for g in range(meta.num_row_groups):
+            n = meta.row_group(g).num_rows
+            for part, start in enumerate(range(0, n, shard_rows)):
+                k = min(shard_rows, n - start)
+                shards.append(Shard(str(path), g, part, shard_rows, offset + start, k))
+            offset += n
+    return shards
+
+
+def read_shard(shard: Shard, columns: list[str] | None = None) -> pa.Table:
+    """The shard's rows (only ``columns`` if given); memory: one part of a row group."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(shard.path)
+    for i, batch in enumerate(pf.iter_batches(batch_size=shard.part_rows, row_groups=[shard.group],
+                                              columns=columns)):
+        if i == shard.part:
+            if batch.num_rows != shard.n_rows:
+                raise ScreeningInputError(f"{shard.path} changed while it was screened")
+            return pa.Table.from_batches([batch])
+    raise ScreeningInputError(f"{shard.path} changed while it was screened")
+
+
+def row_hash(row_ids: np.ndarray, seed: int, salt: int = 0) -> np.ndarray:
+    """(n,) float64 in [0, 1): a seeded hash (splitmix64) of each row id, the same
+    whichever shard or worker computes it."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(row_ids, dtype=np.uint64) + np.uint64((seed * 0x9E3779B97F4A7C15 + salt * 0xBF58476D1CE4E5B9)
+                                                             & 0xFFFFFFFFFFFFFFFF)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+# --- labels and the sample -------------------------------------------------------------
+
+def count_labels(table: pa.Table, label_col: str) -> dict:
+    """Rows per label value of one shard (merge by adding); refuses missing labels."""
+    import pyarrow.compute as pc
+
+    col = table.column(label_col)
+    if col.null_count:
+        raise ScreeningInputError(f"data label column '{label_col}' has missing values")
+    vc = pc.value_counts(col)
+    return {v.as_py(): c.as_py() for v, c in zip(vc.field("values"), vc.field("counts"))}
+
+
+def merge_counts(parts: Iterable[dict]) -> dict:
+    total: dict = {}
+    for part in parts:
+        for k, v in part.items():
+            total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """classes: sorted label values; counts: rows per class; keep: the probability a
+    row of each class is sampled (its row hash below it)."""
+
+    classes: tuple
+    counts: tuple
+    keep: tuple
+    seed: int
+
+
+def plan_sample(counts: dict, *, sample_rows: int, min_class_rows: int = 200, seed: int = 0) -> SamplePlan:
+    """Class-stratified: each class keeps its share of ``sample_rows``, and at least
+    ``min_class_rows`` rows (all of a smaller class), so every class reaches the probes."""
+    try:
+        classes = tuple(sorted(counts))
+    except TypeError as exc:
+        raise ScreeningInputError("the label column mixes label types") from exc
+    n = sum(counts.values())
+    keep = []
+    for c in classes:
+        quota = max(sample_rows * counts[c] / max(n, 1), min_class_rows)
+        keep.append(min(1.0, quota / counts[c]))
+    return SamplePlan(classes, tuple(int(counts[c]) for c in classes), tuple(keep), int(seed))
+
+
+def label_indices(table: pa.Table, label_col: str, classes) -> np.ndarray:
+    """(n,) int64 class index of every row of ``table`` (classes: sorted label values)."""
+    import pyarrow.compute as pc
+
+    col = table.column(label_col)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    values = pa.array(list(classes))
+    if pa.types.is_floating(col.type) and pa.types.is_integer(values.type):
+        col = col.cast(values.type)
+    idx = pc.index_in(col, value_set=values.cast(col.type) if values.type != col.type else values)
+    if idx.null_count:
+        raise ScreeningInputError(f"label column '{label_col}' holds a value absent from the class list")
+    return idx.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def sample_shard(table: pa.Table, row_offset: int, label_col: str, plan: SamplePlan) -> pa.Table:
+    """The shard's sampled rows with their ``__row_id`` (a row is sampled when its row
+    hash is below its class's keep probability: the same rows whatever the sharding)."""
+    ids = np.arange(row_offset, row_offset + table.num_rows, dtype=np.int64)
+    y = label_indices(table, label_col, plan.classes)
+    take = row_hash(ids, plan.seed, salt=1) < np.asarray(plan.keep)[y]
+    return table.filter(pa.array(take)).append_column("__row_id", pa.array(ids[take]))
+
+
+# --- fitting on the sample --------------------------------------------------------------
+
+@dataclass
+class FittedScreen:
+    """Everything the per-shard steps need, fitted once on the sample (picklable).
+
+    plans, normaliser: the encoders (:mod:`screening.encoding`, fitted on the sample).
+    cv_model, anchored_model, round0_model: :class:`~screening.probe.models.BatchedMLP`
+        with ``n_folds`` members (the cross-validated probe, the anchored probe's last and
+        first round); trained_states: the data-trained probe's snapshots (step, state).
+    sample_ids: (S,) sorted row ids of the sample; sample_*: their out-of-fold outputs.
+    """
+
+    label_col: str
+    config: ScreenConfig
+    classes: list
+    kind: str
+    feature_cols: list
+    plans: list
+    normaliser: Any
+    cv_model: Any
+    anchored_model: Any
+    round0_model: Any
+    trained_model: Any
+    trained_states: list
+    trained_weights: dict
+    early_step: int
+    sample_ids: np.ndarray
+    sample_cv_probs: np.ndarray
+    sample_label_probs: np.ndarray | None
+    sample_model_margins: np.ndarray | None
+    sample_eligible: np.ndarray | None
+    sample_initial_margins: np.ndarray | None
+    reference: dict | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_folds(self) -> int:
+        return int(self.config.n_folds)
+
+
+def fit_sharded(sample: pa.Table, *, label_col: str, reference=None, feature_cols=None,
+                config: ScreenConfig | None = None, device: str = "cpu") -> FittedScreen:
+    """Fit the encoders and train every probe once on the sample (``sample_shard``'s
+    rows, with ``__row_id``), as :func:`screen_table` would on a table of those rows."""
+    import torch
+
+    from ._torch_utils import default_threads, torch_threads
+    from .encoding import plan_columns
+    from .inputs import prepare_input
+    from .probe import Normaliser, anchored_probe, label_margin
+    from .probe.attribution import EARLY_SNAPSHOTS, SPECTRAL_SNAPSHOT
+    from .probe.training import fit_batched_mlp, predict_member, snapshot_steps
+
+    config = config or ScreenConfig()
+    t0 = time.perf_counter()
+    order = np.argsort(sample.column("__row_id").to_numpy())
+    sample = sample.take(pa.array(order))
+    ids = sample.column("__row_id").to_numpy().astype(np.int64)
+    data = sample.drop_columns(["__row_id"])
+    prep = prepare_input(data, label_col=label_col, reference=reference, feature_cols=feature_cols, config=config)
+    if prep.projection is not None or prep.kind == "image":
+        raise ScreeningInputError(
+            f"the sharded screen reads narrow tabular or embedding features; this table is {prep.kind}"
+            + (" and needs a projection" if prep.projection else "") + ": screen it in-process")
+    plans = plan_columns(data, label_col, prep.feature_cols if feature_cols is not None else feature_cols, config)
+    device_t = torch.device(device)
+    y, K, F = prep.y, len(prep.classes), int(config.n_folds)
+    n = len(y)
+    with torch_threads(int(config.threads) if config.threads else default_threads(prep.X.size)):
+        torch.manual_seed(config.seed)
+        norm = Normaliser.fit(prep.X, prep.kind)
+        m = 0 if prep.X_ref is None else len(prep.X_ref)
+        X_all = np.empty((n + m,) + prep.X.shape[1:], dtype=np.float32)
+        norm.into(prep.X, X_all[:n])
+        if m:
+            norm.into(prep.X_ref, X_all[n:])
+        X, X_ref = X_all[:n], (X_all[n:] if m else None)
+        kw = dict(n_classes=K, config=config, device=device_t)
+
+        def member(model, f, Z, idx=None):
+            return predict_member(model, f, Z, idx=idx, device=device_t, batch_size=config.inference_batch_size)
+
+        # the cross-validated probe: the same fit as cross_validated_probe, keeping the models
+        from .probe import stratified_folds
+        folds = stratified_folds(y, F, config.seed)
+        cv_model, _, _ = fit_batched_mlp(X, y, [np.flatnonzero(folds != f) for f in range(F)],
+                                         seed=config.seed * 1000 + 1, **kw)
+        cv_probs = np.zeros((n, K), dtype=np.float32)
+        for f in range(F):
+            te = np.flatnonzero(folds == f)
+            cv_probs[te], _ = member(cv_model, f, X, te)
+        ref = None
+        anchored_model = round0_model = None
+        label_probs = model_margins = eligible = init_m = None
+        if m:
+            cv_ref = np.zeros((m, K), dtype=np.float32)
+            rf = np.arange(m) % F
+            for f in range(F):
+                te = np.flatnonzero(rf == f)
+                cv_ref[te], _ = member(cv_model, f, X_ref, te)
+            y_all = np.concatenate([y, prep.y_ref])
+            anchored = anchored_probe(X_all, y_all, n, kind=prep.kind, cv_margins=label_margin(y, cv_probs), **kw)
+            # the anchored probe's first and last rounds, refitted from its own record
+            # (same rows, same seeds): the models that score the rows outside the sample
+            seed = config.seed * 1000 + 500
+            rfolds = anchored.reference_folds
+            ref_idx = np.arange(n, n + m)
+            round0_model, _, _ = fit_batched_mlp(X_all, y_all, [ref_idx[rfolds != f] for f in range(F)],
+                                                 seed=seed, **kw)
+            R = int(config.self_training_rounds)
+            sets = [np.concatenate([ref_idx[rfolds != f], np.flatnonzero(anchored.admitted[f])]) for f in range(F)]
+            anchored_model, _, _ = fit_batched_mlp(X_all, y_all, sets, seed=seed + 10 * R, **kw)
+            check = np.stack([label_margin(y, member(anchored_model, f, X)[0]) for f in range(F)])
+            refit_diff = float(np.abs(check - anchored.model_margins).max()) if n else 0.0
+            label_probs, model_margins = anchored.pred_probs, anchored.model_margins
+            eligible, init_m = anchored.eligible, anchored.initial_margins
+            ref = {"labels": prep.y_ref, "pred_probs": anchored.reference_pred_probs,
+                   "initial_margins": anchored.initial_reference_margins, "folds": rfolds,
+                   "cv_margins": label_margin(prep.y_ref, cv_ref), "kept_per_round": anchored.kept_per_round,
+                   "admit_threshold": anchored.admit_threshold,
+                   "n_reference_duplicates": anchored.n_reference_duplicates}
+            del anchored
+        # the data-trained probe (TracIn, the spectral representation), trained on the sample
+        tracin = tuple((i + 1) / config.n_checkpoints for i in range(config.n_checkpoints))
+        fractions = tuple(sorted(set(EARLY_SNAPSHOTS) | set(tracin)))
+        trained_model, snaps, lrs = fit_batched_mlp(X, y, [np.arange(n)], seed=config.seed * 1000 + 900,
+                                                    snapshots=fractions, **kw)
+        steps = snapshot_steps(fractions, len(lrs))
+        weights = {s: float(lrs[prev:s].sum()) for prev, s in zip([0] + steps[:-1], steps)}
+        early_step = snapshot_steps((SPECTRAL_SNAPSHOT,), len(lrs))[0]
+    info = {"sample_rows": int(n), "reference_rows": int(m), "fit_seconds": time.perf_counter() - t0,
+            "columns": prep.columns, "n_features": int(prep.n_features)}
+    if m:
+        info["anchored_refit_max_abs_diff"] = refit_diff
+    return FittedScreen(label_col=label_col, config=config, classes=list(prep.classes), kind=prep.kind,
+                        feature_cols=list(prep.feature_cols), plans=plans, normaliser=norm, cv_model=cv_model,
+                        anchored_model=anchored_model, round0_model=round0_model, trained_model=trained_model,
+                        trained_states=snaps, trained_weights=weights, early_step=early_step, sample_ids=ids,
+                        sample_cv_probs=cv_probs, sample_label_probs=label_probs,
+                        sample_model_margins=model_margins, sample_eligible=eligible,
+                        sample_initial_margins=init_m, reference=ref, info=info)
+
+
+# --- per-shard steps --------------------------------------------------------------------
+
+def featurise_shard(table: pa.Table, fitted: FittedScreen) -> tuple[np.ndarray, np.ndarray]:
+    """(X (n, d) float32 normalised with the fitted encoders, y (n,) int64)."""
+    from .encoding import encode_columns
+
+    X, _ = encode_columns(table, fitted.plans, "data", fitted.config, {})
+    return fitted.normaliser(X), label_indices(table, fitted.label_col, fitted.classes)
+
+
+class _ShardStep:
+    """A step that reads one shard with the fitted probe: constructed once per worker
+    (the probe is loaded once), then called on shard after shard."""
+
+    def __init__(self, fitted: FittedScreen, threads: int = 1):
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+        self.fitted = fitted
+        self.device = torch.device("cpu")
+
+    def _member(self, model, f, X):
+        from .probe.training import predict_member
+
+        return predict_member(model, f, X, device=self.device, batch_size=self.fitted.config.inference_batch_size)
+
+    def _snapshots(self, X, y):
+        """Yield (step, e (n, K), h (n, d + 1)) of the data-trained probe at each snapshot."""
+        model = self.fitted.trained_model
+        for step, state in self.fitted.trained_states:
+            model.load_state_dict(state)
+            p, h = self._member(model, 0, X)
+            e = p.astype(np.float32)
+            e[np.arange(len(y)), y] -= 1.0
+            yield step, e, np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1)
+
+    def _early(self, X, y):
+        for step, _, h in self._snapshots(X, y):
+            if step == self.fitted.early_step:
+                return h[:, :-1].astype(np.float64)
+        raise RuntimeError("the spectral snapshot is missing")  # pragma: no cover
+
+
+class ShardMoments(_ShardStep):
+    """shard -> per-class count (K,), sum (K, d) and sum of outer products (K, d, d) of
+    the early representation, float64 (merge by adding: exact)."""
+
+    def __call__(self, table: pa.Table) -> dict:
+        X, y = featurise_shard(table, self.fitted)
+        H = self._early(X, y)
+        K, d = len(self.fitted.classes), H.shape[1]
+        count, s1, s2 = np.zeros(K), np.zeros((K, d)), np.zeros((K, d, d))
+        for c in np.unique(y):
+            Hc = H[y == c]
+            count[c], s1[c], s2[c] = len(Hc), Hc.sum(0), Hc.T @ Hc
+        return {"count": count, "sum": s1, "outer": s2}
+
+
+def merge_moments(parts: Iterable[dict]) -> dict:
+    total = None
+    for p in parts:
+        total = {k: v.copy() for k, v in p.items()} if total is None else {k: total[k] + p[k] for k in total}
+    return total
+
+
+def spectral_directions(moments: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(means (K, d), top eigenvectors (K, d)) of each class's covariance."""
+    n = np.maximum(moments["count"], 1)[:, None]
+    mu = moments["sum"] / n
+    dirs = np.zeros_like(mu)
+    for c in range(len(mu)):
+        cov = moments["outer"][c] / n[c] - np.outer(mu[c], mu[c])
+        _, vecs = np.linalg.eigh((cov + cov.T) / 2)
+        dirs[c] = vecs[:, -1]
+    return mu, dirs
+
+
+class ShardScorer(_ShardStep):
+    """shard -> one row per input row: ``row_id``, ``label``, ``in_sample``, the label
+    screen's pred_probs ``p0..p{K-1}``, ``cv_margin``, with a reference the anchored
+    models' margins ``m0..m{F-1}``, eligibility ``e0..e{F-1}`` and ``initial_margin``,
+    and the ``influence`` and ``spectral`` scores (the verdict's inputs, a few floats a row)."""
+
+    def __init__(self, fitted: FittedScreen, spectral: tuple[np.ndarray, np.ndarray], threads: int = 1):
+        super().__init__(fitted, threads)
+        self.mu, self.dirs = spectral
+
+    def __call__(self, table: pa.Table, row_offset: int) -> pa.Table:
+        from .probe import influence_scores, label_margin
+
+        fz = self.fitted
+        X, y = featurise_shard(table, fz)
+        n, F = len(y), fz.n_folds
+        ids = np.arange(row_offset, row_offset + n, dtype=np.int64)
+        pos = np.searchsorted(fz.sample_ids, ids)
+        pos_c = np.minimum(pos, max(len(fz.sample_ids) - 1, 0))
+        ins = (fz.sample_ids[pos_c] == ids) if len(fz.sample_ids) else np.zeros(n, bool)
+        # outside the sample no model trained on a row: the single-model outputs come from
+        # the fold model a hash of the row id picks, as an out-of-fold row gets one model
+        fold = np.minimum((row_hash(ids, fz.config.seed, salt=2) * F).astype(np.int64), F - 1)
+        cv = np.zeros((n, len(fz.classes)), dtype=np.float32)
+        for f in range(F):
+            rows = np.flatnonzero(fold == f)
+            if len(rows):
+                cv[rows] = self._member(fz.cv_model, f, X[rows])[0]
+        cv[ins] = fz.sample_cv_probs[pos_c[ins]]
+        cols = {"row_id": ids, "label": y.astype(np.int32), "in_sample": ins}
+        probs = cv
+        if fz.anchored_model is not None:
+            margins = np.zeros((F, n), dtype=np.float32)
+            probs = np.zeros_like(cv)
+            init = np.zeros(n)
+            for f in range(F):
+                p, _ = self._member(fz.anchored_model, f, X)
+                margins[f] = label_margin(y, p)
+                own = fold == f
+                probs[own] = p[own]
+                if own.any():
+                    init[own] = label_margin(y[own], self._member(fz.round0_model, f, X[own])[0])
+            margins[:, ins] = fz.sample_model_margins[:, pos_c[ins]]
+            probs[ins] = fz.sample_label_probs[pos_c[ins]]
+            init[ins] = fz.sample_initial_margins[pos_c[ins]]
+            eligible = np.zeros((F, n), dtype=bool)
+            eligible[:, ins] = fz.sample_eligible[:, pos_c[ins]]
+        for k in range(probs.shape[1]):
+            cols[f"p{k}"] = probs[:, k]
+        cols["cv_margin"] = label_margin(y, cv)
+        if fz.anchored_model is not None:
+            for f in range(F):
+                cols[f"m{f}"] = margins[f]
+                cols[f"e{f}"] = eligible[f]
+            cols["initial_margin"] = init
+        influence = np.zeros(n)
+        spectral = np.zeros(n)
+        for step, e, h in self._snapshots(X, y):
+            if step in fz.trained_weights:
+                influence += influence_scores(e[None], h[None], lrs=np.array([fz.trained_weights[step]]),
+                                              device=self.device)
+            if step == fz.early_step:
+                spectral = (((h[:, :-1] - self.mu[y]) * self.dirs[y]).sum(1)) ** 2
+        cols["influence"] = influence
+        cols["spectral"] = spectral
+        return pa.table(cols)
+
+
+# --- the verdict over every row ---------------------------------------------------------
+
+def sharded_verdict(rows: pa.Table, fitted: FittedScreen):
+    """:func:`screening.verdict.decide` on every row's gathered outputs (``rows``: the
+    :class:`ShardScorer` tables concatenated, in row-id order). Returns (verdict,
+    label_probs (N, K), label-noise scores (N,))."""
+    from .probe import AnchoredProbe
+    from .screens.label_noise import label_noise_flags, label_noise_scores
+    from .verdict import decide
+
+    config, F, K = fitted.config, fitted.n_folds, len(fitted.classes)
+    y = rows.column("label").to_numpy().astype(np.int64)
+    probs = np.stack([rows.column(f"p{k}").to_numpy() for k in range(K)], axis=1)
+    noise = label_noise_scores(y, probs)
+    ref = fitted.reference
+    if ref is not None and config.verdict.rule not in ("union", "label_noise"):
+        anchored = AnchoredProbe(
+            pred_probs=probs, reference_pred_probs=ref["pred_probs"],
+            initial_margins=rows.column("initial_margin").to_numpy(),
+            initial_reference_margins=ref["initial_margins"], kept_per_round=ref["kept_per_round"],
+            model_margins=np.stack([rows.column(f"m{f}").to_numpy() for f in range(F)]),
+            admitted=np.zeros((F, len(y)), dtype=bool), reference_folds=ref["folds"],
+            eligible=np.stack([rows.column(f"e{f}").to_numpy(zero_copy_only=False) for f in range(F)]),
+            admit_threshold=ref["admit_threshold"], n_reference_duplicates=ref["n_reference_duplicates"])
+        verdict = decide(config, labels=y, anchored=anchored, ref_labels=ref["labels"],
+                         cv_margins=rows.column("cv_margin").to_numpy(),
+                         cv_reference_margins=ref["cv_margins"])
+    else:
+        flags = {"label_noise": label_noise_flags(y, probs, filter_by=config.label_noise_filter_by)}
+        verdict = decide(config, labels=y, label_probs=probs, screen_flags=flags)
+    return verdict, probs, noise
+
+
+def scores_frame(rows: pa.Table, verdict, noise: np.ndarray):
+    """The ``scores.parquet`` contract as a DataFrame: ``row_id``, ``spectral``,
+    ``label_noise``, ``influence``, ``flagged``, ``reason`` and, with a reference,
+    ``label_p_value``."""
+    import pandas as pd
+
+    flagged = np.asarray(verdict.flagged, dtype=bool)
+    cols = {"row_id": rows.column("row_id").to_numpy(),
+            "spectral": rows.column("spectral").to_numpy(),
+            "label_noise": noise,
+            "influence": rows.column("influence").to_numpy(),
+            "flagged": flagged,
+            "reason": pd.Categorical.from_codes(flagged.astype(np.int8), categories=["", verdict.rule])}
+    if verdict.p_values is not None:
+        cols["label_p_value"] = np.asarray(verdict.p_values, dtype=np.float64)
+    return pd.DataFrame(cols)
+
+
+# --- the driver -------------------------------------------------------------------------
+
+class InProcessExecutor:
+    """Runs each step over the shards one after another in this process: no cluster."""
+
+    name = "in-process"
+
+    def map_shards(self, shards: list[Shard], step: Callable[[pa.Table, Shard], Any],
+                   columns: list[str] | None = None) -> list:
+        return [step(read_shard(s, columns), s) for s in shards]
+
+    def map_actor(self, shards: list[Shard], make: Callable[[], Any], call: Callable[[Any, pa.Table, Shard], Any],
+                  columns: list[str] | None = None) -> list:
+        obj = make()
+        return [call(obj, read_shard(s, columns), s) for s in shards]
+
+
+@dataclass
+class ShardedResult:
+    """scores: the contract DataFrame (input order); summary: JSON-ready dict; verdict."""
+
+    scores: Any
+    summary: dict
+    verdict: Any
+
+
+def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_cols=None,
+                  config: ScreenConfig | None = None, sample_rows: int = 20_000,
+                  executor=None, shard_rows: int = SHARD_ROWS, progress: Callable[[str], None] | None = None
+                  ) -> ShardedResult:
+    """Screen the table stored in the Parquet files ``paths`` shard by shard.
+
+    The executor (default :class:`InProcessExecutor`) maps the steps over the shards;
+    the sample, the fit and the verdict run here, on the driver. Memory on the driver:
+    the sample, and a few floats per row for the verdict."""
+    config = config or ScreenConfig()
+    executor = executor or InProcessExecutor()
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    timings = {}
+    shards = plan_shards(paths, shard_rows=shard_rows)
+    if not shards or sum(s.n_rows for s in shards) == 0:
+        raise ScreeningInputError("the table has zero rows; there is nothing to screen")
+    say(f"{len(shards)} shards; counting labels")
+    counts = merge_counts(executor.map_shards(shards, lambda t, s: count_labels(t, label_col), [label_col]))
+    plan = plan_sample(counts, sample_rows=sample_rows, min_class_rows=max(200, 4 * config.n_folds), seed=config.seed)
+    parts = executor.map_shards(shards, lambda t, s: sample_shard(t, s.row_offset, label_col, plan))
+    sample = pa.concat_tables([p for p in parts if p.num_rows], promote_options="permissive")
+    timings["sample"] = time.perf_counter() - t0
+    say(f"sampled {sample.num_rows} rows; training the probes")
+    t = time.perf_counter()
+    fitted = fit_sharded(sample, label_col=label_col, reference=reference, feature_cols=feature_cols, config=config)
+    del sample, parts
+    timings["fit"] = time.perf_counter() - t
+    cols = fitted.feature_cols + [label_col]
+    t = time.perf_counter()
+    moments = merge_moments(executor.map_actor(shards, lambda: ShardMoments(fitted),
+                                               lambda obj, tb, s: obj(tb), cols))
+    spectral = spectral_directions(moments)
+    timings["moments"] = time.perf_counter() - t
+    say("scoring every shard")
+    t = time.perf_counter()
+    parts = executor.map_actor(shards, lambda: ShardScorer(fitted, spectral),
+                               lambda obj, tb, s: obj(tb, s.row_offset), cols)
+    rows = pa.concat_tables(parts)
+    if not np.array_equal(rows.column("row_id").to_numpy(), np.arange(rows.num_rows)):
+        rows = rows.take(pa.array(np.argsort(rows.column("row_id").to_numpy(), kind="stable")))
+    timings["score"] = time.perf_counter() - t
+    t = time.perf_counter()
+    verdict, _, noise = sharded_verdict(rows, fitted)
+    scores = scores_frame(rows, verdict, noise)
+    timings["verdict"] = time.perf_counter() - t
+    from .encoding import jsonable
+
+    summary = {"engine": getattr(executor, "name", type(executor).__name__), "n_rows": int(rows.num_rows),
+               "n_shards": len(shards), "classes": [jsonable(c) for c in fitted.classes],
+               "sample": fitted.info, "flagged": int(scores["flagged"].sum()),
+               "combine": {k: jsonable(v) for k, v in verdict.summary(list(fitted.classes)).items()},
+               "seconds": {**{k: round(v, 3) for k, v in timings.items()},
+                           "total": round(time.perf_counter() - t0, 3)}}
+    return ShardedResult(scores, summary, verdict)

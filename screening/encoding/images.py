@@ -42,9 +42,8 @@ def image_pixels(im, mode: str, size: tuple[int, int]) -> np.ndarray:
 def decode_images(col, shape: tuple[int, int, int], what: str, *, batch: int = 1024) -> np.ndarray:
     """Encoded images (bytes, or the ``datasets`` Image struct) -> float32 (N, C, H, W) in
     [0, 1], every image converted to the plan's mode and resized to its (H, W)."""
-    import io
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     h, w, c = shape
     mode = "L" if c == 1 else "RGB"
@@ -58,14 +57,42 @@ def decode_images(col, shape: tuple[int, int, int], what: str, *, batch: int = 1
                 row += 1
                 continue
             try:
-                with Image.open(io.BytesIO(b)) as im:
+                with open_image(b, what, row) as im:
                     a = image_pixels(im, mode, (w, h))
+            except ScreeningInputError:
+                raise
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise ScreeningInputError(
                     f"{what} image column row {row} cannot be decoded: {type(exc).__name__}") from None
             out[row] = a.reshape(h, w, c).transpose(2, 0, 1)
             row += 1
     return out
+
+
+def open_image(b: bytes, what: str, row: int):
+    """``PIL.Image.open`` of one encoded image, refused with :class:`ScreeningInputError`
+    (row and limit named) when it has more pixels than Pillow's decompression-bomb limit
+    (``Image.MAX_IMAGE_PIXELS``, 89,478,485), before any pixel is decoded and without
+    Pillow's raw ``DecompressionBombWarning`` on the console."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(b))
+        except Image.DecompressionBombError:
+            im = None
+    limit = Image.MAX_IMAGE_PIXELS
+    if im is None or (limit and im.size[0] * im.size[1] > limit):
+        size = "" if im is None else f" ({im.size[0]} x {im.size[1]} pixels)"
+        if im is not None:
+            im.close()
+        raise ScreeningInputError(f"{what} image column row {row} is larger than the {limit:,}-pixel limit"
+                                  f"{size}; resize it or leave it out")
+    return im
 
 
 def first_bytes(col) -> bytes | None:
@@ -87,9 +114,8 @@ def probe_image_shape(col, config) -> tuple[int, int, int] | None:
     """(H, W, C) every image of the column is decoded to: the common size when all
     sampled images share one no larger than ``config.image_size``, else
     ``image_size`` square; grey when every sampled image is grey, else RGB."""
-    import io
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     sizes, modes = set(), set()
     seen = 0
@@ -99,9 +125,11 @@ def probe_image_shape(col, config) -> tuple[int, int, int] | None:
             if not b:
                 continue
             try:
-                with Image.open(io.BytesIO(b)) as im:
+                with open_image(b, "data", seen) as im:
                     sizes.add(im.size)
                     modes.add(im.mode)
+            except ScreeningInputError:
+                raise
             except (UnidentifiedImageError, OSError, ValueError):
                 return None
             seen += 1

@@ -162,3 +162,29 @@ def test_sixteen_bit_and_missing_images():
     X = decode_images(pa.chunked_array([pa.array([buf.getvalue(), None])]), (8, 8, 1), "data")
     assert X[0].max() == pytest.approx(63000 / 65535, rel=1e-3) and X[0].min() == 0.0  # not clipped white
     assert X[1].max() == 0.0  # a missing image is imputed as a blank one
+
+
+def test_an_image_past_the_pixel_limit_in_an_image_column_is_refused_by_name(recwarn):
+    """Issue 29: a very large image stored inside a table (not a file of an image folder,
+    which ingest refuses) reached the screens' decoder and printed Pillow's raw
+    DecompressionBombWarning; now the row and the limit are named, before decoding."""
+    import io
+
+    import pyarrow as pa
+    import pytest
+    from PIL import Image
+
+    from screening import ScreenConfig, screen_table
+    from screening.errors import ScreeningInputError
+
+    def png(size):
+        buf = io.BytesIO()
+        Image.new("L", size).save(buf, format="PNG")
+        return buf.getvalue()
+
+    small = png((8, 8))
+    images = [small] * 12 + [png((10_000, 9_000))]  # 90 M pixels, over Pillow's 89,478,485
+    table = pa.table({"image": pa.array(images, type=pa.binary()), "label": [i % 2 for i in range(13)]})
+    with pytest.raises(ScreeningInputError, match=r"row 12 is larger than the 89,478,485-pixel limit"):
+        screen_table(table, label_col="label", config=ScreenConfig(n_folds=3))
+    assert not [w for w in recwarn.list if issubclass(w.category, Image.DecompressionBombWarning)]

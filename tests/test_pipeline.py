@@ -113,6 +113,29 @@ def test_kind_without_suite_quarantines(home, cli, tmp_path):
     assert out["status"] == "missing_suite" and "no-such-kind" in out["reason"]
 
 
+def test_run_names_the_command_for_a_missing_suite(home, cli, tmp_path):
+    """``dataward run``'s terminal says what the report says: the command that drafts a
+    suite, and folders relative to the project or DATAWARD_HOME, never a server path or a
+    Python function."""
+    pq.write_table(pa.table({"x": [1.0, 2.0, 3.0], "label": [0, 1, 0]}), tmp_path / "d.parquet")
+    (tmp_path / "m.yaml").write_text("name: odd\nowner: a@b.c\nlicense: MIT\nsource: {uri: s3://x}\n"
+                                     "kind: no-such-kind\nlabel_column: label\n")
+    r = cli("run", str(tmp_path / "d.parquet"), "--manifest", str(tmp_path / "m.yaml"), "--quiet")
+    assert r.returncode == 1, r.stderr
+    validation = next(line for line in r.stdout.splitlines() if "no expectation suite" in line)
+    assert "`dataward expectations init odd@1 --kind no-such-kind`" in validation, validation
+    assert "expected expectations/gx/expectations/no-such-kind.json" in validation, validation
+    assert "scaffold_suite" not in r.stdout
+    from dataward.config import REPO_ROOT
+
+    for server_path in (str(home), str(REPO_ROOT.resolve()), str(tmp_path)):
+        assert server_path not in validation, validation
+    # the recorded reason (history, review page, report) has the same words
+    v = json.loads(cli("validate", "odd@1", "--json").stdout)
+    assert "dataward expectations init odd@1 --kind no-such-kind" in v["reason"]
+    assert "scaffold_suite" not in v["reason"] and str(REPO_ROOT.resolve()) not in v["reason"]
+
+
 def _toy(n=240, seed=0):
     import numpy as np
 

@@ -18,15 +18,19 @@ class SuiteNotFound(LookupError):
     """The dataset kind has no expectation suite.
 
     A kind without a reviewed suite must be quarantined, never passed; the message says
-    which kind was asked for and in which folder the suites live.
+    which kind was asked for, in which folder the suites live and what to do (``remedy``:
+    the caller's words, e.g. its command that drafts a suite).
     """
 
-    def __init__(self, kind: str, suites_dir: str):
+    def __init__(self, kind: str, suites_dir: str, *, remedy: str | None = None):
         self.kind = kind
         self.suites_dir = suites_dir
+        #: what to do about it, in the caller's words (a command); the default names no
+        #: function and no tool, so the message is fit for a terminal or a report as is
+        self.remedy = remedy or "Draft one from the data, review it and commit it"
         super().__init__(
-            f"no expectation suite for dataset kind {kind!r}: expected {suites_dir}/{kind}.json "
-            f"(scaffold one with scaffold_suite(), review it and commit it)"
+            f"no expectation suite for dataset kind {kind!r}: expected {suites_dir}/{kind}.json. "
+            f"{self.remedy}"
         )
 
     def __str__(self) -> str:  # LookupError would otherwise show the message in quotes

@@ -168,11 +168,19 @@ def print_json(obj: Any) -> None:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    """A pipeline run's (or re-run's) outcome for people: decision, reasons, counts, files."""
+    """A pipeline run's (or re-run's) outcome for people: decision, reasons, counts, files.
+
+    The reasons in the report's words (:mod:`dataward.reports.words`): folders relative to
+    ``DATAWARD_HOME`` or the project, remedies as ``dataward`` commands, also for reasons
+    recorded by an earlier release."""
+    from dataward.reports.words import for_people, path_roots
+
+    roots = path_roots(context().settings)
     again = "" if summary.get("created", True) else " (already ingested: identical content)"
     print(f"{summary['ref']}: decision {summary['outcome'].upper()}{again}")
     for r in summary["reasons"]:
-        print(f"  - {r['check']}: {r['why']} -> {r['outcome']}")
+        why = for_people(str(r["why"]), roots=roots, ref=summary["ref"], kind=summary.get("kind"))
+        print(f"  - {r['check']}: {why} -> {r['outcome']}")
     print(f"  rows: {summary['n_rows']}, flagged: {summary['n_flagged']}")
     if summary.get("flagged_by_screen"):
         print("  flagged per screen: " + ", ".join(f"{k} {v}" for k, v in summary["flagged_by_screen"].items()))

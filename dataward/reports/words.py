@@ -15,7 +15,10 @@ from typing import Any
 #: a path inside a URL (``https://host/a/b``) is preceded by a word character and is kept.
 _ABSOLUTE = re.compile(r"(?<![\w.:/~-])/(?:home|work|tmp|var|opt|srv|usr|mnt|data|root|Users|private|etc|run)"
                        r"(?:/[\w.@+=,-]+)+/?")
-_SCAFFOLD = re.compile(r"\s*\(scaffold one with scaffold_suite\(\), review it and commit it\)")
+#: The missing-suite remedy as ``checks`` words it (no command: it does not know ``dataward``),
+#: and as earlier releases recorded it (a Python function).
+_SCAFFOLD = re.compile(r"\s*\(scaffold one with scaffold_suite\(\), review it and commit it\)"
+                       r"|\. Draft one from the data, review it and commit it")
 _CONFIRM = "confirm a reference (dataward reference sample / confirm)"
 
 

@@ -37,7 +37,7 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> ValidateOu
                                      gx_root=ctx.settings.home / "gx")
         except SuiteNotFound as exc:
             output = ValidateOutput(success=False, status="missing_suite", kind=kind, failed=[],
-                                    reason=str(exc))
+                                    reason=missing_suite_reason(ctx, ref, exc))
         else:
             failed = [_describe(o) for o in outcome.failed]
             output = ValidateOutput(
@@ -61,6 +61,25 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> ValidateOu
     return record(ctx, version_id, "validate", output, status=output["status"], run_id=run_id,
                   new_status=STATUS_VALIDATED if ok else STATUS_QUARANTINED, reason=reason,
                   extra=add_check)
+
+
+def missing_suite_reason(ctx: Context, ref: str, exc) -> str:
+    """The missing-suite finding for people (terminal, report, review page): the suites'
+    folder relative to the project or ``DATAWARD_HOME``, and the command that drafts one."""
+    from pathlib import Path
+
+    from checks.validation import SuiteNotFound
+    from dataward.reports.words import path_roots
+
+    where = Path(exc.suites_dir).resolve()
+    shown = ".../" + "/".join(where.parts[-2:])  # outside every known root: its last two parts
+    for root, label in path_roots(ctx.settings):  # most specific first
+        if where.is_relative_to(root):
+            rest = where.relative_to(root).as_posix()
+            shown = "/".join(p for p in (label, "" if rest == "." else rest) if p) or "."
+            break
+    return str(SuiteNotFound(exc.kind, shown, remedy=f"Create one with `dataward expectations init {ref} "
+                                                    f"--kind {exc.kind}`, review it and commit it"))
 
 
 def _suite_file(ctx: Context, kind: str):

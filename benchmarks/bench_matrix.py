@@ -43,14 +43,16 @@ import matrix as M  # noqa: E402
 
 from screening import ScreenConfig, screen_table  # noqa: E402
 
-#: The gate's subset: (data set, case, mode). Held-out data sets only.
+#: The gate's subset: (data set, case, mode), held-out data sets only: a wide pixel table,
+#: a text table and a mixed table, each modality once, cases where the verdict works and
+#: is stable over seeds (letters28's backdoors with a reference are not: recall 0.96 /
+#: 0.00 / 1.00 over seeds 0-2, so the gate would tolerate anything there).
 GATE = (
-    ("letters28", "clean", "given"), ("letters28", "trigger-3%", "given"), ("letters28", "blend-3%", "given"),
-    ("letters28", "uniform-10%", "given"),
-    ("fine_foods_text", "clean", "given"), ("fine_foods_text", "trigger-3%", "given"),
-    ("fine_foods_text", "uniform-10%", "given"),
-    ("credit_mixed", "clean", "given"), ("credit_mixed", "trigger-3%", "given"),
-    ("credit_mixed", "uniform-10%", "none"),
+    ("letters28", "clean", "given"), ("letters28", "uniform-10%", "none"),
+    ("letters_image", "trigger-3%", "given"), ("letters_image", "blend-3%", "none"),
+    ("fine_foods_text", "clean", "given"), ("fine_foods_text", "uniform-10%", "none"),
+    ("churn_mixed", "clean", "given"), ("churn_mixed", "uniform-10%", "given"),
+    ("penguins", "trigger-3%", "given"), ("tweets_embedding", "trigger-3%", "given"),
 )
 #: The smallest tolerance per metric, whatever the seeds' spread (a one-row change of a
 #: small case must not fail the gate).

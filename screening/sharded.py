@@ -236,7 +236,7 @@ def fit_sharded(sample: pa.Table, *, label_col: str, reference=None, feature_col
     from ._torch_utils import default_threads, torch_threads
     from .encoding import plan_columns
     from .inputs import prepare_input
-    from .probe import Normaliser, anchored_probe, label_margin
+    from .probe import anchored_probe, label_margin, normalised_rows
     from .probe.attribution import EARLY_SNAPSHOTS, SPECTRAL_SNAPSHOT
     from .probe.training import fit_batched_mlp, predict_member, snapshot_steps
 
@@ -257,12 +257,8 @@ def fit_sharded(sample: pa.Table, *, label_col: str, reference=None, feature_col
     n = len(y)
     with torch_threads(int(config.threads) if config.threads else default_threads(prep.X.size)):
         torch.manual_seed(config.seed)
-        norm = Normaliser.fit(prep.X, prep.kind)
-        m = 0 if prep.X_ref is None else len(prep.X_ref)
-        X_all = np.empty((n + m,) + prep.X.shape[1:], dtype=np.float32)
-        norm.into(prep.X, X_all[:n])
-        if m:
-            norm.into(prep.X_ref, X_all[n:])
+        norm, X_all = normalised_rows(prep.X, prep.X_ref, prep.kind)
+        m = len(X_all) - n
         X, X_ref = X_all[:n], (X_all[n:] if m else None)
         kw = dict(n_classes=K, config=config, device=device_t)
 

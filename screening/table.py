@@ -130,7 +130,7 @@ def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
 
 
 def _screen_table(data, *, label_col, reference, feature_cols, config, progress, pick_device):
-    from .probe import Normaliser, anchored_probe, cross_validated_probe, data_trained_probe, label_margin
+    from .probe import anchored_probe, cross_validated_probe, data_trained_probe, label_margin, normalised_rows
     from .screens import SCREENS, ProbeOutputs
     from .screens.base import per_class_counts
     from .verdict import decide
@@ -150,14 +150,8 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     config = _fit_rep_dim(config, len(prep.y))
     y, K, classes = prep.y, len(prep.classes), prep.classes
     n = len(y)
-    norm = Normaliser.fit(prep.X, prep.kind, isotropic=prep.projection is not None)
-    # data rows then reference rows in one normalised buffer: the anchored probe indexes
-    # both without a concatenated copy
-    m = 0 if prep.X_ref is None else len(prep.X_ref)
-    X_all = np.empty((n + m,) + prep.X.shape[1:], dtype=np.float32)
-    norm.into(prep.X, X_all[:n])
-    if m:
-        norm.into(prep.X_ref, X_all[n:])
+    _, X_all = normalised_rows(prep.X, prep.X_ref, prep.kind, isotropic=prep.projection is not None)
+    m = len(X_all) - n
     X, X_ref = X_all[:n], (X_all[n:] if m else None)
     y_all = np.concatenate([y, prep.y_ref]) if m else y
     n_features = prep.n_features

@@ -19,8 +19,8 @@ from .attribution import DataTrainedProbe, data_trained_probe, influence_scores
 from .common import label_margin, stratified_folds
 from .cross_validated import CrossValidatedProbe, cross_validated_probe
 from .models import cnn_step_flops, inference_rows, make_model
-from .normaliser import Normaliser
+from .normaliser import Normaliser, normalised_rows
 
 __all__ = ["AnchoredProbe", "CrossValidatedProbe", "DataTrainedProbe", "Normaliser", "admit_span", "anchored_probe",
            "cnn_step_flops", "cross_validated_probe", "data_trained_probe", "inference_rows", "influence_scores",
-           "label_margin", "make_model", "reference_duplicates", "stratified_folds"]
+           "label_margin", "make_model", "normalised_rows", "reference_duplicates", "stratified_folds"]

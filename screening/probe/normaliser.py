@@ -57,3 +57,17 @@ class Normaliser:
         for start in range(0, len(X), batch_size):
             out[start:start + batch_size] = self(X[start:start + batch_size])
 
+
+
+def normalised_rows(X: np.ndarray, X_ref: np.ndarray | None, kind: str, *,
+                    isotropic: bool = False) -> tuple[Normaliser, np.ndarray]:
+    """(the normaliser fitted on the data rows, one float32 buffer holding the normalised
+    data rows then the reference rows, if any): the anchored probe indexes both without a
+    concatenated copy."""
+    norm = Normaliser.fit(X, kind, isotropic=isotropic)
+    n, m = len(X), 0 if X_ref is None else len(X_ref)
+    buf = np.empty((n + m,) + X.shape[1:], dtype=np.float32)
+    norm.into(X, buf[:n])
+    if m:
+        norm.into(X_ref, buf[n:])
+    return norm, buf

@@ -100,11 +100,10 @@ def shoot_review_page(demo_home: Path, out_dir: Path) -> Path:
     import subprocess
     import tempfile
     import time
-    import urllib.error
     import urllib.parse
     import urllib.request
 
-    from airflow_harness import free_port
+    from airflow_harness import free_port, wait_for_api_server
     from browser import Browser
 
     example = demo_home / "examples" / "digits"
@@ -144,17 +143,10 @@ def shoot_review_page(demo_home: Path, out_dir: Path) -> Path:
             proc = subprocess.Popen([str(BIN / "airflow"), "api-server", "--host", "127.0.0.1",
                                      "--port", str(port)], env=af_env, stdout=log, stderr=subprocess.STDOUT)
             ref = _awaiting_version(example, home, env)  # while the server starts
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/api/v2/version", timeout=2)
-                    break
-                except urllib.error.HTTPError:
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit("airflow api-server did not start:\n" + log_path.read_text()[-3000:])
-                    time.sleep(0.5)
+            try:
+                wait_for_api_server(base, proc, log_path, timeout=180)
+            except RuntimeError as exc:
+                raise SystemExit(str(exc)) from None
             req = urllib.request.Request(f"{base}/auth/token", method="POST", headers={
                 "Content-Type": "application/json"}, data=json.dumps(
                 {"username": REVIEWER, "password": REVIEWER_PW}).encode())

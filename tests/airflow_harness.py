@@ -42,6 +42,22 @@ def airflow(args: list[str], env: dict[str, str], timeout: int = 1200) -> subpro
                           timeout=timeout)
 
 
+def wait_for_api_server(base: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    """Wait until the Airflow API server at ``base`` answers (any HTTP status will do);
+    RuntimeError with the end of its log if the process dies or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"{base}/api/v2/version", timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("airflow api-server did not start:\n" + log_path.read_text()[-3000:]) from None
+            time.sleep(0.5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

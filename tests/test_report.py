@@ -205,6 +205,20 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     return ref
 
 
+def trimmed_then_changed(root: Path) -> tuple[str, str]:
+    """Inside :func:`isolated_home`: ``tiles@1`` (trimmed, canaries caught) and ``tiles@2``
+    (a diff against it, evaluation leakage, personal data, canaries missed)."""
+    from dataward.context import Context
+    from dataward.stages.common import read_table
+    from lineage.ingest import resolve
+
+    trim = make_version(root)
+    with Context().session() as s:
+        vid = resolve(s, trim).id
+    table, evaluation = changed_tiles(read_table(Context(), vid))
+    return trim, make_version(root, table=table, evaluation=evaluation, seed=1, canary_recall=0.6)
+
+
 def changed_tiles(base: pa.Table, *, seed: int = 1) -> tuple[pa.Table, pa.Table]:
     """A next version of ``base``: 10 rows dropped, 15 added, 5 relabelled, a contact column
     (e-mail addresses) and a card column (payment card numbers); and an evaluation set
@@ -234,15 +248,7 @@ def versions(tmp_path_factory):
     quarantined) and ``quarantine`` (tiles-b@1, quarantined by a strict policy)."""
     root = tmp_path_factory.mktemp("report")
     with isolated_home(root) as h:
-        trim = make_version(root)
-        from dataward.context import Context
-        from dataward.stages.common import read_table
-        from lineage.ingest import resolve
-
-        with Context().session() as s:
-            vid = resolve(s, trim).id
-        table, evaluation = changed_tiles(read_table(Context(), vid))
-        changed = make_version(root, table=table, evaluation=evaluation, seed=1, canary_recall=0.6)
+        trim, changed = trimmed_then_changed(root)
         quarantined = make_version(root, name="tiles-b", quarantine=True)
         yield {"home": h, "root": root, "trim": trim, "changed": changed, "quarantine": quarantined}
 

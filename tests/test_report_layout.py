@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_report import changed_tiles, isolated_home, make_version
+from test_report import isolated_home, make_version, trimmed_then_changed
 
 MM = 72 / 25.4
 #: @page margins of the report (top, right/left, bottom), in points; see _base.css.j2
@@ -90,15 +90,7 @@ def reports(tmp_path_factory):
     and a wide table."""
     root = tmp_path_factory.mktemp("layout")
     with isolated_home(root) as h:
-        from dataward.context import Context
-        from dataward.stages.common import read_table
-        from lineage.ingest import resolve
-
-        trim = make_version(root)
-        with Context().session() as s:
-            vid = resolve(s, trim).id
-        table, evaluation = changed_tiles(read_table(Context(), vid))
-        changed = make_version(root, table=table, evaluation=evaluation, seed=1, canary_recall=0.6)
+        trim, changed = trimmed_then_changed(root)
         wide = make_version(root, name="wide-tiles", table=wide_table(), quarantine=True, canary_recall=None)
         yield {ref: h / "reports" / ref.replace("@", "-v") / "report.html" for ref in (trim, changed, wide)}
 

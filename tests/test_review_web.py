@@ -11,13 +11,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+from airflow_harness import wait_for_api_server
 from browser import Browser, chromium_path, non_blank
 from sqlalchemy import select
 from test_report import isolated_home, make_version
@@ -108,17 +108,7 @@ def web(tmp_path_factory):
             with pytest.MonkeyPatch.context() as mp:
                 mp.setenv("DATAWARD_ACTOR", "importer")
                 refs["own"] = make_version(root, name="tiles-own", quarantine=True)
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    urllib.request.urlopen(f"{base}/api/v2/version", timeout=2)
-                    break
-                except urllib.error.HTTPError:
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail("api-server did not start:\n" + log_path.read_text()[-3000:])
-                    time.sleep(0.5)
+            wait_for_api_server(base, proc, log_path, timeout=120)
             tokens = {}
             for user, pw in (("reviewer", "s3cret-pw"), ("viewer", "v1ewer-pw"), ("importer", "1mporter-pw")):
                 req = urllib.request.Request(f"{base}/auth/token", method="POST",

@@ -12,6 +12,9 @@ Components (with a trusted reference, the reference-calibrated rule):
   expansion       the trigger expansion (VerdictConfig.expansion_level = 0)
   self_training   the reference-anchored probe's self-training rounds (0 rounds)
   admit_contrast  self-training's contrast admission (admit_contrast_quantile = 0)
+  noise_floor     the label-noise floor and its cleanlab fallback
+                  (VerdictConfig.noise_floor_level = 0)
+  cleanlab_fallback the fallback alone (the floor's fill kept)
 Without a reference:
   backdoor_screen the reference-free backdoor screen's flags (cleanlab's alone)
 
@@ -79,6 +82,12 @@ def _label_margin_only():
     return _patched(rules, "_statistics", lambda *a, **k: original(*a, **k)[:1])
 
 
+def _no_cleanlab_fallback():
+    from screening.verdict import rules
+
+    return _patched(rules, "cleanlab_fallback", lambda *a, **k: (None, {"used": False}))
+
+
 def _no_backdoor_screen():
     import screening.verdict as V
 
@@ -98,6 +107,8 @@ ABLATIONS = {
     "expansion": (WITH_REFERENCE, _verdict(expansion_level=0.0), contextlib.nullcontext),
     "self_training": (WITH_REFERENCE, _config(self_training_rounds=0), contextlib.nullcontext),
     "admit_contrast": (WITH_REFERENCE, _config(admit_contrast_quantile=0.0), contextlib.nullcontext),
+    "noise_floor": (WITH_REFERENCE, _verdict(noise_floor_level=0.0), contextlib.nullcontext),
+    "cleanlab_fallback": (WITH_REFERENCE, _config(), _no_cleanlab_fallback),
     "backdoor_screen": (WITHOUT_REFERENCE, _config(), _no_backdoor_screen),
 }
 

@@ -41,6 +41,11 @@ class VerdictConfig:
         ``TAIL_MIN_REFERENCE`` (50) reference rows, or ``None``: every row at p <= level
         is flagged, whatever the table (about ``alpha`` of any clean table;
         docs/verdict.md, docs/benchmarks.md).
+    noise_floor_level: the label-noise floor (with a reference; ``screening.verdict.noise``):
+        when the data rows disagree with the cross-validated probe more often than the
+        reference rows do, beyond this one-sided confidence level, the verdict holds at
+        least the lower bound on the noisy rows that follows, adding the unflagged rows
+        with the lowest cross-validated margin. 0 turns it off.
     """
 
     rule: str = "auto"
@@ -51,6 +56,7 @@ class VerdictConfig:
     excess_levels: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2)
     expansion_level: float = 0.02
     row_fdr: float | None = 0.1
+    noise_floor_level: float = 0.01
 
     def __post_init__(self):
         if self.rule not in ("auto", "reference_calibrated", "label_noise", "union"):

@@ -185,7 +185,8 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     if anchored is not None and config.verdict.rule not in ("union", "label_noise"):
         verdict = decide(config, labels=y, anchored=anchored, ref_labels=prep.y_ref, cv_margins=cv_m,
                          cv_reference_margins=label_margin(prep.y_ref, cv.reference_pred_probs),
-                         features=X, reference_features=X_ref)
+                         features=X, reference_features=X_ref, cv_pred_probs=cv.pred_probs,
+                         cv_reference_pred_probs=cv.reference_pred_probs)
     del anchored, cv_m
     del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
     say("probes trained; running screens")

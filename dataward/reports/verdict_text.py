@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 _NO_REFERENCE = ("no trusted reference of any kind (limited assurance): cleanlab find_label_issues on the "
-                 "cross-validated probe's pred_probs, where the probe prefers another class (flag rate on clean "
+                 "cross-validated probe's pred_probs (flag rate on clean "
                  "data not bounded), and the reference-free backdoor screen: in a class holding significantly more "
                  "rows far from the class's majority in the data-trained model's representation than the other "
                  "classes do, those rows, when the model learned them faster than the rest of the class. It cannot "
@@ -74,6 +74,16 @@ def _reference_calibrated_text(c: dict[str, Any]) -> str:
     if expanded:
         text += ": " + "; ".join(f"class {d['class']!r}, not tried ({d['skipped']})" if "skipped" in d
                                  else f"class {d['class']!r}, {d['flagged']} more rows" for d in expanded)
+    floor = c.get("noise_floor")
+    if floor and floor.get("level"):
+        text += ("; and at least as many rows as the table's label noise certifies: when the rows disagree with the "
+                 "cross-validated probe more often than the trusted reference rows do (one-sided level "
+                 f"{floor['level']:g}), the rows with the lowest cross-validated label margin up to the lower bound "
+                 "on the noisy rows")
+        if floor.get("disagreement") is not None:
+            text += (f" (here {floor['disagreement']:.1%} of the rows against {floor['reference_disagreement']:.1%} "
+                     f"of the reference: at least {floor['noise_rows_lower_bound']} noisy rows, "
+                     f"{floor['added']} added)")
     return text
 
 

@@ -10,10 +10,13 @@ Rules:
   p-values of the label margin under the reference-anchored probe, the class-excess test
   on each :class:`Statistic` (the label margin and, given the cross-validated probe's
   margins, two trigger contrasts) with ``excess_delta`` split between them, then the
-  trigger expansion in the classes where the excess fired.
+  trigger expansion in the classes where the excess fired, then the label-noise floor
+  (``noise.py``): at least as many noisy rows as the table's excess disagreement with
+  the cross-validated probe certifies.
 * ``cleanlab_cross_validated`` (``auto`` without a reference): cleanlab's
-  ``find_label_issues`` on the cross-validated probe, restricted to rows whose label the
-  probe rejects; its clean flag rate depends on the probe and is reported, not bounded.
+  ``find_label_issues`` on the cross-validated probe (exactly the peer's flags), with the
+  reference-free backdoor screen's; its clean flag rate depends on the probe and is
+  reported, not bounded.
 * ``label_noise``: cleanlab's flags alone; ``union``: any screen's flags.
 """
 
@@ -37,6 +40,7 @@ from .conformal import (
 )
 from .excess import class_excess, detectable_attack, excess_tests
 from .expansion import trigger_expansion
+from .noise import cleanlab_fallback, noise_floor
 
 
 @dataclass
@@ -94,7 +98,8 @@ def _named(d: dict, classes: list) -> dict:
 
 
 def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None, anchored=None, ref_labels=None,
-           cv_margins=None, cv_reference_margins=None, features=None, reference_features=None) -> Verdict:
+           cv_margins=None, cv_reference_margins=None, features=None, reference_features=None,
+           cv_pred_probs=None, cv_reference_pred_probs=None) -> Verdict:
     """The verdict of ``config.verdict.rule``.
 
     Args:
@@ -109,6 +114,8 @@ def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None
             cross-validated probe: they add the trigger-contrast statistics.
         features, reference_features: (N, ...) and (M, ...) normalised features: they
             enable the trigger expansion.
+        cv_pred_probs, cv_reference_pred_probs: (N, K) and (M, K) the cross-validated
+            probe's probabilities: they enable the cleanlab fallback of the noise floor.
     """
     rule = config.verdict.rule
     if rule == "union":
@@ -120,9 +127,8 @@ def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None
         return Verdict("label_noise", screen_flags["label_noise"].copy())
     if anchored is not None:
         return reference_calibrated(config, labels, anchored, ref_labels, cv_margins, cv_reference_margins,
-                                    features, reference_features)
-    rejects = np.asarray(label_probs).argmax(axis=1) != np.asarray(labels)
-    flagged = screen_flags["label_noise"] & rejects
+                                    features, reference_features, cv_pred_probs, cv_reference_pred_probs)
+    flagged = screen_flags["label_noise"].copy()
     backdoor = screen_flags.get("backdoor")
     attack = ()
     if backdoor is not None and backdoor.any():
@@ -175,7 +181,8 @@ def _row_level(pvals, level, labels, fired_classes, row_fdr, fdr_p=None) -> np.n
 
 
 def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, cv_reference_margins=None,
-                         features=None, reference_features=None) -> Verdict:
+                         features=None, reference_features=None, cv_pred_probs=None,
+                         cv_reference_pred_probs=None) -> Verdict:
     """Row-level cross-conformal cut, class excess on every :class:`Statistic`, trigger
     expansion (docs/verdict.md, parts 1-4)."""
     from ..probe import label_margin
@@ -220,6 +227,17 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
             features, labels, reference_features, ref_labels, flagged, [d["class"] for d in fired],
             level=vc.expansion_level, n_folds=config.n_folds, seed=config.seed)
         flagged = flagged | expansion_flags
+    floor_flags = np.zeros(len(flagged), dtype=bool)
+    floor = fallback = None
+    if contrast:
+        floor_flags, floor = noise_floor(cv_margins, cv_reference_margins, flagged, labels=labels,
+                                         ref_labels=ref_labels, level=vc.noise_floor_level)
+        flagged = flagged | floor_flags
+        peer, fallback = cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs, flagged,
+                                           floor, row_fdr=row_fdr, level=vc.noise_floor_level)
+        if peer is not None:
+            floor_flags |= peer & ~flagged
+            flagged = flagged | peer
     # per class, the attack size below which the class excess (label margin) cannot flag
     n_tests = excess_tests(labels, levels)
     n_per = dict(zip(*np.unique(labels, return_counts=True)))
@@ -243,6 +261,8 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
                "trigger_contrast": bool(contrast),
                "expansion_level": vc.expansion_level if expansion_on else 0,
                "expansion": expanded, "expansion_flagged": int(expansion_flags.sum()),
+               "noise_floor": floor, "cleanlab_fallback": fallback,
+               "noise_floor_flagged": int(floor_flags.sum()),
                "detectable_attack": power,
                "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
                            "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],

@@ -45,13 +45,15 @@ import numpy as np
 import pyarrow as pa
 
 from .encoding import is_list, is_numeric, jsonable
+from .screens import canary_screens
 
 KINDS = ("label_flip", "trigger")
 #: Why a run without a trusted reference plants no trigger canaries (recorded in ``notes``).
 NO_REFERENCE_NOTE = ("label flips only: without a trusted reference the screens do not claim to catch a "
                      "trigger that a model learns from the data itself, so trigger canaries are planted "
                      "only in runs with a reference")
-SCORE_COLUMNS = ("label_noise", "spectral", "influence", "activation_cluster")
+#: The score columns the self-test measures: the registry's (``Screen.canary``).
+SCORE_COLUMNS = canary_screens()
 
 
 @dataclass

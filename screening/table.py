@@ -131,7 +131,7 @@ def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
 
 def _screen_table(data, *, label_col, reference, feature_cols, config, progress, pick_device):
     from .probe import anchored_probe, cross_validated_probe, data_trained_probe, label_margin, normalised_rows
-    from .screens import SCREENS, ProbeOutputs
+    from .screens import SCREENS, ProbeOutputs, contract_columns
     from .screens.base import per_class_counts
     from .verdict import decide
 
@@ -217,7 +217,7 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     # one frame built once, no copies of float64 columns, and the reason as a categorical
     # (one byte per row, not a Python string per row)
     columns = {"row_id": np.arange(len(y), dtype=np.int64)}
-    for name in ("spectral", "label_noise", "influence"):
+    for name in contract_columns():
         columns[name] = screens[name].scores.astype(np.float64, copy=False)
     columns["flagged"] = flagged.astype(bool, copy=False)
     for name in screens:

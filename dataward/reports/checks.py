@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from dataward.reports.formatting import pct
+from screening.screens import report_order
 
-SCREEN_ORDER = ("label_noise", "spectral", "influence", "activation_cluster")
+SCREEN_ORDER = report_order()
 KIND_NAMES = {"label_flip": "label flips", "trigger": "trigger rows (relabelled to one class)"}
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25
 MAX_DRIFT_SHOWN = 10

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dataward.reports.formatting import pct
+from screening.screens import evidence_of
 
 EVIDENCED, PARTIAL, MISSING = "evidenced", "partial", "missing"
 
@@ -252,17 +253,17 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         items.append(_item(NIST_AML, ref, req, status, evidence, why, to_evidence))
 
     nist("Availability poisoning", "Indiscriminate corruption (e.g. label flipping) degrading the model",
-         EVIDENCED if screened and "label_noise" in screens else MISSING,
+         EVIDENCED if screened and evidence_of("availability") & screens else MISSING,
          ["label-noise screen (cleanlab on out-of-sample probabilities)", *_kind_recall(can, "label_flip")],
          "Mislabelled rows are found by label consistency and removed or quarantined."
          if screened else "The screens did not run.")
     nist("Targeted poisoning", "Rows crafted to change predictions on specific inputs",
-         PARTIAL if screened and "influence" in screens else MISSING,
+         PARTIAL if screened and evidence_of("targeted") & screens else MISSING,
          ["influence screen (TracIn against the reference set)"],
          "Rows with outsized influence on the trusted reference set are scored; attacks on "
          "specific deployment inputs that the reference set does not contain can go unseen."
-         if screened and "influence" in screens else "No influence screen ran.")
-    backdoor = screened and ({"spectral", "activation_cluster"} & screens)
+         if screened and evidence_of("targeted") & screens else "No influence screen ran.")
+    backdoor = screened and (evidence_of("representation") & screens)
     nist("Backdoor poisoning", "Trigger patterns planted with (or without) changed labels",
          PARTIAL if backdoor else MISSING,
          ["label consistency against the reference-anchored probe (dirty-label triggers)",

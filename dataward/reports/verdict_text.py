@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from screening.verdict.details import ReferenceCalibratedDetails
+
 _NO_REFERENCE = ("no trusted reference of any kind (limited assurance): cleanlab find_label_issues on the "
                  "cross-validated probe's pred_probs (flag rate on clean "
                  "data not bounded), and the reference-free backdoor screen: in a class holding significantly more "
@@ -30,21 +32,22 @@ def rule_text(combine: dict[str, Any]) -> str:
     return _reference_calibrated_text(combine)
 
 
-def _reference_calibrated_text(c: dict[str, Any]) -> str:
-    level, upper90 = c["p_value_level"], c["clean_flag_rate_upper_90"]
+def _reference_calibrated_text(combine: dict[str, Any]) -> str:
+    c = ReferenceCalibratedDetails.from_dict(combine)
+    level, upper90 = c.p_value_level, c.clean_flag_rate_upper_90
     score = ("the label margin log p(label) - log max_other p, from the reference-anchored probes that could "
              "never have trained on the row, is lower than the trusted reference rows' own held-out margins allow")
-    refs = (f"{c['reference_rows']} reference rows, each row judged against at least "
-            f"{c['judged_reference_rows']}")
-    q = c.get("row_fdr")
+    refs = (f"{c.reference_rows} reference rows, each row judged against at least "
+            f"{c.judged_reference_rows}")
+    q = c.row_fdr
     if q is None:
         text = (f"flagged when {score}: cross-conformal p-value <= {level:.4g} (expected flag rate on clean rows "
                 f"about {level:.2%}, and below {upper90:.2%} for this table with 90 % confidence; "
-                f"alpha={c['verdict_alpha']}, {refs})")
-        if c.get("row_fdr_requested") is not None:
-            text += (f" (the policy asks for the false discovery rate controlled at {c['row_fdr_requested']:.0%}, "
-                     f"which needs at least {c.get('tail_min_reference', 50)} trusted reference rows: with "
-                     f"{c['reference_rows']} the per-row level applies, so about {level:.2%} of a clean table "
+                f"alpha={c.verdict_alpha}, {refs})")
+        if c.row_fdr_requested is not None:
+            text += (f" (the policy asks for the false discovery rate controlled at {c.row_fdr_requested:.0%}, "
+                     f"which needs at least {c.tail_min_reference} trusted reference rows: with "
+                     f"{c.reference_rows} the per-row level applies, so about {level:.2%} of a clean table "
                      "is flagged; a larger reference removes that)")
     else:
         text = (f"flagged when {score}, with the false discovery rate controlled at {q:.0%} in every class "
@@ -52,29 +55,29 @@ def _reference_calibrated_text(c: dict[str, Any]) -> str:
                 f"rows' lowest tenth by a generalised Pareto fit of that tail; {refs}): among a class's rows flagged "
                 f"this way about {q:.0%} or fewer are expected to be clean, and a clean table gets almost none; or, "
                 "in a class where the class-excess test below found contamination, "
-                f"at p-value <= {level:.4g} (alpha={c['verdict_alpha']})")
+                f"at p-value <= {level:.4g} (alpha={c.verdict_alpha})")
     text += ("; and, in a class holding "
             "significantly more low p-values than its own reference rows allow (Beta-Binomial test, "
-            f"family-wise level {c['excess_delta']}, estimated false-discovery rate <= {c['excess_fdr']}), "
+            f"family-wise level {c.excess_delta}, estimated false-discovery rate <= {c.excess_fdr}), "
             "every row of that class up to the level where the excess sits")
-    if c.get("trigger_contrast"):
+    if c.trigger_contrast:
         text += ("; the excess is sought in the label margin and in the trigger contrast (the anchored "
                  "probe, last round and reference-only round, rejecting a label that the cross-validated probe, "
                  "trained on the data, accepts: what a learned backdoor trigger does)")
-    fired = c.get("class_excess") or []
+    fired = c.class_excess or []
     if fired:
         text += ": " + "; ".join(f"class {d['class']!r} up to p <= {d['level']:g} in the {d['statistic']} "
                                  f"({d['count']} rows, about {d['expected_clean']:.1f} clean expected)"
                                  for d in fired)
-    if c.get("expansion_level"):
+    if c.expansion_level:
         text += ("; in a class where the excess fired, also every other row that a classifier trained to tell the "
                  "flagged rows from the class's trusted rows scores above them (cross-conformal p-value <= "
-                 f"{c['expansion_level']:g}: what a backdoor's trigger rows share)")
-    expanded = c.get("expansion") or []
+                 f"{c.expansion_level:g}: what a backdoor's trigger rows share)")
+    expanded = c.expansion or []
     if expanded:
         text += ": " + "; ".join(f"class {d['class']!r}, not tried ({d['skipped']})" if "skipped" in d
                                  else f"class {d['class']!r}, {d['flagged']} more rows" for d in expanded)
-    floor = c.get("noise_floor")
+    floor = c.noise_floor
     if floor and floor.get("level"):
         text += ("; and at least as many rows as the table's label noise certifies: when the rows disagree with the "
                  "cross-validated probe more often than the trusted reference rows do (one-sided level "
@@ -84,6 +87,13 @@ def _reference_calibrated_text(c: dict[str, Any]) -> str:
             text += (f" (here {floor['disagreement']:.1%} of the rows against {floor['reference_disagreement']:.1%} "
                      f"of the reference: at least {floor['noise_rows_lower_bound']} noisy rows, "
                      f"{floor['added']} added)")
+    fallback = c.cleanlab_fallback
+    if fallback and fallback.get("used"):
+        text += (f"; cleanlab's find_label_issues on the cross-validated probe flagged {fallback['cleanlab_flagged']} "
+                 f"rows and, judged by the reference (it flags {fallback['cleanlab_reference_flag_rate']:.1%} of the "
+                 f"trusted rows), would catch more of the about {fallback['noisy_rows_estimate']:.0f} noisy rows "
+                 f"(expected F1 {fallback['expected_f1_cleanlab']:.2f} against "
+                 f"{fallback['expected_f1_verdict']:.2f}): its flags are added")
     return text
 
 

@@ -1,10 +1,11 @@
 """The screens, in the order ``screen_table`` runs them.
 
 Each entry is a :class:`~screening.screens.base.Screen` defined by its own module; a new
-screen is one new module and one line here.
+screen is one new module and one line here. The helpers below are the only lists of
+screen names: everything else derives from :data:`SCREENS` through them.
 """
 
-from .activation_clustering import SCREEN as ACTIVATION_CLUSTER
+from .activation_cluster import SCREEN as ACTIVATION_CLUSTER
 from .backdoor import SCREEN as BACKDOOR
 from .base import ProbeOutputs, Screen, ScreenOutput
 from .influence import SCREEN as INFLUENCE
@@ -16,4 +17,37 @@ from .spectral import SCREEN as SPECTRAL
 #: without a trusted reference, the verdict reads their flags.
 SCREENS: tuple[Screen, ...] = (LABEL_NOISE, BACKDOOR, SPECTRAL, INFLUENCE, ACTIVATION_CLUSTER)
 
-__all__ = ["SCREENS", "ProbeOutputs", "Screen", "ScreenOutput"]
+
+
+def by_name() -> dict[str, Screen]:
+    return {s.name: s for s in SCREENS}
+
+
+def report_order() -> tuple[str, ...]:
+    """Every screen's name in the report's order."""
+    return tuple(s.name for s in sorted(SCREENS, key=lambda s: s.report_order))
+
+
+def canary_screens() -> tuple[str, ...]:
+    """The screens whose score the canary self-test measures, in the report's order."""
+    return tuple(s.name for s in sorted(SCREENS, key=lambda s: s.report_order) if s.canary)
+
+
+def contract_columns() -> tuple[str, ...]:
+    """The screens whose score columns lead ``scores.parquet`` (after ``row_id``), in order."""
+    return tuple(s.name for s in sorted((s for s in SCREENS if s.contract_column is not None),
+                                        key=lambda s: s.contract_column))
+
+
+def evidence_of(kind: str) -> frozenset[str]:
+    """The screens the compliance mapping may cite as evidence of ``kind``."""
+    return frozenset(s.name for s in SCREENS if kind in s.evidence)
+
+
+def verdict_inputs() -> dict[str, str]:
+    """{name: what its flags mean} for the screens the verdict reads without a reference."""
+    return {s.name: s.finds for s in SCREENS if s.verdict_reads}
+
+
+__all__ = ["SCREENS", "ProbeOutputs", "Screen", "ScreenOutput", "by_name", "canary_screens", "contract_columns",
+           "evidence_of", "report_order", "verdict_inputs"]

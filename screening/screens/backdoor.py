@@ -173,4 +173,5 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
 
 SCREEN = Screen("backdoor", ("representations", "strip"), _run,
                 "reference-free: a group of one class the data-trained model separates and whose label survives "
-                "superposition, calibrated on the other classes")
+                "superposition, calibrated on the other classes",
+                settings=("verdict", "seed", "n_folds"), verdict_reads=True, finds="attack", report_order=4)

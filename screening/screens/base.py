@@ -1,11 +1,17 @@
 """The one shape every screen shares.
 
 A screen is one module that defines a :class:`Screen`: its name, the probe outputs it
-reads (fields of :class:`ProbeOutputs`), and ``run(outputs, config) -> ScreenOutput``,
-which returns a per-row score (higher = more suspicious), the screen's own per-row
-flags and a JSON-serialisable summary. ``screening/screens/__init__.py`` lists the
-screens in :data:`~screening.screens.SCREENS`; ``screen_table`` runs them in that order.
-Adding a screen is one new module and one line in that list.
+reads (fields of :class:`ProbeOutputs`), the settings it reads (fields of
+:class:`~screening.config.ScreenConfig`), what the verdict, the canary self-test and the
+report do with it, and ``run(outputs, config) -> ScreenOutput``, which returns a per-row
+score (higher = more suspicious), the screen's own per-row flags and a JSON-serialisable
+summary. ``screening/screens/__init__.py`` lists the screens in
+:data:`~screening.screens.SCREENS`; ``screen_table`` runs them in that order, and every
+other list of screen names (the verdict's inputs, the canaries' scores, the report's
+order, the compliance mapping's evidence, the leading ``scores.parquet`` columns) is
+derived from it. Adding a screen is one new module and one line in that list;
+``tests/screening/test_screen_contract.py`` runs every registered screen and checks that
+it reads only what it declares.
 """
 
 from __future__ import annotations
@@ -64,15 +70,52 @@ class ProbeOutputs:
     early_representations: np.ndarray | None = None
 
 
+#: :class:`ProbeOutputs` fields every screen may read without declaring them.
+ALWAYS_READABLE = ("labels", "classes", "device")
+#: Fields that come with a declared one (its provenance and parameters).
+COMPANIONS = {"label_probs": ("label_probs_source",), "influence": ("influence_mode", "n_checkpoints")}
+#: What a screen's flags mean to the verdict without a reference (``finds``).
+FINDS = ("label_noise", "attack", "outliers")
+#: What the compliance mapping may cite a screen as evidence of (``evidence``).
+EVIDENCE = ("availability", "targeted", "representation")
+
+
 @dataclass(frozen=True)
 class Screen:
     """A registered screen: ``run(outputs, config)`` reads the :class:`ProbeOutputs`
-    fields named in ``reads`` and returns a :class:`ScreenOutput`."""
+    fields named in ``reads`` (and :data:`ALWAYS_READABLE`, and their
+    :data:`COMPANIONS`) and the :class:`~screening.config.ScreenConfig` fields named in
+    ``settings``, and returns a :class:`ScreenOutput`.
+
+    verdict_reads: the verdict without a trusted reference reads its flags; ``finds``
+        says what they mean there (``label_noise``: mislabelled rows, candidates for
+        relabelling; ``attack``: rows of a concentrated attack, whose classes the verdict
+        records; ``outliers``: not read).
+    canary: the canary self-test measures its score column (AUROC, recall at its budget).
+    report_order: its place in the report's per-screen lists (lower first).
+    contract_column: its place among the leading ``scores.parquet`` columns after
+        ``row_id`` (0, 1, ...), or None: after ``flagged``, in registry order.
+    evidence: what the compliance mapping may cite it for (:data:`EVIDENCE`).
+    """
 
     name: str
     reads: tuple[str, ...]
     run: Callable[[ProbeOutputs, Any], ScreenOutput]
     description: str = ""
+    settings: tuple[str, ...] = ()
+    verdict_reads: bool = False
+    finds: str = "outliers"
+    canary: bool = False
+    report_order: int = 100
+    contract_column: int | None = None
+    evidence: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.finds not in FINDS:
+            raise ValueError(f"screen {self.name}: finds must be one of {FINDS}, not {self.finds!r}")
+        unknown = set(self.evidence) - set(EVIDENCE)
+        if unknown:
+            raise ValueError(f"screen {self.name}: unknown evidence {sorted(unknown)}")
 
 
 def screen_summary(parameters: dict, flagged: np.ndarray, labels: np.ndarray, classes: list) -> dict[str, Any]:

@@ -18,4 +18,5 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
         flagged, outputs.labels, outputs.classes))
 
 
-SCREEN = Screen("influence", ("influence",), _run, "TracIn influence of the probe trained on all rows")
+SCREEN = Screen("influence", ("influence",), _run, "TracIn influence of the probe trained on all rows",
+                settings=("outlier_z",), canary=True, report_order=2, contract_column=2, evidence=("targeted",))

@@ -56,4 +56,6 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
         flagged, y, outputs.classes))
 
 
-SCREEN = Screen("label_noise", ("label_probs",), _run, "cleanlab label quality and find_label_issues")
+SCREEN = Screen("label_noise", ("label_probs",), _run, "cleanlab label quality and find_label_issues",
+                settings=("label_noise_filter_by",), verdict_reads=True, finds="label_noise", canary=True,
+                report_order=0, contract_column=1, evidence=("availability",))

@@ -253,6 +253,8 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
         flagged, y, outputs.classes))
 
 
-SCREEN = Screen("spectral", ("early_representations", "poison_rate"), _run,
+SCREEN = Screen("spectral", ("early_representations", "representations", "poison_rate"), _run,
                 "spectral signature of the data-trained probe's representations early in training "
-                "(Tran et al. 2018)")
+                "(Tran et al. 2018)",
+                settings=("spectral_eps", "spectral_method", "seed"), canary=True, report_order=1, contract_column=0,
+                evidence=("representation",))

@@ -22,12 +22,13 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from ..encoding import jsonable
+from ..screens import verdict_inputs
 from .conformal import (
     TAIL_MIN_REFERENCE,
     calibrated_level,
@@ -38,6 +39,7 @@ from .conformal import (
     reference_fold_pvalues,
     tail_pvalues,
 )
+from .details import ReferenceCalibratedDetails
 from .excess import class_excess, detectable_attack, excess_tests
 from .expansion import trigger_expansion
 from .noise import cleanlab_fallback, noise_floor
@@ -61,7 +63,8 @@ class Verdict:
     rule: ``reference_calibrated``, ``cleanlab_cross_validated``, ``label_noise`` or ``union``.
     flagged: (N,) bool.
     p_values: (N,) float64 row-level conformal p-values (reference-calibrated rule only).
-    details: the rule's figures, JSON-ready with class indices (see :meth:`summary`).
+    details: the reference-calibrated rule's figures (:class:`ReferenceCalibratedDetails`,
+        class indices; see :meth:`summary`); None for the other rules.
     attack_classes: class indices where a concentrated attack was found (class excess);
         a flagged row outside them is read as label noise, a candidate for relabelling.
     """
@@ -69,7 +72,7 @@ class Verdict:
     rule: str
     flagged: np.ndarray
     p_values: np.ndarray | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    details: ReferenceCalibratedDetails | None = None
     attack_classes: tuple = ()
 
     def label_noise_rows(self, labels) -> np.ndarray:
@@ -85,8 +88,8 @@ class Verdict:
     def summary(self, classes: list | None = None) -> dict[str, Any]:
         """JSON-ready dict: ``name`` and the rule's details, class indices replaced by
         the class names of ``classes``."""
-        out = {"name": self.rule}
-        for key, value in self.details.items():
+        out: dict[str, Any] = {"name": self.rule}
+        for key, value in (self.details.to_dict() if self.details is not None else {}).items():
             if isinstance(value, list) and classes is not None:
                 value = [_named(d, classes) if isinstance(d, dict) and "class" in d else d for d in value]
             out[key] = value
@@ -128,13 +131,18 @@ def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None
     if anchored is not None:
         return reference_calibrated(config, labels, anchored, ref_labels, cv_margins, cv_reference_margins,
                                     features, reference_features, cv_pred_probs, cv_reference_pred_probs)
-    flagged = screen_flags["label_noise"].copy()
-    backdoor = screen_flags.get("backdoor")
-    attack = ()
-    if backdoor is not None and backdoor.any():
-        flagged = flagged | backdoor
-        attack = tuple(sorted({int(c) for c in np.asarray(labels)[backdoor]}))
-    return Verdict("cleanlab_cross_validated", flagged, attack_classes=attack)
+    # the screens the registry says the verdict reads (Screen.verdict_reads): cleanlab's
+    # label-noise flags and the reference-free backdoor screen's attack flags
+    flagged = np.zeros(len(labels), dtype=bool)
+    attack: set[int] = set()
+    for name, finds in verdict_inputs().items():
+        f = screen_flags.get(name)
+        if f is None:
+            continue
+        flagged |= f
+        if finds == "attack":
+            attack |= {int(c) for c in np.asarray(labels)[f]}
+    return Verdict("cleanlab_cross_validated", flagged, attack_classes=tuple(sorted(attack)))
 
 
 def _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta):
@@ -249,23 +257,19 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
-    details = {"p_value_level": level, "clean_flag_rate_bound": level, "clean_flag_rate_upper_90": upper90,
-               "row_fdr": row_fdr, "row_fdr_requested": vc.row_fdr, "tail_min_reference": TAIL_MIN_REFERENCE,
-               "verdict_alpha": vc.alpha, "verdict_confidence": vc.confidence,
-               "reference_rows": m,
-               "judges_per_row": int(judges.sum(axis=0).min()) if judges.size else 0,
-               "judged_reference_rows": m_judged,
-               "row_level_flagged": int(row_flags.sum()),
-               "excess_delta": vc.excess_delta, "excess_fdr": vc.excess_fdr,
-               "class_excess": fired, "class_excess_flagged": int((excess_flags & ~row_flags).sum()),
-               "trigger_contrast": bool(contrast),
-               "expansion_level": vc.expansion_level if expansion_on else 0,
-               "expansion": expanded, "expansion_flagged": int(expansion_flags.sum()),
-               "noise_floor": floor, "cleanlab_fallback": fallback,
-               "noise_floor_flagged": int(floor_flags.sum()),
-               "detectable_attack": power,
-               "probes": [{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
-                           "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
-               "reference_only_probe_would_flag": int(f0.sum())}
+    details = ReferenceCalibratedDetails(
+        p_value_level=level, clean_flag_rate_bound=level, clean_flag_rate_upper_90=upper90,
+        row_fdr=row_fdr, row_fdr_requested=vc.row_fdr, tail_min_reference=TAIL_MIN_REFERENCE,
+        verdict_alpha=vc.alpha, verdict_confidence=vc.confidence, reference_rows=m,
+        judges_per_row=int(judges.sum(axis=0).min()) if judges.size else 0, judged_reference_rows=m_judged,
+        row_level_flagged=int(row_flags.sum()), excess_delta=vc.excess_delta, excess_fdr=vc.excess_fdr,
+        class_excess=fired, class_excess_flagged=int((excess_flags & ~row_flags).sum()),
+        trigger_contrast=bool(contrast), expansion_level=vc.expansion_level if expansion_on else 0,
+        expansion=expanded, expansion_flagged=int(expansion_flags.sum()),
+        noise_floor=floor, cleanlab_fallback=fallback, noise_floor_flagged=int(floor_flags.sum()),
+        detectable_attack=power,
+        probes=[{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
+                 "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
+        reference_only_probe_would_flag=int(f0.sum()))
     return Verdict("reference_calibrated", flagged, pvals, details,
                    attack_classes=tuple(sorted({int(d["class"]) for d in fired})))

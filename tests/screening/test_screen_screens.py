@@ -436,14 +436,14 @@ def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_cl
     kw = dict(labels=labels, anchored=anchored, ref_labels=ref_labels)
     v = decide(cfg, **kw)
     flagged, rule = v.flagged, v.details  # the label margin alone: the poison hides among clean rows
-    assert not rule["trigger_contrast"] and rule["class_excess"] == []
+    assert not rule.trigger_contrast and rule.class_excess == []
     assert flagged[poison].mean() < 0.2
     v = decide(cfg, **kw, cv_margins=cvm, cv_reference_margins=cvrm)
     flagged, rule = v.flagged, v.details
-    assert rule["trigger_contrast"]
-    assert {d["class"] for d in rule["class_excess"]} == {3}
-    assert statistic in {d["statistic"] for d in rule["class_excess"]}
-    assert "label margin" not in {d["statistic"] for d in rule["class_excess"]}
+    assert rule.trigger_contrast
+    assert {d["class"] for d in rule.class_excess} == {3}
+    assert statistic in {d["statistic"] for d in rule.class_excess}
+    assert "label margin" not in {d["statistic"] for d in rule.class_excess}
     assert flagged[poison].all()
     clean = np.ones(len(labels), bool)
     clean[poison] = False
@@ -456,7 +456,7 @@ def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_cl
 
     need = detectable_attack(200, 60, n_tests=5 * len(cfg.verdict.excess_levels), delta=cfg.verdict.excess_delta / 2,
                              fdr=cfg.verdict.excess_fdr)
-    assert rule["detectable_attack"] == [{"class": c, "rows": 200, "reference_rows": 60, "min_attack_rows": need}
+    assert rule.detectable_attack == [{"class": c, "rows": 200, "reference_rows": 60, "min_attack_rows": need}
                                          for c in range(5)]
     # on clean tables the contrasts fire rarely (family-wise 0.05 for the two together)
     fired = 0
@@ -464,7 +464,7 @@ def test_trigger_contrast_finds_a_backdoor_the_label_margin_cannot_and_spares_cl
         labels, ref_labels, anchored, cvm, cvrm, _ = _verdict_case(rng, n_poison=0)
         rule = decide(cfg, labels=labels, anchored=anchored, ref_labels=ref_labels, cv_margins=cvm,
                       cv_reference_margins=cvrm).details
-        fired += any(d["statistic"].startswith("trigger contrast") for d in rule["class_excess"])
+        fired += any(d["statistic"].startswith("trigger contrast") for d in rule.class_excess)
     assert fired <= 5
 
 

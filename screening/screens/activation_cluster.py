@@ -65,4 +65,6 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
 
 
 SCREEN = Screen("activation_cluster", ("representations",), _run,
-                "2-means activation clustering of the data-trained probe's representations (Chen et al. 2018)")
+                "2-means activation clustering of the data-trained probe's representations (Chen et al. 2018)",
+                settings=("cluster_max_fraction", "seed"), canary=True, report_order=3,
+                evidence=("representation",))

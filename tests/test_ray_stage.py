@@ -136,3 +136,35 @@ def test_unreachable_cluster_records_one_error_and_a_rerun_screens_it(
     out = _screen_output()
     assert out["status"] == "done" and out["engine"]["name"] == "ray"
     assert (screen_dir / "scores.parquet").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_version_the_ray_path_cannot_read_is_screened_in_process_with_the_reason(
+        home, cli, dataset, tmp_path, monkeypatch):
+    """Stored as CSV: the sharded screen reads Parquet only, so the stage screens in-process
+    (canaries and all) and records why; the cluster is never contacted (its address is dead)."""
+    import pyarrow.csv as pacsv
+
+    csv = tmp_path / "data.csv"
+    pacsv.write_csv(pq.read_table(dataset["data"]), csv)
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    r = cli("run", str(csv), "--manifest", str(dataset["manifest"]), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    out = _screen_output()
+    assert out["status"] == "done", out.get("reason")
+    assert out["engine"]["name"] == "in-process" and "csv" in out["engine"]["fallback_reason"]
+    assert out["canary"]["status"] == "done"
+    assert "engine" not in out["summary"] or out["summary"]["engine"] != "ray"
+
+
+def test_the_stage_imports_no_ray_without_an_address():
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('DATAWARD_RAY_ADDRESS', None); import dataward.stages.screen; "
+            "from dataward.stages.screen_engine import screen_on_ray; "
+            "assert screen_on_ray(None, 0, label_col='y', reference=None, config=None, out_dir='.') is None; "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

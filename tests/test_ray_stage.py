@@ -101,6 +101,8 @@ def test_screen_stage_runs_on_ray(ray_cluster, home, cli, dataset, monkeypatch):
     from dataward.reports.checks import canary_section
 
     assert "not run on the Ray path" in canary_section(out)["sentence"]
+    html = (home / "reports" / "ray-table-v1" / "report.html").read_text()
+    assert "Not run on this path: canary self-test" in html and ray_cluster["address"] in html
     assert json.loads(cli("datasets", "--json").stdout)[0]["status"] in ("quarantined", "trimmed")
 
 
@@ -156,6 +158,7 @@ def test_a_version_the_ray_path_cannot_read_is_screened_in_process_with_the_reas
     assert out["status"] == "done", out.get("reason")
     assert out["engine"]["name"] == "in-process" and "csv" in out["engine"]["fallback_reason"]
     assert out["canary"]["status"] == "done"
+    assert "although a Ray cluster was configured" in (home / "reports" / "ray-table-v1" / "report.html").read_text()
     assert "engine" not in out["summary"] or out["summary"]["engine"] != "ray"
 
 

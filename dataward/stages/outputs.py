@@ -53,6 +53,9 @@ class ScreenOutput(TypedDict, total=False):
     leakage: dict[str, Any]
     diff: dict[str, Any] | None
     elapsed_s: float
+    # set when DATAWARD_RAY_ADDRESS is: name (ray | in-process), address, workers, n_shards,
+    # not_run (what the Ray path leaves out, with why), fallback_reason or error
+    engine: dict[str, Any]
 
 
 class PiiStatus(TypedDict):

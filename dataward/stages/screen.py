@@ -16,6 +16,7 @@ from dataward.labels import missing_labels
 from dataward.policy import load_policy
 from dataward.stages.common import finished, json_safe, read_table, record, version_dir
 from dataward.stages.outputs import ScreenOutput
+from dataward.stages.screen_engine import screen_on_ray
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
 
@@ -70,6 +71,16 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     reference, reference_info = reference_for_screen(ctx, version_id, data, label_col, policy)
     settings = policy.canary
     config = ScreenConfig(verdict=VerdictConfig(**policy.verdict))
+    # DATAWARD_RAY_ADDRESS: the sharded screen on that cluster, or why not (dataward/stages/screen_engine.py)
+    on_ray = screen_on_ray(ctx, version_id, label_col=label_col, reference=reference, config=config,
+                           out_dir=out_dir, ref=ref)
+    if on_ray is not None and on_ray.output is not None:
+        if on_ray.output["status"] == "done":
+            flagged = on_ray.result.scores["row_id"][on_ray.result.scores["flagged"]]
+            on_ray.output.update(used_reference=reference is not None, reference=reference_info,
+                                 leakage=_leakage_output(ctx, version_id, data, label_col, on_ray.result),
+                                 diff=_diff_output(ctx, ref, [int(i) for i in flagged]) if ref else None)
+        return on_ray.output
     canaries, canary_error = None, None
     if settings["enabled"]:
         try:
@@ -105,6 +116,8 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     output["canary"] = _canary_output(result, canaries, n, out_dir, canary_error, settings)
     output["leakage"] = _leakage_output(ctx, version_id, data, label_col, real)
     output["diff"] = _diff_output(ctx, ref, flagged_ids) if ref else None
+    if on_ray is not None:  # the Ray path could not serve this data: say so and why
+        output["engine"] = on_ray.engine
     return output
 
 

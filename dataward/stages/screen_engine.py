@@ -1,0 +1,158 @@
+"""Which engine the screen stage uses, and the stage's Ray path.
+
+Without ``DATAWARD_RAY_ADDRESS`` (:data:`dataward.ray_engine.ADDRESS_ENV`) the stage
+screens in-process with :func:`screening.screen_table`, exactly as before, and nothing
+here imports Ray. With it, :func:`screen_on_ray` submits the sharded screen
+(:func:`dataward.ray_engine.screen_parquet`) over the version's stored Parquet files to
+that cluster and waits for it; the Airflow screen task, which calls the same stage, is
+then a thin client of the cluster.
+
+What the Ray path does not do, and what the stage records instead (``engine.not_run``
+of the stage output and of ``summary.json``; the canary's ``reason`` in the report):
+
+* the sharded screen refuses the data (images, wide tables that need a projection) or
+  the stored files are not all Parquet: the stage falls back to the in-process screen
+  and records why (``engine.fallback_reason``); that screen needs the whole table in
+  this process's memory, as any in-process screen does;
+* the canary self-test is not run (canaries are planted into the in-memory table the
+  in-process screen reads): recorded as ``canary.status = not_run`` with the reason, so
+  the report says so and the decision policy treats it as any run without a canary
+  self-test;
+* the backdoor and activation-clustering screens and the verdict's trigger expansion
+  are not run (they fit on every row's representation), no ``suggested_label`` is given
+  (so the policy removes label noise rather than relabelling it) and no
+  ``projection.npy`` (no scatter plot in the report).
+
+Atomic: the workers write into a staging folder under the run's screen folder; only a
+finished screen writes ``scores.parquet`` and ``summary.json`` (each atomically, through
+:mod:`dataward.artifacts`). When the cluster cannot be reached or cannot finish, the
+stage records one readable error (the version is quarantined, not approved), the
+staging folder is removed, and ``dataward rerun NAME@VERSION --from screen`` screens it
+again.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dataward import artifacts
+from dataward.context import Context
+
+#: What the Ray path leaves out, each with why (recorded in the output and summary.json).
+NOT_RUN_ON_RAY = [
+    {"what": "canary self-test",
+     "why": "not run on the Ray path: canaries are planted into the in-memory table that only the "
+            "in-process screen reads"},
+    {"what": "backdoor and activation-clustering screens, the verdict's trigger expansion",
+     "why": "they fit per-class models on every row's representation; the sharded screen holds a sample"},
+    {"what": "suggested_label",
+     "why": "the sharded verdict gives no suggested labels, so flagged label noise is removed, never relabelled"},
+    {"what": "projection.npy",
+     "why": "the sharded screen keeps no per-row representations, so the report has no scatter plot"},
+]
+
+
+@dataclass
+class EngineRun:
+    """What :func:`screen_on_ray` did. ``output``: the stage output (done or error) when
+    the Ray path ran; None when the stage must screen in-process (``engine`` then says why).
+    ``result``: the :class:`screening.sharded.ShardedResult` of a finished run."""
+
+    engine: dict[str, Any]
+    output: dict[str, Any] | None = None
+    result: Any = None
+
+
+def screen_on_ray(ctx: Context, version_id: int, *, label_col: str, reference, config, out_dir,
+                  ref: str | None = None) -> EngineRun | None:
+    """Screen version ``version_id`` on the cluster ``DATAWARD_RAY_ADDRESS`` names; None
+    when it is unset (the stage screens in-process as before)."""
+    from dataward.ray_engine import ray_address
+
+    address = ray_address()
+    if not address:
+        return None
+    paths, formats = _stored_files(ctx, version_id)
+    if not paths or formats - {"parquet"}:
+        return _fallback(address, "the Ray path reads the stored Parquet files; this version's data files are "
+                                  + ", ".join(sorted(formats or {"absent"})))
+    unreachable = _unreachable(address)
+    if unreachable:
+        return _error(address, unreachable, ref)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".ray-staging-", dir=out_dir))  # the workers write here
+    try:
+        return _screen(address, paths, label_col, reference, config, out_dir, staging, ref)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _screen(address, paths, label_col, reference, config, out_dir: Path, staging: Path, ref) -> EngineRun:
+    from dataward.ray_engine import RayScreenError, screen_parquet
+    from screening import ScreeningInputError
+
+    try:
+        result = screen_parquet(paths, label_col=label_col, out_dir=staging, reference=reference,
+                                config=config, address=address)
+    except ImportError as exc:
+        return _error(address, f"DATAWARD_RAY_ADDRESS is set but Ray cannot be imported ({exc}): "
+                               "pip install \"dataward[ray]\"", ref)
+    except ScreeningInputError as exc:  # images, projected wide tables: screen_table can
+        return _fallback(address, f"the sharded screen refused the data: {exc}")
+    except RayScreenError as exc:
+        return _error(address, str(exc), ref)
+    except Exception as exc:  # ray.init and the cluster raise their own types
+        line = str(exc).splitlines()[0] if str(exc) else ""
+        return _error(address, f"{type(exc).__name__}: {line}", ref)
+    engine = {"name": "ray", "address": address, "workers": (result.summary.get("workers") or {}).get("count"),
+              "n_shards": result.summary.get("n_shards"), "not_run": NOT_RUN_ON_RAY}
+    result.summary["not_run"] = NOT_RUN_ON_RAY
+    artifacts.write_results(result, out_dir)  # scores.parquet and summary.json, each atomically
+    scores = result.scores
+    n = int(len(scores))
+    n_flagged = int(scores["flagged"].sum())
+    output = {"status": "done", "n_rows": n, "n_flagged": n_flagged, "flagged_fraction": n_flagged / n if n else 0.0,
+              "scores_path": str(out_dir / artifacts.SCORES), "projection_path": None,
+              "summary": result.summary, "engine": engine,
+              "canary": {"status": "not_run", "reason": NOT_RUN_ON_RAY[0]["why"], "n_canaries": 0}}
+    return EngineRun(engine, output, result)
+
+
+def _stored_files(ctx: Context, version_id: int) -> tuple[list[str], set[str]]:
+    from lineage.ingest import data_paths
+    from lineage.models import DatasetVersion
+
+    with ctx.session(read_only=True) as s:
+        files = data_paths(ctx.store, s.get(DatasetVersion, version_id), "data")
+    return [str(p) for p, _ in files], {str(fmt) for _, fmt in files}
+
+
+def _unreachable(address: str) -> str | None:
+    """Why the cluster's head cannot be reached (a TCP connect, 5 s), or None; ``ray.init``
+    on a dead address would otherwise wait for a minute and say less."""
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return None  # "auto" and the like: let Ray resolve it
+    try:
+        with socket.create_connection((host, int(port)), timeout=5):
+            return None
+    except OSError as exc:
+        return f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})"
+
+
+def _fallback(address: str, why: str) -> EngineRun:
+    return EngineRun({"name": "in-process", "address": address, "fallback_reason": why})
+
+
+def _error(address: str, why: str, ref: str | None) -> EngineRun:
+    reason = (f"the screen could not run on the Ray cluster ({address}): {why}; nothing was written; "
+              f"screen it again when the cluster is back: dataward rerun {ref or 'NAME@VERSION'} --from screen")
+    engine = {"name": "ray", "address": address, "error": why}
+    return EngineRun(engine, {"status": "error", "reason": reason, "engine": engine})

@@ -1,0 +1,173 @@
+"""The pipeline's screen stage on Ray (issue 26, part 2): with ``DATAWARD_RAY_ADDRESS`` the
+stage (which ``dataward run`` and the Airflow screen task both call) submits the sharded
+screen to the cluster and waits for it.
+
+The cluster is the local loopback one of tests/test_ray_engine.py (a head and one worker
+node, one CPU each), started by its fixture; the tests skip, with the reason, when Ray is
+not installed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from test_ray_engine import _free_port, ray_cluster  # noqa: F401  (the fixture, reused)
+
+N_ROWS = 4_000
+REF = "ray-table@1"
+
+
+def _table(n: int, *, seed: int, flip: float, d: int = 8, k: int = 3) -> pa.Table:
+    centres = np.random.default_rng(7).normal(0, 1.5, (k, d))
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    x = (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32)
+    flipped = rng.random(n) < flip
+    y = np.where(flipped, (y + 1) % k, y)
+    return pa.table({**{f"f{i}": x[:, i] for i in range(d)}, "label": y.astype(np.int64)})
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A 4,000-row numeric table with 3 % flipped labels in row groups of 1,000 (four
+    shards), a clean 600-row reference, and its manifest."""
+    data = tmp_path / "data.parquet"
+    pq.write_table(_table(N_ROWS, seed=0, flip=0.03), data, row_group_size=1_000)
+    pq.write_table(_table(600, seed=1, flip=0.0), tmp_path / "reference.parquet")
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text("name: ray-table\nowner: a@b.c\nlicense: CC-BY-4.0\nsource: {uri: 's3://x'}\n"
+                        "kind: no-suite-kind\nlabel_column: label\nreference: reference.parquet\n")
+    return {"data": data, "manifest": manifest, "reference": tmp_path / "reference.parquet"}
+
+
+def _screen_output(ref: str = REF) -> dict:
+    from dataward.context import Context
+    from dataward.pipeline import run_stage
+
+    return run_stage(Context(), "screen", ref)  # recorded already: returns the recorded output
+
+
+def _in_process_sharded(stored: str, reference_path):
+    """The same sharded screen, in this process, on the same stored file, reference and policy."""
+    from dataward.policy import load_policy
+    from screening import ScreenConfig, VerdictConfig
+    from screening.sharded import screen_shards
+
+    config = ScreenConfig(verdict=VerdictConfig(**load_policy().verdict))
+    return screen_shards([stored], label_col="label", reference=pq.read_table(reference_path), config=config)
+
+
+def _stored_file(home) -> str:
+    from dataward.context import Context
+    from lineage.ingest import data_paths, resolve
+
+    ctx = Context()
+    with ctx.session() as s:
+        return str(data_paths(ctx.store, resolve(s, REF))[0][0])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_screen_stage_runs_on_ray(ray_cluster, home, cli, dataset, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", ray_cluster["address"])
+    r = cli("run", str(dataset["data"]), "--manifest", str(dataset["manifest"]), "--json")
+    assert r.returncode in (0, 1), r.stderr  # 1: no GX suite for this kind quarantines it
+    out = _screen_output()
+    assert out["status"] == "done", out.get("reason")
+    screen_dir = home / "runs" / "ray-table" / "1" / "screen"
+    # the artefacts came from the Ray path: the summary names the engine and its workers
+    summary = json.loads((screen_dir / "summary.json").read_text())
+    assert summary["engine"] == "ray" and summary["workers"]["count"] >= 2
+    assert summary["n_shards"] == 4 and len(summary["workers"]["peak_rss_mb"]) >= 1
+    assert {w["what"] for w in summary["not_run"]} >= {"canary self-test", "suggested_label"}
+    assert out["engine"]["name"] == "ray" and out["engine"]["address"] == ray_cluster["address"]
+    assert out["canary"]["status"] == "not_run" and "not run on the Ray path" in out["canary"]["reason"]
+    assert out["used_reference"] and out["leakage"]["status"] == "done"
+    # the scores contract, and nothing of the staging folder left
+    scores = pq.read_table(screen_dir / "scores.parquet").to_pandas()
+    assert list(scores.columns[:5]) == ["row_id", "spectral", "label_noise", "influence", "flagged"]
+    assert scores["row_id"].tolist() == list(range(N_ROWS))
+    assert not list(screen_dir.glob(".ray-staging-*"))
+    # the same flags as the in-process sharded path on the same data
+    local = _in_process_sharded(_stored_file(home), dataset["reference"])
+    np.testing.assert_array_equal(scores["flagged"].to_numpy(), local.scores["flagged"].to_numpy())
+    assert 0 < out["n_flagged"] == int(local.scores["flagged"].sum())
+    # the report says the canary self-test did not run, and why
+    from dataward.reports.checks import canary_section
+
+    assert "not run on the Ray path" in canary_section(out)["sentence"]
+    html = (home / "reports" / "ray-table-v1" / "report.html").read_text()
+    assert "Not run on this path: canary self-test" in html and ray_cluster["address"] in html
+    assert json.loads(cli("datasets", "--json").stdout)[0]["status"] in ("quarantined", "trimmed")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_unreachable_cluster_records_one_error_and_a_rerun_screens_it(
+        ray_cluster, home, cli, dataset, monkeypatch):  # noqa: F811
+    from lineage.models import Snapshot
+
+    dead = f"127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", dead)
+    r = cli("run", str(dataset["data"]), "--manifest", str(dataset["manifest"]), "--json")
+    assert r.returncode == 1, r.stderr
+    out = _screen_output()
+    assert out["status"] == "error"
+    reason = out["reason"]
+    assert "\n" not in reason and dead in reason and "cannot reach the Ray cluster" in reason
+    assert f"dataward rerun {REF} --from screen" in reason
+    screen_dir = home / "runs" / "ray-table" / "1" / "screen"
+    assert not (screen_dir / "scores.parquet").exists() and not (screen_dir / "summary.json").exists()
+    assert not list(screen_dir.glob(".ray-staging-*"))
+    from dataward.context import Context
+
+    with Context().session() as s:
+        assert s.query(Snapshot).count() == 0  # nothing published
+    listing = json.loads(cli("datasets", "--json").stdout)
+    assert listing[0]["status"] == "quarantined"
+
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", ray_cluster["address"])
+    again = cli("rerun", REF, "--from", "screen", "--reason", "the Ray cluster is back")
+    assert again.returncode in (0, 1), again.stderr
+    out = _screen_output()
+    assert out["status"] == "done" and out["engine"]["name"] == "ray"
+    assert (screen_dir / "scores.parquet").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_version_the_ray_path_cannot_read_is_screened_in_process_with_the_reason(
+        home, cli, dataset, tmp_path, monkeypatch):
+    """Stored as CSV: the sharded screen reads Parquet only, so the stage screens in-process
+    (canaries and all) and records why; the cluster is never contacted (its address is dead)."""
+    import pyarrow.csv as pacsv
+
+    csv = tmp_path / "data.csv"
+    pacsv.write_csv(pq.read_table(dataset["data"]), csv)
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", f"127.0.0.1:{_free_port()}")
+    r = cli("run", str(csv), "--manifest", str(dataset["manifest"]), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    out = _screen_output()
+    assert out["status"] == "done", out.get("reason")
+    assert out["engine"]["name"] == "in-process" and "csv" in out["engine"]["fallback_reason"]
+    assert out["canary"]["status"] == "done"
+    assert "although a Ray cluster was configured" in (home / "reports" / "ray-table-v1" / "report.html").read_text()
+    assert "engine" not in out["summary"] or out["summary"]["engine"] != "ray"
+
+
+def test_the_stage_imports_no_ray_without_an_address():
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('DATAWARD_RAY_ADDRESS', None); import dataward.stages.screen; "
+            "from dataward.stages.screen_engine import screen_on_ray; "
+            "assert screen_on_ray(None, 0, label_col='y', reference=None, config=None, out_dir='.') is None; "
+            "assert 'ray' not in sys.modules, 'ray imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

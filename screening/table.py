@@ -130,11 +130,8 @@ def _fit_rep_dim(config: ScreenConfig, n: int) -> ScreenConfig:
 
 
 def _screen_table(data, *, label_col, reference, feature_cols, config, progress, pick_device):
-    from .probe import anchored_probe, cross_validated_probe, data_trained_probe, label_margin, normalised_rows
-    from .screens import SCREENS, ProbeOutputs, contract_columns
-    from .screens.base import per_class_counts
-    from .verdict import decide
-
+    """The steps of :func:`screen_table`: featurise, train the probes, the verdict with a
+    reference, the screens (and the verdict that reads them), the per-row frame, the summary."""
     say = _progress_sink(progress)
     t_all = time.perf_counter()
     say("featurising: encoding every column")
@@ -148,15 +145,46 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     torch.set_num_threads(int(config.threads) if config.threads else default_threads(prep.X.size))
     torch.manual_seed(config.seed)
     config = _fit_rep_dim(config, len(prep.y))
-    y, K, classes = prep.y, len(prep.classes), prep.classes
-    n = len(y)
+    n_features = prep.n_features  # read from prep.X, which the probes' step frees
+    probes = _train_probes(prep, config, device, say)
+    verdict, screens = _verdict_and_screens(probes, prep, config, device, say)
+    scores = _scores_frame(verdict, screens, prep.y, probes.label_probs, prep.classes)
+    summary = _summary(prep, n_features, probes, verdict, screens, config, device, torch,
+                       time.perf_counter() - t_all)
+    return ScreenResult(scores=scores, summary=summary, representations=probes.trained.representations,
+                        pred_probs=probes.label_probs, cv_pred_probs=probes.cv.pred_probs,
+                        classes=list(prep.classes))
+
+
+@dataclass
+class _Probes:
+    """What the probes gave :func:`_screen_table`: the cross-validated and data-trained
+    probes, the anchored probe's verdict (with a reference, computed while its per-model
+    arrays are alive), the label screens' pred_probs and the training times."""
+
+    cv: Any
+    trained: Any
+    label_probs: np.ndarray
+    verdict: Any
+    anchored_info: dict | None
+    timings: dict
+
+
+def _train_probes(prep, config, device, say) -> _Probes:
+    """Train the cross-validated, anchored (with a reference) and data-trained probes on
+    the normalised features; with a reference the verdict runs here, and the anchored
+    probe's per-model arrays and the features are freed before the screens run, so they
+    are never all held at once."""
+    from .probe import anchored_probe, cross_validated_probe, data_trained_probe, label_margin, normalised_rows
+    from .verdict import decide
+
+    y, n = prep.y, len(prep.y)
     _, X_all = normalised_rows(prep.X, prep.X_ref, prep.kind, isotropic=prep.projection is not None)
     m = len(X_all) - n
     X, X_ref = X_all[:n], (X_all[n:] if m else None)
     y_all = np.concatenate([y, prep.y_ref]) if m else y
-    n_features = prep.n_features
     prep.X = prep.X_ref = None  # the normalised buffer is all that is kept
-    kw = dict(kind=prep.kind, n_classes=K, config=config, device=device)
+    kw = dict(kind=prep.kind, n_classes=len(prep.classes), config=config, device=device)
     timings = {}
 
     t = time.perf_counter()
@@ -179,22 +207,29 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "kept_per_round": anchored.kept_per_round, "admit_threshold": anchored.admit_threshold,
         "n_reference_duplicates": anchored.n_reference_duplicates}
     verdict = None
-    # With a reference the default verdict reads the probes alone (not the screens' flags):
-    # it runs now, and the anchored probe's per-model arrays are freed before cleanlab
-    # and the screens run, so they are never all held at once.
+    # With a reference the default verdict reads the probes alone (not the screens' flags)
     if anchored is not None and config.verdict.rule not in ("union", "label_noise"):
         verdict = decide(config, labels=y, anchored=anchored, ref_labels=prep.y_ref, cv_margins=cv_m,
                          cv_reference_margins=label_margin(prep.y_ref, cv.reference_pred_probs),
                          features=X, reference_features=X_ref, cv_pred_probs=cv.pred_probs,
                          cv_reference_pred_probs=cv.reference_pred_probs)
-    del anchored, cv_m
-    del X_all, X, X_ref  # the screens read the probes' outputs only: free the features first
-    say("probes trained; running screens")
+    del anchored, cv_m, X_all, X, X_ref  # the screens read the probes' outputs only
+    return _Probes(cv, trained, label_probs, verdict, anchored_info, timings)
 
-    outputs = ProbeOutputs(labels=y, classes=list(classes), representations=trained.representations,
+
+def _verdict_and_screens(probes: _Probes, prep, config, device, say):
+    """Run every registered screen; without a reference (or with the ``union`` or
+    ``label_noise`` rule) the verdict reads their flags. Returns (verdict, screens)."""
+    from .screens import SCREENS, ProbeOutputs
+    from .verdict import decide
+
+    say("probes trained; running screens")
+    y, verdict, trained = prep.y, probes.verdict, probes.trained
+    outputs = ProbeOutputs(labels=y, classes=list(prep.classes), representations=trained.representations,
                            early_representations=trained.early_representations,
-                           pred_probs=cv.pred_probs, label_probs=label_probs,
-                           label_probs_source="reference-anchored" if anchored_info is not None else "cross-validated",
+                           pred_probs=probes.cv.pred_probs, label_probs=probes.label_probs,
+                           label_probs_source=("reference-anchored" if probes.anchored_info is not None
+                                               else "cross-validated"),
                            influence=trained.self_influence, influence_mode="self-influence",
                            n_checkpoints=trained.n_checkpoints, strip=trained.strip, device=device,
                            poison_rate=None if verdict is None else verdict.flag_rate)
@@ -202,20 +237,24 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     for screen in SCREENS:
         if "poison_rate" in screen.reads and outputs.poison_rate is None:
             # the verdict that reads the screens' flags, on those run so far
-            verdict = decide(config, labels=y, label_probs=label_probs,
+            verdict = decide(config, labels=y, label_probs=probes.label_probs,
                              screen_flags={k: s.flagged for k, s in screens.items()})
             outputs.poison_rate = verdict.flag_rate
         t = time.perf_counter()
         screens[screen.name] = screen.run(outputs, config)
         screens[screen.name].summary["seconds"] = time.perf_counter() - t
     if verdict is None or config.verdict.rule == "union":
-        verdict = decide(config, labels=y, label_probs=label_probs,
+        verdict = decide(config, labels=y, label_probs=probes.label_probs,
                          screen_flags={k: s.flagged for k, s in screens.items()})
-    flagged = verdict.flagged
-    est_rate = verdict.flag_rate
+    return verdict, screens
 
-    # one frame built once, no copies of float64 columns, and the reason as a categorical
-    # (one byte per row, not a Python string per row)
+
+def _scores_frame(verdict, screens, y, label_probs, classes) -> pd.DataFrame:
+    """The ``scores.parquet`` contract: one frame built once, no copies of float64
+    columns, and the reason as a categorical (one byte per row, not a Python string)."""
+    from .screens import contract_columns
+
+    flagged = verdict.flagged
     columns = {"row_id": np.arange(len(y), dtype=np.int64)}
     for name in contract_columns():
         columns[name] = screens[name].scores.astype(np.float64, copy=False)
@@ -227,8 +266,16 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
     if verdict.p_values is not None:
         columns["label_p_value"] = verdict.p_values.astype(np.float64, copy=False)
     columns["suggested_label"] = _suggested_labels(verdict, y, label_probs, classes)
-    scores = pd.DataFrame(columns, copy=False)
-    summary = {
+    return pd.DataFrame(columns, copy=False)
+
+
+def _summary(prep, n_features, probes: _Probes, verdict, screens, config, device, torch,
+             seconds) -> dict[str, Any]:
+    """``summary.json``: the input, the probes, every screen's summary and the verdict."""
+    from .screens.base import per_class_counts
+
+    y, classes, flagged, info = prep.y, prep.classes, verdict.flagged, probes.anchored_info
+    return {
         "n_rows": int(len(y)),
         "n_features": int(n_features),
         "input_kind": prep.kind,
@@ -242,18 +289,15 @@ def _screen_table(data, *, label_col, reference, feature_cols, config, progress,
         "torch_version": torch.__version__,
         "config": config.to_dict(),
         "representation_dim": int(config.rep_dim),
-        "probe": {"seconds": {k: float(v) for k, v in timings.items()},
-                  "cv_accuracy": float((cv.pred_probs.argmax(1) == y).mean()),
-                  "anchored_kept_per_round": anchored_info["kept_per_round"] if anchored_info else None,
-                  "anchored_admit_threshold": anchored_info["admit_threshold"] if anchored_info else None,
-                  "reference_duplicates_in_data": anchored_info["n_reference_duplicates"] if anchored_info else None,
+        "probe": {"seconds": {k: float(v) for k, v in probes.timings.items()},
+                  "cv_accuracy": float((probes.cv.pred_probs.argmax(1) == y).mean()),
+                  "anchored_kept_per_round": info["kept_per_round"] if info else None,
+                  "anchored_admit_threshold": info["admit_threshold"] if info else None,
+                  "reference_duplicates_in_data": info["n_reference_duplicates"] if info else None,
                   "threads": torch.get_num_threads()},
         "screens": {k: {kk: jsonable(vv) for kk, vv in s.summary.items()} for k, s in screens.items()},
         "combine": {**{k: jsonable(v) for k, v in verdict.summary(list(classes)).items()},
                     "flagged": int(flagged.sum()), "flagged_per_class": per_class_counts(flagged, y, classes)},
-        "estimated_poison_rate": est_rate,
-        "seconds": time.perf_counter() - t_all,
+        "estimated_poison_rate": verdict.flag_rate,
+        "seconds": seconds,
     }
-    return ScreenResult(scores=scores, summary=summary,
-                        representations=trained.representations,
-                        pred_probs=label_probs, cv_pred_probs=cv.pred_probs, classes=list(classes))

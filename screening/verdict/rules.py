@@ -188,45 +188,86 @@ def _row_level(pvals, level, labels, fired_classes, row_fdr, fdr_p=None) -> np.n
     return flags
 
 
+def _excess_over_statistics(stats, labels, ref_labels, vc) -> tuple[np.ndarray, list]:
+    """Part 2 on every statistic: (the rows the class excess flags, the fired classes,
+    each with the statistic that fired)."""
+    flags = np.zeros(len(labels), dtype=bool)
+    fired = []
+    for stat in stats:
+        p, rp = stat.p_values()
+        more, fired_s = class_excess(p, rp, labels, ref_labels, fdr=vc.excess_fdr, delta=stat.delta,
+                                     levels=tuple(vc.excess_levels))
+        flags |= more
+        fired += [{**f, "statistic": stat.name} for f in fired_s]
+        del p, rp, more
+    return flags, fired
+
+
+def _row_fdr_flags(anchored, judges, pvals, ref_margins, labels, fired, level, vc) -> tuple[np.ndarray, float | None]:
+    """Part 1's row-level flags and the false discovery rate applied (None: the per-row
+    level). FDR control needs p-values below the conformal floor 1 / (M + 1): the tail
+    model, which needs TAIL_MIN_REFERENCE trusted rows; with fewer the per-row level
+    applies (and the report says so)."""
+    row_fdr = vc.row_fdr if vc.row_fdr is not None and len(ref_margins) >= TAIL_MIN_REFERENCE else None
+    fdr_p = None
+    if row_fdr is not None:
+        # one score per row on the reference's scale: its mean margin under its judges
+        row_margin = (anchored.model_margins * judges).sum(axis=0) / np.maximum(judges.sum(axis=0), 1)
+        fdr_p = tail_pvalues(pvals, row_margin, ref_margins)
+    return _row_level(pvals, level, labels, {d["class"] for d in fired}, row_fdr, fdr_p), row_fdr
+
+
+def _noise_part(labels, ref_labels, flagged, vc, row_fdr, cv_margins, cv_reference_margins, cv_pred_probs,
+                cv_reference_pred_probs) -> tuple[np.ndarray, dict | None, dict | None]:
+    """Part 5: (the rows the floor and the cleanlab fallback add, the floor's figures,
+    the fallback's figures)."""
+    added, floor = noise_floor(cv_margins, cv_reference_margins, flagged, labels=labels, ref_labels=ref_labels,
+                               level=vc.noise_floor_level)
+    peer, fallback = cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs,
+                                       flagged | added, floor, row_fdr=row_fdr, level=vc.noise_floor_level)
+    if peer is not None:
+        added |= peer & ~flagged
+    return added, floor, fallback
+
+
+def _power(labels, ref_labels, vc, delta) -> list:
+    """Per class, the attack size below which the class excess (label margin) cannot flag."""
+    n_tests = excess_tests(labels, tuple(vc.excess_levels))
+    n_per = dict(zip(*np.unique(labels, return_counts=True)))
+    m_per = dict(zip(*np.unique(ref_labels, return_counts=True)))
+    return [{"class": c.item(), "rows": int(n_c), "reference_rows": int(m_per.get(c, 0)),
+             "min_attack_rows": detectable_attack(n_c, m_per.get(c, 0), n_tests=n_tests, delta=delta,
+                                                  fdr=vc.excess_fdr)}
+            for c, n_c in n_per.items()]
+
+
 def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, cv_reference_margins=None,
                          features=None, reference_features=None, cv_pred_probs=None,
                          cv_reference_pred_probs=None) -> Verdict:
     """Row-level cross-conformal cut, class excess on every :class:`Statistic`, trigger
-    expansion (docs/verdict.md, parts 1-4)."""
+    expansion, label-noise floor (docs/verdict.md, parts 1-5)."""
     from ..probe import label_margin
 
     vc = config.verdict
     labels, ref_labels = np.asarray(labels), np.asarray(ref_labels)
+    # part 1: the p-values and the level
     ref_margins = label_margin(ref_labels, anchored.reference_pred_probs)
     m = len(ref_labels)
     judges = ~np.asarray(anchored.eligible, dtype=bool)
     m_judged = judged_reference_rows(judges, anchored.reference_folds)
     level = calibrated_level(vc.alpha, m_judged, vc.confidence)
-    upper90 = clean_rate_upper_bound(level, m_judged, 0.9) if m_judged else 1.0
     pvals = cross_conformal_pvalues(anchored.model_margins, judges, ref_margins, anchored.reference_folds)
     ref_p = reference_fold_pvalues(ref_margins, anchored.reference_folds)
-    levels = tuple(vc.excess_levels)
     contrast = cv_margins is not None and cv_reference_margins is not None
     delta = vc.excess_delta / (2 if contrast else 1)
-    excess_flags = np.zeros(len(pvals), dtype=bool)
-    fired = []
-    for stat in _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins,
-                            delta):
-        p, rp = stat.p_values()
-        more, fired_s = class_excess(p, rp, labels, ref_labels, fdr=vc.excess_fdr, delta=stat.delta, levels=levels)
-        excess_flags |= more
-        fired += [{**f, "statistic": stat.name} for f in fired_s]
-        del p, rp, more
-    fdr_p = None
-    # FDR control needs p-values below the conformal floor 1 / (M + 1): the tail model, which
-    # needs TAIL_MIN_REFERENCE trusted rows; with fewer the per-row level applies (and says so)
-    row_fdr = vc.row_fdr if vc.row_fdr is not None and m >= TAIL_MIN_REFERENCE else None
-    if row_fdr is not None:
-        # one score per row on the reference's scale: its mean margin under its judges
-        row_margin = (anchored.model_margins * judges).sum(axis=0) / np.maximum(judges.sum(axis=0), 1)
-        fdr_p = tail_pvalues(pvals, row_margin, ref_margins)
-    row_flags = _row_level(pvals, level, labels, {d["class"] for d in fired}, row_fdr, fdr_p)
+    # parts 2 and 3: the class excess on the label margin and the trigger contrasts
+    excess_flags, fired = _excess_over_statistics(
+        _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta),
+        labels, ref_labels, vc)
+    # part 1's row-level flags
+    row_flags, row_fdr = _row_fdr_flags(anchored, judges, pvals, ref_margins, labels, fired, level, vc)
     flagged = row_flags | excess_flags
+    # part 4: the trigger expansion in the classes where the excess fired
     expanded = []
     expansion_flags = np.zeros(len(flagged), dtype=bool)
     expansion_on = features is not None and reference_features is not None and vc.expansion_level > 0
@@ -235,30 +276,19 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
             features, labels, reference_features, ref_labels, flagged, [d["class"] for d in fired],
             level=vc.expansion_level, n_folds=config.n_folds, seed=config.seed)
         flagged = flagged | expansion_flags
+    # part 5: the label-noise floor and its cleanlab fallback
     floor_flags = np.zeros(len(flagged), dtype=bool)
     floor = fallback = None
     if contrast:
-        floor_flags, floor = noise_floor(cv_margins, cv_reference_margins, flagged, labels=labels,
-                                         ref_labels=ref_labels, level=vc.noise_floor_level)
+        floor_flags, floor, fallback = _noise_part(labels, ref_labels, flagged, vc, row_fdr, cv_margins,
+                                                   cv_reference_margins, cv_pred_probs, cv_reference_pred_probs)
         flagged = flagged | floor_flags
-        peer, fallback = cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs, flagged,
-                                           floor, row_fdr=row_fdr, level=vc.noise_floor_level)
-        if peer is not None:
-            floor_flags |= peer & ~flagged
-            flagged = flagged | peer
-    # per class, the attack size below which the class excess (label margin) cannot flag
-    n_tests = excess_tests(labels, levels)
-    n_per = dict(zip(*np.unique(labels, return_counts=True)))
-    m_per = dict(zip(*np.unique(ref_labels, return_counts=True)))
-    power = [{"class": c.item(), "rows": int(n_c), "reference_rows": int(m_per.get(c, 0)),
-              "min_attack_rows": detectable_attack(n_c, m_per.get(c, 0), n_tests=n_tests, delta=delta,
-                                                   fdr=vc.excess_fdr)}
-             for c, n_c in n_per.items()]
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))
     cutoff = float(np.sort(ref_margins)[min(k, m) - 1]) if m else float("nan")
     details = ReferenceCalibratedDetails(
-        p_value_level=level, clean_flag_rate_bound=level, clean_flag_rate_upper_90=upper90,
+        p_value_level=level, clean_flag_rate_bound=level,
+        clean_flag_rate_upper_90=clean_rate_upper_bound(level, m_judged, 0.9) if m_judged else 1.0,
         row_fdr=row_fdr, row_fdr_requested=vc.row_fdr, tail_min_reference=TAIL_MIN_REFERENCE,
         verdict_alpha=vc.alpha, verdict_confidence=vc.confidence, reference_rows=m,
         judges_per_row=int(judges.sum(axis=0).min()) if judges.size else 0, judged_reference_rows=m_judged,
@@ -267,7 +297,7 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
         trigger_contrast=bool(contrast), expansion_level=vc.expansion_level if expansion_on else 0,
         expansion=expanded, expansion_flagged=int(expansion_flags.sum()),
         noise_floor=floor, cleanlab_fallback=fallback, noise_floor_flagged=int(floor_flags.sum()),
-        detectable_attack=power,
+        detectable_attack=_power(labels, ref_labels, vc, delta),
         probes=[{"probe": f"self-trained, reference-anchored (round {len(anchored.kept_per_round)})",
                  "flagged": int(row_flags.sum()), "margin_cutoff": cutoff}],
         reference_only_probe_would_flag=int(f0.sum()))

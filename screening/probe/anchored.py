@@ -135,58 +135,16 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
     y, y_ref = y_all[:n], y_all[n:]
     folds = stratified_folds(y, config.n_folds, config.seed + 1)
     rfolds = stratified_folds(y_ref, config.n_folds, config.seed + 2)
-    ref_idx = np.arange(n, n + m)
-    ref_by_fold = [n + np.flatnonzero(rfolds == f) for f in range(config.n_folds)]
-
-    def round_(admitted, r):
-        # admitted: (n_folds, N) bool, the data rows model f may train on (never its own fold)
-        sets = [np.concatenate([ref_idx[rfolds != f], np.flatnonzero(admitted[f])])
-                for f in range(config.n_folds)]
-        predict_fn, _, _, _ = fit_probes(X_all, y_all, sets, kind=kind, n_classes=n_classes, config=config,
-                                     seed=seed + 10 * r, device=device)
-        del sets
-        probs = np.zeros((n, n_classes), dtype=np.float32)
-        rprobs = np.zeros((m, n_classes), dtype=np.float32)
-        margins = np.zeros((config.n_folds, n), dtype=np.float32)  # model f's margin of every data row
-        step = max(1, config.inference_batch_size)
-        for f in range(config.n_folds):
-            for start in range(0, n, step):  # bounded memory: one chunk of probabilities at a time
-                idx = np.arange(start, min(n, start + step))
-                p_chunk, _ = predict_fn(f, X_all, idx)
-                margins[f, idx] = label_margin(y[idx], p_chunk)
-                own = folds[idx] == f
-                probs[idx[own]] = p_chunk[own]
-            rprobs[ref_by_fold[f] - n], _ = predict_fn(f, X_all, ref_by_fold[f])
-        return probs, rprobs, margins
-
+    fit = dict(kind=kind, n_classes=n_classes, config=config, device=device)
     # a data row that duplicates a reference row is never admitted: training on it would
     # let the models see that reference row's twin and make its out-of-fold margin too good
     dup = reference_duplicates(X_all, n)
-    k = config.n_folds
     span = admit_span(config, m)
-    # model f may admit rows of data folds f+1 .. f+span (mod k): never its own, and the
-    # layout alone (not any score) decides which models can never see a row
-    eligible = np.zeros((k, n), dtype=bool)
-    for f in range(k):  # row by row: a (k, N) int64 temporary would cost 8 k N bytes
-        ahead = (folds - f) % k
-        eligible[f] = (ahead >= 1) & (ahead <= span)
+    eligible = _eligible_layout(folds, config.n_folds, span)
     admitted = np.zeros((config.n_folds, n), dtype=bool)
-    probs, rprobs, margins = round_(admitted, 0)
+    probs, rprobs, margins = _anchored_round(X_all, y_all, n, folds, rfolds, admitted, seed, **fit)
     init_m, init_rm = label_margin(y, probs), label_margin(y_ref, rprobs)
-    # Rows model f may admit: its layout's, less those where the probe trained on the data
-    # is far surer of the label than model f's round 0, which saw only the reference (a
-    # learned trigger does that, and admitting such rows would teach self-training the
-    # trigger). The
-    # cut is a quantile over data rows only, so no reference row reaches model f's
-    # admissions; ``eligible`` (the judges' layout) is untouched.
-    admissible = eligible & ~dup[None, :]
-    q = float(config.admit_contrast_quantile)
-    if cv_margins is not None and q > 0:
-        for f in range(k):
-            contrast = margins[f] - cv_margins
-            cand = admissible[f]
-            if cand.any():
-                admissible[f] &= contrast > np.quantile(contrast[cand], q)
+    admissible = _admissible(eligible & ~dup[None, :], margins, cv_margins, float(config.admit_contrast_quantile))
     kept_counts = []
     thr = 0.0
     for r in range(config.self_training_rounds):
@@ -197,9 +155,63 @@ def anchored_probe(X_all, y_all, n, *, kind, n_classes, config, device, progress
         admitted = (margins > thr) & admissible
         kept_counts.append(int(round(admitted.sum() / span)))
         del probs
-        probs, rprobs, margins = round_(admitted, r + 1)
+        probs, rprobs, margins = _anchored_round(X_all, y_all, n, folds, rfolds, admitted, seed + 10 * (r + 1),
+                                                 **fit)
         if progress:
             progress(f"anchored probe: self-training round {r + 1}/{config.self_training_rounds}")
     return AnchoredProbe(probs, rprobs, init_m, init_rm, kept_counts, model_margins=margins, admitted=admitted,
                          reference_folds=rfolds, eligible=eligible, admit_threshold=thr,
                          n_reference_duplicates=int(dup.sum()))
+
+
+def _eligible_layout(folds, k: int, span: int) -> np.ndarray:
+    """(k, N) bool: model f may admit rows of data folds f+1 .. f+span (mod k), never its
+    own; the layout alone (not any score) decides which models can never see a row."""
+    eligible = np.zeros((k, len(folds)), dtype=bool)
+    for f in range(k):  # row by row: a (k, N) int64 temporary would cost 8 k N bytes
+        ahead = (folds - f) % k
+        eligible[f] = (ahead >= 1) & (ahead <= span)
+    return eligible
+
+
+def _admissible(admissible, margins, cv_margins, q: float) -> np.ndarray:
+    """Rows model f may admit: its layout's, less those where the probe trained on the
+    data is far surer of the label than model f's round 0, which saw only the reference
+    (a learned trigger does that, and admitting such rows would teach self-training the
+    trigger). The cut is a quantile over data rows only, so no reference row reaches model
+    f's admissions; the judges' layout (``eligible``) is untouched."""
+    if cv_margins is not None and q > 0:
+        for f in range(len(admissible)):
+            contrast = margins[f] - cv_margins
+            cand = admissible[f]
+            if cand.any():
+                admissible[f] &= contrast > np.quantile(contrast[cand], q)
+    return admissible
+
+
+def _anchored_round(X_all, y_all, n, folds, rfolds, admitted, seed, *, kind, n_classes, config, device):
+    """One round: model f trains on the reference rows outside fold f plus the data rows
+    ``admitted[f]`` (never its own fold), then scores every data row and reference fold f.
+    Returns (probs (N, K): each data row by its own fold's model; rprobs (M, K); margins
+    (n_folds, N): model f's label margin of every data row)."""
+    m = len(y_all) - n
+    y = y_all[:n]
+    ref_idx = np.arange(n, n + m)
+    sets = [np.concatenate([ref_idx[rfolds != f], np.flatnonzero(admitted[f])]) for f in range(config.n_folds)]
+    predict_fn, _, _, _ = fit_probes(X_all, y_all, sets, kind=kind, n_classes=n_classes, config=config,
+                                     seed=seed, device=device)
+    del sets
+    probs = np.zeros((n, n_classes), dtype=np.float32)
+    rprobs = np.zeros((m, n_classes), dtype=np.float32)
+    margins = np.zeros((config.n_folds, n), dtype=np.float32)
+    step = max(1, config.inference_batch_size)
+    for f in range(config.n_folds):
+        for start in range(0, n, step):  # bounded memory: one chunk of probabilities at a time
+            idx = np.arange(start, min(n, start + step))
+            p_chunk, _ = predict_fn(f, X_all, idx)
+            margins[f, idx] = label_margin(y[idx], p_chunk)
+            own = folds[idx] == f
+            probs[idx[own]] = p_chunk[own]
+        ref_f = n + np.flatnonzero(rfolds == f)
+        rprobs[ref_f - n], _ = predict_fn(f, X_all, ref_f)
+    return probs, rprobs, margins

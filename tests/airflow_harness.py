@@ -75,6 +75,10 @@ class Standalone:
                     "AIRFLOW__API__PORT": str(self.port),
                     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base}/execution/",
                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    # the log servers too, or two Airflows on one machine (xdist workers,
+                    # other checkouts) fight over 8793/8794
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2"}
         self.log = log

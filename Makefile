@@ -57,6 +57,7 @@ test: setup
 
 # The inner loop: everything but the tests marked airflow, postgres or slow (pyproject.toml).
 test-fast: setup
+	@bash scripts/test-deps.sh
 	$(PY) -m pytest $(XDIST) -m "not airflow and not postgres and not slow" $(PYTEST_ARGS)
 
 lint: setup

@@ -13,11 +13,12 @@ export DATAWARD_HOME ?= $(CURDIR)/.dataward
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo test bench bench-quick bench-check lint clean help
+.PHONY: setup demo test test-fast bench bench-quick bench-check lint clean help
 
 help:
 	@echo "make demo   - set up, then run the whole pipeline on the bundled example"
-	@echo "make test   - set up, then run the whole test suite"
+	@echo "make test   - set up, then run the whole test suite (PostgreSQL, Airflow, slow tests too)"
+	@echo "make test-fast - the inner loop: no Airflow, no PostgreSQL, nothing marked slow"
 	@echo "make bench  - detection and speed benchmarks (prints figures)"
 	@echo "make bench-check - the detection regression gate (held-out subset against benchmarks/results/)"
 	@echo "make lint   - ruff, import-linter layering contracts, DAG-parse import check"
@@ -44,9 +45,20 @@ $(STAMP): pyproject.toml
 demo: setup
 	@bash scripts/demo.sh
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), one test file to a worker at a time so
+# that module-scoped fixtures (an Airflow DB, an API server, versions built once) are built
+# once; TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: setup
 	@bash scripts/test-deps.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop: everything but the tests marked airflow, postgres or slow (pyproject.toml).
+test-fast: setup
+	@bash scripts/test-deps.sh
+	$(PY) -m pytest $(XDIST) -m "not airflow and not postgres and not slow" $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -75,6 +75,12 @@ class Standalone:
                     "AIRFLOW__API__PORT": str(self.port),
                     "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base}/execution/",
                     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                    # the log servers too, or two Airflows on one machine (xdist workers,
+                    # other checkouts) fight over 8793/8794
+                    "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                    "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+                    # wait_for_executor_report reads the scheduler's INFO lines
+                    "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "airflow.jobs.scheduler_job_runner=INFO",
                     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2"}
         self.log = log
@@ -141,6 +147,30 @@ class Standalone:
                 pass
             time.sleep(3)
         raise TimeoutError(f"Airflow not ready in {timeout}s: {self.log.read_text()[-3000:]}")
+
+    def wait_for_executor_report(self, ti: dict, timeout: float = 300) -> None:
+        """Wait until the scheduler has taken in the executor's report that the worker process
+        of task instance ``ti`` (as the REST API returns it) has ended.
+
+        Answer a parked (``awaiting_input``) task only after this. Airflow 3.3's scheduler
+        fails the resumed try when that report is read after the answer has already moved
+        the task on to queued or running (it takes the report for a task killed externally:
+        apache/airflow#72716); the retry then asks again and the run waits for a second
+        answer. A person answers minutes later; a test answers within a second, and on a
+        loaded machine the parking process can end seconds after the task is parked.
+        """
+        needle = (f"dag_id='{ti['dag_id']}', task_id='{ti['task_id']}', run_id='{ti['dag_run_id']}', "
+                  f"try_number={ti['try_number']}, map_index={ti['map_index']})")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"airflow standalone exited: {self.log.read_text()[-3000:]}")
+            for line in self.log.read_text(errors="replace").splitlines():
+                if "Received executor event with state success" in line and needle in line:
+                    return
+            time.sleep(1)
+        raise TimeoutError(f"the scheduler never read the executor's report for {needle} in {timeout}s: "
+                           f"{self.log.read_text()[-3000:]}")
 
     def wait_run(self, dag_id: str, timeout: float = 600, count: int = 1) -> list[dict]:
         deadline = time.monotonic() + timeout

@@ -4,6 +4,18 @@ PostgreSQL: ``DATAWARD_TEST_PG_URL`` (set by .ci/run) names a running server;
 without it a throwaway cluster is started from the server binaries on this
 machine and removed afterwards. Only where the binaries are absent do the
 PostgreSQL tests skip, with the reason shown.
+
+Markers (registered in pyproject.toml): ``postgres`` (set here on every test that
+reaches the PostgreSQL server), ``airflow`` (runs a real Airflow: ``dags test``, a
+scheduler or an API server), ``slow``. ``make test-fast`` deselects all three.
+
+Backends: a test taking ``home``/``db_url`` runs once per backend. The database
+contracts (lineage records, audit chain, locking and concurrency, sign-off, runs) keep
+the pair; a test that only drives the pipeline through them runs on SQLite alone
+(``@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)``).
+
+Parallel runs (pytest-xdist, ``make test``): each worker gets its own DATAWARD_HOME;
+Airflow homes, ports, PostgreSQL databases and temporary folders are already per test.
 """
 
 from __future__ import annotations
@@ -21,6 +33,29 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pgcluster  # noqa: E402
 from cli_runner import CliResult, invoke_cli  # noqa: E402,F401
+
+
+def pytest_collection_modifyitems(config, items):
+    # Whatever reaches the server is a PostgreSQL test, however it asked for it.
+    for item in items:
+        if "pg_server" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _worker_dataward_home(tmp_path_factory):
+    """Under pytest-xdist, the default DATAWARD_HOME (the Makefile's ./.dataward) is one per
+    worker, so that tests that do not make their own never share a SQLite file."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    saved = os.environ.get("DATAWARD_HOME")
+    os.environ["DATAWARD_HOME"] = str(tmp_path_factory.mktemp("default-home"))
+    yield
+    if saved is None:
+        os.environ.pop("DATAWARD_HOME", None)
+    else:
+        os.environ["DATAWARD_HOME"] = saved
 
 
 @pytest.fixture(scope="session")

@@ -175,6 +175,9 @@ def test_real_scheduler_review_through_required_actions(tmp_path, digits_example
                 break
             time.sleep(3)
         assert ti["state"] == "awaiting_input", (ti, (tmp_path / "standalone.log").read_text()[-4000:])
+        # answer once the parked try's process is known to have ended, or Airflow may fail the
+        # resumed try and ask again (see wait_for_executor_report)
+        af.wait_for_executor_report(ti)
         hitl = f"{run_path}/taskInstances/review/-1/hitlDetails"
         status, detail = af.request("GET", hitl, token=tokens["reviewer"])
         assert status == 200, detail

@@ -38,6 +38,7 @@ def toy_dir(tmp_path):
     return d
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_croissant_manifest_ingests(home, tmp_path, cli, toy_dir):
     m = tmp_path / "toy.croissant.json"
     m.write_text(json.dumps(CROISSANT))
@@ -52,6 +53,7 @@ def test_croissant_manifest_ingests(home, tmp_path, cli, toy_dir):
     assert "ada@example.org" in text and "2024-01-01" in text
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 @pytest.mark.parametrize("content, expect", [
     ("{not json", "is not valid JSON"),
     (json.dumps({"name": "x", "license": "MIT"}), "not a Croissant description"),
@@ -85,6 +87,7 @@ def test_slug():
     assert slug("Toy Sensor Set (v2)!") == "toy-sensor-set-v2"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_deeply_nested_croissant_is_refused(home, tmp_path, cli, toy_dir):
     m = tmp_path / "deep.json"
     m.write_text("[" * 100_000 + "]" * 100_000)

@@ -24,6 +24,7 @@ from lineage.naming import uri_dataset
 NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s]+$")  # scheme://authority
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_ingest_emits_run_events(home, tmp_path, cli, digits_example):
     r = cli("ingest", str(digits_example / "train"), "--manifest", str(digits_example / "manifest.yaml"))
     assert r.returncode == 0, r.stderr
@@ -53,6 +54,7 @@ def test_ingest_emits_run_events(home, tmp_path, cli, digits_example):
     assert any(n.endswith("/train/digits.parquet") for _, n in ins), ins
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_failed_ingest_emits_fail(home, tmp_path, cli):
     m = write_manifest(tmp_path / "m.yaml", license="Not-A-Licence")
     (tmp_path / "d.csv").write_text("x,label\n1,0\n")
@@ -208,6 +210,7 @@ def test_local_paths_are_named_on_this_host(tmp_path, monkeypatch):
     assert uri_dataset(f"file://{tmp_path}/y.csv") == ("file://worker-1", f"{tmp_path}/y.csv")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_airflow_task_is_the_pipeline_runs_parent_and_the_dag_run_the_root(home, tmp_path, cli):
     """Under Airflow the pipeline run hangs below the task that started it (the names and
     run ids the OpenLineage provider's parent-run macros give), every stage run below the
@@ -248,6 +251,7 @@ def test_airflow_task_is_the_pipeline_runs_parent_and_the_dag_run_the_root(home,
     assert all(e["run"]["facets"]["parent"]["run"]["runId"] == run_id for e in ingest_events)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_many_files_make_one_dataset(home, tmp_path, cli, monkeypatch):
     """Past MAX_FILE_DATASETS files (an image folder) a version is one dataset, named in
     the catalog, not one node per file."""

@@ -91,6 +91,7 @@ def test_sampling_is_bounded_and_uniform():
     assert all(t.sampled <= 300 for t in tags)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_ingest_records_tags_emits_them_and_policy_quarantines(home, tmp_path, monkeypatch):
     """On SQLite and PostgreSQL (the ``home`` fixture): migration 0004, tags, facet, policy."""
     import json

@@ -21,6 +21,7 @@ def count(db_url, model) -> int:
         return s.execute(select(func.count()).select_from(model)).scalar()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_run_trims_planted_poisons_and_is_idempotent(home, db_url, cli, digits_example):
     r = cli("run", str(digits_example / "train"), "--manifest", str(digits_example / "manifest.yaml"),
             "--json")
@@ -65,6 +66,7 @@ def test_run_trims_planted_poisons_and_is_idempotent(home, db_url, cli, digits_e
     assert cli("audit", "verify").returncode == 0
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_licence_quarantine_runs_every_stage_and_publishes_nothing(home, cli, digits_example, tmp_path):
     m = tmp_path / "manifest.yaml"
     m.write_text((digits_example / "manifest.yaml").read_text().replace("CC-BY-4.0", "CC-BY-NC-4.0")
@@ -79,6 +81,7 @@ def test_licence_quarantine_runs_every_stage_and_publishes_nothing(home, cli, di
     assert json.loads(cli("datasets", "--json").stdout)[0]["status"] == "quarantined"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_validation_failure_quarantines(home, cli, tmp_path, monkeypatch):
     """Out-of-range pixel values fail the reviewed digits suite; the version is quarantined."""
     import numpy as np
@@ -102,6 +105,7 @@ def test_validation_failure_quarantines(home, cli, tmp_path, monkeypatch):
     assert cli("validate", "bad-digits@1").returncode == 1
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_kind_without_suite_quarantines(home, cli, tmp_path):
     pq.write_table(pa.table({"x": [1.0, 2.0, 3.0], "label": [0, 1, 0]}), tmp_path / "d.parquet")
     (tmp_path / "m.yaml").write_text("name: odd\nowner: a@b.c\nlicense: MIT\nsource: {uri: s3://x}\n"
@@ -113,6 +117,7 @@ def test_kind_without_suite_quarantines(home, cli, tmp_path):
     assert out["status"] == "missing_suite" and "no-such-kind" in out["reason"]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # one backend (see conftest)
 def test_run_names_the_command_for_a_missing_suite(home, cli, tmp_path):
     """``dataward run``'s terminal says what the report says: the command that drafts a
     suite, and folders relative to the project or DATAWARD_HOME, never a server path or a

@@ -35,7 +35,7 @@ from dataward_common import stage_chain
 def dataward_nightly():
     @task
     def find_arrivals() -> list[dict]:
-        from dataward.airflow_support import find_arrivals as scan
+        from dataward.airflow.tasks import find_arrivals as scan
 
         arrivals = scan(get_current_context()["params"].get("landing"))
         print(f"dataward: {len(arrivals)} new arrival(s)")
@@ -45,7 +45,7 @@ def dataward_nightly():
     def process(arrival: dict):
         @task
         def ingest(arrival: dict) -> dict:
-            from dataward.airflow_support import ingest_task
+            from dataward.airflow.tasks import ingest_task
 
             ctx = get_current_context()
             params = ctx["params"]

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, get_current_context, task
 
-from dataward.airflow_support import approved_asset
+from dataward.airflow.tasks import approved_asset
 
 APPROVED = approved_asset()
 

@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataward.stages.common import write_atomic
+from dataward.stage_results import write_atomic
 
 SCORES = "scores.parquet"
 SUMMARY = "summary.json"

@@ -16,7 +16,7 @@ def diff_versions(ctx, ref_a: str, ref_b: str, *, flagged_b: list[int] | None = 
     ``flagged_b`` defaults to B's recorded screen result (None when B was not screened).
     """
     from dataward.artifacts import flagged_row_ids
-    from dataward.stages.common import finished, read_table
+    from dataward.stage_results import finished, read_table
     from lineage.ingest import resolve
 
     with ctx.session() as s:

@@ -15,7 +15,7 @@ from dataward.context import Context
 from dataward.faults import checkpoint
 from dataward.progress import stage_logged
 from dataward.stages.outputs import PipelineSummary, StageOutputs
-from lineage.events import ParentRef, new_run_id
+from lineage.openlineage.emitter import ParentRef, new_run_id
 
 STAGES = ("validate", "screen", "decide", "report", "publish")
 
@@ -30,7 +30,7 @@ def start_run(ctx: Context, *, trigger: str, external_id: str | None = None,
     Emits the pipeline run's OpenLineage START; ``lineage_parent`` is the run that started
     it (the Airflow task), so Airflow's and Dataward's events form one tree.
     """
-    from dataward.lineage_events import pipeline_started
+    from dataward.export.lineage_events import pipeline_started
     from dataward.runs import claim, sweep_abandoned
     from lineage.models import PipelineRun
 
@@ -55,7 +55,7 @@ def attach_run(ctx: Context, run_id: str, ref: str) -> None:
 
 def finish_run(ctx: Context, run_id: str, status: str, *,
                lineage_parent: ParentRef | None = None) -> None:
-    from dataward.lineage_events import pipeline_finished
+    from dataward.export.lineage_events import pipeline_finished
     from lineage.models import PipelineRun
 
     with ctx.session() as s:
@@ -72,7 +72,7 @@ def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None,
     The stage run's ``parent`` facet names the pipeline run ``run_id``; ``lineage_root``
     is the tree's root above it (the Airflow DAG run), when there is one.
     """
-    from dataward.lineage_events import run_with_events
+    from dataward.export.lineage_events import run_with_events
     from dataward.stages import decide, publish, report, screen, validate
 
     fn = {"validate": validate.validate, "screen": screen.screen, "decide": decide.decide,

@@ -219,7 +219,7 @@ def test_decide_quarantines_when_canary_recall_is_below_the_floor(sqlite_home, t
 
 def test_policy_sets_the_verdicts_level_for_the_real_screen(sqlite_home, tmp_path, monkeypatch):
     from dataward.errors import BadInput
-    from dataward.policy import load_policy
+    from dataward.governance.policy import load_policy
     from dataward.stages.screen import screen
 
     policy = tmp_path / "policy.yaml"
@@ -344,7 +344,7 @@ def test_without_reference_screens_that_miss_label_flips_are_held(sqlite_home, t
 
 
 def test_report_sentence_says_which_kinds_were_planted_and_why():
-    from dataward.reports.checks import canary_section
+    from dataward.reports.check_sections import canary_section
     from screening.canary import NO_REFERENCE_NOTE
 
     c = plant_canaries(blobs(), label_col="label", seed=0, with_reference=False).describe()

@@ -72,7 +72,7 @@ def test_queues_gpu_worker_takes_the_screens(compose):
     for name in AIRFLOW_SERVICES:
         assert _env(services[name])["DATAWARD_SCREEN_QUEUE"] == "gpu"
     # The DAGs put exactly the screen task on that queue.
-    src = (REPO / "dataward" / "airflow_support.py").read_text()
+    src = (REPO / "dataward" / "airflow" / "tasks.py").read_text()
     assert 'os.environ.get("DATAWARD_SCREEN_QUEUE"' in src
     # The shared stage tasks put exactly the screen task on that queue ...
     tree = ast.parse((REPO / "dags" / "dataward_common.py").read_text())

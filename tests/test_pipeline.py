@@ -214,7 +214,7 @@ def test_screen_contract_bad_inputs(home, cli, tmp_path, case, expect):
 
 
 def test_policy_outcomes():
-    from dataward.policy import decide, load_policy
+    from dataward.governance.policy import decide, load_policy
 
     p = load_policy()
     ok_lic = {"allowed_for_training": True, "reason": "ok"}

@@ -41,8 +41,8 @@ def review(
     """
     import os
 
-    from dataward.review import APPROVE, FIRST_APPROVAL, REJECT, authorize_cli, sign_off
-    from dataward.review import notify_airflow as notify
+    from dataward.governance.review import APPROVE, FIRST_APPROVAL, REJECT, authorize_cli, sign_off
+    from dataward.governance.review import notify_airflow as notify
 
     if approve == reject:
         fail("give exactly one of --approve or --reject")
@@ -85,7 +85,7 @@ def review(
 @handles_errors
 def review_queue(as_json: JsonFlag = False) -> None:
     """Versions awaiting a reviewer's sign-off, with their reports."""
-    from dataward.review import awaiting_review
+    from dataward.governance.review import awaiting_review
 
     queue = awaiting_review(context())
     if as_json:

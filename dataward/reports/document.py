@@ -9,7 +9,7 @@ from typing import Any
 
 from dataward.config import code_version
 from dataward.context import Context
-from dataward.reports.checks import canary_section, diff_section, leakage_section, pii_section
+from dataward.reports.check_sections import canary_section, diff_section, leakage_section, pii_section
 from dataward.reports.compliance import compliance_mapping, coverage
 from dataward.reports.datacard import class_balance, column_profile, declared_facts
 from dataward.reports.figures import MAX_FLAGGED_LISTED, screen_figures
@@ -38,8 +38,8 @@ def report_dir(ctx: Context, ref: str) -> Path:
 
 def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
     """Collect lineage, stage outputs, figures and the compliance mapping for ``ref``."""
-    from dataward.policy import load_policy
-    from dataward.stages.common import finished, read_table
+    from dataward.governance.policy import load_policy
+    from dataward.stage_results import finished, read_table
     from lineage import tags
     from lineage.audit import verify_chain
     from lineage.ingest import resolve

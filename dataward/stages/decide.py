@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataward.artifacts import flagged_row_ids, suggested_labels
 from dataward.context import Context
-from dataward.policy import decide as apply_policy
-from dataward.policy import load_policy
-from dataward.stages.common import finished, record, version_schema
+from dataward.governance.policy import decide as apply_policy
+from dataward.governance.policy import load_policy
+from dataward.stage_results import finished, record, version_schema
 from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenOutput, ValidateOutput
 from dataward.stages.publish import relabelable
 from lineage import tags

@@ -17,11 +17,11 @@ def ingest(ctx: Context, path: str | os.PathLike[str], manifest_path: str | os.P
     description and personal-data tags; the licence verdict is a custom run facet.
     Returns :class:`lineage.ingest.IngestResult`.
     """
-    from dataward import lineage_events as le
-    from lineage import facets
+    from dataward.export import lineage_events as le
     from lineage import ingest as lineage_ingest
     from lineage import manifest as manifests
-    from lineage.events import new_run_id
+    from lineage.openlineage import facets
+    from lineage.openlineage.emitter import new_run_id
 
     if manifest is None:
         if manifest_path is None:
@@ -83,7 +83,7 @@ def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = No
     import logging
 
     from checks import pii
-    from dataward.stages.common import iter_batches, version_schema
+    from dataward.stage_results import iter_batches, version_schema
     from lineage import tags
 
     with ctx.session() as s:

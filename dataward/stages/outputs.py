@@ -47,7 +47,7 @@ class ScreenOutput(TypedDict, total=False):
     scores_path: str
     projection_path: str
     used_reference: bool
-    reference: dict[str, Any] | None  # which trusted set (dataward.reference), for the report
+    reference: dict[str, Any] | None  # which trusted set (dataward.governance.reference), for the report
     summary: dict[str, Any]  # the screens' own summary (summary.json)
     canary: dict[str, Any]
     leakage: dict[str, Any]

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from dataward.context import Context
 from dataward.errors import BadInput
 from dataward.faults import checkpoint
-from dataward.stages.common import finished, iter_batches, record, version_schema
+from dataward.stage_results import finished, iter_batches, record, version_schema
 from dataward.stages.outputs import DecideOutput, PublishOutput
 from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
@@ -114,7 +114,7 @@ def _with_metadata(ctx: Context, output: PublishOutput, actor: str) -> PublishOu
     written is logged, never a reason to undo a published snapshot."""
     if not output.get("published") or not output.get("snapshot_ref"):
         return output
-    from dataward.metadata_export import write_beside_snapshot
+    from dataward.export.metadata_export import write_beside_snapshot
 
     try:
         return {**output, **write_beside_snapshot(ctx, output["snapshot_ref"], actor=actor)}

@@ -16,7 +16,7 @@ from typing import Any
 from dataward.context import Context
 from dataward.reports import build_document, render_html, render_pdf, report_dir
 from dataward.reports.document import FLAGGED_CSV, flagged_csv
-from dataward.stages.common import finished, record, version_dir, write_atomic
+from dataward.stage_results import finished, record, version_dir, write_atomic
 from dataward.stages.outputs import ReportOutput
 
 

@@ -12,9 +12,9 @@ from typing import Any
 
 from dataward import artifacts
 from dataward.context import Context
+from dataward.governance.policy import load_policy
 from dataward.labels import missing_labels
-from dataward.policy import load_policy
-from dataward.stages.common import finished, json_safe, read_table, record, version_dir
+from dataward.stage_results import finished, json_safe, read_table, record, version_dir
 from dataward.stages.outputs import ScreenOutput
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
@@ -24,7 +24,7 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenOutput
 
     Output keys: ``status`` (done | error), ``n_rows``, ``n_flagged``, ``flagged_fraction``,
     ``scores_path``, ``projection_path``, ``used_reference``, ``reference`` (which trusted
-    set, named for the report: :mod:`dataward.reference`), ``summary`` (the screens' own
+    set, named for the report: :mod:`dataward.governance.reference`), ``summary`` (the screens' own
     summary) or ``reason`` on error; and the self-tests: ``canary`` (recall on planted
     canaries, per screen and for ``flagged``), ``leakage`` (duplicates inside the data and
     against the evaluation sets), ``diff`` (against the previous approved version, or None).
@@ -59,14 +59,14 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     if not label_col:
         return ScreenOutput(status="not_applicable", reason="the manifest names no label_column, so the "
                             "label-consistency and backdoor screens cannot run")
-    from dataward.reference import reference_for_screen
+    from dataward.governance.reference import reference_for_screen
 
     data = read_table(ctx, version_id)
     why = missing_labels(data, label_col)
     if why:
         return ScreenOutput(status="error", reason=f"screening refused the data: {why}")
     policy = load_policy(ctx.settings.decision_policy)
-    # a reviewer-confirmed set, the version's own file, or the trust chain (dataward/reference.py)
+    # a reviewer-confirmed set, the version's own file, or the trust chain (dataward/governance/reference.py)
     reference, reference_info = reference_for_screen(ctx, version_id, data, label_col, policy)
     settings = policy.canary
     config = ScreenConfig(verdict=VerdictConfig(**policy.verdict))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataward.context import Context
-from dataward.stages.common import finished, record
+from dataward.stage_results import finished, record
 from dataward.stages.outputs import ValidateOutput
 from lineage.models import STATUS_QUARANTINED, STATUS_VALIDATED, CheckResult, DatasetVersion
 

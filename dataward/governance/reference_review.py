@@ -3,10 +3,10 @@
 ``sample_reference`` draws a seeded, class-stratified sample and shows each row as the
 report does; ``confirm_reference`` checks the sample against the version (a digest per
 row: an edited sample is refused), applies the reviewer's label corrections, records the
-rows as the content-addressed version ``NAME.reference@N`` (:mod:`dataward.reference`
+rows as the content-addressed version ``NAME.reference@N`` (:mod:`dataward.governance.reference`
 makes it the one the version's next screen uses) and re-runs the screens. The CLI
 (``dataward reference``) and the review page are its two doors; who may knock follows
-the sign-off rules of :mod:`dataward.review`.
+the sign-off rules of :mod:`dataward.governance.review`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from dataward.context import Context
 from dataward.errors import BadInput
-from dataward.reference import (
+from dataward.governance.reference import (
     CONFIRMED_RELATION,
     CONFIRMED_STATUS,
     jsonable,
@@ -41,7 +41,7 @@ def sample_reference(ctx: Context, ref: str, *, per_class: int, seed: int = 0) -
     import numpy as np
 
     from dataward.reports.figures import _row_content
-    from dataward.stages.common import finished, read_table
+    from dataward.stage_results import finished, read_table
     from lineage.ingest import resolve
 
     if per_class < 1:
@@ -97,7 +97,7 @@ def write_sample(doc: dict[str, Any], path: Path) -> tuple[Path, Path]:
     """Write the sample (JSON, what ``confirm`` reads) and beside it an HTML view of the
     rows with image thumbnails (``FILE.html``); returns both paths."""
     from dataward.reports.render import environment
-    from dataward.stages.common import write_atomic
+    from dataward.stage_results import write_atomic
 
     thumbs = doc.pop("_thumbs", None) or [None] * len(doc["rows"])
     write_atomic(path, json.dumps(doc, indent=1, default=str).encode())
@@ -178,8 +178,8 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path | None = None
     """
     import pyarrow as pa
 
-    from dataward.review import authorize_cli, originators, refuse, review_policy
-    from dataward.stages.common import read_table
+    from dataward.governance.review import authorize_cli, originators, refuse, review_policy
+    from dataward.stage_results import read_table
     from lineage.ingest import resolve
 
     with ctx.session(read_only=True) as s:
@@ -263,7 +263,7 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path | None = None
     out = {**recorded, "ref": ref, "rows": table.num_rows, "rows_per_class": per_class,
            "corrected": corrected, "dropped": dropped}
     if rerun:
-        from dataward.remediation import rerun as run_again
+        from dataward.governance.remediation import rerun as run_again
 
         out["rerun"] = run_again(ctx, ref, from_stage="screen", actor=who,
                                  reason=f"reference {recorded['reference']} confirmed by {who}")

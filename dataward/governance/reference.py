@@ -5,7 +5,7 @@ gets them, in this order of precedence:
 
 1. **confirmed**: rows of the version itself that a reviewer looked at and confirmed
    (labels corrected where the reviewer corrected them): ``dataward reference sample``
-   then ``dataward reference confirm`` (:mod:`dataward.reference_review`). Stored as the
+   then ``dataward reference confirm`` (:mod:`dataward.governance.reference_review`). Stored as the
    content-addressed version ``NAME.reference@N`` (parent: the version, relation
    ``confirmed-reference``), with the reviewer as its provenance and a
    ``reference-confirm`` audit entry.
@@ -91,7 +91,7 @@ def reference_for_screen(ctx: Context, version_id: int, data, label_col: str, po
 
     ``data``: the version's rows (Arrow table); ``policy``: the decision policy in force.
     """
-    from dataward.stages.common import read_table
+    from dataward.stage_results import read_table
 
     confirmed = latest_confirmed(ctx, version_id)
     if confirmed is not None:
@@ -129,7 +129,7 @@ def previous_approval(ctx: Context, version_id: int) -> dict[str, Any] | None:
     and who approved it (a reviewer's sign-off, else the policy), or None."""
     from sqlalchemy import select
 
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
     from lineage.models import DatasetVersion, Decision, Snapshot
 
     with ctx.session(read_only=True) as s:
@@ -183,7 +183,7 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     import numpy as np
     import pyarrow as pa
 
-    from dataward.stages.common import read_table
+    from dataward.stage_results import read_table
 
     prev = previous_approval(ctx, version_id)
     if prev is None:

@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dataward.asset_names import SNAPSHOT_ASSET_NAME, SNAPSHOT_ASSET_URI
+from dataward.airflow.names import SNAPSHOT_ASSET_NAME, SNAPSHOT_ASSET_URI
 
 SCREEN_QUEUE = os.environ.get("DATAWARD_SCREEN_QUEUE", "default")
 DONE_MARKER = ".dataward-done"
@@ -82,7 +82,7 @@ def ingest_task(params: dict[str, Any], *, trigger: str, external_id: str | None
     if triggered_by:
         ctx = type(ctx)(replace(ctx.settings, actor=triggered_by))
     if params.get("rerun"):
-        from dataward.remediation import prepare_rerun
+        from dataward.governance.remediation import prepare_rerun
 
         prepared = prepare_rerun(ctx, params["rerun"], from_stage=params.get("rerun_from") or "validate",
                                  reason=params.get("rerun_reason") or "", actor=triggered_by or ctx.settings.actor,
@@ -111,7 +111,7 @@ def airflow_lineage_parent(task_instance=None):
     ``lineage_root_*``), so Airflow's events and Dataward's form one tree. None when the
     provider is not installed (then Airflow emits no events to link to) or outside a task.
     """
-    from lineage.events import ParentRef
+    from lineage.openlineage.emitter import ParentRef
 
     try:
         from airflow.providers.openlineage.plugins import macros
@@ -142,7 +142,7 @@ def _review_params(params: dict[str, Any]) -> dict[str, Any]:
 def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import run_stage
     from dataward.runs import release
-    from lineage.events import ParentRef
+    from lineage.openlineage.emitter import ParentRef
 
     parent = ParentRef.from_dict(info.get("lineage_parent"))
     ctx = context(info.get("policy"))
@@ -166,7 +166,7 @@ def review_request(info: dict[str, Any], *, base_url: str | None = None) -> dict
     and ``assigned_users`` (the policy's named reviewers, or None: anyone the auth manager
     lets act on the DAG's required actions).
     """
-    from dataward.review import awaiting_review, review_policy
+    from dataward.governance.review import awaiting_review, review_policy
 
     ctx = context(info.get("policy"))
     pending = {q["ref"]: q for q in awaiting_review(ctx)}.get(info["ref"])
@@ -195,11 +195,11 @@ def review_request(info: dict[str, Any], *, base_url: str | None = None) -> dict
 
 def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | None,
                     user: dict[str, Any] | None, timed_out: bool, report_sha256: str | None) -> dict[str, Any]:
-    """Turn the answer to the review task into the same :func:`dataward.review.sign_off` the
+    """Turn the answer to the review task into the same :func:`dataward.governance.review.sign_off` the
     other doors call (audit entry, report hash, publication); a timeout follows the
     policy's ``review.on_timeout``. Returns ``info`` with ``review``; a refused sign-off
     (separation of duties, say) raises, after it was audited."""
-    from dataward.review import APPROVE, REJECT, review_policy, sign_off
+    from dataward.governance.review import APPROVE, REJECT, review_policy, sign_off
     from lineage import audit
 
     ctx = context(info.get("policy"))
@@ -225,7 +225,7 @@ def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | No
 
 def finish_task(info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import finish_run
-    from lineage.events import ParentRef
+    from lineage.openlineage.emitter import ParentRef
 
     finish_run(context(info.get("policy")), info["run_id"], "success",
                lineage_parent=ParentRef.from_dict(info.get("lineage_parent")))

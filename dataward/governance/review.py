@@ -57,7 +57,7 @@ def awaiting_review(ctx: Context) -> list[dict[str, Any]]:
     """Versions a reviewer must act on: quarantined, with no sign-off yet."""
     from sqlalchemy import select
 
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
     from lineage.models import Dataset, DatasetVersion, Decision
 
     with ctx.session(read_only=True) as s:
@@ -88,7 +88,7 @@ def awaiting_review(ctx: Context) -> list[dict[str, Any]]:
 
 def current_report(ctx: Context, ref: str) -> dict[str, Any]:
     """The recorded report of ``ref``, checked against the file on disk."""
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     _, ref, report = finished(ctx, ref, "report")
     if not report or not report.get("html"):
@@ -110,7 +110,7 @@ class ReviewRefused(DatawardError):
 
 def review_policy(ctx: Context) -> dict[str, Any]:
     """The ``review`` section of the decision policy in force."""
-    from dataward.policy import load_policy
+    from dataward.governance.policy import load_policy
 
     return load_policy(ctx.settings.decision_policy).review
 
@@ -203,7 +203,7 @@ def _sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: st
               report_sha256: str | None, via: str) -> SignOff:
     from sqlalchemy import select
 
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
     from lineage import audit
     from lineage.ingest import resolve
     from lineage.models import STATUS_APPROVED, STATUS_REJECTED, DatasetVersion, Decision
@@ -286,7 +286,7 @@ def _sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: st
 
 def publish_approved(ctx: Context, ref: str, *, reviewer: str, policy: dict | None = None) -> dict[str, Any]:
     """Publish an approved version (idempotent: a re-run returns the recorded snapshot)."""
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
     from dataward.stages.publish import publish
 
     if policy is None:
@@ -313,7 +313,7 @@ def notify_airflow(api_url: str, token: str, published: dict[str, Any], *, timeo
     import urllib.parse
     import urllib.request
 
-    from dataward.asset_names import SNAPSHOT_ASSET_URI
+    from dataward.airflow.names import SNAPSHOT_ASSET_URI
 
     if not published or not published.get("published"):
         return {"notified": False, "reason": "nothing was published"}

@@ -34,7 +34,7 @@ def snapshot_facts(ctx: Context, ref: str) -> dict[str, Any]:
     from sqlalchemy import select
 
     from dataward.errors import BadInput
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
     from lineage import tags
     from lineage.ingest import resolve
     from lineage.models import DatasetVersion, Snapshot
@@ -226,7 +226,7 @@ def croissant(facts: dict[str, Any], content_url: str) -> dict[str, Any]:
     issues = meta.issues
     if issues.errors:
         raise ValueError(f"the Croissant description of {facts['ref']} is invalid: {issues.report()}")
-    from dataward.stages.common import json_safe
+    from dataward.stage_results import json_safe
 
     return json_safe(meta.to_json())
 
@@ -272,7 +272,7 @@ def dataset_card(facts: dict[str, Any]) -> str:
 
 def export(ctx: Context, ref: str, what: str, out: str | os.PathLike[str] | None = None) -> Path:
     """Write ``croissant`` or ``card`` for snapshot ``ref`` to ``out`` (a file or folder)."""
-    from dataward.stages.common import write_atomic
+    from dataward.stage_results import write_atomic
 
     facts = snapshot_facts(ctx, ref)
     target = Path(out) if out else _default_dir(ctx, facts)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dataward.context import Context
-from lineage.events import DatasetRef, ParentRef, new_run_id
+from lineage.openlineage.emitter import DatasetRef, ParentRef, new_run_id
 
 STAGE_INPUT_ROLES = {"screen": ("data", "reference", "evaluation")}
 # Past this many files of one role a version is one dataset (its logical name in the
@@ -50,9 +50,9 @@ def version_datasets(ctx: Context, ref: str, roles: tuple[str, ...] = ("data",),
     files, ``NAME@V/ROLE/FILE`` for reference and evaluation sets) as ``symlinks`` and
     its type; with ``describe`` also the schema, owner and description (and ``pii`` as tags).
     """
-    from lineage import facets as f
     from lineage.ingest import resolve
     from lineage.naming import file_dataset
+    from lineage.openlineage import facets as f
 
     out = []
     with ctx.session() as s:
@@ -88,7 +88,7 @@ def version_datasets(ctx: Context, ref: str, roles: tuple[str, ...] = ("data",),
 def _file_set(ctx: Context, v, role: str, files, *, describe: bool, pii) -> DatasetRef:
     import hashlib
 
-    from lineage import facets as f
+    from lineage.openlineage import facets as f
 
     logical = v.ref if role == "data" else f"{v.ref}/{role}"
     digest = v.content_hash if role == "data" else hashlib.sha256(
@@ -112,8 +112,8 @@ def source_dataset(uri: str, base_dir: str | Path | None = None) -> DatasetRef:
 
 
 def file_datasets(paths, *, kind: str = "FILE") -> list[DatasetRef]:
-    from lineage import facets as f
     from lineage.naming import file_dataset
+    from lineage.openlineage import facets as f
 
     return [DatasetRef(*file_dataset(p), {"datasetType": f.dataset_type(kind)})
             for p in paths if p]
@@ -161,8 +161,8 @@ def stage_input_facets(ctx: Context, stage: str, ref: str, output: dict[str, Any
         return inputs + (version_datasets(ctx, source) if source else [])
     if stage != "validate" or not inputs:
         return inputs
-    from lineage import facets as f
     from lineage.ingest import resolve
+    from lineage.openlineage import facets as f
 
     with ctx.session() as s:
         v = resolve(s, ref)
@@ -182,7 +182,7 @@ def stage_input_facets(ctx: Context, stage: str, ref: str, output: dict[str, Any
 
 
 def stage_run_facets(stage: str, output: dict[str, Any], licence: dict | None = None) -> dict[str, Any]:
-    from lineage import facets as f
+    from lineage.openlineage import facets as f
 
     status = output.get("status") or output.get("outcome") or (
         "published" if output.get("published") else "")
@@ -210,7 +210,7 @@ def version_licence(ctx: Context, ref: str) -> dict[str, Any] | None:
 def run_with_events(ctx: Context, stage: str, ref: str, fn, *, pipeline_run: str | None = None,
                     root: ParentRef | None = None):
     """Run ``fn()`` (one stage on ``ref``) between its START and COMPLETE/FAIL events."""
-    from lineage import facets as f
+    from lineage.openlineage import facets as f
 
     em = ctx.emitter
     parent = em.pipeline_parent(pipeline_run, root) if pipeline_run else None
@@ -249,7 +249,7 @@ def pipeline_started(ctx: Context, run_id: str, parent: ParentRef | None = None)
 
 
 def pipeline_finished(ctx: Context, run_id: str, status: str, parent: ParentRef | None = None) -> None:
-    from lineage import facets as f
+    from lineage.openlineage import facets as f
 
     state = "COMPLETE" if status == "success" else "FAIL"
     ctx.emitter.emit(job="pipeline", state=state, run_id=run_id, parent=parent,

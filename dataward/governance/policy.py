@@ -17,7 +17,7 @@ import yaml
 
 from dataward.errors import BadInput
 
-DEFAULT_POLICY = Path(__file__).with_name("defaults") / "policy.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "defaults" / "policy.yaml"
 OUTCOMES = ("approve", "trim", "quarantine", "reject")
 _SEVERITY = {o: i for i, o in enumerate(OUTCOMES)}
 
@@ -50,7 +50,7 @@ class Policy:
     # sign-off: reviewers, separation_of_duties, override_min_reason, override_reviewers,
     # timeout_hours, on_timeout (see defaults/policy.yaml)
     review: dict[str, Any] = field(default_factory=lambda: dict(REVIEW_DEFAULTS))
-    # the trust chain (dataward.reference): enabled, rows_per_class (None: every row)
+    # the trust chain (dataward.governance.reference): enabled, rows_per_class (None: every row)
     trust_chain: dict[str, Any] = field(default_factory=lambda: dict(TRUST_CHAIN_DEFAULTS))
 
 

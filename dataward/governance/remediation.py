@@ -185,7 +185,7 @@ def _rejudge_licence(ctx: Context, s, v, *, run_id: str | None, reason: str, act
 
 def _status_after(v, kept: dict[str, dict]) -> tuple[str, str | None]:
     """The status the version had after ingest and the kept stages (their recording rules,
-    :func:`dataward.stages.common.record`: a quarantine sticks)."""
+    :func:`dataward.stage_results.record`: a quarantine sticks)."""
     from dataward.stages.decide import STATUS_FOR
     from lineage.models import STATUS_INGESTED, STATUS_QUARANTINED, STATUS_SCREENED, STATUS_VALIDATED
 

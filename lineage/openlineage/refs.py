@@ -1,5 +1,5 @@
 """The identities OpenLineage events and facets share: the producer URI, a dataset of an
-event and the parent run of a run. Both :mod:`lineage.events` and :mod:`lineage.facets`
+event and the parent run of a run. Both :mod:`lineage.openlineage.emitter` and :mod:`lineage.openlineage.facets`
 read them; neither imports the other for them."""
 
 from __future__ import annotations

@@ -15,11 +15,13 @@ from datetime import datetime
 from airflow.sdk import Param, dag, get_current_context, task
 from dataward_common import stage_chain
 
+from dataward.airflow.names import IMPORT_DAG, IMPORT_TRIGGER
+
 _opt = {"type": ["null", "string"], "default": None}
 
 
 @dag(
-    dag_id="dataward_import",
+    dag_id=IMPORT_DAG,
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -62,7 +64,7 @@ def dataward_import():
         from dataward.airflow.tasks import ingest_task
 
         ctx = get_current_context()
-        return ingest_task(dict(ctx["params"]), trigger="airflow:import", external_id=ctx["run_id"],
+        return ingest_task(dict(ctx["params"]), trigger=IMPORT_TRIGGER, external_id=ctx["run_id"],
                            triggered_by=ctx["dag_run"].triggering_user_name)
 
     stage_chain(ingest())

@@ -12,9 +12,11 @@ from datetime import datetime
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 from dataward_common import stage_chain
 
+from dataward.airflow.names import NIGHTLY_DAG, NIGHTLY_TRIGGER
+
 
 @dag(
-    dag_id="dataward_nightly",
+    dag_id=NIGHTLY_DAG,
     schedule="0 2 * * *",
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -52,7 +54,7 @@ def dataward_nightly():
             info = ingest_task({"path": arrival["path"], "manifest": arrival["manifest"],
                                 "wait_for_review": params.get("wait_for_review"),
                                 "review_timeout_hours": params.get("review_timeout_hours")},
-                               trigger="airflow:nightly", external_id=ctx["run_id"],
+                               trigger=NIGHTLY_TRIGGER, external_id=ctx["run_id"],
                                triggered_by=ctx["dag_run"].triggering_user_name)
             return {**info, "arrival_marker": arrival["marker"]}
 

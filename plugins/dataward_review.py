@@ -124,8 +124,9 @@ def review_page(ref: str, request: Request, user: GetUserDep, error: str | None 
 def _door(ctx, ref: str, request: Request, csrf: str, user, reviewer: str, *, outcome: str, act: str) -> None:
     """Refuse (audited, HTTP 403) a forged post or a user the auth manager gives no right
     to act on the version's DAG; HTTP 404 for an unknown version."""
+    from dataward.airflow.names import dag_of
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.governance.review import dag_of, refuse
+    from dataward.governance.review import refuse
 
     forged = _forged(request, csrf)
     if forged:
@@ -147,11 +148,12 @@ def sign(ref: str, request: Request, user: GetUserDep, decision: str = Form(...)
          reason: str = Form(""), report_sha256: str = Form(""), csrf: str = Form("")) -> RedirectResponse:
     from dataward.errors import DatawardError, bad_input_types
     from dataward.governance.review import FIRST_APPROVAL, sign_off
+    from dataward.stages.publish import publish_approved
 
     ctx, reviewer = _ctx(), _reviewer(user)
     _door(ctx, ref, request, csrf, user, reviewer, outcome=decision, act="sign off")
     try:
-        result = sign_off(ctx, ref, outcome=decision, reviewer=reviewer, reason=reason,
+        result = sign_off(ctx, ref, outcome=decision, reviewer=reviewer, reason=reason, publish=publish_approved,
                           report_sha256=report_sha256 or None, via="airflow-ui")
     except (DatawardError, *bad_input_types()) as exc:
         return RedirectResponse(f"{PREFIX}/review/{quote(ref)}?error={quote(str(exc))}", status_code=303)
@@ -177,7 +179,7 @@ def _asset_event(request: Request, published: dict) -> dict:
     import logging
     import os
 
-    from dataward.governance.review import notify_airflow
+    from dataward.airflow.rest import notify_airflow
 
     token, _ = _token(request)
     if not token:
@@ -217,8 +219,9 @@ async def confirm_reference_post(ref: str, request: Request, user: GetUserDep) -
     import json
     import os
 
+    from dataward.airflow.rest import request_rerun
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.governance.reference_review import confirm_reference, form_corrections, request_rerun
+    from dataward.governance.reference_review import confirm_reference, form_corrections
 
     ctx, reviewer = _ctx(), _reviewer(user)
     form = {k: str(v) for k, v in (await request.form()).items()}
@@ -227,7 +230,7 @@ async def confirm_reference_post(ref: str, request: Request, user: GetUserDep) -
     try:
         doc = json.loads(form.get("sample") or "null")
         out = confirm_reference(ctx, ref, sample=doc, corrections=form_corrections(doc or {}, form),
-                                actor=reviewer, via="airflow-ui", rerun=False, door_checked=True)
+                                actor=reviewer, via="airflow-ui", door_checked=True)
     except ValueError:
         return RedirectResponse(f"{PREFIX}/reference/{quote(ref)}?error={quote('the posted sample is not JSON')}",
                                 status_code=303)

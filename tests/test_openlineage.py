@@ -18,8 +18,8 @@ from ol_spec import CUSTOM_DIR, read_events, validate_event
 from test_lineage_ingest import write_manifest
 
 from lineage.naming import uri_dataset
-from lineage.openlineage.emitter import PRODUCER
 from lineage.openlineage.facets import SCHEMA_BASE, schema_url
+from lineage.openlineage.refs import PRODUCER
 
 NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s]+$")  # scheme://authority
 
@@ -214,7 +214,8 @@ def test_airflow_task_is_the_pipeline_runs_parent_and_the_dag_run_the_root(home,
     pipeline run, and the DAG run is the root of all of them."""
     from dataward.context import Context
     from dataward.pipeline import finish_run, run_stage, start_run
-    from lineage.openlineage.emitter import ParentRef, new_run_id
+    from lineage.openlineage.emitter import new_run_id
+    from lineage.openlineage.refs import ParentRef
 
     (tmp_path / "d.csv").write_text("x,label\n1,0\n2,1\n")
     m = write_manifest(tmp_path / "m.yaml")

@@ -324,7 +324,7 @@ def test_review_page_confirms_a_reference(chain, monkeypatch):
 
     requested = []
     monkeypatch.setattr(plugin, "may_sign", lambda user, dag_id: True)
-    monkeypatch.setattr("dataward.governance.reference_review.request_rerun",
+    monkeypatch.setattr("dataward.airflow.rest.request_rerun",
                         lambda base, token, ref, reason: requested.append((token, ref, reason))
                         or {"requested": True, "dag_run_id": "manual__1"})
     plugin.app.dependency_overrides[get_user] = lambda: User()

@@ -104,8 +104,8 @@ def test_policy_relabel_rule():
     assert d.outcome == "trim" and d.excluded_row_ids == [5] and d.relabels == [[2, "cat"], [9, "dog"]]
     assert d.to_dict()["relabelled_rows"] == 2
     assert "2 of them relabelled" in next(r["why"] for r in d.reasons if r["check"] == "screening")
-    blocked = decide(relabel, flagged_row_ids=[5, 2], suggested_labels={}, relabel_blocked="labels of type binary "
-                     "cannot be relabelled", **ok)
+    blocked = decide(relabel, flagged_row_ids=[5, 2], suggested_labels={},
+                           relabel_blocked="labels of type binary cannot be relabelled", **ok)
     assert blocked.excluded_row_ids == [2, 5] and blocked.relabels == []
     assert "not relabelled: labels of type binary" in next(r["why"] for r in blocked.reasons
                                                            if r["check"] == "screening")

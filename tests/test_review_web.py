@@ -284,7 +284,7 @@ def test_cli_approval_notifies_airflow(web, cli, tmp_path):
     assert len(events) == before + 1
     assert events[-1]["extra"]["source"] == ref and events[-1]["extra"]["ref"] == out["published"]["snapshot_ref"]
     # a bad token: the sign-off stands, the notification says why it failed
-    from dataward.governance.review import notify_airflow
+    from dataward.airflow.rest import notify_airflow
 
     failed = notify_airflow(base, "not-a-token", out["published"])
     assert not failed["notified"] and "Airflow answered 40" in failed["reason"]

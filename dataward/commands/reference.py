@@ -83,10 +83,11 @@ def confirm(
     (NAME.reference@N) and re-run its screens with it (exit 1: the new decision judges the data)."""
     from dataward.errors import EXIT_JUDGED, EXIT_OK
     from dataward.governance.reference_review import confirm_reference
+    from dataward.pipeline import rerun
 
     ctx = context()
     out = confirm_reference(ctx, ref, sample_path=sample_file, actor=ctx.settings.actor, reviewer=reviewer,
-                            corrections_path=corrections)
+                            corrections_path=corrections, rerun=rerun)
     if as_json:
         print_json(out)
     else:

@@ -4,5 +4,9 @@
 - :mod:`.review` - a reviewer's sign-off on a quarantined version
 - :mod:`.reference` - which trusted reference set a screen uses (the trust chain)
 - :mod:`.reference_review` - a reviewer confirms a reference set from a version's rows
-- :mod:`.remediation` - re-run a stage and what follows it, keeping the history
+- :mod:`.remediation` - what a rerun may replace, and the version's history
+
+Governance knows nothing of Airflow or of how a pipeline runs: where it must act through
+them (publish after an approval, rerun after a confirmation) the caller passes the
+function in.
 """

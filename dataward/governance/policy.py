@@ -16,10 +16,14 @@ from typing import Any
 import yaml
 
 from dataward.errors import BadInput
+from lineage.models import STATUS_APPROVED, STATUS_QUARANTINED, STATUS_REJECTED, STATUS_TRIMMED
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "defaults" / "policy.yaml"
 OUTCOMES = ("approve", "trim", "quarantine", "reject")
 _SEVERITY = {o: i for i, o in enumerate(OUTCOMES)}
+# the version's status after each outcome
+STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,
+              "quarantine": STATUS_QUARANTINED, "reject": STATUS_REJECTED}
 
 
 @dataclass(frozen=True)

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 from dataward.artifacts import flagged_row_ids, suggested_labels
 from dataward.context import Context
+from dataward.governance.policy import STATUS_FOR, load_policy
 from dataward.governance.policy import decide as apply_policy
-from dataward.governance.policy import load_policy
 from dataward.stage_results import finished, record, version_schema
 from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenOutput, ValidateOutput
 from dataward.stages.publish import relabelable
 from lineage import tags
-from lineage.models import (
-    STATUS_APPROVED,
-    STATUS_QUARANTINED,
-    STATUS_REJECTED,
-    STATUS_TRIMMED,
-    DatasetVersion,
-    Decision,
-)
-
-STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,
-              "quarantine": STATUS_QUARANTINED, "reject": STATUS_REJECTED}
+from lineage.models import DatasetVersion, Decision
 
 
 def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> DecideOutput:

@@ -10,12 +10,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pyarrow as pa
+
 from dataward import artifacts
 from dataward.context import Context
+from dataward.diff import diff_against_previous_approved
 from dataward.governance.policy import load_policy
+from dataward.governance.reference import reference_for_screen
 from dataward.labels import missing_labels
+from dataward.reports.verdict_text import with_rule_text
 from dataward.stage_results import finished, json_safe, read_table, record, version_dir
 from dataward.stages.outputs import ScreenOutput
+from lineage.files import iter_file_batches
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
 
@@ -59,8 +65,6 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     if not label_col:
         return ScreenOutput(status="not_applicable", reason="the manifest names no label_column, so the "
                             "label-consistency and backdoor screens cannot run")
-    from dataward.governance.reference import reference_for_screen
-
     data = read_table(ctx, version_id)
     why = missing_labels(data, label_col)
     if why:
@@ -93,6 +97,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
             return ScreenOutput(status="error", reason=f"screening refused the data: {exc2}")
     m = result.scores.shape[0] - n
     real = _real_rows(result, n, m, data.column(label_col))
+    with_rule_text(real.summary)
     artifacts.write_results(real, out_dir)
     n_flagged = int(real.scores["flagged"].sum())
     flagged_ids = [int(i) for i in real.scores["row_id"][real.scores["flagged"]]]
@@ -118,8 +123,6 @@ def _plant(data, label_col: str, settings: dict[str, Any], *, with_reference: bo
 
 
 def _with_canaries(data, canaries):
-    import pyarrow as pa
-
     return pa.concat_tables([data, canaries.table.cast(data.schema)])
 
 
@@ -194,10 +197,6 @@ def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real) -
 
 def _evaluation_tables(ctx: Context, version_id: int) -> dict[str, Any]:
     """The version's evaluation sets by their stored name (``evaluation/FILE``), one table each."""
-    import pyarrow as pa
-
-    from lineage.files import iter_file_batches
-
     with ctx.session() as s:
         files = [(f.relpath, ctx.store.path_for(f.sha256, f.format), f.format)
                  for f in s.get(DatasetVersion, version_id).files if f.role == "evaluation"]
@@ -210,8 +209,6 @@ def _evaluation_tables(ctx: Context, version_id: int) -> dict[str, Any]:
 
 
 def _diff_output(ctx: Context, ref: str, flagged_ids: list[int]) -> dict[str, Any] | None:
-    from dataward.diff import diff_against_previous_approved
-
     try:
         return diff_against_previous_approved(ctx, ref, flagged_b=flagged_ids)
     except Exception as exc:

@@ -25,9 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from lineage.openlineage import facets as f
 from lineage.openlineage.refs import PRODUCER, DatasetRef, ParentRef
 
-__all__ = ["PRODUCER", "DatasetRef", "ParentRef", "Emitter", "new_run_id"]
+__all__ = ["Emitter", "new_run_id"]
 
 log = logging.getLogger(__name__)
 NAMESPACE_ENV = "DATAWARD_OPENLINEAGE_NAMESPACE"
@@ -89,8 +90,6 @@ class Emitter:
             RunEvent,
             RunState,
         )
-
-        from lineage.openlineage import facets as f
 
         rf = dict(run_facets or {})
         if parent is not None:

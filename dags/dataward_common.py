@@ -19,36 +19,36 @@ from dataward.airflow.tasks import REVIEW_KEEP, REVIEW_OPTIONS, SCREEN_QUEUE, ap
 APPROVED = approved_asset()
 
 
-@task
-def validate(info: dict) -> dict:
+@task(task_id="validate")
+def validate_task(info: dict) -> dict:
     from dataward.airflow.tasks import stage_task
 
     return stage_task("validate", info)
 
 
-@task(queue=SCREEN_QUEUE)
-def screen(info: dict) -> dict:
+@task(task_id="screen", queue=SCREEN_QUEUE)
+def screen_task(info: dict) -> dict:
     from dataward.airflow.tasks import stage_task
 
     return stage_task("screen", info)
 
 
-@task
-def decide(info: dict) -> dict:
+@task(task_id="decide")
+def decide_task(info: dict) -> dict:
     from dataward.airflow.tasks import stage_task
 
     return stage_task("decide", info)
 
 
-@task
-def report(info: dict) -> dict:
+@task(task_id="report")
+def report_task(info: dict) -> dict:
     from dataward.airflow.tasks import stage_task
 
     return stage_task("report", info)
 
 
-@task(outlets=[APPROVED])
-def publish(info: dict, *, outlet_events=None) -> dict:
+@task(task_id="publish", outlets=[APPROVED])
+def publish_task(info: dict, *, outlet_events=None) -> dict:
     """Publish, close the pipeline run, and update the approved-snapshots asset."""
     from dataward.airflow.tasks import finish_task, stage_task
 
@@ -113,5 +113,5 @@ class DatawardReview(HITLOperator):
 
 
 def stage_chain(info):
-    reviewed = DatawardReview(task_id="review", info=report(decide(screen(validate(info)))))
-    return publish(reviewed.output)
+    reviewed = DatawardReview(task_id="review", info=report_task(decide_task(screen_task(validate_task(info)))))
+    return publish_task(reviewed.output)

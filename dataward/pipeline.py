@@ -71,7 +71,7 @@ def run_stage(ctx: Context, stage: str, ref: str, *, run_id: str | None = None,
     The stage run's ``parent`` facet names the pipeline run ``run_id``; ``lineage_root``
     is the tree's root above it (the Airflow DAG run), when there is one.
     """
-    fn = {"validate": validate.validate, "screen": screen.screen, "decide": decide.decide,
+    fn = {"validate": validate.validate, "screen": screen.screen, "decide": decide.record_decision,
           "report": report.report, "publish": publish.publish}[stage]
     if run_id is not None:
         claim(ctx, run_id)  # heartbeat: where and when the run was last seen

@@ -119,9 +119,9 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     from dataward.context import Context
     from dataward.diff import diff_against_previous_approved
     from dataward.stage_results import finished, read_table, record, version_dir, write_atomic
-    from dataward.stages.decide import decide
+    from dataward.stages.decide import record_decision
     from dataward.stages.ingest import ingest
-    from dataward.stages.outputs import ScreenOutput, ValidateOutput, check_output
+    from dataward.stages.outputs import ScreenStageOutput, ValidateOutput, check_output
     from dataward.stages.report import report
     from lineage.models import STATUS_SCREENED, STATUS_VALIDATED
 
@@ -189,7 +189,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                                   "per-screen counts under 'screens' include them"}
         stored = read_table(ctx, version_id)
         evals = {} if evaluation is None else {f"evaluation/eval-{name}-{seed}.parquet": evaluation}
-        screen_out = ScreenOutput(
+        screen_out = ScreenStageOutput(
             status="done", n_rows=n, n_flagged=n_flagged, flagged_fraction=n_flagged / n,
             scores_path=str(out / "scores.parquet"), projection_path=str(out / "projection.npy"),
             used_reference=True, summary=summary,
@@ -200,7 +200,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
             diff=diff_against_previous_approved(ctx, ref, flagged_b=[int(i) for i in np.flatnonzero(flagged)]))
         check_output("screen", screen_out)
         record(ctx, version_id, "screen", screen_out, status="done", new_status=STATUS_SCREENED)
-        check_output("decide", decide(ctx, ref))
+        check_output("decide", record_decision(ctx, ref))
         check_output("report", report(ctx, ref, run_id=None))
     return ref
 

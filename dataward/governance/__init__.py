@@ -1,6 +1,6 @@
 """Governance: the rules a version is held to and the people who sign it off.
 
-- :mod:`.policy` - the decision policy (``load_policy``, ``decide``)
+- :mod:`.policy` - the decision policy (``load_policy``, ``apply_policy``)
 - :mod:`.review` - a reviewer's sign-off on a quarantined version
 - :mod:`.reference` - which trusted reference set a screen uses (the trust chain)
 - :mod:`.reference_review` - a reviewer confirms a reference set from a version's rows

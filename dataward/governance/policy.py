@@ -178,7 +178,7 @@ def _review_settings(raw: dict[str, Any], path: Path, get) -> dict[str, Any]:
 
 
 @dataclass
-class Decision:
+class PolicyDecision:
     outcome: str
     reasons: list[dict[str, str]]
     excluded_row_ids: list[int]
@@ -192,10 +192,11 @@ class Decision:
                 "policy_version": self.policy_version}
 
 
-def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[str, Any] | None,
-           screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
-           pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None,
-           suggested_labels: dict[int, str] | None = None, relabel_blocked: str | None = None) -> Decision:
+def apply_policy(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[str, Any] | None,
+                 screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
+                 pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None,
+                 suggested_labels: dict[int, str] | None = None, relabel_blocked: str | None = None
+                 ) -> PolicyDecision:
     """Apply ``policy``; each argument is the recorded output of that stage (None = not run).
 
     ``suggested_labels``: row id -> the label cleanlab suggests, for the flagged rows the
@@ -275,7 +276,7 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
     outcome = max((r["outcome"] for r in reasons), key=_SEVERITY.__getitem__, default="approve")
     if outcome not in ("approve", "trim"):
         excluded, relabels = [], []
-    return Decision(outcome, reasons, excluded, policy.version, relabels)
+    return PolicyDecision(outcome, reasons, excluded, policy.version, relabels)
 
 
 def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:

@@ -20,7 +20,7 @@ help:
 	@echo "make test   - set up, then run the whole test suite"
 	@echo "make bench  - detection and speed benchmarks (prints figures)"
 	@echo "make bench-check - the detection regression gate (held-out subset against benchmarks/results/)"
-	@echo "make lint   - ruff, import-linter layering contracts, DAG-parse import check"
+	@echo "make lint   - ruff (with complexity limits), import-linter layering contracts, mypy, DAG-parse import check"
 
 setup: $(STAMP)
 
@@ -51,6 +51,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) scripts/check_dag_imports.py
 
 bench: setup

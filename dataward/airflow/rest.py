@@ -8,12 +8,14 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
 from dataward.airflow.names import IMPORT_DAG, SNAPSHOT_ASSET_URI
 
 
-def notify_airflow(api_url: str, token: str, published: dict[str, Any], *, timeout: float = 30) -> dict[str, Any]:
+def notify_airflow(api_url: str, token: str, published: Mapping[str, Any], *, timeout: float = 30
+                   ) -> dict[str, Any]:
     """Record an event on Airflow's approved-snapshots asset, so asset-scheduled training starts.
 
     ``GET /api/v2/assets`` finds the asset by its URI, ``POST /api/v2/assets/events``
@@ -28,7 +30,7 @@ def notify_airflow(api_url: str, token: str, published: dict[str, Any], *, timeo
     base = api_url.rstrip("/")
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
 
-    def call(method: str, path: str, body: dict | None = None) -> dict[str, Any]:
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(base + path, method=method, data=data,
                                      headers={**headers, **({"Content-Type": "application/json"} if data else {})})

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from dataward.context import Context
 from dataward.errors import BadInput
@@ -127,8 +126,7 @@ def supersede(ctx: Context, version_id: int, stages: tuple[str, ...], *, run_id:
     return moved
 
 
-def _rejudge_licence(ctx: Context, s: Session, v: DatasetVersion, *, run_id: str | None, reason: str,
-                     actor: str) -> dict[str, Any]:
+def _rejudge_licence(ctx: Context, s, v, *, run_id: str | None, reason: str, actor: str) -> dict[str, Any]:
     """Keep the licence verdict in the history and judge the licence again (the normalized
     expression, parents' terms included) under the licence policy in force."""
     lic = v.licence
@@ -147,7 +145,7 @@ def _rejudge_licence(ctx: Context, s: Session, v: DatasetVersion, *, run_id: str
             "now": verdict.allowed_for_training, "policy_version": ctx.licence_policy.version}
 
 
-def _status_after(v: DatasetVersion, kept: dict[str, dict]) -> tuple[str, str | None]:
+def _status_after(v, kept: dict[str, dict]) -> tuple[str, str | None]:
     """The status the version had after ingest and the kept stages (their recording rules,
     :func:`dataward.stage_results.record`: a quarantine sticks)."""
     status, reasons = STATUS_INGESTED, []

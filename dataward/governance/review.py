@@ -18,12 +18,12 @@ reviewers), and every refusal is audited as ``review-refused``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from dataward.context import Context
 from dataward.errors import BadInput, DatawardError
@@ -53,7 +53,7 @@ class Publisher(Protocol):
     below the stages and does not import them."""
 
     def __call__(self, ctx: Context, ref: str, *, reviewer: str,
-                 policy: dict[str, Any] | None) -> dict[str, Any]: ...
+                 policy: dict[str, Any] | None) -> Mapping[str, Any]: ...
 
 
 class ReviewConflict(DatawardError):
@@ -70,7 +70,7 @@ class SignOff:
     at: str
     created: bool
     audit_entry: int | None
-    published: dict[str, Any] | None
+    published: Mapping[str, Any] | None
     approvals: list[str] | None = None
     approvals_needed: int = 1
 
@@ -162,7 +162,7 @@ def authorize_cli(ctx: Context, ref: str, *, actor: str, reviewer: str | None, o
     return actor
 
 
-def originators(s: Session, version: DatasetVersion) -> set[str]:
+def originators(s, version) -> set[str]:
     """Who imported the version or triggered a pipeline run on it."""
     names = {version.provenance.acquired_by} if version.provenance else set()
     names |= set(s.execute(select(PipelineRun.triggered_by).where(

@@ -141,7 +141,7 @@ class StageOutputs(TypedDict):
     publish: PublishOutput
 
 
-OUTPUT_TYPES: dict[str, type] = {"validate": ValidateOutput, "screen": ScreenStageOutput,
+OUTPUT_TYPES: dict[str, Any] = {"validate": ValidateOutput, "screen": ScreenStageOutput,
                                  "decide": DecideOutput, "report": ReportOutput,
                                  "publish": PublishOutput, "summary": PipelineSummary}
 

@@ -30,7 +30,7 @@ class ParentRef:
     root: ParentRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"namespace": self.namespace, "name": self.name, "run_id": self.run_id}
+        out: dict[str, Any] = {"namespace": self.namespace, "name": self.name, "run_id": self.run_id}
         if self.root is not None:
             out["root"] = self.root.to_dict()
         return out

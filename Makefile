@@ -21,7 +21,7 @@ help:
 	@echo "make test-fast - the inner loop: no Airflow, no PostgreSQL, nothing marked slow"
 	@echo "make bench  - detection and speed benchmarks (prints figures)"
 	@echo "make bench-check - the detection regression gate (held-out subset against benchmarks/results/)"
-	@echo "make lint   - ruff, import-linter layering contracts, DAG-parse import check"
+	@echo "make lint   - ruff (with complexity limits), import-linter layering contracts, mypy, DAG-parse import check"
 
 setup: $(STAMP)
 
@@ -63,6 +63,7 @@ test-fast: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) scripts/check_dag_imports.py
 
 bench: setup

@@ -85,7 +85,7 @@ def run_one_stage(stage: str, data: Path, manifest: Path) -> dict:
                  "reason": out.get("reason")}
     elif stage == "publish":
         from dataward.artifacts import flagged_row_ids
-        from dataward.stages.common import finished
+        from dataward.stage_results import finished
         from dataward.stages.publish import publish
 
         _, _, screened = finished(ctx, "bench", "screen")

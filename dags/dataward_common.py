@@ -4,7 +4,7 @@
 after the ingest task's output ``info``; called inside a task group, the tasks join that
 group. ``review`` is Airflow's human-in-the-loop operator: a version the policy sends to
 review waits under "Required actions" for a reviewer's decision, which goes through the
-same ``dataward.review.sign_off`` as the Dataward page and the CLI.
+same ``dataward.governance.review.sign_off`` as the Dataward page and the CLI.
 """
 
 from __future__ import annotations
@@ -14,43 +14,43 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param, task
 
-from dataward.airflow_support import REVIEW_KEEP, REVIEW_OPTIONS, SCREEN_QUEUE, approved_asset
+from dataward.airflow.tasks import REVIEW_KEEP, REVIEW_OPTIONS, SCREEN_QUEUE, approved_asset
 
 APPROVED = approved_asset()
 
 
-@task
-def validate(info: dict) -> dict:
-    from dataward.airflow_support import stage_task
+@task(task_id="validate")
+def validate_task(info: dict) -> dict:
+    from dataward.airflow.tasks import stage_task
 
     return stage_task("validate", info)
 
 
-@task(queue=SCREEN_QUEUE)
-def screen(info: dict) -> dict:
-    from dataward.airflow_support import stage_task
+@task(task_id="screen", queue=SCREEN_QUEUE)
+def screen_task(info: dict) -> dict:
+    from dataward.airflow.tasks import stage_task
 
     return stage_task("screen", info)
 
 
-@task
-def decide(info: dict) -> dict:
-    from dataward.airflow_support import stage_task
+@task(task_id="decide")
+def decide_task(info: dict) -> dict:
+    from dataward.airflow.tasks import stage_task
 
     return stage_task("decide", info)
 
 
-@task
-def report(info: dict) -> dict:
-    from dataward.airflow_support import stage_task
+@task(task_id="report")
+def report_task(info: dict) -> dict:
+    from dataward.airflow.tasks import stage_task
 
     return stage_task("report", info)
 
 
-@task(outlets=[APPROVED])
-def publish(info: dict, *, outlet_events=None) -> dict:
+@task(task_id="publish", outlets=[APPROVED])
+def publish_task(info: dict, *, outlet_events=None) -> dict:
     """Publish, close the pipeline run, and update the approved-snapshots asset."""
-    from dataward.airflow_support import finish_task, stage_task
+    from dataward.airflow.tasks import finish_task, stage_task
 
     info = stage_task("publish", info)
     summary = finish_task(info)
@@ -91,7 +91,7 @@ class DatawardReview(HITLOperator):
     def execute(self, context):
         from airflow.providers.common.compat.sdk import conf
 
-        from dataward.airflow_support import review_request
+        from dataward.airflow.tasks import review_request
 
         if not self.info.get("wait_for_review", True):
             return {**self.info, "review": {"outcome": "not asked (wait_for_review is off)"}}
@@ -103,7 +103,7 @@ class DatawardReview(HITLOperator):
         return super().execute(context)
 
     def execute_complete(self, context, event):
-        from dataward.airflow_support import review_response
+        from dataward.airflow.tasks import review_response
 
         answer = super().execute_complete(context, event)
         return review_response(self.info, chosen=answer["chosen_options"],
@@ -113,5 +113,5 @@ class DatawardReview(HITLOperator):
 
 
 def stage_chain(info):
-    reviewed = DatawardReview(task_id="review", info=report(decide(screen(validate(info)))))
-    return publish(reviewed.output)
+    reviewed = DatawardReview(task_id="review", info=report_task(decide_task(screen_task(validate_task(info)))))
+    return publish_task(reviewed.output)

@@ -5,7 +5,7 @@ conf such as ``{"path": "/data/incoming/x", "manifest": "/data/incoming/x.yaml"}
 A version the policy quarantines waits in the ``review`` task under "Required actions";
 ``{"rerun": "NAME@VERSION", "rerun_from": "validate", "rerun_reason": "..."}`` re-runs a
 version's stages instead of importing.
-Wiring only: the work is in ``dataward.airflow_support`` and the stage functions.
+Wiring only: the work is in ``dataward.airflow.tasks`` and the stage functions.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from datetime import datetime
 from airflow.sdk import Param, dag, get_current_context, task
 from dataward_common import stage_chain
 
+from dataward.airflow.names import IMPORT_DAG, IMPORT_TRIGGER
+
 _opt = {"type": ["null", "string"], "default": None}
 
 
 @dag(
-    dag_id="dataward_import",
+    dag_id=IMPORT_DAG,
     schedule=None,
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -59,10 +61,10 @@ _opt = {"type": ["null", "string"], "default": None}
 def dataward_import():
     @task
     def ingest() -> dict:
-        from dataward.airflow_support import ingest_task
+        from dataward.airflow.tasks import ingest_task
 
         ctx = get_current_context()
-        return ingest_task(dict(ctx["params"]), trigger="airflow:import", external_id=ctx["run_id"],
+        return ingest_task(dict(ctx["params"]), trigger=IMPORT_TRIGGER, external_id=ctx["run_id"],
                            triggered_by=ctx["dag_run"].triggering_user_name)
 
     stage_chain(ingest())

@@ -12,9 +12,11 @@ from datetime import datetime
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 from dataward_common import stage_chain
 
+from dataward.airflow.names import NIGHTLY_DAG, NIGHTLY_TRIGGER
+
 
 @dag(
-    dag_id="dataward_nightly",
+    dag_id=NIGHTLY_DAG,
     schedule="0 2 * * *",
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -35,7 +37,7 @@ from dataward_common import stage_chain
 def dataward_nightly():
     @task
     def find_arrivals() -> list[dict]:
-        from dataward.airflow_support import find_arrivals as scan
+        from dataward.airflow.tasks import find_arrivals as scan
 
         arrivals = scan(get_current_context()["params"].get("landing"))
         print(f"dataward: {len(arrivals)} new arrival(s)")
@@ -45,14 +47,14 @@ def dataward_nightly():
     def process(arrival: dict):
         @task
         def ingest(arrival: dict) -> dict:
-            from dataward.airflow_support import ingest_task
+            from dataward.airflow.tasks import ingest_task
 
             ctx = get_current_context()
             params = ctx["params"]
             info = ingest_task({"path": arrival["path"], "manifest": arrival["manifest"],
                                 "wait_for_review": params.get("wait_for_review"),
                                 "review_timeout_hours": params.get("review_timeout_hours")},
-                               trigger="airflow:nightly", external_id=ctx["run_id"],
+                               trigger=NIGHTLY_TRIGGER, external_id=ctx["run_id"],
                                triggered_by=ctx["dag_run"].triggering_user_name)
             return {**info, "arrival_marker": arrival["marker"]}
 

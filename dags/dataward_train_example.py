@@ -10,12 +10,13 @@ from datetime import datetime
 
 from airflow.sdk import dag, get_current_context, task
 
-from dataward.airflow_support import approved_asset
+from dataward.airflow.names import TRAIN_EXAMPLE_DAG
+from dataward.airflow.tasks import approved_asset
 
 APPROVED = approved_asset()
 
 
-@dag(dag_id="dataward_train_example", schedule=[APPROVED], start_date=datetime(2026, 1, 1),
+@dag(dag_id=TRAIN_EXAMPLE_DAG, schedule=[APPROVED], start_date=datetime(2026, 1, 1),
      catchup=False, tags=["dataward", "example"], doc_md=__doc__)
 def dataward_train_example():
     @task

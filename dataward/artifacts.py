@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dataward.stages.common import write_atomic
+from dataward.stage_results import write_atomic
 
 SCORES = "scores.parquet"
 SUMMARY = "summary.json"
@@ -35,12 +35,10 @@ CANARY = "canary.parquet"
 
 def write_results(result, out_dir: str | Path) -> None:
     """Write ``scores.parquet``, ``summary.json`` and ``projection.npy`` of a ScreenResult
-    (the summary with the verdict's rule in words, ``combine.text``)."""
+    (callers first add the verdict's rule in words, ``combine.text``:
+    :func:`dataward.reports.verdict_text.with_rule_text`)."""
     import numpy as np
 
-    from dataward.reports.verdict_text import with_rule_text
-
-    with_rule_text(result.summary)
     out_dir = Path(out_dir)
     write_parquet(result.scores, out_dir / SCORES)
     write_atomic(out_dir / SUMMARY, json.dumps(result.summary, indent=2, default=str).encode())

@@ -26,7 +26,7 @@ class Context:
 
     @cached_property
     def emitter(self):
-        from lineage.events import Emitter
+        from lineage.openlineage.emitter import Emitter
 
         return Emitter(self.settings.home)
 

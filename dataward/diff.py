@@ -7,6 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from dataward.artifacts import flagged_row_ids
+from dataward.stage_results import finished, read_table
+from lineage.ingest import resolve
+from lineage.models import DatasetVersion
+
 APPROVED_STATUSES = ("approved", "trimmed", "published")
 
 
@@ -15,10 +22,6 @@ def diff_versions(ctx, ref_a: str, ref_b: str, *, flagged_b: list[int] | None = 
 
     ``flagged_b`` defaults to B's recorded screen result (None when B was not screened).
     """
-    from dataward.artifacts import flagged_row_ids
-    from dataward.stages.common import finished, read_table
-    from lineage.ingest import resolve
-
     with ctx.session() as s:
         va, vb = resolve(s, ref_a), resolve(s, ref_b)
         info = {k: (v.id, v.ref, v.label_column, v.schema_json, v.content_hash)
@@ -36,11 +39,6 @@ def diff_versions(ctx, ref_a: str, ref_b: str, *, flagged_b: list[int] | None = 
 
 def previous_approved(ctx, ref: str) -> str | None:
     """The newest earlier version of the same dataset that was approved (or trimmed / published)."""
-    from sqlalchemy import select
-
-    from lineage.ingest import resolve
-    from lineage.models import DatasetVersion
-
     with ctx.session() as s:
         v = resolve(s, ref)
         prev = s.execute(select(DatasetVersion).where(

@@ -14,7 +14,7 @@ The checkpoints the pipeline passes through (see ``tests/test_crash_safety.py``)
 | ``ingest:recorded`` | lineage ingest: the version's transaction is about to commit |
 | ``stage:<stage>:before`` | ``run_stage`` before the stage function runs |
 | ``stage:<stage>:after`` | ``run_stage`` after the stage function returned |
-| ``record:<stage>`` | ``stages.common.record``: the stage's transaction is about to commit |
+| ``record:<stage>`` | ``stage_results.record``: the stage's transaction is about to commit |
 | ``publish:blob`` | publish: the snapshot blob is stored, its DB transaction not begun |
 | ``publish:staging`` | publish: the snapshot is half written to the staging folder |
 

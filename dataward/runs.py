@@ -20,7 +20,11 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from sqlalchemy import select
+
 from dataward.context import Context
+from lineage import audit
+from lineage.models import DatasetVersion, PipelineRun
 
 ABANDONED = "abandoned"
 STALE_CLAIMED = timedelta(hours=24)
@@ -42,8 +46,6 @@ def host() -> str:
 def claim(ctx: Context, run_id: str) -> None:
     """This process works on ``run_id`` now (a heartbeat; revives a run marked abandoned
     by mistake, e.g. an Airflow task retried after its worker died)."""
-    from lineage.models import PipelineRun
-
     with ctx.session() as s:
         run = s.get(PipelineRun, run_id)
         if run is None:
@@ -56,8 +58,6 @@ def claim(ctx: Context, run_id: str) -> None:
 
 def release(ctx: Context, run_id: str) -> None:
     """This process stops working on ``run_id`` without finishing it."""
-    from lineage.models import PipelineRun
-
     with ctx.session() as s:
         run = s.get(PipelineRun, run_id)
         if run is not None and run.pid == os.getpid() and run.host == host():
@@ -105,11 +105,6 @@ def why_abandoned(run, *, now: datetime | None = None) -> str | None:
 
 def sweep_abandoned(ctx: Context, *, actor: str = "pipeline") -> list[dict[str, Any]]:
     """Mark every dead ``running`` run ``abandoned`` (audited); returns those marked."""
-    from sqlalchemy import select
-
-    from lineage import audit
-    from lineage.models import PipelineRun
-
     marked = []
     with ctx.session() as s:
         for run in s.execute(select(PipelineRun).where(PipelineRun.status == "running")).scalars():
@@ -131,10 +126,6 @@ def sweep_abandoned(ctx: Context, *, actor: str = "pipeline") -> list[dict[str, 
 
 def list_runs(ctx: Context, *, limit: int = 50) -> list[dict[str, Any]]:
     """The newest runs, newest first."""
-    from sqlalchemy import select
-
-    from lineage.models import DatasetVersion, PipelineRun
-
     with ctx.session(read_only=True) as s:
         rows = s.execute(select(PipelineRun).order_by(PipelineRun.started_at.desc()).limit(limit)).scalars().all()
         out = []
@@ -153,10 +144,6 @@ def list_runs(ctx: Context, *, limit: int = 50) -> list[dict[str, Any]]:
 
 def live_runs_on(ctx: Context, version_id: int, *, exclude: str | None = None) -> list[str]:
     """Ids of ``running`` runs on the version that are not abandoned (after a sweep)."""
-    from sqlalchemy import select
-
-    from lineage.models import PipelineRun
-
     with ctx.session(read_only=True) as s:
         return [r for r in s.execute(select(PipelineRun.id).where(
             PipelineRun.version_id == version_id, PipelineRun.status == "running")).scalars() if r != exclude]

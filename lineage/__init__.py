@@ -8,6 +8,6 @@ Public surface (everything else is internal and free to change):
 - :mod:`lineage.licences` - ``load_policy()``, ``judge()``, ``normalize()``
 - :mod:`lineage.audit` - ``append()``, ``verify_chain()``
 - :mod:`lineage.store` - ``ContentStore``
-- :mod:`lineage.events` - ``Emitter`` (OpenLineage)
+- :mod:`lineage.openlineage.emitter` - ``Emitter`` (OpenLineage)
 - :mod:`lineage.errors` - ``LineageInputError``, ``NotFound``
 """

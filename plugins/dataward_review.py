@@ -8,7 +8,7 @@ auth manager, with the same right that answers a human-in-the-loop task in the
 processed the version) plus the ``Dataward review`` custom view for ``POST``, so the two
 doors admit the same people. The reviewer recorded is that user, never a form field.
 Cookie-authenticated posts must come from this origin and carry the page's CSRF token.
-Business logic lives in :mod:`dataward.review` and :mod:`dataward.reports`; this file
+Business logic lives in :mod:`dataward.governance.review` and :mod:`dataward.reports`; this file
 only adapts HTTP to it.
 """
 
@@ -92,7 +92,7 @@ def _page(template: str, **kw) -> HTMLResponse:
 
 @app.get("/", response_class=HTMLResponse)
 def queue(request: Request, user: GetUserDep, signed: str | None = None, error: str | None = None) -> HTMLResponse:
-    from dataward.review import awaiting_review
+    from dataward.governance.review import awaiting_review
 
     return _page("review.html.j2", queue=awaiting_review(_ctx()), user=_reviewer(user),
                  signed=signed, error=error, version=None, csrf=csrf_token(request))
@@ -100,15 +100,15 @@ def queue(request: Request, user: GetUserDep, signed: str | None = None, error: 
 
 @app.get("/api/queue")
 def queue_json(user: GetUserDep) -> JSONResponse:
-    from dataward.review import awaiting_review
+    from dataward.governance.review import awaiting_review
 
     return JSONResponse(awaiting_review(_ctx()))
 
 
 @app.get("/review/{ref}", response_class=HTMLResponse)
 def review_page(ref: str, request: Request, user: GetUserDep, error: str | None = None) -> HTMLResponse:
+    from dataward.governance.review import awaiting_review
     from dataward.reports.digest import version_entry
-    from dataward.review import awaiting_review
     from lineage.errors import NotFound
 
     ctx = _ctx()
@@ -124,8 +124,9 @@ def review_page(ref: str, request: Request, user: GetUserDep, error: str | None 
 def _door(ctx, ref: str, request: Request, csrf: str, user, reviewer: str, *, outcome: str, act: str) -> None:
     """Refuse (audited, HTTP 403) a forged post or a user the auth manager gives no right
     to act on the version's DAG; HTTP 404 for an unknown version."""
+    from dataward.airflow.names import dag_of
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.review import dag_of, refuse
+    from dataward.governance.review import refuse
 
     forged = _forged(request, csrf)
     if forged:
@@ -146,12 +147,13 @@ def _door(ctx, ref: str, request: Request, csrf: str, user, reviewer: str, *, ou
 def sign(ref: str, request: Request, user: GetUserDep, decision: str = Form(...),
          reason: str = Form(""), report_sha256: str = Form(""), csrf: str = Form("")) -> RedirectResponse:
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.review import FIRST_APPROVAL, sign_off
+    from dataward.governance.review import FIRST_APPROVAL, sign_off
+    from dataward.stages.publish import publish_approved
 
     ctx, reviewer = _ctx(), _reviewer(user)
     _door(ctx, ref, request, csrf, user, reviewer, outcome=decision, act="sign off")
     try:
-        result = sign_off(ctx, ref, outcome=decision, reviewer=reviewer, reason=reason,
+        result = sign_off(ctx, ref, outcome=decision, reviewer=reviewer, reason=reason, publish=publish_approved,
                           report_sha256=report_sha256 or None, via="airflow-ui")
     except (DatawardError, *bad_input_types()) as exc:
         return RedirectResponse(f"{PREFIX}/review/{quote(ref)}?error={quote(str(exc))}", status_code=303)
@@ -177,7 +179,7 @@ def _asset_event(request: Request, published: dict) -> dict:
     import logging
     import os
 
-    from dataward.review import notify_airflow
+    from dataward.airflow.rest import notify_airflow
 
     token, _ = _token(request)
     if not token:
@@ -194,11 +196,11 @@ def _asset_event(request: Request, published: dict) -> dict:
 def reference_page(ref: str, request: Request, user: GetUserDep, per_class: int = 60,
                    error: str | None = None) -> HTMLResponse:
     """A seeded, class-stratified sample of the version's rows, each with a label to confirm
-    or correct (:func:`dataward.reference_review.sample_reference`)."""
+    or correct (:func:`dataward.governance.reference_review.sample_reference`)."""
     import json
 
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.reference_review import sample_reference
+    from dataward.governance.reference_review import sample_reference
 
     try:
         doc = sample_reference(_ctx(), ref, per_class=per_class)
@@ -217,8 +219,9 @@ async def confirm_reference_post(ref: str, request: Request, user: GetUserDep) -
     import json
     import os
 
+    from dataward.airflow.rest import request_rerun
     from dataward.errors import DatawardError, bad_input_types
-    from dataward.reference_review import confirm_reference, form_corrections, request_rerun
+    from dataward.governance.reference_review import confirm_reference, form_corrections
 
     ctx, reviewer = _ctx(), _reviewer(user)
     form = {k: str(v) for k, v in (await request.form()).items()}
@@ -227,7 +230,7 @@ async def confirm_reference_post(ref: str, request: Request, user: GetUserDep) -
     try:
         doc = json.loads(form.get("sample") or "null")
         out = confirm_reference(ctx, ref, sample=doc, corrections=form_corrections(doc or {}, form),
-                                actor=reviewer, via="airflow-ui", rerun=False, door_checked=True)
+                                actor=reviewer, via="airflow-ui", door_checked=True)
     except ValueError:
         return RedirectResponse(f"{PREFIX}/reference/{quote(ref)}?error={quote('the posted sample is not JSON')}",
                                 status_code=303)

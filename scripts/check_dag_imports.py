@@ -17,7 +17,7 @@ import sys
 HEAVY = ("torch", "great_expectations", "cleanlab", "pandas", "sklearn", "scipy", "pyarrow", "screening",
          "checks", "weasyprint", "sentence_transformers", "transformers")
 # the app package is allowed only through its light modules
-LIGHT_APP = ("dataward.airflow_support", "dataward.config", "dataward.errors", "dataward.context")
+LIGHT_APP = ("dataward.airflow", "dataward.config", "dataward.errors", "dataward.context")
 
 
 def module_level_imports(tree: ast.Module):

@@ -8,7 +8,7 @@ import sys
 from dataward.artifacts import read_scores
 from dataward.context import Context
 from dataward.reports.verdict_text import power_statement
-from dataward.stages.common import finished
+from dataward.stage_results import finished
 
 
 def main(planted_path: str) -> None:

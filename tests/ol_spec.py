@@ -1,5 +1,5 @@
 """Validate OpenLineage events against the JSON Schemas in ``tests/openlineage_spec/``
-(the spec and its standard facets) and ``lineage/facets/`` (Dataward's custom facets).
+(the spec and its standard facets) and ``lineage/openlineage/schemas/`` (Dataward's custom facets).
 
 Every facet is checked against the schema its own ``_schemaURL`` names; a URL that
 resolves to no schema here fails the check, so a custom facet cannot point nowhere.
@@ -19,7 +19,7 @@ from referencing import Registry, Resource
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 SPEC_DIR = HERE / "openlineage_spec"
-CUSTOM_DIR = REPO / "lineage" / "facets"
+CUSTOM_DIR = REPO / "lineage" / "openlineage" / "schemas"
 EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 
 

@@ -127,7 +127,7 @@ def test_dags_test_nightly_maps_over_arrivals(af, digits_example, tmp_path):
     assert (good / ".dataward-done").read_text().strip() == "nightly-digits@1"
     assert (nc / ".dataward-done").exists()
     # A second night finds nothing new.
-    from dataward.airflow_support import find_arrivals
+    from dataward.airflow.tasks import find_arrivals
 
     assert find_arrivals(landing) == []
 

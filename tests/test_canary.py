@@ -203,14 +203,14 @@ def test_screen_stage_screens_canaries_once_and_keeps_them_out_of_scores(sqlite_
 
 def test_decide_quarantines_when_canary_recall_is_below_the_floor(sqlite_home, tmp_path, monkeypatch):
     import screening
-    from dataward.stages.decide import decide
+    from dataward.stages.decide import record_decision
     from dataward.stages.screen import screen
 
     monkeypatch.setattr(screening, "screen_table", nearest_reference_screen(flag=False))
     ctx, result, _ = ingest_blobs(tmp_path)
     out = screen(ctx, result.ref)
     assert out["canary"]["recall"] == 0.0
-    decision = decide(ctx, result.ref)
+    decision = record_decision(ctx, result.ref)
     assert decision["outcome"] == "quarantine"
     whys = [r["why"] for r in decision["reasons"] if r["check"] == "canary"]
     assert whys and whys[0].startswith("screens not trustworthy on this data: canary recall 0.00 below floor 0.80")
@@ -219,7 +219,7 @@ def test_decide_quarantines_when_canary_recall_is_below_the_floor(sqlite_home, t
 
 def test_policy_sets_the_verdicts_level_for_the_real_screen(sqlite_home, tmp_path, monkeypatch):
     from dataward.errors import BadInput
-    from dataward.policy import load_policy
+    from dataward.governance.policy import load_policy
     from dataward.stages.screen import screen
 
     policy = tmp_path / "policy.yaml"
@@ -290,13 +290,13 @@ def test_clean_first_import_without_reference_is_not_held_by_the_canary_rule(sql
     plants (label flips), so only the limited-assurance rule holds it, not the canary floor.
     Before issue 25 part 6 it planted trigger canaries too, caught none of them (recall
     0.50) and every such first import was held as "screens not trustworthy"."""
-    from dataward.stages.decide import decide
+    from dataward.stages.decide import record_decision
     from dataward.stages.screen import screen
 
     ctx, result = ingest_table(tmp_path, sklearn_table(name), name.replace("_", "-"))
     out = screen(ctx, result.ref)
     assert out["status"] == "done" and not out["used_reference"]
-    decision = decide(ctx, result.ref)
+    decision = record_decision(ctx, result.ref)
     assert [r["why"] for r in decision["reasons"] if r["check"] == "canary"] == []
     assert any(r["why"].startswith("limited assurance") for r in decision["reasons"])  # kept: a separate rule
     canary = out["canary"]
@@ -328,7 +328,7 @@ def test_without_reference_screens_that_miss_label_flips_are_held(sqlite_home, t
     """The floor still fails: a run without a reference whose screens miss the label flips it
     promises to catch is quarantined, and the reason names what was planted and why."""
     import screening
-    from dataward.stages.decide import decide
+    from dataward.stages.decide import record_decision
     from dataward.stages.screen import screen
 
     monkeypatch.setattr(screening, "screen_table", flag_nothing_screen())
@@ -336,7 +336,7 @@ def test_without_reference_screens_that_miss_label_flips_are_held(sqlite_home, t
     out = screen(ctx, result.ref)
     assert not out["used_reference"] and out["canary"]["kinds"] == ["label_flip"]
     assert out["canary"]["recall"] == 0.0
-    decision = decide(ctx, result.ref)
+    decision = record_decision(ctx, result.ref)
     assert decision["outcome"] == "quarantine"
     whys = [r["why"] for r in decision["reasons"] if r["check"] == "canary"]
     assert whys and whys[0].startswith("screens not trustworthy on this data: canary recall 0.00 below floor 0.80")
@@ -344,7 +344,7 @@ def test_without_reference_screens_that_miss_label_flips_are_held(sqlite_home, t
 
 
 def test_report_sentence_says_which_kinds_were_planted_and_why():
-    from dataward.reports.checks import canary_section
+    from dataward.reports.check_sections import canary_section
     from screening.canary import NO_REFERENCE_NOTE
 
     c = plant_canaries(blobs(), label_col="label", seed=0, with_reference=False).describe()

@@ -72,14 +72,15 @@ def test_queues_gpu_worker_takes_the_screens(compose):
     for name in AIRFLOW_SERVICES:
         assert _env(services[name])["DATAWARD_SCREEN_QUEUE"] == "gpu"
     # The DAGs put exactly the screen task on that queue.
-    src = (REPO / "dataward" / "airflow_support.py").read_text()
+    src = (REPO / "dataward" / "airflow" / "tasks.py").read_text()
     assert 'os.environ.get("DATAWARD_SCREEN_QUEUE"' in src
     # The shared stage tasks put exactly the screen task on that queue ...
     tree = ast.parse((REPO / "dags" / "dataward_common.py").read_text())
-    queued = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+    queued = {task_id.value for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
               for d in f.decorator_list if isinstance(d, ast.Call)
               for kw in d.keywords if kw.arg == "queue"
-              and isinstance(kw.value, ast.Name) and kw.value.id == "SCREEN_QUEUE"}
+              and isinstance(kw.value, ast.Name) and kw.value.id == "SCREEN_QUEUE"
+              for task_id in [k.value for k in d.keywords if k.arg == "task_id"]}
     assert queued == {"screen"}, queued
     # ... and both pipeline DAGs are built from them.
     for dag in ("dataward_import.py", "dataward_nightly.py"):

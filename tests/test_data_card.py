@@ -63,7 +63,7 @@ def carded(tmp_path_factory):
 
 def _doc(ref):
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     out = finished(Context(), ref, "report")[2]
     return json.loads(Path(out["json"]).read_text()), Path(out["html"]).read_text()
@@ -103,7 +103,7 @@ def test_missing_facts_name_the_manifest_field(carded):
 
 
 def test_published_card_and_croissant_carry_the_data_card():
-    from dataward.metadata_export import responsible_ai
+    from dataward.export.metadata_export import responsible_ai
 
     facts = {"collection_method": "generated", "publisher": None, "source_uri": "https://x.org",
              "collected_from": None, "collected_to": None, "parents": [], "pii_scan": {}, "pii": [],

@@ -40,7 +40,7 @@ def ingest_json(cli, path, m) -> dict:
 
 def read_version(ref: str, role: str = "data") -> pa.Table:
     from dataward.context import Context
-    from dataward.stages.common import read_table
+    from dataward.stage_results import read_table
 
     ctx = Context()
     with ctx.session() as s:

@@ -17,9 +17,9 @@ from derived_run import derived_run  # noqa: F401 - a session fixture shared wit
 from ol_spec import CUSTOM_DIR, read_events, validate_event
 from test_lineage_ingest import write_manifest
 
-from lineage.events import PRODUCER
-from lineage.facets import SCHEMA_BASE, schema_url
 from lineage.naming import uri_dataset
+from lineage.openlineage.facets import SCHEMA_BASE, schema_url
+from lineage.openlineage.refs import PRODUCER
 
 NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9+.-]*://[^/\s]+$")  # scheme://authority
 
@@ -173,7 +173,7 @@ def test_parent_derived_snapshot_is_one_graph(derived_run, monkeypatch, cli):
 
 
 def test_custom_facet_schemas_ship_at_the_url_they_name():
-    from lineage import facets
+    from lineage.openlineage import facets
 
     names = {p.stem for p in CUSTOM_DIR.glob("*.json")}
     assert names == {"LicenceVerdictRunFacet", "StageOutcomeRunFacet", "ScreeningVerdictRunFacet"}
@@ -217,7 +217,8 @@ def test_airflow_task_is_the_pipeline_runs_parent_and_the_dag_run_the_root(home,
     pipeline run, and the DAG run is the root of all of them."""
     from dataward.context import Context
     from dataward.pipeline import finish_run, run_stage, start_run
-    from lineage.events import ParentRef, new_run_id
+    from lineage.openlineage.emitter import new_run_id
+    from lineage.openlineage.refs import ParentRef
 
     (tmp_path / "d.csv").write_text("x,label\n1,0\n2,1\n")
     m = write_manifest(tmp_path / "m.yaml")
@@ -257,7 +258,7 @@ def test_many_files_make_one_dataset(home, tmp_path, cli, monkeypatch):
     the catalog, not one node per file."""
     import pyarrow as pa
 
-    from dataward import lineage_events
+    from dataward.export import lineage_events
 
     monkeypatch.setattr(lineage_events, "MAX_FILE_DATASETS", 2)
     d = tmp_path / "parts"

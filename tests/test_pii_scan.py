@@ -100,7 +100,7 @@ def test_ingest_records_tags_emits_them_and_policy_quarantines(home, tmp_path, m
 
     monkeypatch.delenv("DATAWARD_POLICY", raising=False)
     from dataward.context import Context
-    from dataward.stages.decide import decide
+    from dataward.stages.decide import record_decision
     from dataward.stages.ingest import ingest, scan_personal_data
     from lineage import tags
     from lineage.db import dispose_all
@@ -122,7 +122,7 @@ def test_ingest_records_tags_emits_them_and_policy_quarantines(home, tmp_path, m
         facet = complete[-1]["outputs"][0]["facets"]["tags"]["tags"]
         assert {(t["field"], t["value"]) for t in facet} == set(expected.items())
         assert all(t["key"] == "pii" for t in facet)
-        decision = decide(ctx, result.ref)
+        decision = record_decision(ctx, result.ref)
         pii_reasons = [r for r in decision["reasons"] if r["check"] == "personal data"]
         assert decision["outcome"] == "quarantine" and pii_reasons
         assert "card (payment_card)" in pii_reasons[0]["why"] and "email" not in pii_reasons[0]["why"]

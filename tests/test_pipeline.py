@@ -219,25 +219,25 @@ def test_screen_contract_bad_inputs(home, cli, tmp_path, case, expect):
 
 
 def test_policy_outcomes():
-    from dataward.policy import decide, load_policy
+    from dataward.governance.policy import apply_policy, load_policy
 
     p = load_policy()
     ok_lic = {"allowed_for_training": True, "reason": "ok"}
     passed = {"success": True, "status": "passed"}
     done = {"status": "done"}
-    assert decide(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=[],
-                  n_rows=100).outcome == "approve"
-    trim = decide(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=[3, 1],
-                  n_rows=100)
+    assert apply_policy(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=[],
+                        n_rows=100).outcome == "approve"
+    trim = apply_policy(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=[3, 1],
+                        n_rows=100)
     assert trim.outcome == "trim" and trim.excluded_row_ids == [1, 3]
     many = list(range(int(p.max_trim_fraction * 100) + 1))
-    assert decide(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=many,
-                  n_rows=100).outcome == "quarantine"
+    assert apply_policy(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=many,
+                        n_rows=100).outcome == "quarantine"
     most = list(range(int(p.reject_above_fraction * 100) + 1))
-    assert decide(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=most,
-                  n_rows=100).outcome == "reject"
-    both = decide(p, licence={"allowed_for_training": False, "reason": "NC"},
-                  validation={"success": False, "status": "failed", "failed": ["x"]},
-                  screening=done, flagged_row_ids=[1], n_rows=100)
+    assert apply_policy(p, licence=ok_lic, validation=passed, screening=done, flagged_row_ids=most,
+                        n_rows=100).outcome == "reject"
+    both = apply_policy(p, licence={"allowed_for_training": False, "reason": "NC"},
+                        validation={"success": False, "status": "failed", "failed": ["x"]},
+                        screening=done, flagged_row_ids=[1], n_rows=100)
     assert both.outcome == "quarantine" and both.excluded_row_ids == []
     assert {r["check"] for r in both.reasons} >= {"licence", "validation"}

@@ -53,7 +53,7 @@ def _screen_output(ref: str = REF) -> dict:
 
 def _in_process_sharded(stored: str, reference_path):
     """The same sharded screen, in this process, on the same stored file, reference and policy."""
-    from dataward.policy import load_policy
+    from dataward.governance.policy import load_policy
     from screening import ScreenConfig, VerdictConfig
     from screening.sharded import screen_shards
 

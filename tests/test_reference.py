@@ -73,14 +73,14 @@ def chain(tmp_path_factory):
 
 def _screen(ref: str) -> dict:
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     return finished(Context(), ref, "screen")[2]
 
 
 def test_trust_chain_screens_the_next_version_with_the_approved_snapshot(chain):
     from dataward.context import Context
-    from dataward.reference import row_digests
+    from dataward.governance.reference import row_digests
     from lineage.models import CheckResult
 
     s2 = chain["s2"]
@@ -136,9 +136,9 @@ def test_policy_can_switch_the_trust_chain_off(chain, cli):
 def test_own_reference_file_is_kept(chain):
     """A version with its own reference file keeps using it (the choice alone: no screen)."""
     from dataward.context import Context
-    from dataward.policy import load_policy
-    from dataward.reference import reference_for_screen
-    from dataward.stages.common import read_table
+    from dataward.governance.policy import load_policy
+    from dataward.governance.reference import reference_for_screen
+    from dataward.stage_results import read_table
     from dataward.stages.ingest import ingest
     from lineage.ingest import resolve
 
@@ -324,7 +324,7 @@ def test_review_page_confirms_a_reference(chain, monkeypatch):
 
     requested = []
     monkeypatch.setattr(plugin, "may_sign", lambda user, dag_id: True)
-    monkeypatch.setattr("dataward.reference_review.request_rerun",
+    monkeypatch.setattr("dataward.airflow.rest.request_rerun",
                         lambda base, token, ref, reason: requested.append((token, ref, reason))
                         or {"requested": True, "dag_run_id": "manual__1"})
     plugin.app.dependency_overrides[get_user] = lambda: User()

@@ -40,7 +40,7 @@ def test_policy_relabels_label_noise_and_lineage_records_it(home, db_url, cli, t
     out = json.loads(r.stdout)
     assert out["outcome"] == "trim", out["reasons"]
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     decision = finished(Context(), "digits-relabel@1", "decide")[2]
     relabels = {int(i): lab for i, lab in decision["relabels"]}
@@ -89,28 +89,28 @@ def test_policy_relabels_label_noise_and_lineage_records_it(home, db_url, cli, t
 def test_policy_relabel_rule():
     """The rule alone: suggested rows are relabelled, the rest removed; nothing is relabelled
     when the outcome is not a trim, and the default policy removes."""
-    from dataward.policy import decide, load_policy
+    from dataward.governance.policy import apply_policy, load_policy
 
     ok = dict(licence={"allowed_for_training": True, "reason": "ok"},
               validation={"success": True, "status": "passed"}, screening={"status": "done"}, n_rows=100)
     default = load_policy()
     assert default.on_label_noise == "remove"
-    d = decide(default, flagged_row_ids=[5, 2, 9], suggested_labels={2: "cat"}, **ok)
+    d = apply_policy(default, flagged_row_ids=[5, 2, 9], suggested_labels={2: "cat"}, **ok)
     assert d.excluded_row_ids == [2, 5, 9] and d.relabels == []
     import dataclasses
 
     relabel = dataclasses.replace(default, on_label_noise="relabel")
-    d = decide(relabel, flagged_row_ids=[5, 2, 9], suggested_labels={2: "cat", 9: "dog"}, **ok)
+    d = apply_policy(relabel, flagged_row_ids=[5, 2, 9], suggested_labels={2: "cat", 9: "dog"}, **ok)
     assert d.outcome == "trim" and d.excluded_row_ids == [5] and d.relabels == [[2, "cat"], [9, "dog"]]
     assert d.to_dict()["relabelled_rows"] == 2
     assert "2 of them relabelled" in next(r["why"] for r in d.reasons if r["check"] == "screening")
-    blocked = decide(relabel, flagged_row_ids=[5, 2], suggested_labels={}, relabel_blocked="labels of type binary "
-                     "cannot be relabelled", **ok)
+    blocked = apply_policy(relabel, flagged_row_ids=[5, 2], suggested_labels={},
+                           relabel_blocked="labels of type binary cannot be relabelled", **ok)
     assert blocked.excluded_row_ids == [2, 5] and blocked.relabels == []
     assert "not relabelled: labels of type binary" in next(r["why"] for r in blocked.reasons
                                                            if r["check"] == "screening")
     many = list(range(int(relabel.max_trim_fraction * 100) + 1))
-    q = decide(relabel, flagged_row_ids=many, suggested_labels={i: "cat" for i in many}, **ok)
+    q = apply_policy(relabel, flagged_row_ids=many, suggested_labels={i: "cat" for i in many}, **ok)
     assert q.outcome == "quarantine" and q.relabels == [] and q.excluded_row_ids == []
 
 
@@ -133,7 +133,7 @@ def test_relabel_keeps_the_label_column_type(column, new, expect):
 
 def test_a_policy_with_an_unknown_label_noise_action_is_refused(tmp_path):
     from dataward.errors import BadInput
-    from dataward.policy import load_policy
+    from dataward.governance.policy import load_policy
 
     (tmp_path / "p.yaml").write_text("screening: {on_label_noise: fix}\n")
     with pytest.raises(BadInput, match="on_label_noise must be one of remove, relabel"):
@@ -143,10 +143,10 @@ def test_a_policy_with_an_unknown_label_noise_action_is_refused(tmp_path):
 def test_without_a_trusted_reference_flagged_rows_are_removed_not_relabelled():
     import dataclasses
 
-    from dataward.policy import decide, load_policy
+    from dataward.governance.policy import apply_policy, load_policy
 
     relabel = dataclasses.replace(load_policy(), on_label_noise="relabel", on_no_reference="approve")
-    d = decide(relabel, licence={"allowed_for_training": True, "reason": "ok"},
+    d = apply_policy(relabel, licence={"allowed_for_training": True, "reason": "ok"},
                validation={"success": True, "status": "passed"},
                screening={"status": "done", "used_reference": False}, n_rows=100,
                flagged_row_ids=[5, 2], suggested_labels={2: "cat"})
@@ -174,7 +174,7 @@ def test_relabelled_snapshot_rows_are_never_drawn_into_a_trust_chain_reference()
     the trust chain's sample."""
     from types import SimpleNamespace
 
-    from dataward.reference import _relabelled_positions
+    from dataward.governance.reference import _relabelled_positions
 
     snap = SimpleNamespace(excluded_row_ids=[1, 4, 5], relabels=[[0, 3, 2], [3, 1, 7], [9, 0, 1]])
     # source rows 0..9 minus 1, 4, 5 -> snapshot rows [0, 2, 3, 6, 7, 8, 9] at positions 0..6

@@ -148,7 +148,7 @@ def test_rerun_licence_after_the_licence_is_classified(home, cli, tmp_path, monk
 def test_rerun_through_the_import_dag_params(home, tmp_path, monkeypatch):
     """The DAG's ``rerun`` params take the same path as the CLI: the ingest task prepares the
     rerun (no import), the stage tasks re-run what was superseded."""
-    from dataward.airflow_support import finish_task, ingest_task, stage_task
+    from dataward.airflow.tasks import finish_task, ingest_task, stage_task
     from dataward.errors import BadInput
 
     ref = make_version(tmp_path, name="tiles-dag", quarantine=True)

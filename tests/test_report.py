@@ -118,10 +118,10 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
     from checks.leakage import leakage_report
     from dataward.context import Context
     from dataward.diff import diff_against_previous_approved
-    from dataward.stages.common import finished, read_table, record, version_dir, write_atomic
-    from dataward.stages.decide import decide
+    from dataward.stage_results import finished, read_table, record, version_dir, write_atomic
+    from dataward.stages.decide import record_decision
     from dataward.stages.ingest import ingest
-    from dataward.stages.outputs import ScreenOutput, ValidateOutput, check_output
+    from dataward.stages.outputs import ScreenStageOutput, ValidateOutput, check_output
     from dataward.stages.report import report
     from lineage.models import STATUS_SCREENED, STATUS_VALIDATED
 
@@ -189,7 +189,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
                                   "per-screen counts under 'screens' include them"}
         stored = read_table(ctx, version_id)
         evals = {} if evaluation is None else {f"evaluation/eval-{name}-{seed}.parquet": evaluation}
-        screen_out = ScreenOutput(
+        screen_out = ScreenStageOutput(
             status="done", n_rows=n, n_flagged=n_flagged, flagged_fraction=n_flagged / n,
             scores_path=str(out / "scores.parquet"), projection_path=str(out / "projection.npy"),
             used_reference=True, summary=summary,
@@ -200,7 +200,7 @@ def make_version(root: Path, *, name: str = "tiles", n: int = 120, n_flagged: in
             diff=diff_against_previous_approved(ctx, ref, flagged_b=[int(i) for i in np.flatnonzero(flagged)]))
         check_output("screen", screen_out)
         record(ctx, version_id, "screen", screen_out, status="done", new_status=STATUS_SCREENED)
-        check_output("decide", decide(ctx, ref))
+        check_output("decide", record_decision(ctx, ref))
         check_output("report", report(ctx, ref, run_id=None))
     return ref
 
@@ -209,7 +209,7 @@ def trimmed_then_changed(root: Path) -> tuple[str, str]:
     """Inside :func:`isolated_home`: ``tiles@1`` (trimmed, canaries caught) and ``tiles@2``
     (a diff against it, evaluation leakage, personal data, canaries missed)."""
     from dataward.context import Context
-    from dataward.stages.common import read_table
+    from dataward.stage_results import read_table
     from lineage.ingest import resolve
 
     trim = make_version(root)
@@ -315,7 +315,7 @@ def test_report_json_has_every_figure_and_the_compliance_mapping(versions):
 def test_report_shows_canary_leakage_diff_and_personal_data(versions):
     """tiles@2 against tiles@1: every new check found something, and the summary says so."""
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     out = finished(Context(), versions["changed"], "report")[2]
     doc = json.loads(Path(out["json"]).read_text())
@@ -355,7 +355,7 @@ def test_report_renders_in_chromium_and_pdf_converts_to_pages(versions, tmp_path
         pytest.skip("chromium and pdftoppm are needed (scripts/test-deps.sh installs them)")
     from dataward.context import Context
     from dataward.reports import render_pdf
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     ref = versions["changed"]
     out = finished(Context(), ref, "report")[2]
@@ -429,7 +429,7 @@ def test_report_words_for_people_no_server_paths_and_the_version(versions, cli):
     """No absolute path of this machine, no placeholder, and the Dataward version that wrote it."""
     from dataward.config import code_version
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     assert cli("--version").stdout.strip() == f"dataward {code_version()}"
     home = str(Path(versions["home"]).resolve())
@@ -464,7 +464,7 @@ def test_flagged_rows_table_and_csv_two_clicks_from_the_summary(versions):
     import csv
 
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     out = finished(Context(), versions["trim"], "report")[2]
     doc = json.loads(Path(out["json"]).read_text())

@@ -62,7 +62,7 @@ def _audit(action: str):
 
 def test_approve_quarantined_version_publishes_and_is_audited(versions, cli):
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     ref = versions["q"]
     queue = json.loads(cli("review-queue", "--json").stdout)
@@ -103,7 +103,7 @@ def test_approve_quarantined_version_publishes_and_is_audited(versions, cli):
 
 def test_reject_and_refusals(versions, cli):
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     alice = as_("alice")
     r = cli("review", versions["t"], "--approve", "--reason", "flags are clean rows", env=alice)
@@ -161,7 +161,7 @@ def test_cli_signs_only_as_a_named_reviewer_never_the_importer(versions, cli):
 
 def test_override_with_two_reviewers(versions, cli):
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
     from lineage.ingest import resolve
 
     ref, two = versions["o"], str(versions["root"] / "two-policy.yaml")
@@ -191,9 +191,9 @@ def test_override_with_two_reviewers(versions, cli):
 def test_airflow_door_feeds_the_same_sign_off(versions):
     """The review task's request links the report; its answer goes through ``sign_off``: the
     importer's approval is refused (audited), a timeout keeps the version quarantined."""
-    from dataward.airflow_support import review_request, review_response
+    from dataward.airflow.tasks import review_request, review_response
     from dataward.context import Context
-    from dataward.review import ReviewRefused
+    from dataward.governance.review import ReviewRefused
     from lineage.ingest import resolve
 
     ref = versions["s"]

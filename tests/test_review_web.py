@@ -159,7 +159,7 @@ def test_review_page_approves_in_the_browser(web, tmp_path):
     if chromium_path() is None:
         pytest.skip("chromium is needed (scripts/test-deps.sh installs it)")
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
     from lineage.models import AuditEntry
 
     base, token = web["base"], web["token"]
@@ -284,7 +284,7 @@ def test_cli_approval_notifies_airflow(web, cli, tmp_path):
     assert len(events) == before + 1
     assert events[-1]["extra"]["source"] == ref and events[-1]["extra"]["ref"] == out["published"]["snapshot_ref"]
     # a bad token: the sign-off stands, the notification says why it failed
-    from dataward.review import notify_airflow
+    from dataward.airflow.rest import notify_airflow
 
     failed = notify_airflow(base, "not-a-token", out["published"])
     assert not failed["notified"] and "Airflow answered 40" in failed["reason"]

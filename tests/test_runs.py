@@ -55,7 +55,7 @@ def test_killed_run_is_marked_abandoned_by_the_next_command(home, cli, cli_proce
                         env={"DATAWARD_FAULT": "stage:screen:before"})
     assert third.returncode == -9, third.stderr
     from dataward.context import Context
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     assert finished(Context(), "tiles-killed@1", "validate")[2]["status"] == "missing_suite"
     assert cli("audit", "verify").returncode == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenOutput, check_output
+from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenStageOutput, check_output
 
 
 def test_check_output_names_undeclared_and_missing_keys():
@@ -16,7 +16,7 @@ def test_check_output_names_undeclared_and_missing_keys():
         check_output("decide", {**decision, "flagged_counts": {}})
     with pytest.raises(KeyError, match=r"missing keys \['n_flagged'\]"):
         check_output("decide", {k: v for k, v in decision.items() if k != "n_flagged"})
-    check_output("screen", ScreenOutput(status="error", reason="refused"))
+    check_output("screen", ScreenStageOutput(status="error", reason="refused"))
     check_output("validate", {"success": False, "status": "missing_suite", "kind": None, "failed": [],
                               "reason": "no kind"})
 

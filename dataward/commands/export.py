@@ -28,7 +28,7 @@ def export(
 ) -> None:
     """Write a snapshot's Croissant description or dataset card."""
     from dataward.errors import BadInput
-    from dataward.metadata_export import export as write
+    from dataward.export.metadata_export import export as write
 
     if what not in FORMATS:
         raise BadInput(f"cannot export {what!r}: choose croissant or card")

@@ -87,7 +87,7 @@ def graph(
 ) -> None:
     """Print the lineage graph the OpenLineage events describe (Mermaid flowchart)."""
     from dataward.errors import BadInput
-    from dataward.lineage_graph import NotAnEvent, in_run, mermaid, read_events
+    from dataward.export.lineage_graph import NotAnEvent, in_run, mermaid, read_events
 
     path = events or context().emitter.events_file
     if not path.is_file():

@@ -1,5 +1,5 @@
 """``dataward reference sample|confirm|show``: a trusted reference set a reviewer confirmed
-from the version's own rows (see :mod:`dataward.reference_review`)."""
+from the version's own rows (see :mod:`dataward.governance.reference_review`)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def sample(
     as_json: Annotated[bool, typer.Option("--json", help="Print the sample document.")] = False,
 ) -> None:
     """Draw a seeded, class-stratified sample of a version's rows for a reviewer to check."""
-    from dataward.reference_review import default_sample_path, sample_reference, write_sample
+    from dataward.governance.reference_review import default_sample_path, sample_reference, write_sample
 
     if out is not None:
         output_file(out)
@@ -82,11 +82,12 @@ def confirm(
     """Record the sampled rows, with your corrections, as the version's trusted reference
     (NAME.reference@N) and re-run its screens with it (exit 1: the new decision judges the data)."""
     from dataward.errors import EXIT_JUDGED, EXIT_OK
-    from dataward.reference_review import confirm_reference
+    from dataward.governance.reference_review import confirm_reference
+    from dataward.pipeline import rerun
 
     ctx = context()
     out = confirm_reference(ctx, ref, sample_path=sample_file, actor=ctx.settings.actor, reviewer=reviewer,
-                            corrections_path=corrections)
+                            corrections_path=corrections, rerun=rerun)
     if as_json:
         print_json(out)
     else:
@@ -106,8 +107,8 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Which reference the version's last screen used, and which its next screen will use."""
-    from dataward.reference import latest_confirmed, previous_approval
-    from dataward.stages.common import finished
+    from dataward.governance.reference import latest_confirmed, previous_approval
+    from dataward.stage_results import finished
 
     ctx = context()
     version_id, ref, screen = finished(ctx, ref, "screen")

@@ -35,7 +35,7 @@ def digest(
     import os
 
     from dataward.reports.digest import build_digest, parse_since, render_digest_html
-    from dataward.stages.common import write_atomic
+    from dataward.stage_results import write_atomic
 
     if out is not None:
         output_file(out)
@@ -79,7 +79,7 @@ def show(
     as_json: JsonFlag = False,
 ) -> None:
     """Where a version's report files are, and the hash a reviewer signs."""
-    from dataward.stages.common import finished
+    from dataward.stage_results import finished
 
     _, ref, rep = finished(context(), ref, "report")
     if rep is None:

@@ -28,7 +28,7 @@ def rerun(
     """Re-run a stage and everything after it on the same content; the earlier outcomes stay
     in the history as superseded (exit 1: the new decision still judges the data)."""
     from dataward.errors import EXIT_JUDGED, EXIT_OK
-    from dataward.remediation import rerun as run_again
+    from dataward.pipeline import rerun as run_again
 
     ctx = context()
     summary = run_again(ctx, ref, from_stage=from_stage, reason=reason, actor=ctx.settings.actor)
@@ -47,7 +47,7 @@ def history(
     as_json: JsonFlag = False,
 ) -> None:
     """Every stage outcome and decision a version had: superseded ones first, then the current."""
-    from dataward.remediation import history as version_history
+    from dataward.governance.remediation import history as version_history
 
     entries = version_history(context(), ref)
     if as_json:

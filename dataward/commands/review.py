@@ -41,8 +41,9 @@ def review(
     """
     import os
 
-    from dataward.review import APPROVE, FIRST_APPROVAL, REJECT, authorize_cli, sign_off
-    from dataward.review import notify_airflow as notify
+    from dataward.airflow.rest import notify_airflow as notify
+    from dataward.governance.review import APPROVE, FIRST_APPROVAL, REJECT, authorize_cli, sign_off
+    from dataward.stages.publish import publish_approved
 
     if approve == reject:
         fail("give exactly one of --approve or --reject")
@@ -54,7 +55,7 @@ def review(
     ctx = context()
     outcome = APPROVE if approve else REJECT
     who = authorize_cli(ctx, ref, actor=ctx.settings.actor, reviewer=reviewer or None, outcome=outcome)
-    result = sign_off(ctx, ref, outcome=outcome, reviewer=who, reason=reason,
+    result = sign_off(ctx, ref, outcome=outcome, reviewer=who, reason=reason, publish=publish_approved,
                       report_sha256=report_sha256, via="cli")
     event = None
     if notify_airflow and result.created and (result.published or {}).get("published"):
@@ -85,7 +86,7 @@ def review(
 @handles_errors
 def review_queue(as_json: JsonFlag = False) -> None:
     """Versions awaiting a reviewer's sign-off, with their reports."""
-    from dataward.review import awaiting_review
+    from dataward.governance.review import awaiting_review
 
     queue = awaiting_review(context())
     if as_json:

@@ -26,6 +26,7 @@ def screen(
     """Screen a Parquet file for poisoned and mislabelled rows (no lineage records)."""
     from dataward.artifacts import write_results
     from dataward.progress import progress_display
+    from dataward.reports.verdict_text import power_statement, with_rule_text
     from screening import screen_table
 
     output_folder(out)
@@ -41,11 +42,10 @@ def screen(
         result = screen_table(table, label_col=label_col, reference=ref_table,
                               feature_cols=features.split(",") if features else None)
     with writing(out):
+        with_rule_text(result.summary)
         write_results(result, out)
     n_flagged = int(result.scores["flagged"].sum())
     print(f"{len(result.scores)} rows screened, {n_flagged} flagged; wrote {out / 'scores.parquet'}")
-    from dataward.reports.verdict_text import power_statement
-
     line = power_statement(result.summary["combine"].get("detectable_attack") or [])
     if line:
         print(line)

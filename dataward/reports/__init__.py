@@ -3,7 +3,7 @@ the compliance mapping and the nightly digest.
 
 Public surface::
 
-    build_document(ctx, ref, run_id=None) -> dict      # report.json
+    build_document(ctx, ref, policy, run_id=None) -> dict  # report.json
     render_html(doc) -> str                            # self-contained report.html
     render_pdf(html) -> bytes                          # report.pdf (WeasyPrint)
     build_digest(ctx, since, until) / render_digest_html(digest, ...)

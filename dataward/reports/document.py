@@ -9,7 +9,7 @@ from typing import Any
 
 from dataward.config import code_version
 from dataward.context import Context
-from dataward.reports.checks import canary_section, diff_section, leakage_section, pii_section
+from dataward.reports.check_sections import canary_section, diff_section, leakage_section, pii_section
 from dataward.reports.compliance import compliance_mapping, coverage
 from dataward.reports.datacard import class_balance, column_profile, declared_facts
 from dataward.reports.figures import MAX_FLAGGED_LISTED, screen_figures
@@ -36,10 +36,12 @@ def report_dir(ctx: Context, ref: str) -> Path:
     return ctx.settings.reports_root / ref.replace("@", "-v")
 
 
-def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
-    """Collect lineage, stage outputs, figures and the compliance mapping for ``ref``."""
-    from dataward.policy import load_policy
-    from dataward.stages.common import finished, read_table
+def build_document(ctx: Context, ref: str, policy: Any, *, run_id: str | None = None) -> dict[str, Any]:
+    """Collect lineage, stage outputs, figures and the compliance mapping for ``ref``.
+
+    ``policy``: the decision policy in force (a :class:`dataward.governance.policy.Policy`,
+    passed in: reports sit below governance), for its canary floor and watched tags."""
+    from dataward.stage_results import finished, read_table
     from lineage import tags
     from lineage.audit import verify_chain
     from lineage.ingest import resolve
@@ -64,7 +66,6 @@ def build_document(ctx: Context, ref: str, *, run_id: str | None = None) -> dict
         entries, problems = verify_chain(s)
     ref = info["ref"]
     validation, screening, decision = (finished(ctx, ref, name)[2] for name in ("validate", "screen", "decide"))
-    policy = load_policy(ctx.settings.decision_policy)
     figures, table = None, None
     try:
         table = read_table(ctx, version_id)

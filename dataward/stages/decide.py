@@ -4,33 +4,22 @@ from __future__ import annotations
 
 from dataward.artifacts import flagged_row_ids, suggested_labels
 from dataward.context import Context
-from dataward.policy import decide as apply_policy
-from dataward.policy import load_policy
-from dataward.stages.common import finished, record, version_schema
-from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenOutput, ValidateOutput
+from dataward.governance.policy import STATUS_FOR, apply_policy, load_policy
+from dataward.stage_results import finished, record, version_schema
+from dataward.stages.outputs import DecideOutput, PiiStatus, ScreenStageOutput, ValidateOutput
 from dataward.stages.publish import relabelable
 from lineage import tags
-from lineage.models import (
-    STATUS_APPROVED,
-    STATUS_QUARANTINED,
-    STATUS_REJECTED,
-    STATUS_TRIMMED,
-    DatasetVersion,
-    Decision,
-)
-
-STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,
-              "quarantine": STATUS_QUARANTINED, "reject": STATUS_REJECTED}
+from lineage.models import DatasetVersion, Decision
 
 
-def decide(ctx: Context, ref: str, *, run_id: str | None = None) -> DecideOutput:
+def record_decision(ctx: Context, ref: str, *, run_id: str | None = None) -> DecideOutput:
     """Record the policy's decision for ``ref``; idempotent. Returns the decision dict."""
     version_id, ref, done = finished(ctx, ref, "decide")
     if done is not None:
         return done
     policy = load_policy(ctx.settings.decision_policy)
     validation: ValidateOutput | None = finished(ctx, ref, "validate")[2]
-    screening: ScreenOutput | None = finished(ctx, ref, "screen")[2]
+    screening: ScreenStageOutput | None = finished(ctx, ref, "screen")[2]
     with ctx.session() as s:
         v = s.get(DatasetVersion, version_id)
         lic = v.licence

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
+from sqlalchemy.exc import IntegrityError
+
 from dataward.context import Context
+from dataward.export import lineage_events as le
+from dataward.stage_results import iter_batches, version_schema
+from lineage import croissant_manifest, tags
+from lineage import ingest as lineage_ingest
+from lineage import manifest as manifests
+from lineage.openlineage import facets
+from lineage.openlineage.emitter import new_run_id
 
 
 def ingest(ctx: Context, path: str | os.PathLike[str], manifest_path: str | os.PathLike[str] | None = None,
@@ -17,12 +27,6 @@ def ingest(ctx: Context, path: str | os.PathLike[str], manifest_path: str | os.P
     description and personal-data tags; the licence verdict is a custom run facet.
     Returns :class:`lineage.ingest.IngestResult`.
     """
-    from dataward import lineage_events as le
-    from lineage import facets
-    from lineage import ingest as lineage_ingest
-    from lineage import manifest as manifests
-    from lineage.events import new_run_id
-
     if manifest is None:
         if manifest_path is None:
             from dataward.errors import BadInput
@@ -65,9 +69,6 @@ def ingest(ctx: Context, path: str | os.PathLike[str], manifest_path: str | os.P
 
 def load_manifest(path: str | os.PathLike[str]):
     """A manifest file: Dataward's YAML, or a Croissant JSON-LD description (``.json``)."""
-    from lineage import croissant_manifest
-    from lineage import manifest as manifests
-
     if croissant_manifest.is_croissant(path):
         return croissant_manifest.load(path)
     return manifests.load(path)
@@ -80,12 +81,7 @@ def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = No
     as ``scan_failed`` (the decision policy quarantines on it) and never undoes the ingest.
     Returns the column tags (dicts, see :func:`lineage.tags.column_tags`).
     """
-    import logging
-
     from checks import pii
-    from dataward.stages.common import iter_batches, version_schema
-    from lineage import tags
-
     with ctx.session() as s:
         if tags.has_scan(s, version_id):
             return tags.column_tags(s, version_id, source="pii-scan")
@@ -104,8 +100,6 @@ def scan_personal_data(ctx: Context, version_id: int, row_count: int | None = No
     except Exception as exc:  # a scan bug must not lose the ingest; the policy sees "scan_failed"
         logging.getLogger(__name__).warning("personal-data scan of version %s failed: %s", version_id, exc)
         failed = f"{type(exc).__name__}: {exc}"
-    from sqlalchemy.exc import IntegrityError
-
     try:
         with ctx.session() as s:
             tags.record_column_tags(s, version_id, found, failed=failed)

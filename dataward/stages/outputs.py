@@ -36,7 +36,7 @@ class ValidateOutput(TypedDict, total=False):
     stale: str  # added on read when the suite changed after the outcome
 
 
-class ScreenOutput(TypedDict, total=False):
+class ScreenStageOutput(TypedDict, total=False):
     """:func:`dataward.stages.screen.screen`: the screens' verdict and self-tests."""
 
     status: Required[str]  # done | not_applicable | error
@@ -47,7 +47,7 @@ class ScreenOutput(TypedDict, total=False):
     scores_path: str
     projection_path: str
     used_reference: bool
-    reference: dict[str, Any] | None  # which trusted set (dataward.reference), for the report
+    reference: dict[str, Any] | None  # which trusted set (dataward.governance.reference), for the report
     summary: dict[str, Any]  # the screens' own summary (summary.json)
     canary: dict[str, Any]
     leakage: dict[str, Any]
@@ -65,7 +65,7 @@ class PiiStatus(TypedDict):
 
 
 class DecideOutput(TypedDict, total=False):
-    """:func:`dataward.stages.decide.decide`: the policy's decision."""
+    """:func:`dataward.stages.decide.record_decision`: the policy's decision."""
 
     outcome: Required[str]  # approve | trim | quarantine | reject
     reasons: Required[list[dict[str, str]]]
@@ -138,13 +138,13 @@ class StageOutputs(TypedDict):
     """Every stage's output of one pipeline run, by stage name."""
 
     validate: ValidateOutput
-    screen: ScreenOutput
+    screen: ScreenStageOutput
     decide: DecideOutput
     report: ReportOutput
     publish: PublishOutput
 
 
-OUTPUT_TYPES: dict[str, type] = {"validate": ValidateOutput, "screen": ScreenOutput,
+OUTPUT_TYPES: dict[str, Any] = {"validate": ValidateOutput, "screen": ScreenStageOutput,
                                  "decide": DecideOutput, "report": ReportOutput,
                                  "publish": PublishOutput, "summary": PipelineSummary}
 

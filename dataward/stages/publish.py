@@ -12,13 +12,19 @@ leaves only a complete, unreferenced blob, which the re-run adopts.
 from __future__ import annotations
 
 import hashlib
+import logging
+from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import func, select
 
 from dataward.context import Context
 from dataward.errors import BadInput
+from dataward.export.metadata_export import write_beside_snapshot
 from dataward.faults import checkpoint
-from dataward.stages.common import finished, iter_batches, record, version_schema
+from dataward.stage_results import finished, iter_batches, record, version_schema
 from dataward.stages.outputs import DecideOutput, PublishOutput
 from lineage import audit
 from lineage.files import schema_fingerprint, schema_json
@@ -108,19 +114,30 @@ def publish(ctx: Context, ref: str, *, run_id: str | None = None, decision: Deci
     return _with_metadata(ctx, recorded, actor)
 
 
+def publish_approved(ctx: Context, ref: str, *, reviewer: str, policy: dict[str, Any] | None = None
+                     ) -> PublishOutput:
+    """Publish a version a reviewer approved (idempotent: a re-run returns the recorded
+    snapshot): the policy's excluded rows and relabels if its decision was a trim, else
+    every row. ``policy``: the recorded decision (None: read it). The publisher every
+    sign-off door passes to :func:`dataward.governance.review.sign_off`."""
+    if policy is None:
+        policy = finished(ctx, ref, "decide")[2] or {}
+    trimmed = policy.get("outcome") == "trim"
+    excluded = policy.get("excluded_row_ids", []) if trimmed else []
+    relabels = policy.get("relabels", []) if trimmed else []
+    return publish(ctx, ref, decision={"outcome": "approve", "excluded_row_ids": excluded, "relabels": relabels,
+                                       "approved_by": reviewer}, actor=reviewer)
+
+
 def _with_metadata(ctx: Context, output: PublishOutput, actor: str) -> PublishOutput:
     """Write the snapshot's Croissant file and dataset card beside it (idempotent; recorded
     in the audit log) and name them in the returned output. Metadata that cannot be
     written is logged, never a reason to undo a published snapshot."""
     if not output.get("published") or not output.get("snapshot_ref"):
         return output
-    from dataward.metadata_export import write_beside_snapshot
-
     try:
         return {**output, **write_beside_snapshot(ctx, output["snapshot_ref"], actor=actor)}
     except Exception as exc:
-        import logging
-
         logging.getLogger(__name__).warning("metadata of %s not written: %s", output["snapshot_ref"], exc)
         return output
 
@@ -130,9 +147,6 @@ def _write_snapshot(ctx: Context, version_id: int, excluded: list[int], relabel:
     """Stream the version's rows minus ``excluded`` into the store, the rows in ``relabel``
     (row id -> new label as text) with their label replaced; (path, sha256, rows, schema,
     changes), ``changes`` the ``[row_id, old label, new label]`` of every relabelled row."""
-    import numpy as np
-    import pyarrow.parquet as pq
-
     ctx.store.sweep()  # what an earlier, killed publish left in staging
     schema = version_schema(ctx, version_id)
     drop = np.asarray(excluded, dtype=np.int64)  # sorted
@@ -169,8 +183,6 @@ def relabelable(label_type) -> bool:
     """Whether a label column of this Arrow type can take a suggested label: the screens
     name classes by their text, which casts back exactly to integers, booleans, floats
     and strings (plain or dictionary-encoded); not to binary or decimal labels."""
-    import pyarrow as pa
-
     t = label_type.value_type if pa.types.is_dictionary(label_type) else label_type
     return (pa.types.is_integer(t) or pa.types.is_boolean(t) or pa.types.is_floating(t)
             or pa.types.is_string(t) or pa.types.is_large_string(t))
@@ -180,8 +192,6 @@ def _relabelled(batch, label_col: str, row_ids, offset: int, relabel: dict[int, 
     """``batch`` with the label of ``row_ids`` (global ids, all in this batch) set to their
     new label, cast from its text to the label column's type (the class names the screens
     report are the labels as text); appends ``[row_id, old, new]`` to ``changes``."""
-    import pyarrow as pa
-
     j = batch.schema.get_field_index(label_col)
     column = batch.column(j)
     values = column.to_pylist()

@@ -14,15 +14,16 @@ import json
 from typing import Any
 
 from dataward.context import Context
+from dataward.governance.policy import load_policy
 from dataward.reports import build_document, render_html, render_pdf, report_dir
 from dataward.reports.document import FLAGGED_CSV, flagged_csv
-from dataward.stages.common import finished, record, version_dir, write_atomic
+from dataward.stage_results import finished, record, version_dir, write_atomic
 from dataward.stages.outputs import ReportOutput
 
 
 def collect(ctx: Context, ref: str, *, run_id: str | None = None) -> dict[str, Any]:
     """Every figure the report shows, as one JSON-able document."""
-    return build_document(ctx, ref, run_id=run_id)
+    return build_document(ctx, ref, load_policy(ctx.settings.decision_policy), run_id=run_id)
 
 
 def report(ctx: Context, ref: str, *, run_id: str | None = None) -> ReportOutput:

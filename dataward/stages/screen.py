@@ -10,22 +10,28 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pyarrow as pa
+
 from dataward import artifacts
 from dataward.context import Context
+from dataward.diff import diff_against_previous_approved
+from dataward.governance.policy import load_policy
+from dataward.governance.reference import reference_for_screen
 from dataward.labels import missing_labels
-from dataward.policy import load_policy
-from dataward.stages.common import finished, json_safe, read_table, record, version_dir
-from dataward.stages.outputs import ScreenOutput
+from dataward.reports.verdict_text import with_rule_text
+from dataward.stage_results import finished, json_safe, read_table, record, version_dir
+from dataward.stages.outputs import ScreenStageOutput
 from dataward.stages.screen_engine import screen_on_ray
+from lineage.files import iter_file_batches
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
 
-def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenOutput:
+def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenStageOutput:
     """Run the screens on ``ref``; idempotent. Returns the recorded output.
 
     Output keys: ``status`` (done | error), ``n_rows``, ``n_flagged``, ``flagged_fraction``,
     ``scores_path``, ``projection_path``, ``used_reference``, ``reference`` (which trusted
-    set, named for the report: :mod:`dataward.reference`), ``summary`` (the screens' own
+    set, named for the report: :mod:`dataward.governance.reference`), ``summary`` (the screens' own
     summary) or ``reason`` on error; and the self-tests: ``canary`` (recall on planted
     canaries, per screen and for ``flagged``), ``leakage`` (duplicates inside the data and
     against the evaluation sets), ``diff`` (against the previous approved version, or None).
@@ -54,20 +60,18 @@ def screen(ctx: Context, ref: str, *, run_id: str | None = None) -> ScreenOutput
 
 
 def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str | None = None
-         ) -> ScreenOutput:
+         ) -> ScreenStageOutput:
     from screening import ScreenConfig, ScreeningInputError, ScreeningNotApplicable, VerdictConfig, screen_table
 
     if not label_col:
-        return ScreenOutput(status="not_applicable", reason="the manifest names no label_column, so the "
-                            "label-consistency and backdoor screens cannot run")
-    from dataward.reference import reference_for_screen
-
+        return ScreenStageOutput(status="not_applicable", reason="the manifest names no label_column, so the "
+                                 "label-consistency and backdoor screens cannot run")
     data = read_table(ctx, version_id)
     why = missing_labels(data, label_col)
     if why:
-        return ScreenOutput(status="error", reason=f"screening refused the data: {why}")
+        return ScreenStageOutput(status="error", reason=f"screening refused the data: {why}")
     policy = load_policy(ctx.settings.decision_policy)
-    # a reviewer-confirmed set, the version's own file, or the trust chain (dataward/reference.py)
+    # a reviewer-confirmed set, the version's own file, or the trust chain (dataward/governance/reference.py)
     reference, reference_info = reference_for_screen(ctx, version_id, data, label_col, policy)
     settings = policy.canary
     config = ScreenConfig(verdict=VerdictConfig(**policy.verdict))
@@ -92,27 +96,28 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     try:
         result = screen_table(screened, label_col=label_col, reference=reference, config=config)
     except ScreeningNotApplicable as exc:
-        return ScreenOutput(status="not_applicable", reason=str(exc))
+        return ScreenStageOutput(status="not_applicable", reason=str(exc))
     except ScreeningInputError as exc:
         if screened is data:
-            return ScreenOutput(status="error", reason=f"screening refused the data: {exc}")
+            return ScreenStageOutput(status="error", reason=f"screening refused the data: {exc}")
         # never let the self-test cost the real screening: retry on the real rows alone
         canaries, canary_error = None, f"screening refused the data with canaries: {exc}"
         try:
             result = screen_table(data, label_col=label_col, reference=reference, config=config)
         except ScreeningInputError as exc2:
-            return ScreenOutput(status="error", reason=f"screening refused the data: {exc2}")
+            return ScreenStageOutput(status="error", reason=f"screening refused the data: {exc2}")
     m = result.scores.shape[0] - n
     real = _real_rows(result, n, m, data.column(label_col))
+    with_rule_text(real.summary)
     artifacts.write_results(real, out_dir)
     n_flagged = int(real.scores["flagged"].sum())
     flagged_ids = [int(i) for i in real.scores["row_id"][real.scores["flagged"]]]
-    output = ScreenOutput(status="done", n_rows=n, n_flagged=n_flagged,
-                          flagged_fraction=n_flagged / n if n else 0.0,
-                          scores_path=str(out_dir / artifacts.SCORES),
-                          projection_path=str(out_dir / artifacts.PROJECTION),
-                          used_reference=reference is not None, reference=reference_info,
-                          summary=real.summary)
+    output = ScreenStageOutput(status="done", n_rows=n, n_flagged=n_flagged,
+                               flagged_fraction=n_flagged / n if n else 0.0,
+                               scores_path=str(out_dir / artifacts.SCORES),
+                               projection_path=str(out_dir / artifacts.PROJECTION),
+                               used_reference=reference is not None, reference=reference_info,
+                               summary=real.summary)
     output["canary"] = _canary_output(result, canaries, n, out_dir, canary_error, settings)
     output["leakage"] = _leakage_output(ctx, version_id, data, label_col, real)
     output["diff"] = _diff_output(ctx, ref, flagged_ids) if ref else None
@@ -131,8 +136,6 @@ def _plant(data, label_col: str, settings: dict[str, Any], *, with_reference: bo
 
 
 def _with_canaries(data, canaries):
-    import pyarrow as pa
-
     return pa.concat_tables([data, canaries.table.cast(data.schema)])
 
 
@@ -207,10 +210,6 @@ def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real) -
 
 def _evaluation_tables(ctx: Context, version_id: int) -> dict[str, Any]:
     """The version's evaluation sets by their stored name (``evaluation/FILE``), one table each."""
-    import pyarrow as pa
-
-    from lineage.files import iter_file_batches
-
     with ctx.session() as s:
         files = [(f.relpath, ctx.store.path_for(f.sha256, f.format), f.format)
                  for f in s.get(DatasetVersion, version_id).files if f.role == "evaluation"]
@@ -223,8 +222,6 @@ def _evaluation_tables(ctx: Context, version_id: int) -> dict[str, Any]:
 
 
 def _diff_output(ctx: Context, ref: str, flagged_ids: list[int]) -> dict[str, Any] | None:
-    from dataward.diff import diff_against_previous_approved
-
     try:
         return diff_against_previous_approved(ctx, ref, flagged_b=flagged_ids)
     except Exception as exc:

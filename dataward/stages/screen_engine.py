@@ -42,6 +42,7 @@ from typing import Any
 
 from dataward import artifacts
 from dataward.context import Context
+from dataward.reports.verdict_text import with_rule_text
 
 #: What the Ray path leaves out, each with why (recorded in the output and summary.json).
 NOT_RUN_ON_RAY = [
@@ -113,6 +114,7 @@ def _screen(address, paths, label_col, reference, config, out_dir: Path, staging
     engine = {"name": "ray", "address": address, "workers": (result.summary.get("workers") or {}).get("count"),
               "n_shards": result.summary.get("n_shards"), "not_run": NOT_RUN_ON_RAY}
     result.summary["not_run"] = NOT_RUN_ON_RAY
+    with_rule_text(result.summary)  # the verdict's rule in words, as the in-process path writes it
     artifacts.write_results(result, out_dir)  # scores.parquet and summary.json, each atomically
     scores = result.scores
     n = int(len(scores))

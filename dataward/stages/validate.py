@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+
 from dataward.context import Context
-from dataward.stages.common import finished, record
+from dataward.reports.words import path_roots
+from dataward.stage_results import finished, record
 from dataward.stages.outputs import ValidateOutput
-from lineage.models import STATUS_QUARANTINED, STATUS_VALIDATED, CheckResult, DatasetVersion
+from lineage.ingest import data_paths
+from lineage.models import STATUS_QUARANTINED, STATUS_VALIDATED, CheckResult, DatasetVersion, StageResult
 
 
 def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> ValidateOutput:
@@ -16,8 +24,6 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> ValidateOu
     A failing suite, or a kind without a suite, quarantines the version.
     """
     from checks.validation import SuiteNotFound, validate_files
-    from lineage.ingest import data_paths
-
     version_id, ref, done = finished(ctx, ref, "validate")
     if done is not None:
         stale = stale_outcome(ctx, version_id, done, ref)
@@ -66,11 +72,7 @@ def validate(ctx: Context, ref: str, *, run_id: str | None = None) -> ValidateOu
 def missing_suite_reason(ctx: Context, ref: str, exc) -> str:
     """The missing-suite finding for people (terminal, report, review page): the suites'
     folder relative to the project or ``DATAWARD_HOME``, and the command that drafts one."""
-    from pathlib import Path
-
     from checks.validation import SuiteNotFound
-    from dataward.reports.words import path_roots
-
     where = Path(exc.suites_dir).resolve()
     shown = ".../" + "/".join(where.parts[-2:])  # outside every known root: its last two parts
     for root, label in path_roots(ctx.settings):  # most specific first
@@ -87,8 +89,6 @@ def _suite_file(ctx: Context, kind: str):
 
 
 def _suite_digest(ctx: Context, kind: str) -> str | None:
-    import hashlib
-
     try:
         return hashlib.sha256(_suite_file(ctx, kind).read_bytes()).hexdigest()
     except OSError:
@@ -102,12 +102,6 @@ def stale_outcome(ctx: Context, version_id: int, done: ValidateOutput, ref: str 
     recorded SHA-256), or, for outcomes recorded before the hash was kept, a suite file
     modified after the outcome was recorded.
     """
-    from datetime import datetime, timezone
-
-    from sqlalchemy import select
-
-    from lineage.models import StageResult
-
     kind = done.get("kind")
     if not kind:
         return None

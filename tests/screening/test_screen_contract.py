@@ -88,13 +88,13 @@ def test_guard_catches_an_undeclared_read(probe_run):
 
 
 def test_every_list_of_screen_names_derives_from_the_registry(probe_run):
-    from dataward.reports import checks
+    from dataward.reports import check_sections
     from screening import canary
 
     res, _ = probe_run
     names = [s.name for s in registry.SCREENS]
     assert sorted(registry.report_order()) == sorted(names)
-    assert checks.SCREEN_ORDER == registry.report_order()
+    assert check_sections.SCREEN_ORDER == registry.report_order()
     assert canary.SCORE_COLUMNS == registry.canary_screens()
     # scores.parquet: row_id, the contract's leading score columns, flagged, every other screen
     lead = registry.contract_columns()

@@ -24,11 +24,17 @@ run's parent is the Airflow task that started it and its root the DAG run.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
 from dataward.context import Context
-from lineage.events import DatasetRef, ParentRef, new_run_id
+from lineage.ingest import resolve
+from lineage.naming import catalog_name, database_namespace, file_dataset, uri_dataset
+from lineage.openlineage import facets as f
+from lineage.openlineage.emitter import new_run_id
+from lineage.openlineage.refs import DatasetRef, ParentRef
 
 STAGE_INPUT_ROLES = {"screen": ("data", "reference", "evaluation")}
 # Past this many files of one role a version is one dataset (its logical name in the
@@ -37,8 +43,6 @@ MAX_FILE_DATASETS = 64
 
 
 def _catalog(ctx: Context, ref: str) -> tuple[str, str]:
-    from lineage.naming import catalog_name, database_namespace
-
     return database_namespace(ctx.settings.db_url), catalog_name(ctx.settings.db_url, ref)
 
 
@@ -50,10 +54,6 @@ def version_datasets(ctx: Context, ref: str, roles: tuple[str, ...] = ("data",),
     files, ``NAME@V/ROLE/FILE`` for reference and evaluation sets) as ``symlinks`` and
     its type; with ``describe`` also the schema, owner and description (and ``pii`` as tags).
     """
-    from lineage import facets as f
-    from lineage.ingest import resolve
-    from lineage.naming import file_dataset
-
     out = []
     with ctx.session() as s:
         v = resolve(s, ref)
@@ -86,10 +86,6 @@ def version_datasets(ctx: Context, ref: str, roles: tuple[str, ...] = ("data",),
 
 
 def _file_set(ctx: Context, v, role: str, files, *, describe: bool, pii) -> DatasetRef:
-    import hashlib
-
-    from lineage import facets as f
-
     logical = v.ref if role == "data" else f"{v.ref}/{role}"
     digest = v.content_hash if role == "data" else hashlib.sha256(
         "".join(f"{x.relpath}\0{x.sha256}\n" for x in files).encode()).hexdigest()
@@ -106,15 +102,10 @@ def _file_set(ctx: Context, v, role: str, files, *, describe: bool, pii) -> Data
 
 
 def source_dataset(uri: str, base_dir: str | Path | None = None) -> DatasetRef:
-    from lineage.naming import uri_dataset
-
     return DatasetRef(*uri_dataset(uri, base_dir=base_dir))
 
 
 def file_datasets(paths, *, kind: str = "FILE") -> list[DatasetRef]:
-    from lineage import facets as f
-    from lineage.naming import file_dataset
-
     return [DatasetRef(*file_dataset(p), {"datasetType": f.dataset_type(kind)})
             for p in paths if p]
 
@@ -161,9 +152,6 @@ def stage_input_facets(ctx: Context, stage: str, ref: str, output: dict[str, Any
         return inputs + (version_datasets(ctx, source) if source else [])
     if stage != "validate" or not inputs:
         return inputs
-    from lineage import facets as f
-    from lineage.ingest import resolve
-
     with ctx.session() as s:
         v = resolve(s, ref)
         data = [x for x in v.files if x.role == "data"]
@@ -182,8 +170,6 @@ def stage_input_facets(ctx: Context, stage: str, ref: str, output: dict[str, Any
 
 
 def stage_run_facets(stage: str, output: dict[str, Any], licence: dict | None = None) -> dict[str, Any]:
-    from lineage import facets as f
-
     status = output.get("status") or output.get("outcome") or (
         "published" if output.get("published") else "")
     out: dict[str, Any] = {"dataward_outcome": f.stage_outcome(
@@ -196,8 +182,6 @@ def stage_run_facets(stage: str, output: dict[str, Any], licence: dict | None = 
 
 
 def version_licence(ctx: Context, ref: str) -> dict[str, Any] | None:
-    from lineage.ingest import resolve
-
     with ctx.session() as s:
         lic = resolve(s, ref).licence
         if lic is None:
@@ -210,8 +194,6 @@ def version_licence(ctx: Context, ref: str) -> dict[str, Any] | None:
 def run_with_events(ctx: Context, stage: str, ref: str, fn, *, pipeline_run: str | None = None,
                     root: ParentRef | None = None):
     """Run ``fn()`` (one stage on ``ref``) between its START and COMPLETE/FAIL events."""
-    from lineage import facets as f
-
     em = ctx.emitter
     parent = em.pipeline_parent(pipeline_run, root) if pipeline_run else None
     ol_run = new_run_id()
@@ -235,8 +217,6 @@ def run_with_events(ctx: Context, stage: str, ref: str, fn, *, pipeline_run: str
 
 def _safe(build, default):
     """Describing the graph must never fail a stage (a missing file, an odd row)."""
-    import logging
-
     try:
         return build()
     except Exception as exc:
@@ -249,8 +229,6 @@ def pipeline_started(ctx: Context, run_id: str, parent: ParentRef | None = None)
 
 
 def pipeline_finished(ctx: Context, run_id: str, status: str, parent: ParentRef | None = None) -> None:
-    from lineage import facets as f
-
     state = "COMPLETE" if status == "success" else "FAIL"
     ctx.emitter.emit(job="pipeline", state=state, run_id=run_id, parent=parent,
                      run_facets={"dataward_outcome": f.stage_outcome("pipeline", status)})

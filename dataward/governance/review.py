@@ -18,17 +18,42 @@ reviewers), and every refusal is audited as ``review-refused``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+from sqlalchemy import select
 
 from dataward.context import Context
 from dataward.errors import BadInput, DatawardError
+from dataward.governance.policy import load_policy
+from dataward.stage_results import finished
+from lineage import audit
+from lineage.ingest import resolve
+from lineage.models import (
+    STATUS_APPROVED,
+    STATUS_REJECTED,
+    Dataset,
+    DatasetVersion,
+    Decision,
+    PipelineRun,
+)
 
 AWAITING = "quarantined"
 APPROVE, REJECT = "approve", "reject"
 # the first of two approvals an override needs (``review.override_reviewers: 2``)
 FIRST_APPROVAL = "first-approval"
+
+
+class Publisher(Protocol):
+    """Publishes an approved version and returns the publish stage's output (idempotent).
+
+    The doors wire in :func:`dataward.stages.publish.publish_approved`: governance sits
+    below the stages and does not import them."""
+
+    def __call__(self, ctx: Context, ref: str, *, reviewer: str,
+                 policy: dict[str, Any] | None) -> Mapping[str, Any]: ...
 
 
 class ReviewConflict(DatawardError):
@@ -45,7 +70,7 @@ class SignOff:
     at: str
     created: bool
     audit_entry: int | None
-    published: dict[str, Any] | None
+    published: Mapping[str, Any] | None
     approvals: list[str] | None = None
     approvals_needed: int = 1
 
@@ -55,11 +80,6 @@ class SignOff:
 
 def awaiting_review(ctx: Context) -> list[dict[str, Any]]:
     """Versions a reviewer must act on: quarantined, with no sign-off yet."""
-    from sqlalchemy import select
-
-    from dataward.stages.common import finished
-    from lineage.models import Dataset, DatasetVersion, Decision
-
     with ctx.session(read_only=True) as s:
         versions = s.execute(select(DatasetVersion).join(Dataset)
                              .where(DatasetVersion.status == AWAITING)
@@ -88,8 +108,6 @@ def awaiting_review(ctx: Context) -> list[dict[str, Any]]:
 
 def current_report(ctx: Context, ref: str) -> dict[str, Any]:
     """The recorded report of ``ref``, checked against the file on disk."""
-    from dataward.stages.common import finished
-
     _, ref, report = finished(ctx, ref, "report")
     if not report or not report.get("html"):
         raise ReviewConflict(f"{ref} has no report yet: run the report stage before reviewing")
@@ -110,16 +128,12 @@ class ReviewRefused(DatawardError):
 
 def review_policy(ctx: Context) -> dict[str, Any]:
     """The ``review`` section of the decision policy in force."""
-    from dataward.policy import load_policy
-
     return load_policy(ctx.settings.decision_policy).review
 
 
 def refuse(ctx: Context, ref: str, *, actor: str, why: str, via: str,
            outcome: str | None = None, error: type[DatawardError] = ReviewRefused) -> DatawardError:
     """Audit a refused sign-off (``review-refused``) and return the error to raise."""
-    from lineage import audit
-
     with ctx.session() as s:
         audit.append(s, actor=actor or "(unknown)", action="review-refused", subject=ref,
                      payload={"outcome": outcome, "via": via, "why": why})
@@ -148,33 +162,15 @@ def authorize_cli(ctx: Context, ref: str, *, actor: str, reviewer: str | None, o
     return actor
 
 
-def dag_of(ctx: Context, ref: str) -> str:
-    """The Airflow DAG whose right to act governs signing ``ref``: the nightly DAG for a
-    version it processed, else the import DAG (also for versions imported from the CLI)."""
-    from sqlalchemy import select
-
-    from lineage.ingest import resolve
-    from lineage.models import PipelineRun
-
-    with ctx.session(read_only=True) as s:
-        triggers = set(s.execute(select(PipelineRun.trigger).where(
-            PipelineRun.version_id == resolve(s, ref).id)).scalars())
-    return "dataward_nightly" if "airflow:nightly" in triggers else "dataward_import"
-
-
 def originators(s, version) -> set[str]:
     """Who imported the version or triggered a pipeline run on it."""
-    from sqlalchemy import select
-
-    from lineage.models import PipelineRun
-
     names = {version.provenance.acquired_by} if version.provenance else set()
     names |= set(s.execute(select(PipelineRun.triggered_by).where(
         PipelineRun.version_id == version.id, PipelineRun.triggered_by.is_not(None))).scalars())
     return {n for n in names if n}
 
 
-def sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str,
+def sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str, publish: Publisher,
              report_sha256: str | None = None, via: str = "cli") -> SignOff:
     """Record ``reviewer``'s ``outcome`` (approve | reject) on quarantined ``ref``.
 
@@ -185,12 +181,13 @@ def sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str
     approving (overriding the quarantine) needs a reason of ``override_min_reason``
     characters and, with ``override_reviewers: 2``, a second approval by another reviewer
     (the first is recorded as ``first-approval``). Every refusal is audited
-    (``review-refused``). An approval publishes the version (the policy's excluded rows
-    if its decision was a trim, else all rows). Returns the :class:`SignOff`.
+    (``review-refused``). An approval publishes the version through ``publish`` (the
+    policy's excluded rows if its decision was a trim, else all rows). Returns the
+    :class:`SignOff`.
     """
     reviewer = (reviewer or "").strip()
     try:
-        return _sign_off(ctx, ref, outcome=outcome, reviewer=reviewer, reason=reason,
+        return _sign_off(ctx, ref, outcome=outcome, reviewer=reviewer, reason=reason, publish=publish,
                          report_sha256=report_sha256, via=via)
     except (ReviewRefused, ReviewConflict, BadInput) as exc:
         if getattr(exc, "audited", False):
@@ -199,15 +196,8 @@ def sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str
                      error=type(exc)) from None
 
 
-def _sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str,
+def _sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: str, publish: Publisher,
               report_sha256: str | None, via: str) -> SignOff:
-    from sqlalchemy import select
-
-    from dataward.stages.common import finished
-    from lineage import audit
-    from lineage.ingest import resolve
-    from lineage.models import STATUS_APPROVED, STATUS_REJECTED, DatasetVersion, Decision
-
     if outcome not in (APPROVE, REJECT):
         raise BadInput(f"a sign-off is approve or reject, not {outcome!r}")
     reason = (reason or "").strip()
@@ -280,66 +270,5 @@ def _sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: st
                              report["sha256"], entry.at, True, entry.id, None, approvals=approvers,
                              approvals_needed=needed)
     if result.outcome == APPROVE:
-        result.published = publish_approved(ctx, ref, reviewer=result.reviewer, policy=policy)
+        result.published = publish(ctx, ref, reviewer=result.reviewer, policy=policy)
     return result
-
-
-def publish_approved(ctx: Context, ref: str, *, reviewer: str, policy: dict | None = None) -> dict[str, Any]:
-    """Publish an approved version (idempotent: a re-run returns the recorded snapshot)."""
-    from dataward.stages.common import finished
-    from dataward.stages.publish import publish
-
-    if policy is None:
-        policy = finished(ctx, ref, "decide")[2] or {}
-    trimmed = policy.get("outcome") == "trim"
-    excluded = policy.get("excluded_row_ids", []) if trimmed else []
-    relabels = policy.get("relabels", []) if trimmed else []
-    return publish(ctx, ref, decision={"outcome": "approve", "excluded_row_ids": excluded, "relabels": relabels,
-                                       "approved_by": reviewer}, actor=reviewer)
-
-
-def notify_airflow(api_url: str, token: str, published: dict[str, Any], *, timeout: float = 30) -> dict[str, Any]:
-    """Record an event on Airflow's approved-snapshots asset, so asset-scheduled training starts.
-
-    Uses Airflow 3's public REST API as the given user (``token``: a JWT from
-    ``POST /auth/token``, or the UI's ``_token`` cookie): ``GET /api/v2/assets`` finds the
-    asset by its URI, ``POST /api/v2/assets/events`` records the event with the same
-    ``extra`` the pipeline's publish task sets (``ref``, ``source``, ``path``). Never
-    raises: returns ``{"notified": bool, "asset_event_id" | "reason", ...}``; a failed
-    notification does not undo the sign-off or the snapshot.
-    """
-    import json
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    from dataward.asset_names import SNAPSHOT_ASSET_URI
-
-    if not published or not published.get("published"):
-        return {"notified": False, "reason": "nothing was published"}
-    extra = {"ref": published.get("snapshot_ref"), "source": published.get("source"),
-             "path": published.get("path")}
-    base = api_url.rstrip("/")
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-
-    def call(method: str, path: str, body: dict | None = None) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(base + path, method=method, data=data,
-                                     headers={**headers, **({"Content-Type": "application/json"} if data else {})})
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.load(r)
-
-    try:
-        found = call("GET", "/api/v2/assets?" + urllib.parse.urlencode({"uri_pattern": SNAPSHOT_ASSET_URI,
-                                                                         "limit": 100}))
-        ids = [a["id"] for a in found.get("assets", []) if a.get("uri") == SNAPSHOT_ASSET_URI]
-        if not ids:
-            return {"notified": False, "extra": extra,
-                    "reason": f"Airflow knows no asset {SNAPSHOT_ASSET_URI} (no parsed DAG uses it yet)"}
-        event = call("POST", "/api/v2/assets/events", {"asset_id": ids[0], "extra": extra})
-        return {"notified": True, "asset_event_id": event.get("id"), "asset_id": ids[0], "extra": extra}
-    except urllib.error.HTTPError as exc:
-        return {"notified": False, "extra": extra,
-                "reason": f"Airflow answered {exc.code} {exc.reason} for {exc.url}"}
-    except (OSError, ValueError) as exc:
-        return {"notified": False, "extra": extra, "reason": f"cannot reach Airflow at {base}: {exc}"}

@@ -15,14 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from dataward.context import Context
 from dataward.faults import checkpoint
 from lineage import audit
-from lineage.ingest import resolve
+from lineage.files import BATCH_ROWS, file_schema, iter_file_batches
+from lineage.ingest import data_paths, resolve
 from lineage.models import STATUS_QUARANTINED, STATUS_REJECTED, DatasetVersion, StageResult
+from lineage.store import is_stale_temp, temp_tag
 
 TERMINAL = (STATUS_QUARANTINED, STATUS_REJECTED)
 
@@ -98,8 +101,6 @@ def write_atomic(path: Path, data: bytes) -> None:
     Temporary files left by a killed writer (``.NAME.HOST-PID-*``) are removed by the
     next write of the same path.
     """
-    from lineage.store import is_stale_temp, temp_tag
-
     path.parent.mkdir(parents=True, exist_ok=True)
     for old in path.parent.glob(f".{path.name}.*"):
         if is_stale_temp(old):
@@ -117,18 +118,12 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 def _version_files(ctx: Context, version_id: int, role: str) -> list[tuple[Path, str]]:
-    from lineage.ingest import data_paths
-
     with ctx.session() as s:
         return data_paths(ctx.store, s.get(DatasetVersion, version_id), role)
 
 
 def version_schema(ctx: Context, version_id: int, role: str = "data"):
     """The one Arrow schema of the version's files of ``role`` (None if it has none)."""
-    import pyarrow as pa
-
-    from lineage.files import file_schema
-
     schemas = [file_schema(p, fmt) for p, fmt in _version_files(ctx, version_id, role)]
     if not schemas:
         return None
@@ -139,10 +134,6 @@ def iter_batches(ctx: Context, version_id: int, role: str = "data", *,
                  columns: list[str] | None = None, batch_rows: int | None = None) -> Iterator:
     """The version's rows of ``role`` as Arrow record batches, in row-id order, cast to
     :func:`version_schema` (so every batch has the same schema). Memory: one batch."""
-    import pyarrow as pa
-
-    from lineage.files import BATCH_ROWS, iter_file_batches
-
     paths = _version_files(ctx, version_id, role)
     target = version_schema(ctx, version_id, role)
     if target is None:
@@ -163,8 +154,6 @@ def read_table(ctx: Context, version_id: int, role: str = "data", *, columns: li
     Built from the streamed batches without a second copy (Arrow tables are lists of
     batches); ``columns`` reads only those columns.
     """
-    import pyarrow as pa
-
     target = version_schema(ctx, version_id, role)
     if target is None:
         return None

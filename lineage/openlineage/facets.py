@@ -8,7 +8,7 @@ logical ``NAME@VERSION`` as ``symlinks``, owner and description as ``ownership``
 
 Only Dataward's own verdicts are custom facets (``dataward_licence``,
 ``dataward_outcome``, ``dataward_screening``); their JSON Schemas ship in this
-package's ``facets/`` folder, at the repository path their ``_schemaURL`` names.
+package's ``schemas/`` folder, at the repository path their ``_schemaURL`` names.
 Every facet's ``_producer`` is Dataward.
 """
 
@@ -19,11 +19,11 @@ from typing import Any
 
 import attr
 
-from lineage.refs import PRODUCER, ParentRef
+from lineage.openlineage.refs import PRODUCER, ParentRef
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "facets"
-# The facets' schema files as published with the repository (``lineage/facets/NAME.json``).
-SCHEMA_BASE = f"{PRODUCER}/blob/main/lineage/facets/"
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+# The facets' schema files as published with the repository (``lineage/openlineage/schemas/NAME.json``).
+SCHEMA_BASE = f"{PRODUCER}/blob/main/lineage/openlineage/schemas/"
 
 
 def schema_url(facet: str) -> str:

@@ -5,7 +5,7 @@ gets them, in this order of precedence:
 
 1. **confirmed**: rows of the version itself that a reviewer looked at and confirmed
    (labels corrected where the reviewer corrected them): ``dataward reference sample``
-   then ``dataward reference confirm`` (:mod:`dataward.reference_review`). Stored as the
+   then ``dataward reference confirm`` (:mod:`dataward.governance.reference_review`). Stored as the
    content-addressed version ``NAME.reference@N`` (parent: the version, relation
    ``confirmed-reference``), with the reviewer as its provenance and a
    ``reference-confirm`` audit entry.
@@ -29,7 +29,13 @@ import hashlib
 import json
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import select
+
 from dataward.context import Context
+from dataward.stage_results import finished, read_table
+from lineage.models import DatasetVersion, Decision, Snapshot, VersionParent
 
 CONFIRMED_RELATION = "confirmed-reference"
 CONFIRMED_STATUS = "confirmed"
@@ -91,8 +97,6 @@ def reference_for_screen(ctx: Context, version_id: int, data, label_col: str, po
 
     ``data``: the version's rows (Arrow table); ``policy``: the decision policy in force.
     """
-    from dataward.stages.common import read_table
-
     confirmed = latest_confirmed(ctx, version_id)
     if confirmed is not None:
         table = read_table(ctx, confirmed["version_id"])
@@ -127,11 +131,6 @@ def _cast_like(table, data):
 def previous_approval(ctx: Context, version_id: int) -> dict[str, Any] | None:
     """The dataset's last approved, published version before ``version_id``: its snapshot
     and who approved it (a reviewer's sign-off, else the policy), or None."""
-    from sqlalchemy import select
-
-    from dataward.stages.common import finished
-    from lineage.models import DatasetVersion, Decision, Snapshot
-
     with ctx.session(read_only=True) as s:
         v = s.get(DatasetVersion, version_id)
         row = s.execute(select(Snapshot, DatasetVersion)
@@ -166,8 +165,6 @@ def _relabelled_positions(snap) -> list[int]:
     labels are cleanlab's suggestions, not labels anyone checked, so they are never drawn
     into a trusted reference. A snapshot row's position is its source row id minus the
     source rows left out before it."""
-    import numpy as np
-
     moved = [int(r) for r, _, _ in snap.relabels or []]
     if not moved:
         return []
@@ -180,11 +177,6 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
                           rows_per_class: int | None) -> tuple[Any, dict[str, Any]]:
     """The trust chain's reference for ``version_id`` (see the module docstring), or
     (None, why not)."""
-    import numpy as np
-    import pyarrow as pa
-
-    from dataward.stages.common import read_table
-
     prev = previous_approval(ctx, version_id)
     if prev is None:
         return None, {"kind": "none", "label": "none (no approved earlier version of this dataset, "
@@ -250,10 +242,6 @@ def trust_chain_label(info: dict[str, Any]) -> str:
 
 def latest_confirmed(ctx: Context, version_id: int) -> dict[str, Any] | None:
     """The reviewer-confirmed reference the next screen of ``version_id`` uses, or None."""
-    from sqlalchemy import select
-
-    from lineage.models import DatasetVersion, VersionParent
-
     with ctx.session(read_only=True) as s:
         edge = s.execute(select(VersionParent).where(VersionParent.parent_id == version_id,
                                                      VersionParent.relation == CONFIRMED_RELATION)

@@ -1,62 +1,52 @@
-"""From quarantine to a fixed version: re-run a stage and everything after it.
+"""From quarantine to a fixed version: the rules of a rerun and the history it keeps.
 
-After a suite was committed, a policy changed or a screening fix landed, ``rerun`` runs
-``from_stage`` and every later stage again on the same content. What it replaces is
-moved, verbatim, to ``superseded_results`` (stage outputs, the policy's decision and any
-reviewer's sign-off, which was given on the old report) in one audited transaction with
-the reset of the version's status; history is never overwritten. Then the stages run as
-in any pipeline run, recording the new outcome and decision.
+After a suite was committed, a policy changed or a screening fix landed, a rerun
+(:func:`dataward.pipeline.rerun`) runs ``from_stage`` and every later stage again on the
+same content. This module says when a rerun is refused (:func:`check_rerun`) and moves
+what it replaces, verbatim, to ``superseded_results`` (stage outputs, the policy's
+decision and any reviewer's sign-off, which was given on the old report) in one audited
+transaction with the reset of the version's status (:func:`supersede`); history is never
+overwritten (:func:`history`). Then the stages run as in any pipeline run, recording the
+new outcome and decision.
 """
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from dataward.context import Context
 from dataward.errors import BadInput
+from dataward.governance.policy import STATUS_FOR
+from dataward.runs import live_runs_on, sweep_abandoned
+from lineage import audit
+from lineage.ingest import resolve
+from lineage.licences import judge
+from lineage.models import (
+    STATUS_INGESTED,
+    STATUS_QUARANTINED,
+    STATUS_SCREENED,
+    STATUS_VALIDATED,
+    DatasetVersion,
+    Decision,
+    Snapshot,
+    StageResult,
+    SupersededResult,
+)
 
 # "licence" judges the declared licence again under the licence policy in force, then
 # runs decide and report (the verdict feeds only the decision)
 RERUN_STAGES = ("licence", "validate", "screen", "decide", "report")
 
 
-def rerun(ctx: Context, ref: str, *, from_stage: str = "validate", reason: str, actor: str,
-          trigger: str = "rerun", external_id: str | None = None) -> dict[str, Any]:
-    """Re-run ``from_stage`` and the stages after it on ``ref``; returns the pipeline summary
-    plus ``superseded`` (what was replaced) and ``reason``.
-
-    Refused (:class:`BadInput`, nothing changed) for an unknown stage, a missing reason, a
-    version already published, or one a live run is working on; runs whose process died
-    are marked abandoned first and never block a rerun.
-    """
-    from dataward.pipeline import STAGES, finish_run, run_stage, summarize
-
-    prepared = prepare_rerun(ctx, ref, from_stage=from_stage, reason=reason, actor=actor,
-                             trigger=trigger, external_id=external_id)
-    ref, run_id = prepared["ref"], prepared["run_id"]
-    try:
-        # stages before from_stage return their recorded output (every stage is idempotent)
-        outputs = {stage: run_stage(ctx, stage, ref, run_id=run_id) for stage in STAGES}
-    except BaseException:
-        finish_run(ctx, run_id, "failed")
-        raise
-    finish_run(ctx, run_id, "success")
-    return {**summarize(ref, run_id, outputs), "from_stage": from_stage, "reason": prepared["reason"],
-            "superseded": prepared["superseded"]}
-
-
-def prepare_rerun(ctx: Context, ref: str, *, from_stage: str, reason: str, actor: str,
-                  trigger: str = "rerun", external_id: str | None = None) -> dict[str, Any]:
-    """Check, start the rerun's pipeline run and supersede what it replaces; the stages then
-    run as in any run (the CLI in-process, Airflow as its tasks). Returns ``ref``,
-    ``run_id``, ``reason`` and ``superseded``."""
-    from sqlalchemy import select
-
-    from dataward.pipeline import STAGES, attach_run, finish_run, start_run
-    from dataward.runs import live_runs_on, sweep_abandoned
-    from lineage.ingest import resolve
-    from lineage.models import Snapshot
-
+def check_rerun(ctx: Context, ref: str, *, from_stage: str, reason: str, actor: str) -> tuple[str, int, str]:
+    """Refuse (:class:`BadInput`, nothing changed) a rerun of an unknown stage, without a
+    reason, of a version already published, or of one a live run is working on; runs whose
+    process died are marked abandoned first and never block a rerun. Returns (canonical
+    ref, version id, the reason stripped). :func:`dataward.pipeline.rerun` runs it."""
     if from_stage not in RERUN_STAGES:
         raise BadInput(f"--from must be one of {', '.join(RERUN_STAGES)}, not {from_stage!r}")
     reason = (reason or "").strip()
@@ -73,32 +63,12 @@ def prepare_rerun(ctx: Context, ref: str, *, from_stage: str, reason: str, actor
     if busy:
         raise BadInput(f"{ref} is being processed by run {busy[0]}: wait for it to finish "
                        f"(`dataward runs` shows it)")
-    run_id = start_run(ctx, trigger=trigger, external_id=external_id, triggered_by=actor)
-    try:
-        attach_run(ctx, run_id, ref)
-        _note(ctx, run_id, f"rerun from {from_stage}: {reason}")
-        stages = (("licence", "decide", "report", "publish") if from_stage == "licence"
-                  else STAGES[STAGES.index(from_stage):])
-        superseded = supersede(ctx, version_id, stages, run_id=run_id, reason=reason, actor=actor)
-    except BaseException:
-        finish_run(ctx, run_id, "failed")
-        raise
-    return {"ref": ref, "run_id": run_id, "reason": reason, "superseded": superseded}
-
-
-def _note(ctx: Context, run_id: str, note: str) -> None:
-    from lineage.models import PipelineRun
-
-    with ctx.session() as s:
-        s.get(PipelineRun, run_id).note = note
+    return ref, version_id, reason
 
 
 def _archive_report(output: dict[str, Any], tag: str) -> dict[str, str]:
     """Copy the report files a superseded report stage wrote to ``superseded/`` beside them
     (the rerun rewrites them in place): the document a reviewer read stays readable."""
-    import shutil
-    from pathlib import Path
-
     kept = {}
     for key in ("html", "pdf", "json"):
         path = Path(output[key]) if output.get(key) else None
@@ -115,11 +85,6 @@ def supersede(ctx: Context, version_id: int, stages: tuple[str, ...], *, run_id:
     """Move the version's results of ``stages`` (and, from ``decide`` on, its decisions; any
     reviewer's sign-off always) to ``superseded_results``, reset its status to what the
     kept stages left, and audit it: one transaction. Returns what was superseded."""
-    from sqlalchemy import select
-
-    from lineage import audit
-    from lineage.models import DatasetVersion, Decision, StageResult, SupersededResult
-
     moved: list[dict[str, Any]] = []
     with ctx.session() as s:
         v = s.get(DatasetVersion, version_id)
@@ -164,9 +129,6 @@ def supersede(ctx: Context, version_id: int, stages: tuple[str, ...], *, run_id:
 def _rejudge_licence(ctx: Context, s, v, *, run_id: str | None, reason: str, actor: str) -> dict[str, Any]:
     """Keep the licence verdict in the history and judge the licence again (the normalized
     expression, parents' terms included) under the licence policy in force."""
-    from lineage.licences import judge
-    from lineage.models import SupersededResult
-
     lic = v.licence
     old = {"declared": lic.declared, "spdx_expression": lic.spdx_expression, "use_class": lic.use_class,
            "attribution_required": lic.attribution_required, "share_alike": lic.share_alike,
@@ -185,10 +147,7 @@ def _rejudge_licence(ctx: Context, s, v, *, run_id: str | None, reason: str, act
 
 def _status_after(v, kept: dict[str, dict]) -> tuple[str, str | None]:
     """The status the version had after ingest and the kept stages (their recording rules,
-    :func:`dataward.stages.common.record`: a quarantine sticks)."""
-    from dataward.stages.decide import STATUS_FOR
-    from lineage.models import STATUS_INGESTED, STATUS_QUARANTINED, STATUS_SCREENED, STATUS_VALIDATED
-
+    :func:`dataward.stage_results.record`: a quarantine sticks)."""
     status, reasons = STATUS_INGESTED, []
     if v.licence is not None and not v.licence.allowed_for_training:
         status, reasons = STATUS_QUARANTINED, [v.licence.verdict_reason]
@@ -217,11 +176,6 @@ def _status_after(v, kept: dict[str, dict]) -> tuple[str, str | None]:
 
 def history(ctx: Context, ref: str) -> list[dict[str, Any]]:
     """Every outcome the version had, superseded ones first (oldest first), then the current."""
-    from sqlalchemy import select
-
-    from lineage.ingest import resolve
-    from lineage.models import Decision, StageResult, SupersededResult
-
     def iso(t):
         return t.isoformat(timespec="seconds") if t else None
 

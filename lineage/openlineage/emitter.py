@@ -5,8 +5,8 @@ the job ``dataward.pipeline``; each stage (ingest, validate, screen, decide, rep
 publish) is a run of ``dataward.STAGE`` whose ``parent`` run facet names the pipeline
 run, so a consumer sees one tree. Datasets are named after the OpenLineage naming spec
 (:mod:`lineage.naming`); what Dataward knows about them travels as standard facets
-(:mod:`lineage.facets`), and Dataward's own verdicts as custom facets whose JSON
-Schemas ship in ``lineage/facets/``.
+(:mod:`lineage.openlineage.facets`), and Dataward's own verdicts as custom facets whose JSON
+Schemas ship in ``lineage/openlineage/schemas/``.
 
 By default events go to a JSON-lines file under ``DATAWARD_HOME/openlineage``
 (the client's file transport). Setting ``OPENLINEAGE_URL`` (and optionally
@@ -25,9 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lineage.refs import PRODUCER, DatasetRef, ParentRef
+from lineage.openlineage import facets as f
+from lineage.openlineage.refs import PRODUCER, DatasetRef, ParentRef
 
-__all__ = ["PRODUCER", "DatasetRef", "ParentRef", "Emitter", "new_run_id"]
+__all__ = ["Emitter", "new_run_id"]
 
 log = logging.getLogger(__name__)
 NAMESPACE_ENV = "DATAWARD_OPENLINEAGE_NAMESPACE"
@@ -89,8 +90,6 @@ class Emitter:
             RunEvent,
             RunState,
         )
-
-        from lineage import facets as f
 
         rf = dict(run_facets or {})
         if parent is not None:

@@ -22,7 +22,19 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jinja2
+import yaml
+from sqlalchemy import select
+
 from dataward.context import Context
+from dataward.errors import BadInput
+from dataward.reports import report_dir
+from dataward.reports.datacard import declared_facts
+from dataward.reports.verdict_text import power_statement
+from dataward.stage_results import finished, json_safe, write_atomic
+from lineage import audit, tags
+from lineage.ingest import resolve
+from lineage.models import DatasetVersion, Snapshot, VersionParent
 
 CARD_TEMPLATE = "dataset_card.md.j2"
 _HF_TASKS = {"tabular": "tabular-classification", "image": "image-classification",
@@ -31,14 +43,6 @@ _HF_TASKS = {"tabular": "tabular-classification", "image": "image-classification
 
 def snapshot_facts(ctx: Context, ref: str) -> dict[str, Any]:
     """Everything the metadata says, read from the lineage DB for snapshot ``ref``."""
-    from sqlalchemy import select
-
-    from dataward.errors import BadInput
-    from dataward.stages.common import finished
-    from lineage import tags
-    from lineage.ingest import resolve
-    from lineage.models import DatasetVersion, Snapshot
-
     with ctx.session() as s:
         v = resolve(s, ref)
         snap = s.execute(select(Snapshot).where(Snapshot.version_id == v.id)).scalars().first()
@@ -78,9 +82,6 @@ def snapshot_facts(ctx: Context, ref: str) -> dict[str, Any]:
 def _data_card(ctx: Context, source_ref: str, manifest: dict[str, Any] | None) -> dict[str, Any]:
     """The data card of the source version as its report states it (the same facts), or the
     manifest's declared facts alone when no report was written."""
-    from dataward.reports import report_dir
-    from dataward.reports.datacard import declared_facts
-
     path = report_dir(ctx, source_ref) / "report.json"
     try:
         card = json.loads(path.read_text()).get("data_card")
@@ -90,18 +91,12 @@ def _data_card(ctx: Context, source_ref: str, manifest: dict[str, Any] | None) -
 
 
 def _parents(session, version_id: int):
-    from sqlalchemy import select
-
-    from lineage.models import DatasetVersion, VersionParent
-
     ids = session.execute(select(VersionParent.parent_id).where(VersionParent.child_id == version_id)).scalars()
     return [session.get(DatasetVersion, i) for i in ids]
 
 
 def responsible_ai(f: dict[str, Any]) -> dict[str, Any]:
     """The Croissant RAI fields, in words, from the facts."""
-    from dataward.reports.verdict_text import power_statement
-
     card = f.get("data_card") or {}
     declared = (card.get("declared") or {}).get("values") or {}
     collection = "; ".join(x for x in [
@@ -226,8 +221,6 @@ def croissant(facts: dict[str, Any], content_url: str) -> dict[str, Any]:
     issues = meta.issues
     if issues.errors:
         raise ValueError(f"the Croissant description of {facts['ref']} is invalid: {issues.report()}")
-    from dataward.stages.common import json_safe
-
     return json_safe(meta.to_json())
 
 
@@ -261,9 +254,6 @@ def card_front_matter(facts: dict[str, Any]) -> dict[str, Any]:
 
 
 def dataset_card(facts: dict[str, Any]) -> str:
-    import jinja2
-    import yaml
-
     env = jinja2.Environment(loader=jinja2.PackageLoader("dataward", "templates"),
                              autoescape=False, keep_trailing_newline=True)
     front = yaml.safe_dump(card_front_matter(facts), sort_keys=False, allow_unicode=True)
@@ -272,8 +262,6 @@ def dataset_card(facts: dict[str, Any]) -> str:
 
 def export(ctx: Context, ref: str, what: str, out: str | os.PathLike[str] | None = None) -> Path:
     """Write ``croissant`` or ``card`` for snapshot ``ref`` to ``out`` (a file or folder)."""
-    from dataward.stages.common import write_atomic
-
     facts = snapshot_facts(ctx, ref)
     target = Path(out) if out else _default_dir(ctx, facts)
     if target.is_dir() or out is None or str(out).endswith(os.sep):
@@ -305,8 +293,6 @@ def _content_url(facts: dict[str, Any], folder: Path) -> str:
 
 def write_beside_snapshot(ctx: Context, ref: str, actor: str = "pipeline") -> dict[str, str]:
     """Write both files beside snapshot ``ref`` (idempotent) and record new ones in the audit log."""
-    from lineage import audit
-
     folder = None
     written = {}
     for what in ("croissant", "card"):

@@ -16,10 +16,14 @@ from typing import Any
 import yaml
 
 from dataward.errors import BadInput
+from lineage.models import STATUS_APPROVED, STATUS_QUARANTINED, STATUS_REJECTED, STATUS_TRIMMED
 
-DEFAULT_POLICY = Path(__file__).with_name("defaults") / "policy.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "defaults" / "policy.yaml"
 OUTCOMES = ("approve", "trim", "quarantine", "reject")
 _SEVERITY = {o: i for i, o in enumerate(OUTCOMES)}
+# the version's status after each outcome
+STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,
+              "quarantine": STATUS_QUARANTINED, "reject": STATUS_REJECTED}
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Policy:
     # sign-off: reviewers, separation_of_duties, override_min_reason, override_reviewers,
     # timeout_hours, on_timeout (see defaults/policy.yaml)
     review: dict[str, Any] = field(default_factory=lambda: dict(REVIEW_DEFAULTS))
-    # the trust chain (dataward.reference): enabled, rows_per_class (None: every row)
+    # the trust chain (dataward.governance.reference): enabled, rows_per_class (None: every row)
     trust_chain: dict[str, Any] = field(default_factory=lambda: dict(TRUST_CHAIN_DEFAULTS))
 
 
@@ -174,7 +178,7 @@ def _review_settings(raw: dict[str, Any], path: Path, get) -> dict[str, Any]:
 
 
 @dataclass
-class Decision:
+class PolicyDecision:
     outcome: str
     reasons: list[dict[str, str]]
     excluded_row_ids: list[int]
@@ -188,10 +192,11 @@ class Decision:
                 "policy_version": self.policy_version}
 
 
-def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[str, Any] | None,
-           screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
-           pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None,
-           suggested_labels: dict[int, str] | None = None, relabel_blocked: str | None = None) -> Decision:
+def apply_policy(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[str, Any] | None,
+                 screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
+                 pii_tags: list[dict[str, Any]] | None = None, pii_scan: dict[str, Any] | None = None,
+                 suggested_labels: dict[int, str] | None = None, relabel_blocked: str | None = None
+                 ) -> PolicyDecision:
     """Apply ``policy``; each argument is the recorded output of that stage (None = not run).
 
     ``suggested_labels``: row id -> the label cleanlab suggests, for the flagged rows the
@@ -271,7 +276,7 @@ def decide(policy: Policy, *, licence: dict[str, Any] | None, validation: dict[s
     outcome = max((r["outcome"] for r in reasons), key=_SEVERITY.__getitem__, default="approve")
     if outcome not in ("approve", "trim"):
         excluded, relabels = [], []
-    return Decision(outcome, reasons, excluded, policy.version, relabels)
+    return PolicyDecision(outcome, reasons, excluded, policy.version, relabels)
 
 
 def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:

@@ -1,7 +1,8 @@
 """What the Airflow DAGs call: thin task bodies over :mod:`dataward.pipeline`.
 
-Nothing here imports Airflow, torch, GX or pandas at module level, so DAG files
-that import it still parse fast; the work happens inside the task functions.
+Nothing here imports Airflow, the pipeline, torch, GX or pandas at module level, so DAG
+files that import it still parse fast; the work (and its imports) happens inside the
+task functions.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dataward.asset_names import SNAPSHOT_ASSET_NAME, SNAPSHOT_ASSET_URI
+from dataward.airflow.names import RERUN_TRIGGER, SNAPSHOT_ASSET_NAME, SNAPSHOT_ASSET_URI
 
 SCREEN_QUEUE = os.environ.get("DATAWARD_SCREEN_QUEUE", "default")
 DONE_MARKER = ".dataward-done"
@@ -82,11 +83,11 @@ def ingest_task(params: dict[str, Any], *, trigger: str, external_id: str | None
     if triggered_by:
         ctx = type(ctx)(replace(ctx.settings, actor=triggered_by))
     if params.get("rerun"):
-        from dataward.remediation import prepare_rerun
+        from dataward.pipeline import prepare_rerun
 
         prepared = prepare_rerun(ctx, params["rerun"], from_stage=params.get("rerun_from") or "validate",
                                  reason=params.get("rerun_reason") or "", actor=triggered_by or ctx.settings.actor,
-                                 trigger="airflow:rerun", external_id=external_id)
+                                 trigger=RERUN_TRIGGER, external_id=external_id)
         release(ctx, prepared["run_id"])
         return {"ref": prepared["ref"], "run_id": prepared["run_id"], "policy": params.get("policy") or None,
                 "status": "rerun", "created": False, **_review_params(params)}
@@ -111,7 +112,7 @@ def airflow_lineage_parent(task_instance=None):
     ``lineage_root_*``), so Airflow's events and Dataward's form one tree. None when the
     provider is not installed (then Airflow emits no events to link to) or outside a task.
     """
-    from lineage.events import ParentRef
+    from lineage.openlineage.refs import ParentRef
 
     try:
         from airflow.providers.openlineage.plugins import macros
@@ -142,7 +143,7 @@ def _review_params(params: dict[str, Any]) -> dict[str, Any]:
 def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import run_stage
     from dataward.runs import release
-    from lineage.events import ParentRef
+    from lineage.openlineage.refs import ParentRef
 
     parent = ParentRef.from_dict(info.get("lineage_parent"))
     ctx = context(info.get("policy"))
@@ -166,7 +167,7 @@ def review_request(info: dict[str, Any], *, base_url: str | None = None) -> dict
     and ``assigned_users`` (the policy's named reviewers, or None: anyone the auth manager
     lets act on the DAG's required actions).
     """
-    from dataward.review import awaiting_review, review_policy
+    from dataward.governance.review import awaiting_review, review_policy
 
     ctx = context(info.get("policy"))
     pending = {q["ref"]: q for q in awaiting_review(ctx)}.get(info["ref"])
@@ -195,11 +196,12 @@ def review_request(info: dict[str, Any], *, base_url: str | None = None) -> dict
 
 def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | None,
                     user: dict[str, Any] | None, timed_out: bool, report_sha256: str | None) -> dict[str, Any]:
-    """Turn the answer to the review task into the same :func:`dataward.review.sign_off` the
+    """Turn the answer to the review task into the same :func:`dataward.governance.review.sign_off` the
     other doors call (audit entry, report hash, publication); a timeout follows the
     policy's ``review.on_timeout``. Returns ``info`` with ``review``; a refused sign-off
     (separation of duties, say) raises, after it was audited."""
-    from dataward.review import APPROVE, REJECT, review_policy, sign_off
+    from dataward.governance.review import APPROVE, REJECT, review_policy, sign_off
+    from dataward.stages.publish import publish_approved
     from lineage import audit
 
     ctx = context(info.get("policy"))
@@ -210,7 +212,7 @@ def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | No
             audit.append(s, actor="airflow", action="review-timeout", subject=info["ref"],
                          payload={"run_id": info["run_id"], "on_timeout": rules["on_timeout"]})
         if rules["on_timeout"] == "reject":
-            result = sign_off(ctx, info["ref"], outcome=REJECT, reviewer="airflow:timeout",
+            result = sign_off(ctx, info["ref"], outcome=REJECT, reviewer="airflow:timeout", publish=publish_approved,
                               reason="no reviewer answered in time", via="airflow-hitl-timeout")
             return {**info, "review": {"outcome": result.outcome, "timed_out": True}}
         return {**info, "review": {"outcome": "timeout", "timed_out": True}}
@@ -218,14 +220,15 @@ def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | No
     if choice == REVIEW_KEEP:
         return {**info, "review": {"outcome": "kept", "by": who}}
     result = sign_off(ctx, info["ref"], outcome=APPROVE if choice == REVIEW_APPROVE else REJECT,
-                      reviewer=who, reason=reason or "", report_sha256=report_sha256, via="airflow-hitl")
+                      reviewer=who, reason=reason or "", report_sha256=report_sha256, via="airflow-hitl",
+                      publish=publish_approved)
     return {**info, "review": {"outcome": result.outcome, "by": result.reviewer, "at": result.at,
                                "audit_entry": result.audit_entry, "report_sha256": result.report_sha256}}
 
 
 def finish_task(info: dict[str, Any]) -> dict[str, Any]:
     from dataward.pipeline import finish_run
-    from lineage.events import ParentRef
+    from lineage.openlineage.refs import ParentRef
 
     finish_run(context(info.get("policy")), info["run_id"], "success",
                lineage_parent=ParentRef.from_dict(info.get("lineage_parent")))

@@ -1,5 +1,5 @@
 """The identities OpenLineage events and facets share: the producer URI, a dataset of an
-event and the parent run of a run. Both :mod:`lineage.events` and :mod:`lineage.facets`
+event and the parent run of a run. Both :mod:`lineage.openlineage.emitter` and :mod:`lineage.openlineage.facets`
 read them; neither imports the other for them."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class ParentRef:
     root: ParentRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"namespace": self.namespace, "name": self.name, "run_id": self.run_id}
+        out: dict[str, Any] = {"namespace": self.namespace, "name": self.name, "run_id": self.run_id}
         if self.root is not None:
             out["root"] = self.root.to_dict()
         return out

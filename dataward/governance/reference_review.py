@@ -3,10 +3,10 @@
 ``sample_reference`` draws a seeded, class-stratified sample and shows each row as the
 report does; ``confirm_reference`` checks the sample against the version (a digest per
 row: an edited sample is refused), applies the reviewer's label corrections, records the
-rows as the content-addressed version ``NAME.reference@N`` (:mod:`dataward.reference`
+rows as the content-addressed version ``NAME.reference@N`` (:mod:`dataward.governance.reference`
 makes it the one the version's next screen uses) and re-runs the screens. The CLI
 (``dataward reference``) and the review page are its two doors; who may knock follows
-the sign-off rules of :mod:`dataward.review`.
+the sign-off rules of :mod:`dataward.governance.review`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,17 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from sqlalchemy import func, select
 
 from dataward.context import Context
 from dataward.errors import BadInput
-from dataward.reference import (
+from dataward.governance.reference import (
     CONFIRMED_RELATION,
     CONFIRMED_STATUS,
     jsonable,
@@ -27,8 +33,29 @@ from dataward.reference import (
     reference_dataset,
     row_digests,
 )
+from dataward.governance.review import authorize_cli, originators, refuse, review_policy
+from dataward.reports.figures import _row_content
+from dataward.reports.render import environment
+from dataward.runs import live_runs_on
+from dataward.stage_results import finished, read_table, write_atomic
+from lineage import audit
+from lineage.files import schema_fingerprint, schema_json
+from lineage.ingest import resolve
+from lineage.models import (
+    DatasetVersion,
+    Snapshot,
+    VersionParent,
+)
+from lineage.queries import derived_dataset, record_derived_file
 
 SAMPLE_FORMAT = "dataward-reference-sample/1"
+
+
+class Rerun(Protocol):
+    """Re-runs a version's stages from ``from_stage`` and returns the pipeline summary: the
+    CLI passes :func:`dataward.pipeline.rerun` (governance does not run pipelines)."""
+
+    def __call__(self, ctx: Context, ref: str, *, from_stage: str, reason: str, actor: str) -> dict[str, Any]: ...
 
 
 def sample_reference(ctx: Context, ref: str, *, per_class: int, seed: int = 0) -> dict[str, Any]:
@@ -38,12 +65,6 @@ def sample_reference(ctx: Context, ref: str, *, per_class: int, seed: int = 0) -
     hash, and per row its ``row_id``, ``digest`` (of its content: the confirmation checks
     it), ``label`` and ``shown`` (the text, image or values, as the report shows a row).
     """
-    import numpy as np
-
-    from dataward.reports.figures import _row_content
-    from dataward.stages.common import finished, read_table
-    from lineage.ingest import resolve
-
     if per_class < 1:
         raise BadInput("--per-class must be at least 1")
     with ctx.session(read_only=True) as s:
@@ -63,8 +84,6 @@ def sample_reference(ctx: Context, ref: str, *, per_class: int, seed: int = 0) -
     ids.sort()
     screen = finished(ctx, ref, "screen")[2] or {}
     summary = screen.get("summary") or {}
-    import pyarrow as pa
-
     picked = data.take(pa.array(ids, type=pa.int64()))
     digests = row_digests(picked)
     rows, thumbs = [], []
@@ -96,9 +115,6 @@ def _image_source(table, j: int) -> str | None:
 def write_sample(doc: dict[str, Any], path: Path) -> tuple[Path, Path]:
     """Write the sample (JSON, what ``confirm`` reads) and beside it an HTML view of the
     rows with image thumbnails (``FILE.html``); returns both paths."""
-    from dataward.reports.render import environment
-    from dataward.stages.common import write_atomic
-
     thumbs = doc.pop("_thumbs", None) or [None] * len(doc["rows"])
     write_atomic(path, json.dumps(doc, indent=1, default=str).encode())
     html = path.with_name(path.name + ".html")
@@ -130,8 +146,6 @@ def _check_sample(doc: Any, shown: str) -> dict[str, Any]:
 
 def _load_corrections(path: Path | None) -> dict[int, Any]:
     """``row_id: label`` (YAML or JSON); a null label leaves the row out of the reference."""
-    import yaml
-
     if path is None:
         return {}
     try:
@@ -155,11 +169,11 @@ def _load_corrections(path: Path | None) -> dict[int, Any]:
 
 def confirm_reference(ctx: Context, ref: str, *, sample_path: Path | None = None, actor: str,
                       reviewer: str | None = None, corrections_path: Path | None = None,
-                      via: str = "cli", rerun: bool = True, door_checked: bool = False,
+                      via: str = "cli", rerun: Rerun | None = None, door_checked: bool = False,
                       sample: dict[str, Any] | None = None, corrections: dict[int, Any] | None = None
                       ) -> dict[str, Any]:
-    """Record the sampled rows a reviewer confirmed as ``NAME.reference@N`` and re-run the
-    screens of ``ref`` with it.
+    """Record the sampled rows a reviewer confirmed as ``NAME.reference@N`` and, with
+    ``rerun``, re-run the screens of ``ref`` with it.
 
     Who may: the acting identity must be one of the policy's ``review.reviewers``
     (``reviewer``, when given, must be that identity; ``door_checked``: a door such as the
@@ -176,12 +190,6 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path | None = None
     Returns ``reference`` (its ref), ``created``, ``rows``, ``corrected``, ``dropped``,
     ``audit_entry``, ``at`` and, after the rerun, ``rerun`` (the pipeline summary).
     """
-    import pyarrow as pa
-
-    from dataward.review import authorize_cli, originators, refuse, review_policy
-    from dataward.stages.common import read_table
-    from lineage.ingest import resolve
-
     with ctx.session(read_only=True) as s:
         v = resolve(s, ref)  # an unknown version: NotFound, exit 2
         ref, version_id, label_col, content_hash = v.ref, v.id, v.label_column, v.content_hash
@@ -262,21 +270,14 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path | None = None
         "sample_created_at": doc.get("created_at"), "sample_created_by": doc.get("created_by")})
     out = {**recorded, "ref": ref, "rows": table.num_rows, "rows_per_class": per_class,
            "corrected": corrected, "dropped": dropped}
-    if rerun:
-        from dataward.remediation import rerun as run_again
-
-        out["rerun"] = run_again(ctx, ref, from_stage="screen", actor=who,
-                                 reason=f"reference {recorded['reference']} confirmed by {who}")
+    if rerun is not None:
+        out["rerun"] = rerun(ctx, ref, from_stage="screen", actor=who,
+                             reason=f"reference {recorded['reference']} confirmed by {who}")
     return out
 
 
 def _check_rerun_possible(ctx: Context, ref: str, version_id: int) -> None:
     """The rerun a confirmation triggers must be possible before anything is recorded."""
-    from sqlalchemy import select
-
-    from dataward.runs import live_runs_on
-    from lineage.models import Snapshot
-
     with ctx.session(read_only=True) as s:
         published = s.execute(select(Snapshot.id).where(Snapshot.source_version_id == version_id)).first()
     if published:
@@ -291,17 +292,6 @@ def _record_confirmed(ctx: Context, version_id: int, table, *, reviewer: str, vi
                       details: dict[str, Any]) -> dict[str, Any]:
     """Store ``table`` in the content store and record it as ``NAME.reference@N`` with its
     provenance, licence, parent edge and audit entry, in one transaction."""
-
-    import pyarrow.parquet as pq
-    from sqlalchemy import func, select
-
-    from lineage import audit
-    from lineage.files import schema_fingerprint, schema_json
-    from lineage.models import (
-        DatasetVersion,
-        VersionParent,
-    )
-    from lineage.queries import derived_dataset, record_derived_file
 
     ctx.store.sweep()
     tmp = ctx.store.staging_file("reference", ".parquet")
@@ -366,25 +356,3 @@ def form_corrections(doc: dict[str, Any], form: dict[str, str]) -> dict[int, Any
         elif chosen != str(row.get("label")):
             out[row["row_id"]] = chosen
     return out
-
-
-def request_rerun(api_url: str, token: str, ref: str, *, reason: str, timeout: float = 30) -> dict[str, Any]:
-    """Ask Airflow, as the reviewer (``token``), to re-run ``ref``'s screens: a
-    ``dataward_import`` run with ``{"rerun": ref, "rerun_from": "screen"}``. Never raises:
-    ``{"requested": bool, "dag_run_id" | "reason"}``."""
-    import urllib.error
-    import urllib.request
-
-    body = json.dumps({"logical_date": None, "conf": {"rerun": ref, "rerun_from": "screen",
-                                                      "rerun_reason": reason}}).encode()
-    req = urllib.request.Request(api_url.rstrip("/") + "/api/v2/dags/dataward_import/dagRuns", data=body,
-                                 method="POST", headers={"Authorization": f"Bearer {token}",
-                                                         "Content-Type": "application/json",
-                                                         "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return {"requested": True, "dag_run_id": json.load(r).get("dag_run_id")}
-    except urllib.error.HTTPError as exc:
-        return {"requested": False, "reason": f"Airflow answered {exc.code} {exc.reason}"}
-    except (OSError, ValueError) as exc:
-        return {"requested": False, "reason": f"cannot reach Airflow at {api_url}: {exc}"}

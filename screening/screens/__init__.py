@@ -35,8 +35,8 @@ def canary_screens() -> tuple[str, ...]:
 
 def contract_columns() -> tuple[str, ...]:
     """The screens whose score columns lead ``scores.parquet`` (after ``row_id``), in order."""
-    return tuple(s.name for s in sorted((s for s in SCREENS if s.contract_column is not None),
-                                        key=lambda s: s.contract_column))
+    placed = [(s.contract_column, s.name) for s in SCREENS if s.contract_column is not None]
+    return tuple(name for _, name in sorted(placed))
 
 
 def evidence_of(kind: str) -> frozenset[str]:

@@ -23,12 +23,16 @@ small), and where the verdict already finds the noise it adds nothing.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from .details import CleanlabFallback, NoiseFloor
+
 
 def noise_floor(cv_margins, cv_reference_margins, flagged, *, labels, ref_labels,
-                level: float) -> tuple[np.ndarray, dict]:
+                level: float) -> tuple[np.ndarray, NoiseFloor]:
     """Rows to add so the verdict holds the label noise the table certifies.
 
     Args:
@@ -48,8 +52,8 @@ def noise_floor(cv_margins, cv_reference_margins, flagged, *, labels, ref_labels
     flagged = np.asarray(flagged, dtype=bool)
     n, m = len(margins), len(ref)
     added = np.zeros(n, dtype=bool)
-    details = {"level": level, "disagreement": None, "reference_disagreement": None, "p_value": None,
-               "noise_rows_lower_bound": 0, "found": 0, "added": 0}
+    details: NoiseFloor = {"level": level, "disagreement": None, "reference_disagreement": None, "p_value": None,
+                           "noise_rows_lower_bound": 0, "found": 0, "added": 0}
     if not level or n == 0 or m == 0:
         return added, details
     rejects = margins < 0
@@ -64,8 +68,8 @@ def noise_floor(cv_margins, cv_reference_margins, flagged, *, labels, ref_labels
     if need > 0:
         candidates = np.flatnonzero(~flagged)
         added[candidates[np.argsort(margins[candidates], kind="stable")[:need]]] = True
-    details.update(disagreement=d, reference_disagreement=e, p_value=p, noise_rows_lower_bound=bound,
-                   found=found, added=int(added.sum()))
+    details.update({"disagreement": d, "reference_disagreement": e, "p_value": p, "noise_rows_lower_bound": bound,
+                    "found": found, "added": int(added.sum())})
     return added, details
 
 
@@ -93,8 +97,8 @@ def _weighted_reference_rate(ref_rejects, ref_labels, labels) -> tuple[float, fl
     return float(e), float(var)
 
 
-def cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs, flagged, floor: dict, *,
-                      row_fdr: float | None, level: float) -> tuple[np.ndarray | None, dict]:
+def cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs, flagged, floor: NoiseFloor, *,
+                      row_fdr: float | None, level: float) -> tuple[np.ndarray | None, CleanlabFallback]:
     """cleanlab's flags instead, when the table certifies label noise and they would
     catch more of it than the verdict's own (docs/verdict.md, part 5).
 
@@ -116,14 +120,13 @@ def cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs
     details: ``used``, ``noisy_rows_estimate``, ``cleanlab_flagged``,
     ``cleanlab_reference_flag_rate``, ``expected_f1_cleanlab``, ``expected_f1_verdict``).
     """
-    details = {"used": False}
-    if floor.get("p_value") is None or floor["p_value"] > level or cv_pred_probs is None \
-            or cv_reference_pred_probs is None:
+    details: CleanlabFallback = {"used": False}
+    p, d, e = floor["p_value"], floor["disagreement"], floor["reference_disagreement"]
+    if p is None or d is None or e is None or p > level or cv_pred_probs is None or cv_reference_pred_probs is None:
         return None, details
     from ..screens.label_noise import label_noise_flags
 
     n = len(labels)
-    d, e = floor["disagreement"], floor["reference_disagreement"]
     noisy = max(0.0, (d - e) / (1 - e)) * n if e < 1 else 0.0
     peer = label_noise_flags(np.asarray(labels), np.asarray(cv_pred_probs))
     both = label_noise_flags(np.concatenate([np.asarray(labels), np.asarray(ref_labels)]),
@@ -137,7 +140,7 @@ def cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs
     false_b = row_fdr * b if row_fdr is not None else min(b, level * (n - noisy))
     f1_verdict = 2 * min(noisy, b - false_b) / (b + noisy) if b + noisy else 0.0
     used = f1_peer > f1_verdict
-    details.update(used=bool(used), noisy_rows_estimate=round(noisy, 1), cleanlab_flagged=k,
-                   cleanlab_reference_flag_rate=ref_rate, expected_f1_cleanlab=round(f1_peer, 4),
-                   expected_f1_verdict=round(f1_verdict, 4))
+    details.update({"used": bool(used), "noisy_rows_estimate": round(noisy, 1), "cleanlab_flagged": k,
+                    "cleanlab_reference_flag_rate": ref_rate, "expected_f1_cleanlab": round(f1_peer, 4),
+                    "expected_f1_verdict": round(f1_verdict, 4)})
     return (peer if used else None), details

@@ -39,7 +39,7 @@ from .conformal import (
     reference_fold_pvalues,
     tail_pvalues,
 )
-from .details import ReferenceCalibratedDetails
+from .details import CleanlabFallback, NoiseFloor, ReferenceCalibratedDetails
 from .excess import class_excess, detectable_attack, excess_tests
 from .expansion import trigger_expansion
 from .noise import cleanlab_fallback, noise_floor
@@ -121,6 +121,7 @@ def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None
             probe's probabilities: they enable the cleanlab fallback of the noise floor.
     """
     rule = config.verdict.rule
+    screen_flags = screen_flags or {}
     if rule == "union":
         flagged = np.zeros(len(labels), dtype=bool)
         for f in screen_flags.values():
@@ -218,7 +219,7 @@ def _row_fdr_flags(anchored, judges, pvals, ref_margins, labels, fired, level, v
 
 
 def _noise_part(labels, ref_labels, flagged, vc, row_fdr, cv_margins, cv_reference_margins, cv_pred_probs,
-                cv_reference_pred_probs) -> tuple[np.ndarray, dict | None, dict | None]:
+                cv_reference_pred_probs) -> tuple[np.ndarray, NoiseFloor, CleanlabFallback]:
     """Part 5: (the rows the floor and the cleanlab fallback add, the floor's figures,
     the fallback's figures)."""
     added, floor = noise_floor(cv_margins, cv_reference_margins, flagged, labels=labels, ref_labels=ref_labels,
@@ -278,7 +279,8 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
         flagged = flagged | expansion_flags
     # part 5: the label-noise floor and its cleanlab fallback
     floor_flags = np.zeros(len(flagged), dtype=bool)
-    floor = fallback = None
+    floor: NoiseFloor | None = None
+    fallback: CleanlabFallback | None = None
     if contrast:
         floor_flags, floor, fallback = _noise_part(labels, ref_labels, flagged, vc, row_fdr, cv_margins,
                                                    cv_reference_margins, cv_pred_probs, cv_reference_pred_probs)

@@ -57,7 +57,7 @@ def _in_process_sharded(stored: str, reference_path):
     from screening import ScreenConfig, VerdictConfig
     from screening.sharded import screen_shards
 
-    config = ScreenConfig(verdict=VerdictConfig(**load_policy().verdict))
+    config = ScreenConfig(verdict=VerdictConfig(**load_policy().verdict.config_fields()))
     return screen_shards([stored], label_col="label", reference=pq.read_table(reference_path), config=config)
 
 

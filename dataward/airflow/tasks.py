@@ -183,14 +183,14 @@ def review_request(info: dict[str, Any], *, base_url: str | None = None) -> dict
             f"Read the [report]({report}) (SHA-256 `{pending['report_sha256']}`; "
             f"[PDF]({report[:-4]}pdf), [review page]({base}/dataward/review/{pending['ref']})) and decide. "
             f"**Approve** publishes it (an override: give your reason, at least "
-            f"{rules['override_min_reason']} characters"
-            + (", and a second reviewer must approve too" if rules["override_reviewers"] == 2 else "")
+            f"{rules.override_min_reason} characters"
+            + (", and a second reviewer must approve too" if rules.override_reviewers == 2 else "")
             + "); **Reject** rejects it; **Keep quarantined** leaves it for later. "
-            f"Without an answer in {rules['timeout_hours']:g} h it "
-            + ("stays quarantined." if rules["on_timeout"] == "quarantine" else "is rejected."))
-    hours = info.get("review_timeout_hours") or rules["timeout_hours"]
+            f"Without an answer in {rules.timeout_hours:g} h it "
+            + ("stays quarantined." if rules.on_timeout == "quarantine" else "is rejected."))
+    hours = info.get("review_timeout_hours") or rules.timeout_hours
     return {"subject": f"Dataward sign-off: {pending['ref']}", "body": body, "timeout_hours": float(hours),
-            "assigned_users": [{"id": r, "name": r} for r in rules["reviewers"]] or None,
+            "assigned_users": [{"id": r, "name": r} for r in rules.reviewers] or None,
             "report_sha256": pending["report_sha256"]}
 
 
@@ -210,8 +210,8 @@ def review_response(info: dict[str, Any], *, chosen: list[str], reason: str | No
         rules = review_policy(ctx)
         with ctx.session() as s:
             audit.append(s, actor="airflow", action="review-timeout", subject=info["ref"],
-                         payload={"run_id": info["run_id"], "on_timeout": rules["on_timeout"]})
-        if rules["on_timeout"] == "reject":
+                         payload={"run_id": info["run_id"], "on_timeout": rules.on_timeout})
+        if rules.on_timeout == "reject":
             result = sign_off(ctx, info["ref"], outcome=REJECT, reviewer="airflow:timeout", publish=publish_approved,
                               reason="no reviewer answered in time", via="airflow-hitl-timeout")
             return {**info, "review": {"outcome": result.outcome, "timed_out": True}}

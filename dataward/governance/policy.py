@@ -27,6 +27,76 @@ STATUS_FOR = {"approve": STATUS_APPROVED, "trim": STATUS_TRIMMED,
 
 
 @dataclass(frozen=True)
+class CanaryPolicy:
+    """The canary self-test (``canary:`` in the policy file)."""
+
+    enabled: bool = True
+    fraction: float = 0.02
+    min_per_kind: int = 10
+    max_fraction: float = 0.10
+    seed: int = 0
+    min_recall: float = 0.8
+    on_below_floor: str = "quarantine"
+
+
+@dataclass(frozen=True)
+class PiiPolicy:
+    """Personal data (``pii:``): the categories that hold a version, and what a hit or a
+    failed scan does."""
+
+    quarantine_on: tuple[str, ...] = ("payment_card", "national_id", "iban")
+    action: str = "quarantine"
+    on_scan_failure: str = "quarantine"
+
+
+@dataclass(frozen=True)
+class LeakagePolicy:
+    """Evaluation-set leakage (``leakage:``)."""
+
+    on_eval_exact_duplicate: str = "quarantine"
+    on_eval_near_duplicate: str = "report"
+    eval_near_max_fraction: float = 0.01
+
+
+@dataclass(frozen=True)
+class VerdictPolicy:
+    """The screens' verdict settings the policy may set (``screening.verdict_alpha``,
+    ``screening.verdict_confidence``, ``screening.row_fdr``): fields of
+    :class:`screening.VerdictConfig`, whose defaults they take."""
+
+    alpha: float
+    confidence: float | None
+    row_fdr: float | None
+
+    def config_fields(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`screening.VerdictConfig`."""
+        return {"alpha": self.alpha, "confidence": self.confidence, "row_fdr": self.row_fdr}
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    """Sign-off (``review:``; see defaults/policy.yaml)."""
+
+    reviewers: tuple[str, ...] = ()
+    separation_of_duties: bool = True
+    override_min_reason: int = 20
+    override_reviewers: int = 1
+    timeout_hours: float = 72.0
+    on_timeout: str = "quarantine"
+
+
+@dataclass(frozen=True)
+class TrustChainPolicy:
+    """The trust chain (:mod:`dataward.governance.reference`): on or off, and how many
+    trusted rows of a class it keeps (None: every row). 140 trusted rows of a class let
+    the class-excess test see a backdoor of about 5 % of that class (about 7 / share rows
+    are needed, docs/verdict.md); a class keeps all its snapshot rows when it has fewer."""
+
+    enabled: bool = True
+    rows_per_class: int | None = 140
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     digest: str
@@ -42,36 +112,19 @@ class Policy:
     # (trim) or relabel them in the published snapshot
     on_label_noise: str = "remove"
     raw: dict[str, Any] = field(default_factory=dict)
-    # canary self-test: enabled, fraction, min_per_kind, max_fraction, seed, min_recall, on_below_floor
-    canary: dict[str, Any] = field(default_factory=dict)
-    # personal data: quarantine_on (categories), action, on_scan_failure
-    pii: dict[str, Any] = field(default_factory=dict)
-    # leakage: on_eval_exact_duplicate, on_eval_near_duplicate, eval_near_max_fraction
-    leakage: dict[str, Any] = field(default_factory=dict)
-    # the screens' verdict: alpha, confidence (screening.VerdictConfig fields; the policy file
-    # names them screening.verdict_alpha and screening.verdict_confidence)
-    verdict: dict[str, Any] = field(default_factory=lambda: _verdict_defaults())
-    # sign-off: reviewers, separation_of_duties, override_min_reason, override_reviewers,
-    # timeout_hours, on_timeout (see defaults/policy.yaml)
-    review: dict[str, Any] = field(default_factory=lambda: dict(REVIEW_DEFAULTS))
-    # the trust chain (dataward.governance.reference): enabled, rows_per_class (None: every row)
-    trust_chain: dict[str, Any] = field(default_factory=lambda: dict(TRUST_CHAIN_DEFAULTS))
+    canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    pii: PiiPolicy = field(default_factory=PiiPolicy)
+    leakage: LeakagePolicy = field(default_factory=LeakagePolicy)
+    verdict: VerdictPolicy = field(default_factory=lambda: _verdict_defaults())
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
+    trust_chain: TrustChainPolicy = field(default_factory=TrustChainPolicy)
 
 
-REVIEW_DEFAULTS: dict[str, Any] = {"reviewers": [], "separation_of_duties": True, "override_min_reason": 20,
-                                   "override_reviewers": 1, "timeout_hours": 72.0, "on_timeout": "quarantine"}
-
-# 140 trusted rows of a class let the class-excess test see a backdoor of about 5 % of that
-# class (about 7 / share rows are needed, docs/verdict.md); a class keeps all its snapshot
-# rows when it has fewer
-TRUST_CHAIN_DEFAULTS: dict[str, Any] = {"enabled": True, "rows_per_class": 140}
-
-
-def _verdict_defaults() -> dict[str, Any]:
+def _verdict_defaults() -> VerdictPolicy:
     """The verdict settings a policy leaves out: the screening engine's own defaults."""
     from screening.config import VerdictConfig
 
-    return {"alpha": VerdictConfig.alpha, "confidence": VerdictConfig.confidence, "row_fdr": VerdictConfig.row_fdr}
+    return VerdictPolicy(alpha=VerdictConfig.alpha, confidence=VerdictConfig.confidence, row_fdr=VerdictConfig.row_fdr)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -97,44 +150,48 @@ def load_policy(path: str | Path | None = None) -> Policy:
     reject_above = float(get("screening", "reject_above_fraction", 0.40))
     if not 0 <= max_trim <= reject_above <= 1:
         raise BadInput(f"decision policy {path}: need 0 <= max_trim_fraction <= reject_above_fraction <= 1")
-    canary = {
-        "enabled": bool(get("canary", "enabled", True)),
-        "fraction": float(get("canary", "fraction", 0.02)),
-        "min_per_kind": int(get("canary", "min_per_kind", 10)),
-        "max_fraction": float(get("canary", "max_fraction", 0.10)),
-        "seed": int(get("canary", "seed", 0)),
-        "min_recall": float(get("canary", "min_recall", 0.8)),
-        "on_below_floor": get("canary", "on_below_floor", "quarantine", judged),
-    }
-    if not 0 <= canary["min_recall"] <= 1 or not 0 < canary["fraction"] <= canary["max_fraction"] <= 0.5:
+    cd = CanaryPolicy()
+    canary = CanaryPolicy(
+        enabled=bool(get("canary", "enabled", cd.enabled)),
+        fraction=float(get("canary", "fraction", cd.fraction)),
+        min_per_kind=int(get("canary", "min_per_kind", cd.min_per_kind)),
+        max_fraction=float(get("canary", "max_fraction", cd.max_fraction)),
+        seed=int(get("canary", "seed", cd.seed)),
+        min_recall=float(get("canary", "min_recall", cd.min_recall)),
+        on_below_floor=get("canary", "on_below_floor", cd.on_below_floor, judged),
+    )
+    if not 0 <= canary.min_recall <= 1 or not 0 < canary.fraction <= canary.max_fraction <= 0.5:
         raise BadInput(f"decision policy {path}: need 0 <= canary.min_recall <= 1 and "
                        "0 < canary.fraction <= canary.max_fraction <= 0.5")
     defaults = _verdict_defaults()
-    a = get("screening", "verdict_alpha", defaults["alpha"])
-    c = get("screening", "verdict_confidence", defaults["confidence"])
+    a = get("screening", "verdict_alpha", defaults.alpha)
+    c = get("screening", "verdict_confidence", defaults.confidence)
     if (not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 < a < 0.5
             or c is not None and (not isinstance(c, (int, float)) or isinstance(c, bool) or not 0.5 <= c < 1)):
         raise BadInput(f"decision policy {path}: need 0 < screening.verdict_alpha < 0.5 and "
                        "screening.verdict_confidence null or in [0.5, 1)")
-    q = get("screening", "row_fdr", defaults["row_fdr"])
+    q = get("screening", "row_fdr", defaults.row_fdr)
     if q is not None and (not isinstance(q, (int, float)) or isinstance(q, bool) or not 0 < q < 0.5):
         raise BadInput(f"decision policy {path}: need screening.row_fdr null or 0 < row_fdr < 0.5")
-    verdict = {"alpha": float(a), "confidence": None if c is None else float(c),
-               "row_fdr": None if q is None else float(q)}
-    pii_on = get("pii", "quarantine_on", ["payment_card", "national_id", "iban"])
+    verdict = VerdictPolicy(alpha=float(a), confidence=None if c is None else float(c),
+                            row_fdr=None if q is None else float(q))
+    pd_ = PiiPolicy()
+    pii_on = get("pii", "quarantine_on", list(pd_.quarantine_on))
     if not isinstance(pii_on, list) or not all(isinstance(t, str) for t in pii_on):
         raise BadInput(f"decision policy {path}: pii.quarantine_on must be a list of tag names")
-    pii = {"quarantine_on": pii_on, "action": get("pii", "action", "quarantine", judged),
-           "on_scan_failure": get("pii", "on_scan_failure", "quarantine", judged)}
+    pii = PiiPolicy(quarantine_on=tuple(pii_on), action=get("pii", "action", pd_.action, judged),
+                    on_scan_failure=get("pii", "on_scan_failure", pd_.on_scan_failure, judged))
     acting = ("report", "quarantine", "reject")
-    leakage = {
-        "on_eval_exact_duplicate": get("leakage", "on_eval_exact_duplicate", "quarantine", acting),
-        "on_eval_near_duplicate": get("leakage", "on_eval_near_duplicate", "report", acting),
-        "eval_near_max_fraction": float(get("leakage", "eval_near_max_fraction", 0.01)),
-    }
+    ld = LeakagePolicy()
+    leakage = LeakagePolicy(
+        on_eval_exact_duplicate=get("leakage", "on_eval_exact_duplicate", ld.on_eval_exact_duplicate, acting),
+        on_eval_near_duplicate=get("leakage", "on_eval_near_duplicate", ld.on_eval_near_duplicate, acting),
+        eval_near_max_fraction=float(get("leakage", "eval_near_max_fraction", ld.eval_near_max_fraction)),
+    )
     review = _review_settings(raw, path, get)
-    chain = get("screening", "trust_chain", TRUST_CHAIN_DEFAULTS["enabled"])
-    per_class = get("screening", "trust_chain_rows_per_class", TRUST_CHAIN_DEFAULTS["rows_per_class"])
+    td = TrustChainPolicy()
+    chain = get("screening", "trust_chain", td.enabled)
+    per_class = get("screening", "trust_chain_rows_per_class", td.rows_per_class)
     if not isinstance(chain, bool) or per_class is not None and (
             not isinstance(per_class, int) or isinstance(per_class, bool) or per_class < 1):
         raise BadInput(f"decision policy {path}: need screening.trust_chain true|false and "
@@ -153,28 +210,28 @@ def load_policy(path: str | Path | None = None) -> Policy:
         on_no_reference=get("screening", "on_no_reference", "quarantine", ("approve", "quarantine")),
         on_label_noise=get("screening", "on_label_noise", "remove", ("remove", "relabel")),
         raw=raw, canary=canary, pii=pii, leakage=leakage, verdict=verdict, review=review,
-        trust_chain={"enabled": chain, "rows_per_class": per_class},
+        trust_chain=TrustChainPolicy(enabled=chain, rows_per_class=per_class),
     )
 
 
-def _review_settings(raw: dict[str, Any], path: Path, get) -> dict[str, Any]:
-    d = REVIEW_DEFAULTS
-    reviewers = get("review", "reviewers", d["reviewers"])
+def _review_settings(raw: dict[str, Any], path: Path, get) -> ReviewPolicy:
+    d = ReviewPolicy()
+    reviewers = get("review", "reviewers", list(d.reviewers))
     if not isinstance(reviewers, list) or not all(isinstance(r, str) and r.strip() for r in reviewers):
         raise BadInput(f"decision policy {path}: review.reviewers must be a list of identities")
-    sod = get("review", "separation_of_duties", d["separation_of_duties"])
-    min_reason = get("review", "override_min_reason", d["override_min_reason"])
-    n = get("review", "override_reviewers", d["override_reviewers"])
-    hours = get("review", "timeout_hours", d["timeout_hours"])
+    sod = get("review", "separation_of_duties", d.separation_of_duties)
+    min_reason = get("review", "override_min_reason", d.override_min_reason)
+    n = get("review", "override_reviewers", d.override_reviewers)
+    hours = get("review", "timeout_hours", d.timeout_hours)
     if (not isinstance(sod, bool) or not isinstance(min_reason, int) or isinstance(min_reason, bool)
             or min_reason < 1 or n not in (1, 2) or not isinstance(hours, (int, float))
             or isinstance(hours, bool) or hours <= 0):
         raise BadInput(f"decision policy {path}: need review.separation_of_duties true|false, "
                        "review.override_min_reason >= 1, review.override_reviewers 1|2 and "
                        "review.timeout_hours > 0")
-    return {"reviewers": [r.strip() for r in reviewers], "separation_of_duties": sod,
-            "override_min_reason": min_reason, "override_reviewers": n, "timeout_hours": float(hours),
-            "on_timeout": get("review", "on_timeout", d["on_timeout"], ("quarantine", "reject"))}
+    return ReviewPolicy(reviewers=tuple(r.strip() for r in reviewers), separation_of_duties=sod,
+                        override_min_reason=min_reason, override_reviewers=n, timeout_hours=float(hours),
+                        on_timeout=get("review", "on_timeout", d.on_timeout, ("quarantine", "reject")))
 
 
 @dataclass
@@ -282,30 +339,30 @@ def apply_policy(policy: Policy, *, licence: dict[str, Any] | None, validation: 
 def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:
     """Canary recall floor and evaluation-set leakage (outputs of the screen stage)."""
     canary = screening.get("canary") or {}
-    floor = policy.canary.get("min_recall", 0.0)
-    if policy.canary.get("enabled") and canary.get("status") == "done" and canary.get("recall") is not None:
+    floor = policy.canary.min_recall
+    if policy.canary.enabled and canary.get("status") == "done" and canary.get("recall") is not None:
         recall = float(canary["recall"])
         if recall < floor:
             # the run planted only the kinds it claims to catch (screening/canary.py): name them and why
             caught = "; ".join(f"{k} {v['caught']} of {v['n']}"
                                for k, v in (canary["flagged"].get("per_kind") or {}).items())
             notes = "; ".join(canary.get("notes") or [])
-            rule(policy.canary["on_below_floor"], "canary",
+            rule(policy.canary.on_below_floor, "canary",
                  f"screens not trustworthy on this data: canary recall {recall:.2f} below floor {floor:.2f} "
                  f"({canary['flagged']['caught']} of {canary['flagged']['n']} planted canaries flagged"
                  + (f": {caught}" if caught else "") + (f"; {notes}" if notes else "") + ")")
     leak = screening.get("leakage") or {}
     totals = leak.get("totals") or {}
     exact = int(totals.get("eval_exact_train_rows") or 0)
-    action = policy.leakage.get("on_eval_exact_duplicate", "quarantine")
+    action = policy.leakage.on_eval_exact_duplicate
     if exact and action != "report":
         rule(action, "leakage", f"{exact} training row(s) are exact copies of evaluation rows "
              f"({int(totals.get('eval_exact_eval_rows') or 0)} evaluation row(s) leaked)")
-    near_action = policy.leakage.get("on_eval_near_duplicate", "report")
+    near_action = policy.leakage.on_eval_near_duplicate
     if near_action != "report":
         n_eval = sum(int(e.get("n_rows") or 0) for e in (leak.get("evaluation") or {}).values())
         near = int(totals.get("eval_near_eval_rows") or 0)
-        limit = policy.leakage.get("eval_near_max_fraction", 0.01)
+        limit = policy.leakage.eval_near_max_fraction
         if n_eval and near / n_eval > limit:
             rule(near_action, "leakage", f"{near} of {n_eval} evaluation rows have a near duplicate in the "
                  f"training data ({near / n_eval:.1%}, above {limit:.0%})")
@@ -313,12 +370,12 @@ def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:
 
 def _pii_rules(policy: Policy, tags: list[dict[str, Any]] | None, scan: dict[str, Any] | None, rule) -> None:
     if scan is not None and scan.get("failed"):
-        rule(policy.pii["on_scan_failure"], "personal data", f"the personal-data scan failed: {scan['failed']}")
-    watched = set(policy.pii.get("quarantine_on") or [])
+        rule(policy.pii.on_scan_failure, "personal data", f"the personal-data scan failed: {scan['failed']}")
+    watched = set(policy.pii.quarantine_on)
     hits = [t for t in tags or [] if t.get("category", t["tag"].split(":")[-1]) in watched
             or t["tag"] in watched]
     if hits:
         listed = ", ".join(f"{t['column']} ({t['tag']})" for t in hits[:6])
-        rule(policy.pii["action"], "personal data",
+        rule(policy.pii.action, "personal data",
              f"column(s) hold personal data the policy does not admit: {listed}"
              + (f" and {len(hits) - 6} more" if len(hits) > 6 else ""))

@@ -111,10 +111,10 @@ def reference_for_screen(ctx: Context, version_id: int, data, label_col: str, po
         return own, {"kind": "manifest", "files": files, "rows": own.num_rows,
                      "label": f"the version's own reference set ({', '.join(files)}), {own.num_rows} rows"}
     chain = policy.trust_chain
-    if not chain.get("enabled", True):
+    if not chain.enabled:
         return None, {"kind": "none", "label": "none (the policy turns the trust chain off: "
                                               "screening.trust_chain: false)"}
-    return trust_chain_reference(ctx, version_id, data, label_col, rows_per_class=chain.get("rows_per_class"))
+    return trust_chain_reference(ctx, version_id, data, label_col, rows_per_class=chain.rows_per_class)
 
 
 def _cast_like(table, data):

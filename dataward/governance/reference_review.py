@@ -198,7 +198,7 @@ def confirm_reference(ctx: Context, ref: str, *, sample_path: Path | None = None
         authorize_cli(ctx, ref, actor=actor, reviewer=reviewer, outcome="reference-confirm")
     if not who:
         raise BadInput("confirming a reference needs the reviewer's identity")
-    if review_policy(ctx)["separation_of_duties"] and who.casefold() in own:
+    if review_policy(ctx).separation_of_duties and who.casefold() in own:
         raise refuse(ctx, ref, actor=who, outcome="reference-confirm", via=via,
                      why=f"separation of duties: {who} imported or triggered {ref} and may not confirm "
                          f"its reference set; another reviewer must")

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from dataward.context import Context
 from dataward.errors import BadInput, DatawardError
-from dataward.governance.policy import load_policy
+from dataward.governance.policy import ReviewPolicy, load_policy
 from dataward.stage_results import finished
 from lineage import audit
 from lineage.ingest import resolve
@@ -126,7 +126,7 @@ class ReviewRefused(DatawardError):
     """The policy or the door refuses this reviewer's sign-off (always audited)."""
 
 
-def review_policy(ctx: Context) -> dict[str, Any]:
+def review_policy(ctx: Context) -> ReviewPolicy:
     """The ``review`` section of the decision policy in force."""
     return load_policy(ctx.settings.decision_policy).review
 
@@ -154,7 +154,7 @@ def authorize_cli(ctx: Context, ref: str, *, actor: str, reviewer: str | None, o
         raise refuse(ctx, ref, actor=actor, outcome=outcome, via="cli",
                      why=f"you act as {actor!r} (DATAWARD_ACTOR or the OS user); --reviewer "
                          f"{reviewer.strip()!r} would sign as someone else")
-    named = review_policy(ctx)["reviewers"]
+    named = review_policy(ctx).reviewers
     if actor not in named:
         why = (f"{actor!r} is not a reviewer named by the decision policy (review.reviewers: "
                + (", ".join(named) if named else "none named") + ")")
@@ -236,15 +236,15 @@ def _sign_off(ctx: Context, ref: str, *, outcome: str, reviewer: str, reason: st
             if v.status != AWAITING:
                 raise ReviewConflict(f"{ref} is {v.status}, not awaiting review "
                                      f"(only quarantined versions are signed off)")
-            if rules["separation_of_duties"]:
+            if rules.separation_of_duties:
                 own = {n.casefold() for n in originators(s, v)}
                 if reviewer.casefold() in own:
                     raise ReviewRefused(f"separation of duties: {reviewer} imported or triggered {ref} "
                                         f"and may not sign it off; another reviewer must")
-            needed = rules["override_reviewers"] if outcome == APPROVE else 1
-            if outcome == APPROVE and len(reason) < rules["override_min_reason"]:
+            needed = rules.override_reviewers if outcome == APPROVE else 1
+            if outcome == APPROVE and len(reason) < rules.override_min_reason:
                 raise ReviewRefused(f"approving quarantined {ref} overrides the policy: write why, in at "
-                                    f"least {rules['override_min_reason']} characters")
+                                    f"least {rules.override_min_reason} characters")
             if outcome == APPROVE and any(d.decided_by.casefold() == reviewer.casefold() for d in firsts):
                 raise ReviewRefused(f"{reviewer} already approved {ref}: overriding its quarantine needs "
                                     f"{needed} distinct reviewers")

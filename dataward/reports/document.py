@@ -89,11 +89,11 @@ def build_document(ctx: Context, ref: str, policy: Any, *, run_id: str | None = 
         "validation": validation,
         "screening": screening,
         "figures": figures,
-        "canary": canary_section(screening, floor=policy.canary.get("min_recall")),
+        "canary": canary_section(screening, floor=policy.canary.min_recall),
         "leakage": leakage_section(screening),
         "diff": diff_section(screening),
         "pii": pii_section((decision or {}).get("pii") or scan,
-                           watched=list(policy.pii.get("quarantine_on") or [])),
+                           watched=list(policy.pii.quarantine_on)),
         "decision": decision,
         "audit": {"entries": entries, "intact": not problems, "problems": problems},
     }

@@ -15,7 +15,7 @@ import pyarrow as pa
 from dataward import artifacts
 from dataward.context import Context
 from dataward.diff import diff_against_previous_approved
-from dataward.governance.policy import load_policy
+from dataward.governance.policy import CanaryPolicy, load_policy
 from dataward.governance.reference import reference_for_screen
 from dataward.labels import missing_labels
 from dataward.reports.verdict_text import with_rule_text
@@ -74,7 +74,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     # a reviewer-confirmed set, the version's own file, or the trust chain (dataward/governance/reference.py)
     reference, reference_info = reference_for_screen(ctx, version_id, data, label_col, policy)
     settings = policy.canary
-    config = ScreenConfig(verdict=VerdictConfig(**policy.verdict))
+    config = ScreenConfig(verdict=VerdictConfig(**policy.verdict.config_fields()))
     # DATAWARD_RAY_ADDRESS: the sharded screen on that cluster, or why not (dataward/stages/screen_engine.py)
     on_ray = screen_on_ray(ctx, version_id, label_col=label_col, reference=reference, config=config,
                            out_dir=out_dir, ref=ref)
@@ -86,7 +86,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
                                  diff=_diff_output(ctx, ref, [int(i) for i in flagged]) if ref else None)
         return on_ray.output
     canaries, canary_error = None, None
-    if settings["enabled"]:
+    if settings.enabled:
         try:
             canaries = _plant(data, label_col, settings, with_reference=reference is not None)
         except Exception as exc:  # the self-test must never stop the real screening
@@ -126,13 +126,13 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     return output
 
 
-def _plant(data, label_col: str, settings: dict[str, Any], *, with_reference: bool):
+def _plant(data, label_col: str, settings: CanaryPolicy, *, with_reference: bool):
     """The canaries of the kinds this run claims to catch (with or without a trusted reference)."""
     from screening.canary import plant_canaries
 
-    return plant_canaries(data, label_col=label_col, fraction=settings["fraction"],
-                          min_per_kind=settings["min_per_kind"], max_fraction=settings["max_fraction"],
-                          with_reference=with_reference, seed=settings["seed"])
+    return plant_canaries(data, label_col=label_col, fraction=settings.fraction,
+                          min_per_kind=settings.min_per_kind, max_fraction=settings.max_fraction,
+                          with_reference=with_reference, seed=settings.seed)
 
 
 def _with_canaries(data, canaries):
@@ -173,7 +173,7 @@ def _canary_output(result, canaries, n: int, out_dir, error: str | None, setting
     from screening.canary import canary_recall
 
     if canaries is None or not len(canaries):
-        why = error or ("disabled by the policy" if not settings["enabled"] else
+        why = error or ("disabled by the policy" if not settings.enabled else
                         "; ".join(canaries.notes) if canaries is not None else "not planted")
         return {"status": "not_run", "reason": why, "n_canaries": 0}
     m = len(canaries)
@@ -189,7 +189,7 @@ def _canary_output(result, canaries, n: int, out_dir, error: str | None, setting
     artifacts.write_parquet(sc.drop(columns=["row_id"]), out_dir / artifacts.CANARY)
     return {"status": "done", **canaries.describe(), "recall": figures["flagged"]["recall"],
             "flagged": figures["flagged"], "screens": figures["screens"],
-            "canary_path": str(out_dir / artifacts.CANARY), "min_recall": settings["min_recall"]}
+            "canary_path": str(out_dir / artifacts.CANARY), "min_recall": settings.min_recall}
 
 
 def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real) -> dict[str, Any]:

@@ -275,53 +275,9 @@ def apply_policy(policy: Policy, *, licence: dict[str, Any] | None, validation: 
     def rule(outcome: str, check: str, why: str) -> None:
         reasons.append({"outcome": outcome, "check": check, "why": why})
 
-    if licence is None or not licence.get("allowed_for_training"):
-        rule(policy.licence_on_disallowed, "licence",
-             (licence or {}).get("reason", "no licence verdict recorded"))
-    if validation is None:
-        rule("quarantine", "validation", "the validation stage has not recorded a result")
-    elif validation.get("status") == "missing_suite":
-        rule(policy.validation_on_missing_suite, "validation", validation.get("reason", "no suite"))
-    elif not validation.get("success"):
-        failed = validation.get("failed", [])
-        rule(policy.validation_on_failure, "validation",
-             f"{len(failed)} expectation(s) failed: " + "; ".join(failed[:5]))
-    excluded: list[int] = []
-    relabels: list[list[Any]] = []
-    if screening is None:
-        rule("quarantine", "screening", "the screening stage has not recorded a result")
-    elif screening.get("status") == "error":
-        rule(policy.on_screen_error, "screening", screening.get("reason", "screening failed"))
-    elif screening.get("status") == "not_applicable":
-        rule(policy.on_not_applicable, "screening",
-             "screens not applicable: " + screening.get("reason", "the table has no class labels"))
-    else:
-        frac = len(flagged_row_ids) / n_rows if n_rows else 0.0
-        pct = f"{len(flagged_row_ids)} of {n_rows} rows ({frac:.1%}) flagged"
-        if frac > policy.reject_above_fraction:
-            rule("reject", "screening", f"{pct}, above the reject threshold {policy.reject_above_fraction:.0%}")
-        elif frac > policy.max_trim_fraction:
-            rule("quarantine", "screening",
-                 f"{pct}, above the automatic trim limit {policy.max_trim_fraction:.0%}")
-        elif flagged_row_ids:
-            excluded = sorted(int(i) for i in flagged_row_ids)
-            why_not = None  # why the policy's relabelling does not apply to this version
-            if policy.on_label_noise == "relabel":
-                if relabel_blocked:
-                    why_not = f"not relabelled: {relabel_blocked}"
-                elif suggested_labels and not screening.get("used_reference", True):
-                    why_not = ("the policy relabels label noise only with a trusted reference: without one the "
-                               "suggested labels are too often wrong")
-                elif suggested_labels:
-                    relabels = [[i, str(suggested_labels[i])] for i in excluded if i in suggested_labels]
-                    excluded = [i for i in excluded if i not in suggested_labels]
-            if relabels:
-                rule("trim", "screening", f"{pct}: approved with {len(relabels)} of them relabelled to the label "
-                     f"cleanlab suggests (label noise only) and {len(excluded)} removed")
-            else:
-                rule("trim", "screening", f"{pct}: approved without them" + (f" ({why_not})" if why_not else ""))
-        else:
-            rule("approve", "screening", "no rows flagged")
+    _input_rules(policy, licence, validation, rule)
+    excluded, relabels = _screening_rules(policy, screening, flagged_row_ids, n_rows, suggested_labels,
+                                          relabel_blocked, rule)
     if screening is not None and screening.get("status") == "done":
         if not screening.get("used_reference", True):
             rule(policy.on_no_reference, "screening",
@@ -334,6 +290,67 @@ def apply_policy(policy: Policy, *, licence: dict[str, Any] | None, validation: 
     if outcome not in ("approve", "trim"):
         excluded, relabels = [], []
     return PolicyDecision(outcome, reasons, excluded, policy.version, relabels)
+
+
+def _input_rules(policy: Policy, licence: dict[str, Any] | None, validation: dict[str, Any] | None, rule) -> None:
+    """The licence verdict and the validation outcome."""
+    if licence is None or not licence.get("allowed_for_training"):
+        rule(policy.licence_on_disallowed, "licence",
+             (licence or {}).get("reason", "no licence verdict recorded"))
+    if validation is None:
+        rule("quarantine", "validation", "the validation stage has not recorded a result")
+    elif validation.get("status") == "missing_suite":
+        rule(policy.validation_on_missing_suite, "validation", validation.get("reason", "no suite"))
+    elif not validation.get("success"):
+        failed = validation.get("failed", [])
+        rule(policy.validation_on_failure, "validation",
+             f"{len(failed)} expectation(s) failed: " + "; ".join(failed[:5]))
+
+
+def _screening_rules(policy: Policy, screening: dict[str, Any] | None, flagged_row_ids: list[int], n_rows: int,
+                     suggested_labels: dict[int, str] | None, relabel_blocked: str | None,
+                     rule) -> tuple[list[int], list[list[Any]]]:
+    """The screen stage's outcome and the flagged share against the trim and reject
+    limits. Returns (row ids to exclude, [row id, new label] to relabel) for a trim."""
+    if screening is None:
+        rule("quarantine", "screening", "the screening stage has not recorded a result")
+        return [], []
+    if screening.get("status") == "error":
+        rule(policy.on_screen_error, "screening", screening.get("reason", "screening failed"))
+        return [], []
+    if screening.get("status") == "not_applicable":
+        rule(policy.on_not_applicable, "screening",
+             "screens not applicable: " + screening.get("reason", "the table has no class labels"))
+        return [], []
+    frac = len(flagged_row_ids) / n_rows if n_rows else 0.0
+    pct = f"{len(flagged_row_ids)} of {n_rows} rows ({frac:.1%}) flagged"
+    if frac > policy.reject_above_fraction:
+        rule("reject", "screening", f"{pct}, above the reject threshold {policy.reject_above_fraction:.0%}")
+        return [], []
+    if frac > policy.max_trim_fraction:
+        rule("quarantine", "screening", f"{pct}, above the automatic trim limit {policy.max_trim_fraction:.0%}")
+        return [], []
+    if not flagged_row_ids:
+        rule("approve", "screening", "no rows flagged")
+        return [], []
+    excluded = sorted(int(i) for i in flagged_row_ids)
+    relabels: list[list[Any]] = []
+    why_not = None  # why the policy's relabelling does not apply to this version
+    if policy.on_label_noise == "relabel":
+        if relabel_blocked:
+            why_not = f"not relabelled: {relabel_blocked}"
+        elif suggested_labels and not screening.get("used_reference", True):
+            why_not = ("the policy relabels label noise only with a trusted reference: without one the "
+                       "suggested labels are too often wrong")
+        elif suggested_labels:
+            relabels = [[i, str(suggested_labels[i])] for i in excluded if i in suggested_labels]
+            excluded = [i for i in excluded if i not in suggested_labels]
+    if relabels:
+        rule("trim", "screening", f"{pct}: approved with {len(relabels)} of them relabelled to the label "
+             f"cleanlab suggests (label noise only) and {len(excluded)} removed")
+    else:
+        rule("trim", "screening", f"{pct}: approved without them" + (f" ({why_not})" if why_not else ""))
+    return excluded, relabels
 
 
 def _self_test_rules(policy: Policy, screening: dict[str, Any], rule) -> None:

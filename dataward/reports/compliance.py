@@ -7,6 +7,7 @@ The texts paraphrase the requirements; the report links the check that evidences
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dataward.reports.formatting import pct
@@ -46,33 +47,102 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
     ``doc`` is the report document (see :func:`dataward.reports.build_document`).
     """
-    ds = doc["dataset"]
-    prov, lic = ds.get("provenance") or {}, ds.get("licence") or {}
-    val, scr = doc.get("validation") or {}, doc.get("screening") or {}
-    dec, audit = doc.get("decision") or {}, doc.get("audit") or {}
-    figs = doc.get("figures") or {}
-    screens = {s["name"] for s in figs.get("screens", [])}
-    screened = scr.get("status") == "done"
-    validated = val.get("status") in ("passed", "failed")
+    f = _Facts.of(doc)
+    items = _eu_design(f) + _eu_bias_and_gaps(f) + _eu_quality_and_records(f) + _nist_aml(f) + _nist_rmf(f)
+    remedies = _remedies(f)
+    for it in items:
+        if it["status"] != EVIDENCED and not it["to_evidence"]:
+            it["to_evidence"] = remedies.get(it["ref"])
+    return items
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the mapping reads from the report document, read once."""
+
+    doc: dict[str, Any]
+    ds: dict[str, Any]
+    prov: dict[str, Any]
+    lic: dict[str, Any]
+    val: dict[str, Any]
+    scr: dict[str, Any]
+    dec: dict[str, Any]
+    audit: dict[str, Any]
+    figs: dict[str, Any]
+    screens: set[str]
+    declared: dict[str, Any]
+    balance: dict[str, Any]
+    profile: dict[str, Any]
+    pii: dict[str, Any]
+    can: dict[str, Any]
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> _Facts:
+        ds = doc["dataset"]
+        figs = doc.get("figures") or {}
+        card = doc.get("data_card") or {}
+        return cls(doc=doc, ds=ds, prov=ds.get("provenance") or {}, lic=ds.get("licence") or {},
+                   val=doc.get("validation") or {}, scr=doc.get("screening") or {}, dec=doc.get("decision") or {},
+                   audit=doc.get("audit") or {}, figs=figs, screens={s["name"] for s in figs.get("screens", [])},
+                   declared=(card.get("declared") or {}).get("values") or {},
+                   balance=card.get("class_balance") or {}, profile=card.get("columns") or {},
+                   pii=doc.get("pii") or {}, can=doc.get("canary") or {})
+
+    @property
+    def screened(self) -> bool:
+        return self.scr.get("status") == "done"
+
+    @property
+    def validated(self) -> bool:
+        return self.val.get("status") in ("passed", "failed")
+
+    @property
+    def has_origin(self) -> bool:
+        return bool(self.prov.get("source_uri"))
+
+    @property
+    def compared(self) -> list[str]:
+        return self.balance.get("compared_with") or []
+
+    @property
+    def lim(self) -> list[str]:
+        return self.declared.get("limitations") or []
+
+    @property
+    def can_done(self) -> bool:
+        return self.can.get("status") == "done"
+
+    @property
+    def can_line(self) -> str:
+        can = self.can
+        return (f"canary self-test: {can.get('caught')} of {can.get('n')} planted poisons caught "
+                f"(recall {pct(can.get('recall'))}, floor {pct(can.get('min_recall'))}: "
+                f"{'met' if can.get('met_floor') else 'NOT met'})" if self.can_done
+                else f"canary self-test: {can.get('reason') or 'not run'}")
+
+    @property
+    def backdoor(self) -> bool:
+        return self.screened and bool(evidence_of("representation") & self.screens)
+
+
+def _unstated(declared: dict[str, Any], *keys: str) -> list[str]:
+    """The manifest fields among ``keys`` that are not stated."""
+    return [k for k in keys if not declared.get(k)]
+
+
+def _state(keys: list[str]) -> str:
+    return "state " + " and ".join(f"{k}" for k in keys) + " in the manifest (docs/importing.md#the-data-card)"
+
+
+def _eu_design(f: _Facts) -> list[dict[str, Any]]:
+    """EU AI Act Art. 10(2)(a)-(e): design, origin, preparation, assumptions, suitability."""
     items: list[dict[str, Any]] = []
 
     def eu(ref, req, status, evidence, why, to_evidence=None):
         items.append(_item(EU_AI_ACT, ref, req, status, evidence, why, to_evidence))
-
-    card = doc.get("data_card") or {}
-    declared = (card.get("declared") or {}).get("values") or {}
-    balance = card.get("class_balance") or {}
-    profile = card.get("columns") or {}
-    ref_ = ds.get("ref")
-
-    def stated(*keys: str) -> list[str]:
-        """The manifest fields among ``keys`` that are not stated."""
-        return [k for k in keys if not declared.get(k)]
-
-    def state(keys: list[str]) -> str:
-        return "state " + " and ".join(f"{k}" for k in keys) + " in the manifest (docs/importing.md#the-data-card)"
-
-    gaps_a = stated("purpose", "intended_uses") + (["kind"] if not ds.get("kind") else []) \
+    ds, prov, declared, dec, val, scr, figs, balance = f.ds, f.prov, f.declared, f.dec, f.val, f.scr, f.figs, f.balance
+    doc, ref_, has_origin, validated, screened = f.doc, f.ds.get("ref"), f.has_origin, f.validated, f.screened
+    gaps_a = _unstated(declared, "purpose", "intended_uses") + (["kind"] if not ds.get("kind") else []) \
         + (["label_column"] if not ds.get("label_column") else [])
     eu("Art. 10(2)(a)", "Relevant design choices", PARTIAL if gaps_a else EVIDENCED,
        [fact("original purpose", declared.get("purpose"), "purpose"),
@@ -83,10 +153,9 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
        "The data design is recorded: the purpose and intended uses the data serve, the kind and label, "
        "the expectation suite and the decision policy." if not gaps_a else
        f"The data design is recorded only in part: {', '.join(gaps_a)} not stated.",
-       None if not gaps_a else state(gaps_a))
-    has_origin = bool(prov.get("source_uri"))
+       None if not gaps_a else _state(gaps_a))
     gaps_b = (["source.uri"] if not has_origin else []) + \
-        (["collection.method"] if not prov.get("collection_method") else []) + stated("purpose")
+        (["collection.method"] if not prov.get("collection_method") else []) + _unstated(declared, "purpose")
     eu("Art. 10(2)(b)", "Data collection processes, the origin of data and the original purpose of collection",
        EVIDENCED if not gaps_b else PARTIAL if has_origin else MISSING,
        [fact("source", prov.get("source_uri"), "source.uri"),
@@ -96,13 +165,13 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         fact("original purpose", declared.get("purpose"), "purpose"),
         f"acquired {prov.get('acquired_at')} by {prov.get('acquired_by')}"],
        "Origin, collection method and the original purpose are recorded from the manifest." if not gaps_b
-       else f"Not recorded: {', '.join(gaps_b)}.", None if not gaps_b else state(gaps_b))
+       else f"Not recorded: {', '.join(gaps_b)}.", None if not gaps_b else _state(gaps_b))
     diff = doc.get("diff") or {}
     diff_line = (f"diff against {diff.get('a')}: {(diff.get('rows') or {}).get('added', 0)} added, "
                  f"{(diff.get('rows') or {}).get('removed', 0)} removed, "
                  f"{(diff.get('rows') or {}).get('changed', 0)} relabelled row(s)" if diff.get("status") == "done"
                  else f"version diff: {diff.get('reason') or 'not recorded'}")
-    gaps_c = stated("annotation", "preprocessing")
+    gaps_c = _unstated(declared, "annotation", "preprocessing")
     eu("Art. 10(2)(c)", "Data-preparation operations (annotation, labelling, cleaning, enrichment)",
        PARTIAL if gaps_c else EVIDENCED,
        [fact("annotation", declared.get("annotation"), "annotation"),
@@ -115,7 +184,7 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "changed since the last approved version." if not gaps_c else
         f"Lineage records derivations and cleaning, but {' and '.join(gaps_c)} are not stated: how the data "
         "were labelled and prepared before the import is unknown."),
-       None if not gaps_c else state(gaps_c))
+       None if not gaps_c else _state(gaps_c))
     n_exp = val.get("n_expectations") or 0
     eu("Art. 10(2)(d)", "Formulation of assumptions about what the data measure and represent",
        EVIDENCED if validated and n_exp else MISSING,
@@ -139,9 +208,17 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
        else "Validation or screening did not complete, so suitability is not fully evidenced.",
        None if ok_e else ("validate with a reviewed suite (see Art. 10(2)(d))" if not validated
                           else "the screens must run (see section 5)"))
-    compared = balance.get("compared_with") or []
+    return items
+
+
+def _eu_bias_and_gaps(f: _Facts) -> list[dict[str, Any]]:
+    """EU AI Act Art. 10(2)(f)-(h): biases, their mitigation, data gaps."""
+    items: list[dict[str, Any]] = []
+
+    def eu(ref, req, status, evidence, why, to_evidence=None):
+        items.append(_item(EU_AI_ACT, ref, req, status, evidence, why, to_evidence))
+    balance, dec, compared, lim, ref_ = f.balance, f.dec, f.compared, f.lim, f.ds.get("ref")
     examined = balance.get("status") == "done" and bool(compared)
-    lim = declared.get("limitations") or []
     eu("Art. 10(2)(f)", "Examination for biases affecting health, safety or fundamental rights",
        PARTIAL if examined and lim else MISSING,
        [f"class balance against {', '.join(compared) or 'nothing (no earlier version, no reference)'}",
@@ -156,7 +233,7 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
             if x) + "."),
        "attach a bias assessment with respect to the persons or groups the model affects (Dataward does "
        "not analyse protected attributes)" if examined and lim else
-       "; ".join(x for x in [state(["limitations"]) if not lim else "",
+       "; ".join(x for x in [_state(["limitations"]) if not lim else "",
                              "give a trusted reference (manifest field reference) or approve an earlier version"
                              if not examined else ""] if x))
     eu("Art. 10(2)(g)", "Measures to detect, prevent and mitigate those biases",
@@ -167,7 +244,7 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
        "measures against biases affecting persons are the provider's, outside Dataward." if lim and dec
        else "No mitigation is declared.",
        "document the bias mitigation measures with the bias assessment of Art. 10(2)(f)" if lim and dec
-       else state(["limitations"]) + ", with the mitigation of each")
+       else _state(["limitations"]) + ", with the mitigation of each")
     reasons = dec.get("reasons") or []
     gaps = [r for r in reasons if r.get("outcome") in ("quarantine", "reject")]
     eu("Art. 10(2)(h)", "Identification of data gaps or shortcomings and how to address them",
@@ -178,6 +255,19 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "how they are addressed." if gaps else "Every check ran and none found a shortcoming.")
        if dec else "No decision has been recorded.",
        None if dec else f"dataward rerun {ref_} --from decide --reason 'decide'")
+    return items
+
+
+def _eu_quality_and_records(f: _Facts) -> list[dict[str, Any]]:
+    """EU AI Act Art. 10(3), 10(5), 12 and 15(5): quality, personal data, records, poisoning."""
+    items: list[dict[str, Any]] = []
+
+    def eu(ref, req, status, evidence, why, to_evidence=None):
+        items.append(_item(EU_AI_ACT, ref, req, status, evidence, why, to_evidence))
+    doc, ds, val, scr, audit, figs, screens, declared, profile = (f.doc, f.ds, f.val, f.scr, f.audit, f.figs,
+                                                                  f.screens, f.declared, f.profile)
+    validated, screened, compared, pii, can, can_done, can_line = (f.validated, f.screened, f.compared, f.pii,
+                                                                   f.can, f.can_done, f.can_line)
     leak = doc.get("leakage") or {}
     leaked = leak.get("status") == "done"
     ltot = leak.get("totals") or {}
@@ -204,7 +294,6 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
        if validated and screened else "Validation or screening did not complete.",
        "attach a representativeness assessment for the population named in intended_uses"
        if validated and screened else _still_needed(validated, screened))
-    pii = doc.get("pii") or {}
     pii_tags = pii.get("tags") or []
     eu("Art. 10(5)", "Special categories of personal data: processed only where strictly necessary "
        "for bias detection, with safeguards",
@@ -230,12 +319,6 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "OpenLineage events per stage"],
        "Every stage, decision and sign-off is appended to a tamper-evident audit log."
        if chain_ok else "The audit chain did not verify: " + "; ".join(audit.get("problems", [])[:3]))
-    can = doc.get("canary") or {}
-    can_done = can.get("status") == "done"
-    can_line = (f"canary self-test: {can.get('caught')} of {can.get('n')} planted poisons caught "
-                f"(recall {pct(can.get('recall'))}, floor {pct(can.get('min_recall'))}: "
-                f"{'met' if can.get('met_floor') else 'NOT met'})" if can_done
-                else f"canary self-test: {can.get('reason') or 'not run'}")
     eu("Art. 15(5)", "Measures against data poisoning",
        (EVIDENCED if can_done and can.get("met_floor") else PARTIAL) if screened else MISSING,
        [f"screens: {', '.join(sorted(screens)) or '-'}",
@@ -248,9 +331,16 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "The data were screened, but how well the screens detect poisons in this data was not "
         "measured (no canary self-test).")
        if screened else (scr.get("reason") or "The screens did not run."))
+    return items
+
+
+def _nist_aml(f: _Facts) -> list[dict[str, Any]]:
+    """NIST AI 100-2 (adversarial machine learning): the three poisoning kinds."""
+    items: list[dict[str, Any]] = []
 
     def nist(ref, req, status, evidence, why, to_evidence=None):
         items.append(_item(NIST_AML, ref, req, status, evidence, why, to_evidence))
+    screened, screens, can, figs, backdoor = f.screened, f.screens, f.can, f.figs, f.backdoor
 
     nist("Availability poisoning", "Indiscriminate corruption (e.g. label flipping) degrading the model",
          EVIDENCED if screened and evidence_of("availability") & screens else MISSING,
@@ -263,7 +353,6 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
          "Rows with outsized influence on the trusted reference set are scored; attacks on "
          "specific deployment inputs that the reference set does not contain can go unseen."
          if screened and evidence_of("targeted") & screens else "No influence screen ran.")
-    backdoor = screened and (evidence_of("representation") & screens)
     nist("Backdoor poisoning", "Trigger patterns planted with (or without) changed labels",
          PARTIAL if backdoor else MISSING,
          ["label consistency against the reference-anchored probe (dirty-label triggers)",
@@ -272,9 +361,17 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
          "Dirty-label backdoors are caught by label consistency; clean-label backdoors rely on "
          "the representation screens, which are weaker, so this is partial evidence."
          if backdoor else "No representation screen ran.")
+    return items
+
+
+def _nist_rmf(f: _Facts) -> list[dict[str, Any]]:
+    """NIST AI RMF: MAP 4.1 and MEASURE 2.7."""
+    items: list[dict[str, Any]] = []
 
     def rmf(ref, req, status, evidence, why, to_evidence=None):
         items.append(_item(NIST_RMF, ref, req, status, evidence, why, to_evidence))
+    lic, has_origin, screened, validated, can_done, can_line = (f.lic, f.has_origin, f.screened, f.validated,
+                                                                f.can_done, f.can_line)
 
     licence_known = bool(lic.get("expression"))
     rmf("MAP 4.1", "Legal risks of components, including third-party data, are mapped and documented",
@@ -291,11 +388,18 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "data (canary recall per screen against a policy floor)." if screened and validated and can_done
         else "The screens' sensitivity on this data was not measured (no canary self-test)."
         if screened and validated else "Validation or screening did not complete.")
+    return items
+
+
+def _remedies(f: _Facts) -> dict[str, str]:
+    """What would evidence each item that is not evidenced, by its ``ref``."""
+    ref_, screened, validated, can_done, pii, backdoor = (f.ds.get("ref"), f.screened, f.validated, f.can_done,
+                                                         f.pii, f.backdoor)
     rerun_screen = f"dataward rerun {ref_} --from screen --reason 'screen again'"
     canary_fix = ("add trusted rows of every class (manifest field reference) and review the flagged rows "
                   "by hand: the screens missed planted poisons on this data" if can_done
                   else "turn the canary self-test on (decision policy, canary:) and screen again: " + rerun_screen)
-    remedies = {
+    return {
         "Art. 10(5)": "document the safeguards of Art. 10(5)(a)-(f) (necessity, pseudonymisation, access, "
                       "deletion, records) beside this report" if pii.get("status") == "done"
                       else "import the version again so the personal-data scan runs",
@@ -309,10 +413,6 @@ def compliance_mapping(doc: dict[str, Any]) -> list[dict[str, Any]]:
         "MAP 4.1": "state license and source.uri in the manifest",
         "MEASURE 2.7": canary_fix if screened and validated else _still_needed(validated, screened),
     }
-    for it in items:
-        if it["status"] != EVIDENCED and not it["to_evidence"]:
-            it["to_evidence"] = remedies.get(it["ref"])
-    return items
 
 
 def _still_needed(validated: bool, screened: bool) -> str:

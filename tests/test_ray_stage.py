@@ -98,7 +98,7 @@ def test_screen_stage_runs_on_ray(ray_cluster, home, cli, dataset, monkeypatch):
     np.testing.assert_array_equal(scores["flagged"].to_numpy(), local.scores["flagged"].to_numpy())
     assert 0 < out["n_flagged"] == int(local.scores["flagged"].sum())
     # the report says the canary self-test did not run, and why
-    from dataward.reports.checks import canary_section
+    from dataward.reports.check_sections import canary_section
 
     assert "not run on the Ray path" in canary_section(out)["sentence"]
     html = (home / "reports" / "ray-table-v1" / "report.html").read_text()

@@ -52,10 +52,11 @@ def _peak_rss_mb() -> float:
 
 class _ShardActor:
     """One Ray Data actor: builds the step once (``make()``: the probe is loaded once per
-    worker), then runs ``call(step, rows, shard)`` on every shard index it is given."""
+    worker), then runs ``call(step, rows, shard)`` on every shard of each run it is given
+    (a run: consecutive parts of one row group, read in one decoding pass)."""
 
-    def __init__(self, shards, make: Callable[[], Any], call: Callable, columns, rows_dir: str | None):
-        self.shards, self.call, self.columns, self.rows_dir = shards, call, columns, rows_dir
+    def __init__(self, shards, runs, make: Callable[[], Any], call: Callable, columns, rows_dir: str | None):
+        self.shards, self.runs, self.call, self.columns, self.rows_dir = shards, runs, call, columns, rows_dir
         self.step = make() if make is not None else None
 
     def __call__(self, batch: dict) -> dict:
@@ -63,21 +64,24 @@ class _ShardActor:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from screening.sharded import read_shard
+        from screening.sharded import ShardReader
 
-        out = []
-        for i in np.asarray(batch["i"]).tolist():
-            shard = self.shards[i]
-            result = self.call(self.step, read_shard(shard, self.columns), shard)
-            if isinstance(result, pa.Table) and self.rows_dir is not None:
-                path = Path(self.rows_dir) / f"part-{i:06d}.parquet"
-                tmp = path.with_suffix(f".{os.getpid()}.tmp")
-                pq.write_table(result, tmp)
-                os.replace(tmp, path)  # a retried task overwrites its own part, whole
-                result = str(path)
-            out.append(pickle.dumps(result))
+        out, index = [], []
+        for r in np.asarray(batch["i"]).tolist():
+            reader = ShardReader(self.columns)
+            for i in self.runs[r]:
+                shard = self.shards[i]
+                result = self.call(self.step, reader.read(shard), shard)
+                if isinstance(result, pa.Table) and self.rows_dir is not None:
+                    path = Path(self.rows_dir) / f"part-{i:06d}.parquet"
+                    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                    pq.write_table(result, tmp)
+                    os.replace(tmp, path)  # a retried task overwrites its own part, whole
+                    result = str(path)
+                out.append(pickle.dumps(result))
+                index.append(i)
         n = len(out)
-        return {"i": np.asarray(batch["i"]), "payload": np.array(out, dtype=object),
+        return {"i": np.asarray(index, dtype=np.int64), "payload": np.array(out, dtype=object),
                 "pid": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, _peak_rss_mb())}
 
 
@@ -110,9 +114,12 @@ class RayExecutor:
     def _run(self, shards, make, call, columns, rows_dir=None) -> list:
         import ray
 
-        ds = ray.data.from_items([{"i": i} for i in range(len(shards))],
-                                 override_num_blocks=min(len(shards), 4 * self.workers))
-        ds = ds.map_batches(_ShardActor, fn_constructor_args=(shards, make, call, columns, rows_dir),
+        from screening.sharded import shard_runs
+
+        runs = shard_runs(shards, 4 * self.workers)
+        ds = ray.data.from_items([{"i": r} for r in range(len(runs))],
+                                 override_num_blocks=min(len(runs), 4 * self.workers))
+        ds = ds.map_batches(_ShardActor, fn_constructor_args=(shards, runs, make, call, columns, rows_dir),
                             batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=1,
                             num_gpus=self.num_gpus or None, batch_format="numpy")
         try:

@@ -89,17 +89,57 @@ def plan_shards(paths: Iterable[str], *, shard_rows: int = SHARD_ROWS) -> list[S
 
 
 def read_shard(shard: Shard, columns: list[str] | None = None) -> pa.Table:
-    """The shard's rows (only ``columns`` if given); memory: one part of a row group."""
-    import pyarrow.parquet as pq
+    """The shard's rows (only ``columns`` if given); memory: one part of a row group.
+    Parquet cannot seek inside a row group, so this decodes the parts before it: read
+    consecutive shards with one :class:`ShardReader` instead."""
+    return ShardReader(columns).read(shard)
 
-    pf = pq.ParquetFile(shard.path)
-    for i, batch in enumerate(pf.iter_batches(batch_size=shard.part_rows, row_groups=[shard.group],
-                                              columns=columns)):
-        if i == shard.part:
-            if batch.num_rows != shard.n_rows:
-                raise ScreeningInputError(f"{shard.path} changed while it was screened")
-            return pa.Table.from_batches([batch])
-    raise ScreeningInputError(f"{shard.path} changed while it was screened")
+
+class ShardReader:
+    """Reads shards with one decoding pass per row group: consecutive parts of a row
+    group continue the open batch iterator (reading part p alone decodes parts 0..p, so
+    a row group of P parts read shard by shard cost O(P^2) part decodes; in order, O(P)).
+    A shard out of order restarts its row group. Memory: one part."""
+
+    def __init__(self, columns: list[str] | None = None):
+        self.columns = columns
+        self._key: tuple | None = None
+        self._batches: Any = None
+        self._next = 0
+
+    def read(self, shard: Shard) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        key = (shard.path, shard.group, shard.part_rows)
+        if key != self._key or shard.part < self._next:
+            self._batches = pq.ParquetFile(shard.path).iter_batches(
+                batch_size=shard.part_rows, row_groups=[shard.group], columns=self.columns)
+            self._key, self._next = key, 0
+        for batch in self._batches:
+            part, self._next = self._next, self._next + 1
+            if part == shard.part:
+                if batch.num_rows != shard.n_rows:
+                    break
+                return pa.Table.from_batches([batch])
+        self._key = None
+        raise ScreeningInputError(f"{shard.path} changed while it was screened")
+
+
+def shard_runs(shards: list[Shard], pieces: int) -> list[list[int]]:
+    """Shard indices cut into runs of consecutive parts of one row group (each run read
+    with one :class:`ShardReader` pass), at least ``pieces`` runs where the shards allow:
+    a row group is split only when there are fewer row groups than ``pieces``."""
+    groups: list[list[int]] = []
+    for i, s in enumerate(shards):
+        if groups and (shards[groups[-1][0]].path, shards[groups[-1][0]].group) == (s.path, s.group):
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    split = max(1, -(-int(pieces) // max(len(groups), 1)))
+    runs = []
+    for g in groups:
+        runs.extend(r.tolist() for r in np.array_split(np.asarray(g), min(split, len(g))))
+    return runs
 
 
 def row_hash(row_ids: np.ndarray, seed: int, salt: int = 0) -> np.ndarray:
@@ -531,12 +571,13 @@ class InProcessExecutor:
 
     def map_shards(self, shards: list[Shard], step: Callable[[pa.Table, Shard], Any],
                    columns: list[str] | None = None) -> list:
-        return [step(read_shard(s, columns), s) for s in shards]
+        reader = ShardReader(columns)
+        return [step(reader.read(s), s) for s in shards]
 
     def map_actor(self, shards: list[Shard], make: Callable[[], Any], call: Callable[[Any, pa.Table, Shard], Any],
                   columns: list[str] | None = None) -> list:
-        obj = make()
-        return [call(obj, read_shard(s, columns), s) for s in shards]
+        obj, reader = make(), ShardReader(columns)
+        return [call(obj, reader.read(s), s) for s in shards]
 
 
 @dataclass

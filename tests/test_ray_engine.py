@@ -25,6 +25,7 @@ import pytest
 from screening.sharded import (
     InProcessExecutor,
     ShardMoments,
+    ShardReader,
     fit_sharded,
     merge_moments,
     plan_sample,
@@ -33,6 +34,7 @@ from screening.sharded import (
     row_hash,
     sample_shard,
     screen_shards,
+    shard_runs,
 )
 
 N_ROWS = 200_000
@@ -70,6 +72,39 @@ def in_process(data):
 
 
 # --- the steps, without Ray -------------------------------------------------------------
+
+def test_shard_reader_reads_each_shard_whole_in_any_order(tmp_path):
+    """One decoding pass per row group in order; out of order (a retried task) restarts
+    the row group; either way each shard's rows are exactly its row range."""
+    table, _ = _table(5_000, seed=4, flip=0.0)
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path, row_group_size=1_700)
+    shards = plan_shards([str(path)], shard_rows=300)
+    assert len({(s.group, s.part) for s in shards}) == len(shards) == 18
+    reader = ShardReader(["f0", "label"])
+    order = list(range(len(shards))) + [5, 2, 17, 0, 9]
+    for i in order:
+        s = shards[i]
+        got = reader.read(s)
+        want = table.slice(s.row_offset, s.n_rows).select(["f0", "label"])
+        assert got.equals(want), (i, s)
+    assert read_shard(shards[7]).equals(table.slice(shards[7].row_offset, shards[7].n_rows))
+
+
+def test_shard_runs_cover_every_shard_once_within_one_row_group():
+    from screening.sharded import Shard
+
+    shards = [Shard("a", g, p, 10, 0, 10) for g in range(3) for p in range(4)]
+    for pieces in (1, 2, 3, 5, 8, 100):
+        runs = shard_runs(shards, pieces)
+        assert [i for r in runs for i in r] == list(range(len(shards)))
+        assert all(len({shards[i].group for i in r}) == 1 for r in runs)
+        assert all(r == list(range(r[0], r[0] + len(r))) for r in runs)
+        assert len(runs) >= min(pieces, len(shards))
+        assert len(runs) == 3 * min(4, -(-pieces // 3))  # a group is cut only as far as needed
+    assert len(shard_runs(shards, 3)) == 3  # one run per row group when there are enough groups
+    assert len(shard_runs(shards, 6)) == 6  # each group cut in two
+
 
 def test_sample_does_not_depend_on_sharding(tmp_path):
     table, _ = _table(5_000, seed=3, flip=0.0)

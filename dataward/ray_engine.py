@@ -141,10 +141,9 @@ class RayExecutor:
         return self._run(shards, None, lambda _, table, shard: step(table, shard), columns)
 
     def map_actor(self, shards, make, call, columns=None) -> list:
-        import pyarrow.parquet as pq
-
-        out = self._run(shards, make, call, columns, self.rows_dir)
-        return [pq.read_table(r) if isinstance(r, str) else r for r in out]
+        """Per shard, the step's result; a table the workers wrote is returned as its
+        path (``OUT/rows/part-NNNNNN.parquet``), read by the driver one at a time."""
+        return self._run(shards, make, call, columns, self.rows_dir)
 
 
 def screen_parquet(paths: list[str | Path], *, label_col: str, out_dir: str | Path, reference=None,

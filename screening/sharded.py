@@ -513,48 +513,91 @@ class ShardScorer(_ShardStep):
 
 # --- the verdict over every row ---------------------------------------------------------
 
-def sharded_verdict(rows: pa.Table, fitted: FittedScreen):
-    """:func:`screening.verdict.decide` on every row's gathered outputs (``rows``: the
-    :class:`ShardScorer` tables concatenated, in row-id order). Returns (verdict,
-    label_probs (N, K), label-noise scores (N,))."""
+def gather_rows(parts: Iterable[Any], n_rows: int, fitted: FittedScreen) -> dict[str, np.ndarray]:
+    """Every row's :class:`ShardScorer` outputs as one array per column, filled part by
+    part (``parts``: the scorer's tables, or paths of Parquet files holding them, in any
+    order), so the driver holds each part only while copying it: about
+    ``4 K + 5 F + 40`` bytes a row (``K`` classes, ``F`` folds; 106 bytes at K = 10,
+    F = 5), in the dtypes the verdict reads."""
+    import pyarrow.parquet as pq
+
+    K, F = len(fitted.classes), fitted.n_folds
+    out: dict[str, np.ndarray] = {"label": np.zeros(n_rows, np.int64), "probs": np.zeros((n_rows, K), np.float32),
+                                  "cv_margin": np.zeros(n_rows, np.float32), "influence": np.zeros(n_rows),
+                                  "spectral": np.zeros(n_rows)}
+    if fitted.anchored_model is not None:
+        out.update(margins=np.zeros((F, n_rows), np.float32), eligible=np.zeros((F, n_rows), bool),
+                   initial_margin=np.zeros(n_rows))
+    seen = np.zeros(n_rows, bool)
+    for part in parts:
+        table = pq.read_table(part) if isinstance(part, str) else part
+        ids = table.column("row_id").to_numpy()
+        if not len(ids):
+            continue
+        lo, hi = int(ids[0]), int(ids[0]) + len(ids)
+        if hi > n_rows or not np.array_equal(ids, np.arange(lo, hi)) or seen[lo:hi].any():
+            raise RuntimeError(f"a shard's rows are not one new row range ({lo}..{hi - 1})")
+        seen[lo:hi] = True
+        _fill(out, table, slice(lo, hi), K, F)
+    if not seen.all():
+        raise RuntimeError(f"{int((~seen).sum())} rows have no scores")
+    return out
+
+
+def _fill(out: dict[str, np.ndarray], table: pa.Table, rows: slice, K: int, F: int) -> None:
+    def col(name):
+        return table.column(name).to_numpy(zero_copy_only=False)
+
+    out["label"][rows] = col("label")
+    for k in range(K):
+        out["probs"][rows, k] = col(f"p{k}")
+    for name in ("cv_margin", "influence", "spectral") + (("initial_margin",) if "margins" in out else ()):
+        out[name][rows] = col(name)
+    if "margins" in out:
+        for f in range(F):
+            out["margins"][f, rows] = col(f"m{f}")
+            out["eligible"][f, rows] = col(f"e{f}")
+
+
+def sharded_verdict(rows: dict[str, np.ndarray], fitted: FittedScreen):
+    """:func:`screening.verdict.decide` on every row's gathered outputs (``rows``:
+    :func:`gather_rows`). Returns (verdict, label_probs (N, K), label-noise scores (N,))."""
     from .probe import AnchoredProbe
     from .screens.label_noise import label_noise_flags, label_noise_scores
     from .verdict import decide
 
-    config, F, K = fitted.config, fitted.n_folds, len(fitted.classes)
-    y = rows.column("label").to_numpy().astype(np.int64)
-    probs = np.stack([rows.column(f"p{k}").to_numpy() for k in range(K)], axis=1)
+    config = fitted.config
+    y, probs = rows["label"], rows["probs"]
     noise = label_noise_scores(y, probs)
     ref = fitted.reference
     if ref is not None and config.verdict.rule not in ("union", "label_noise"):
         anchored = AnchoredProbe(
             pred_probs=probs, reference_pred_probs=ref["pred_probs"],
-            initial_margins=rows.column("initial_margin").to_numpy(),
+            initial_margins=rows["initial_margin"],
             initial_reference_margins=ref["initial_margins"], kept_per_round=ref["kept_per_round"],
-            model_margins=np.stack([rows.column(f"m{f}").to_numpy() for f in range(F)]),
-            admitted=np.zeros((F, len(y)), dtype=bool), reference_folds=ref["folds"],
-            eligible=np.stack([rows.column(f"e{f}").to_numpy(zero_copy_only=False) for f in range(F)]),
+            model_margins=rows["margins"],
+            admitted=np.zeros((fitted.n_folds, len(y)), dtype=bool), reference_folds=ref["folds"],
+            eligible=rows["eligible"],
             admit_threshold=ref["admit_threshold"], n_reference_duplicates=ref["n_reference_duplicates"])
         verdict = decide(config, labels=y, anchored=anchored, ref_labels=ref["labels"],
-                         cv_margins=rows.column("cv_margin").to_numpy(),
-                         cv_reference_margins=ref["cv_margins"])
+                         cv_margins=rows["cv_margin"], cv_reference_margins=ref["cv_margins"])
     else:
         flags = {"label_noise": label_noise_flags(y, probs, filter_by=config.label_noise_filter_by)}
         verdict = decide(config, labels=y, label_probs=probs, screen_flags=flags)
     return verdict, probs, noise
 
 
-def scores_frame(rows: pa.Table, verdict, noise: np.ndarray):
+def scores_frame(rows: dict[str, np.ndarray], verdict, noise: np.ndarray):
     """The ``scores.parquet`` contract as a DataFrame: ``row_id``, ``spectral``,
     ``label_noise``, ``influence``, ``flagged``, ``reason`` and, with a reference,
     ``label_p_value``."""
     import pandas as pd
 
     flagged = np.asarray(verdict.flagged, dtype=bool)
-    cols = {"row_id": rows.column("row_id").to_numpy(),
-            "spectral": rows.column("spectral").to_numpy(),
+    cols = {"row_id": np.arange(len(flagged), dtype=np.int64),
+            "spectral": rows["spectral"],
             "label_noise": noise,
-            "influence": rows.column("influence").to_numpy(),
+            "influence": rows["influence"],
             "flagged": flagged,
             "reason": pd.Categorical.from_codes(flagged.astype(np.int8), categories=["", verdict.rule])}
     if verdict.p_values is not None:
@@ -627,9 +670,9 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
     t = time.perf_counter()
     parts = executor.map_actor(shards, lambda: ShardScorer(fitted, spectral),
                                lambda obj, tb, s: obj(tb, s.row_offset), cols)
-    rows = pa.concat_tables(parts)
-    if not np.array_equal(rows.column("row_id").to_numpy(), np.arange(rows.num_rows)):
-        rows = rows.take(pa.array(np.argsort(rows.column("row_id").to_numpy(), kind="stable")))
+    n_rows = sum(s.n_rows for s in shards)
+    rows = gather_rows(parts, n_rows, fitted)
+    del parts
     timings["score"] = time.perf_counter() - t
     t = time.perf_counter()
     verdict, _, noise = sharded_verdict(rows, fitted)
@@ -637,7 +680,7 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
     timings["verdict"] = time.perf_counter() - t
     from .encoding import jsonable
 
-    summary = {"engine": getattr(executor, "name", type(executor).__name__), "n_rows": int(rows.num_rows),
+    summary = {"engine": getattr(executor, "name", type(executor).__name__), "n_rows": int(n_rows),
                "n_shards": len(shards), "classes": [jsonable(c) for c in fitted.classes],
                "sample": fitted.info, "flagged": int(scores["flagged"].sum()),
                "combine": {k: jsonable(v) for k, v in verdict.summary(list(fitted.classes)).items()},

@@ -97,13 +97,18 @@ def read_scores(path: str | Path, columns: list[str] | None = None):
     return pq.read_table(path, columns=columns).to_pandas()
 
 
-def read_projection(path: str | Path | None):
-    """The (N, 2) projection, or None when there is none (no representations, no file)."""
+def read_projection(path: str | Path | None, row_ids=None):
+    """The (N, 2) projection, or None when there is none (no representations, no file);
+    with ``row_ids`` only those rows (that exist), read without loading the whole file."""
     import numpy as np
 
     if not path or not Path(path).is_file():
         return None
-    return np.load(path)
+    if row_ids is None:
+        return np.load(path)
+    proj = np.load(path, mmap_mode="r")
+    ids = np.asarray(row_ids, dtype=np.int64)
+    return np.asarray(proj[ids[ids < len(proj)]])
 
 
 def suggested_labels(output: dict[str, Any]) -> dict[int, str]:

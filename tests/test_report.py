@@ -483,3 +483,76 @@ def test_flagged_rows_table_and_csv_two_clicks_from_the_summary(versions):
     assert all(f'id="row-{r["row_id"]}"' in html for r in fr["shown"])
     assert 'class="row-card"' in html  # 4x4 pixel tiles are images: cards kept for them
     assert not [s for s in doc["figures"]["screens"] if s["name"] == "label_p_value"]
+
+
+def test_large_version_report_reads_a_sample_and_counts_every_label(tmp_path, monkeypatch):
+    """Above REPORT_FULL_ROWS the report reads a uniform sample and the flagged rows (up to
+    MAX_FLAGGED_READ), never the whole table: class and flag counts stay exact, the
+    distributions come from the sample, and each card shows its own row's content."""
+    import csv
+
+    import dataward.reports.rows as report_rows
+    import dataward.stage_results as stage_results
+    from dataward.context import Context
+    from dataward.stage_results import finished
+
+    monkeypatch.setattr(report_rows, "REPORT_FULL_ROWS", 1_000)
+    monkeypatch.setattr(report_rows, "REPORT_SAMPLE_ROWS", 400)
+    monkeypatch.setattr(report_rows, "MAX_FLAGGED_READ", 50)
+    whole_reads = []
+    real_read_table = stage_results.read_table
+
+    def counting_read_table(ctx, version_id, role="data", **kw):
+        if role == "data" and kw.get("columns") is None:
+            whole_reads.append(version_id)
+        return real_read_table(ctx, version_id, role, **kw)
+
+    rng = np.random.default_rng(7)
+    n = 3_000
+    table = pa.table({**{f"p{i}": pa.array(rng.integers(0, 17, n)) for i in range(16)},
+                      "label": pa.array(rng.integers(0, 3, n))})
+    with isolated_home(tmp_path):
+        from dataward.reports import document
+
+        ref = make_version(tmp_path, name="big", table=table, n_flagged=60)
+        out = finished(Context(), ref, "report")[2]
+        doc = json.loads(Path(out["json"]).read_text())
+        figs = doc["figures"]
+        read = figs["sampled"]["flagged_read"]  # the first 50 flagged rows and those in the sample
+        assert figs["sampled"] == {"rows_read": figs["sampled"]["rows_read"], "sample_rows": 400,
+                                   "flagged_read": read, "flagged_total": 60, "n_rows": n, "seed": 0}
+        assert 50 <= read < 60 and 400 <= figs["sampled"]["rows_read"] <= 450
+        labels = np.asarray(table.column("label").to_pylist())
+        scores = pq.read_table(_scores_path(ref)).to_pandas()
+        flagged = scores["flagged"].to_numpy()
+        assert figs["per_class"]["rows"] == {str(c): int((labels == c).sum()) for c in range(3)}
+        assert figs["per_class"]["verdict_flagged"] == {str(c): int(((labels == c) & flagged).sum())
+                                                        for c in range(3)}
+        assert figs["verdict"] == {**figs["verdict"], "flagged": 60, "n_rows": n}
+        for s in figs["screens"]:
+            assert sum(s["histogram"]["counts"]) == 400  # the uniform sample, not the flagged extra
+        fr = doc["flagged_rows"]
+        assert fr["n"] == 60 and fr["in_csv"] == read
+        rows = list(csv.DictReader((Path(out["json"]).parent / fr["csv"]).open()))
+        assert len(rows) == read and all(flagged[int(r["row_id"])] for r in rows)
+        assert set(np.flatnonzero(flagged)[:50]) <= {int(r["row_id"]) for r in rows}
+        assert all(r["label"] == str(labels[int(r["row_id"])]) for r in rows)
+        for card in figs["top_flagged"]:
+            assert card["label"] == str(labels[card["row_id"]])
+        assert doc["data_card"]["columns"]["sampled"]["sample_rows"] == 400
+        html = Path(out["html"]).read_text()
+        assert 'id="sampled-note"' in html and f"{read} of them" in html
+        # and the report itself read no whole table: rebuild the document and count
+        with monkeypatch.context() as mp:
+            mp.setattr(stage_results, "read_table", counting_read_table)
+            from dataward.governance.policy import load_policy
+
+            document.build_document(Context(), ref, load_policy(Context().settings.decision_policy))
+        assert whole_reads == []
+
+
+def _scores_path(ref: str) -> str:
+    from dataward.context import Context
+    from dataward.stage_results import finished
+
+    return finished(Context(), ref, "screen")[2]["scores_path"]

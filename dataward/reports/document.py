@@ -41,7 +41,8 @@ def build_document(ctx: Context, ref: str, policy: Any, *, run_id: str | None = 
 
     ``policy``: the decision policy in force (a :class:`dataward.governance.policy.Policy`,
     passed in: reports sit below governance), for its canary floor and watched tags."""
-    from dataward.stage_results import finished, read_table
+    from dataward.reports.rows import report_rows
+    from dataward.stage_results import finished
     from lineage import tags
     from lineage.audit import verify_chain
     from lineage.ingest import resolve
@@ -66,13 +67,18 @@ def build_document(ctx: Context, ref: str, policy: Any, *, run_id: str | None = 
         entries, problems = verify_chain(s)
     ref = info["ref"]
     validation, screening, decision = (finished(ctx, ref, name)[2] for name in ("validate", "screen", "decide"))
-    figures, table = None, None
-    try:
-        table = read_table(ctx, version_id)
-    except Exception:  # noqa: BLE001 - the report says the profile could not be made, never fails for it
-        table = None
-    if screening and screening.get("status") == "done" and Path(screening["scores_path"]).is_file():
-        figures = screen_figures(screening, table, label_col=label_col)
+    figures = None
+    done = bool(screening and screening.get("status") == "done" and screening.get("scores_path")
+                and Path(screening["scores_path"]).is_file())
+    # every row of a small version; a bounded sample and the flagged rows of a large one
+    rows = report_rows(ctx, version_id, screening["scores_path"] if done else None, label_col)
+    table = rows.table
+    if done:
+        figures = screen_figures(screening, label_col=label_col, rows=rows)
+    if rows.sampled and table is not None and rows.in_sample is not None:
+        import pyarrow as pa
+
+        table = table.filter(pa.array(rows.in_sample))  # the profile describes the uniform sample
     out_dir = report_dir(ctx, ref)
     validation = dict(validation) if validation else None
     if validation and validation.get("data_docs"):
@@ -98,8 +104,12 @@ def build_document(ctx: Context, ref: str, policy: Any, *, run_id: str | None = 
         "audit": {"entries": entries, "intact": not problems, "problems": problems},
     }
     doc["data_card"] = _data_card(manifest, table, label_col, figures, doc["diff"])
+    if rows.sampled:
+        doc["data_card"]["columns"]["sampled"] = rows.sampled
     flagged = (figures or {}).pop("flagged_rows", None) or []
-    doc["flagged_rows"] = {"n": len(flagged), "csv": FLAGGED_CSV, "shown": flagged[:MAX_FLAGGED_LISTED]}
+    n_flagged = int(((figures or {}).get("verdict") or {}).get("flagged") or len(flagged))
+    doc["flagged_rows"] = {"n": max(n_flagged, len(flagged)), "in_csv": len(flagged), "csv": FLAGGED_CSV,
+                           "shown": flagged[:MAX_FLAGGED_LISTED]}
     doc["compliance"] = compliance_mapping(doc)
     doc["compliance_coverage"] = coverage(doc["compliance"])
     # words for people: no server paths, remedies as commands, each finding once

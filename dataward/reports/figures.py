@@ -32,7 +32,7 @@ MAX_TABLE_CELLS = 16
 
 
 def screen_figures(screening: dict[str, Any], table=None, *, label_col: str | None = None,
-                   seed: int = 0) -> dict[str, Any]:
+                   seed: int = 0, rows=None) -> dict[str, Any]:
     """Figures for the screen stage output ``screening`` (``status == "done"``).
 
     Args:
@@ -41,37 +41,61 @@ def screen_figures(screening: dict[str, Any], table=None, *, label_col: str | No
         table: the version's data rows (pyarrow.Table, N rows in ``row_id`` order) for
             the labels and the flagged rows' content; None leaves those out.
         label_col: the label column of ``table``.
+        rows: a :class:`dataward.reports.rows.ReportRows` (its table and scores replace
+            ``table`` and the scores file): of a large version, a sample and the flagged
+            rows; distributions and percentiles then come from the uniform sample, class
+            counts from every row's label.
 
     Returns:
         ``{"screens": [...], "per_class": {...}, "projection": {...}, "top_flagged": [...]}``.
     """
     from dataward.artifacts import read_scores
 
-    scores = read_scores(screening["scores_path"])
+    base = None  # the rows the distributions and percentiles are read from (None: all)
+    if rows is not None:
+        scores, table, base = rows.scores, rows.table, rows.in_sample
+    else:
+        scores = read_scores(screening["scores_path"])
+    n_total = int(rows.n_rows) if rows is not None and rows.sampled else int(len(scores))
     summary = screening.get("summary") or {}
     flagged = scores["flagged"].to_numpy(dtype=bool)
+    n_flagged = int(rows.sampled["flagged_total"]) if rows is not None and rows.sampled else int(flagged.sum())
     labels = None
     if table is not None and label_col and label_col in table.column_names:
         labels = np.asarray([str(v) for v in table.column(label_col).to_pylist()], dtype=object)
     score_cols = [c for c in scores.columns if c not in NOT_SCORES
                   and isinstance(scores[c].dtype, np.dtype) and np.issubdtype(scores[c].dtype, np.number)]
     screens = [_screen_distribution(name, scores[name].to_numpy(dtype=float), flagged,
-                                    (summary.get("screens") or {}).get(name) or {})
+                                    (summary.get("screens") or {}).get(name) or {}, base=base, n_total=n_total)
                for name in score_cols]
+    exact = (rows.label_counts, rows.flagged_per_class) if rows is not None and rows.sampled else None
     return {
         "screens": screens,
         "verdict": {"rule": (summary.get("combine") or {}).get("text"),
-                    "flagged": int(flagged.sum()), "n_rows": int(len(flagged)),
+                    "flagged": n_flagged, "n_rows": n_total,
                     "estimated_poison_rate": summary.get("estimated_poison_rate")},
-        "per_class": _per_class(summary, labels, flagged),
-        "projection": _projection(screening.get("projection_path"), flagged, seed=seed),
-        "top_flagged": _top_flagged(scores, score_cols, flagged, table, label_col, summary),
-        "flagged_rows": flagged_rows(scores, score_cols, flagged, table, label_col, summary),
+        "per_class": _per_class(summary, labels, flagged, exact=exact),
+        "projection": _projection(screening.get("projection_path"), flagged, seed=seed,
+                                  row_ids=None if base is None else scores["row_id"].to_numpy()),
+        "top_flagged": _top_flagged(scores, score_cols, flagged, table, label_col, summary, base=base),
+        "flagged_rows": flagged_rows(scores, score_cols, flagged, table, label_col, summary, base=base),
         "columns": column_encodings(summary),
+        "sampled": None if rows is None else rows.sampled,
     }
 
 
-def flagged_rows(scores, score_cols, flagged, table, label_col, summary) -> list[dict[str, Any]]:
+def _percentiles(scores, col: str, base: np.ndarray | None) -> np.ndarray:
+    """Each row's percentile of ``scores[col]`` (0..1, NaN as 0): among every row, or
+    among the uniform sample ``base`` when the rows are a sample and the flagged rows."""
+    values = scores[col].to_numpy(dtype=float)
+    if base is None:
+        return scores[col].rank(pct=True).fillna(0).to_numpy()
+    ref = np.sort(values[base & np.isfinite(values)])
+    out = np.searchsorted(ref, values, side="right") / max(len(ref), 1)
+    return np.where(np.isfinite(values), out, 0.0)
+
+
+def flagged_rows(scores, score_cols, flagged, table, label_col, summary, base=None) -> list[dict[str, Any]]:
     """Every flagged row, strongest first, one flat record each (the table and flagged.csv).
 
     Keys: ``row_id``, ``label``, ``suggested_label`` (cleanlab's, where the verdict
@@ -84,14 +108,14 @@ def flagged_rows(scores, score_cols, flagged, table, label_col, summary) -> list
     ids = np.flatnonzero(flagged)
     if not len(ids):
         return []
-    pcts = {c: scores[c].rank(pct=True).fillna(0).to_numpy() for c in score_cols}
+    pcts = {c: _percentiles(scores, c, base) for c in score_cols}
     strength = np.mean([pcts[c] for c in score_cols], axis=0) if score_cols else np.zeros(len(scores))
     order = ids[np.argsort(-strength[ids], kind="stable")]
     labels = None
     if table is not None and label_col and label_col in table.column_names:
         labels = np.asarray([None if v is None else str(v) for v in table.column(label_col).to_pylist()],
                             dtype=object)
-    differing = _differing_columns(table, label_col, labels, order, summary) if table is not None else {}
+    differing = _differing_columns(table, label_col, labels, order, summary, base) if table is not None else {}
     combine = summary.get("combine") or {}
     excess = {str(d.get("class")) for d in combine.get("class_excess") or []}
     has = set(scores.columns)
@@ -113,10 +137,11 @@ def flagged_rows(scores, score_cols, flagged, table, label_col, summary) -> list
     return out
 
 
-def _differing_columns(table, label_col, labels, rows, summary) -> dict[int, list]:
+def _differing_columns(table, label_col, labels, rows, summary, base=None) -> dict[int, list]:
     """For each row index in ``rows``: the N_DIFFERING columns where it differs most from
     its class (numbers: robust z against the class's median and MAD; categories: a value
-    few rows of the class hold)."""
+    few rows of the class hold); the class's rows: those of the uniform sample ``base``
+    when the table is a sample and the flagged rows."""
     encodings = {c.get("name"): c for c in summary.get("columns") or []}
     names = [c for c in table.column_names if c != label_col
              and (not encodings or (encodings.get(c) or {}).get("used", True))][:MAX_COMPARED_COLUMNS]
@@ -133,7 +158,8 @@ def _differing_columns(table, label_col, labels, rows, summary) -> dict[int, lis
             vals = np.asarray([None if v is None else str(v) for v in table.column(c).to_pylist()], dtype=object)
             if len(set(vals.tolist())) <= max(50, table.num_rows // 20):  # a category, not free text
                 categorical[c] = vals
-    by_class = {k: np.flatnonzero(labels == k) for k in {labels[i] for i in rows}}
+    typical = np.ones(len(labels), dtype=bool) if base is None else base
+    by_class = {k: np.flatnonzero((labels == k) & typical) for k in {labels[i] for i in rows}}
     stats: dict[tuple, tuple] = {}
     out: dict[int, list] = {}
     for i in rows:
@@ -179,7 +205,10 @@ def column_encodings(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _screen_distribution(name: str, values: np.ndarray, verdict: np.ndarray,
-                         info: dict[str, Any]) -> dict[str, Any]:
+                         info: dict[str, Any], *, base: np.ndarray | None = None,
+                         n_total: int | None = None) -> dict[str, Any]:
+    if base is not None:  # a large version: the uniform sample's rows
+        values, verdict = values[base], verdict[base]
     finite = np.isfinite(values)
     v = values[finite]
     n_flagged = info.get("flagged")
@@ -187,8 +216,14 @@ def _screen_distribution(name: str, values: np.ndarray, verdict: np.ndarray,
     if threshold is None and n_flagged and len(v):
         # The screens flag by rule (per-class quantiles, robust z, cleanlab); the
         # equivalent global cut-off is the lowest score among the n_flagged highest.
-        threshold = float(np.sort(v)[::-1][min(int(n_flagged), len(v)) - 1])
-        source = f"effective cut-off: the lowest score among the {int(n_flagged)} highest"
+        if base is None:
+            threshold = float(np.sort(v)[::-1][min(int(n_flagged), len(v)) - 1])
+            source = f"effective cut-off: the lowest score among the {int(n_flagged)} highest"
+        else:
+            k = min(max(int(round(int(n_flagged) * len(v) / max(int(n_total or len(v)), 1))), 1), len(v))
+            threshold = float(np.sort(v)[::-1][k - 1])
+            source = (f"effective cut-off, estimated from a sample of {len(v):,} rows: the lowest score "
+                      f"among the highest {int(n_flagged):,} of {int(n_total or len(v)):,}")
     elif threshold is None:
         source = "no rows flagged by this screen"
     out: dict[str, Any] = {
@@ -221,12 +256,20 @@ def _screen_distribution(name: str, values: np.ndarray, verdict: np.ndarray,
     return out
 
 
-def _per_class(summary: dict[str, Any], labels, flagged: np.ndarray) -> dict[str, Any]:
+def _per_class(summary: dict[str, Any], labels, flagged: np.ndarray, *,
+               exact: tuple[dict, dict] | None = None) -> dict[str, Any]:
+    """Rows and verdict flags per class: from ``labels`` (every row's), or ``exact``
+    (rows per class, flagged rows per class), counted over every row of a large version."""
     classes = [str(c) for c in summary.get("classes") or []]
+    if not classes and exact is not None:
+        classes = sorted(exact[0])
     if not classes and labels is not None:
         classes = sorted(set(labels.tolist()))
     counts = {str(k): int(v) for k, v in (summary.get("class_counts") or {}).items()}
-    if labels is not None:
+    if exact is not None:
+        counts = {c: int(exact[0].get(c, 0)) for c in classes}
+        verdict = {c: int(exact[1].get(c, 0)) for c in classes}
+    elif labels is not None:
         counts = {c: int((labels == c).sum()) for c in classes}
         verdict = {c: int(((labels == c) & flagged).sum()) for c in classes}
     else:
@@ -241,13 +284,17 @@ def _per_class(summary: dict[str, Any], labels, flagged: np.ndarray) -> dict[str
             "min_attack_rows": {c: d["min_attack_rows"] for c, d in power.items()}}
 
 
-def _projection(path: str | None, flagged: np.ndarray, *, seed: int) -> dict[str, Any]:
+def _projection(path: str | None, flagged: np.ndarray, *, seed: int,
+                row_ids: np.ndarray | None = None) -> dict[str, Any]:
+    """The 2-D projection's points: every row's, or (``row_ids``: the rows read of a large
+    version, ``flagged`` theirs) only those rows', read from the file without loading it."""
     from dataward.artifacts import read_projection
 
-    proj = read_projection(path)
+    proj = read_projection(path, row_ids=row_ids)
     if proj is None:
         return {"available": False, "points": [], "n_rows": int(len(flagged)), "n_shown": 0}
     n = min(len(proj), len(flagged))
+    ids = np.arange(n) if row_ids is None else np.asarray(row_ids[:n])
     idx = np.arange(n)
     if n > MAX_PROJECTED:
         # keep every flagged row, sample the rest
@@ -255,21 +302,21 @@ def _projection(path: str | None, flagged: np.ndarray, *, seed: int) -> dict[str
         f_idx, c_idx = idx[flagged[:n]], idx[~flagged[:n]]
         keep = rng.choice(c_idx, size=max(MAX_PROJECTED - len(f_idx), 0), replace=False)
         idx = np.sort(np.concatenate([f_idx, keep]))
-    points = [[round(float(proj[i, 0]), 4), round(float(proj[i, 1]), 4), bool(flagged[i]), int(i)]
+    points = [[round(float(proj[i, 0]), 4), round(float(proj[i, 1]), 4), bool(flagged[i]), int(ids[i])]
               for i in idx]
     return {"available": True, "method": "PCA of the probe's representations",
             "points": points, "n_rows": int(n), "n_shown": len(points),
             "columns": ["x", "y", "flagged", "row_id"]}
 
 
-def _top_flagged(scores, score_cols, flagged, table, label_col, summary) -> list[dict[str, Any]]:
+def _top_flagged(scores, score_cols, flagged, table, label_col, summary, base=None) -> list[dict[str, Any]]:
     ids = np.flatnonzero(flagged)
     if not len(ids):
         return []
     # rank flagged rows by their mean percentile over the screens
     ranks = np.zeros(len(scores))
     for c in score_cols:
-        ranks += scores[c].rank(pct=True).fillna(0).to_numpy()
+        ranks += _percentiles(scores, c, base)
     ranks /= max(len(score_cols), 1)
     top = ids[np.argsort(-ranks[ids], kind="stable")][:TOP_FLAGGED]
     has_reason = "reason" in scores.columns
@@ -278,8 +325,8 @@ def _top_flagged(scores, score_cols, flagged, table, label_col, summary) -> list
         row = {"row_id": int(scores["row_id"].iloc[i]), "suspicion": round(float(ranks[i]), 4),
                "scores": {c: _f(scores[c].iloc[i]) for c in score_cols},
                "reason": (str(scores["reason"].iloc[i]) or None) if has_reason else None}
-        if table is not None:
-            row.update(_row_content(table, int(row["row_id"]), label_col, summary))
+        if table is not None:  # the table's rows are the scores' rows, in the same order
+            row.update(_row_content(table, int(i), label_col, summary))
         rows.append(row)
     return rows
 
@@ -292,14 +339,14 @@ def _f(x) -> float | None:
 _INDEXED = re.compile(r"^(.*?)(\d+)$")
 
 
-def _row_content(table, row_id: int, label_col: str | None, summary: dict[str, Any]) -> dict[str, Any]:
+def _row_content(table, position: int, label_col: str | None, summary: dict[str, Any]) -> dict[str, Any]:
     """How a reviewer sees one row: an image, the text, or the table row.
 
     Always the same keys (``label``, ``kind``, ``text``, ``image``, ``cells``,
     ``n_cells``), so a template never reads a key that may be absent. ``cells`` is a
     list of ``[column, value]`` pairs (the first MAX_TABLE_CELLS feature columns).
     """
-    rec = table.slice(row_id, 1).to_pylist()[0]
+    rec = table.slice(position, 1).to_pylist()[0]
     label = rec.get(label_col) if label_col else None
     encodings = summary.get("columns") or []
     used = [c["name"] for c in encodings if c.get("used") and c.get("name") in rec]

@@ -548,7 +548,15 @@ def test_large_version_report_reads_a_sample_and_counts_every_label(tmp_path, mo
             from dataward.governance.policy import load_policy
 
             document.build_document(Context(), ref, load_policy(Context().settings.decision_policy))
+            # no screen result yet (screening failed, or not run): the data's sample alone
+            from lineage.ingest import resolve
+
+            with Context().session() as s:
+                vid = resolve(s, ref).id
+            alone = report_rows.report_rows(Context(), vid, None, "label")
         assert whole_reads == []
+        assert alone.scores is None and alone.table.num_rows == 400 and alone.in_sample.all()
+        assert alone.label_counts == {str(c): int((labels == c).sum()) for c in range(3)}
 
 
 def _scores_path(ref: str) -> str:

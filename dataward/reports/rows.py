@@ -62,14 +62,14 @@ def report_rows(ctx, version_id: int, scores_path: str | None, label_col: str | 
 
     has_scores = bool(scores_path) and Path(str(scores_path)).is_file()
     n = _n_rows(ctx, version_id, scores_path if has_scores else None)
-    if n <= REPORT_FULL_ROWS or not has_scores:
+    if n <= REPORT_FULL_ROWS:
         try:
             table = read_table(ctx, version_id)
         except Exception:  # noqa: BLE001 - the report says the profile could not be made, never fails for it
             table = None
         scores = read_scores(str(scores_path)) if has_scores else None
         return ReportRows(table, scores, n if table is None else table.num_rows)
-    return _sampled(ctx, version_id, str(scores_path), label_col, n, seed)
+    return _sampled(ctx, version_id, str(scores_path) if has_scores else None, label_col, n, seed)
 
 
 def _n_rows(ctx, version_id: int, scores_path: str | None) -> int:
@@ -83,14 +83,16 @@ def _n_rows(ctx, version_id: int, scores_path: str | None) -> int:
         return int(s.get(DatasetVersion, version_id).row_count or 0)
 
 
-def _sampled(ctx, version_id: int, scores_path: str, label_col: str | None, n: int, seed: int) -> ReportRows:
+def _sampled(ctx, version_id: int, scores_path: str | None, label_col: str | None, n: int, seed: int
+             ) -> ReportRows:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from dataward.stage_results import iter_batches
 
-    flagged = pq.read_table(scores_path, columns=["flagged"]).column("flagged").to_numpy(zero_copy_only=False)
+    flagged = (pq.read_table(scores_path, columns=["flagged"]).column("flagged").to_numpy(zero_copy_only=False)
+               if scores_path else np.zeros(n, dtype=bool))
     flagged_ids = np.flatnonzero(flagged)
     sample = np.random.default_rng(seed).choice(n, size=min(REPORT_SAMPLE_ROWS, n), replace=False)
     keep = np.zeros(n, dtype=bool)
@@ -100,14 +102,16 @@ def _sampled(ctx, version_id: int, scores_path: str, label_col: str | None, n: i
     in_sample_all[sample] = True
     del sample
 
-    parts, offset = [], 0
-    for batch in pq.ParquetFile(scores_path).iter_batches(batch_size=1 << 20):
-        m = keep[offset:offset + batch.num_rows]
-        if m.any():
-            parts.append(batch.filter(pa.array(m)))
-        offset += batch.num_rows
-    scores = pa.Table.from_batches(parts).to_pandas() if parts else pq.read_table(scores_path).slice(0, 0).to_pandas()
-    positions = scores["row_id"].to_numpy()
+    scores, positions = None, np.flatnonzero(keep)
+    if scores_path:
+        parts, offset = [], 0
+        for batch in pq.ParquetFile(scores_path).iter_batches(batch_size=1 << 20):
+            m = keep[offset:offset + batch.num_rows]
+            if m.any():
+                parts.append(batch.filter(pa.array(m)))
+            offset += batch.num_rows
+        scores = (pa.Table.from_batches(parts) if parts else pq.read_table(scores_path).slice(0, 0)).to_pandas()
+        positions = scores["row_id"].to_numpy()
 
     rows: list = []
     labels: dict[str, int] = {}

@@ -10,7 +10,13 @@ every stage runs in its own fresh process against one throwaway ``DATAWARD_HOME`
 (SQLite lineage DB), so each stage's peak RSS is its own:
 
 * ingest   hash, inspect (streamed), store, record;
-* screen   read the version, the probe and the three screens;
+* validate the Great Expectations suite (scaffolded from the generated file into the
+           case's own GX project first, not timed), in batches of 1,000,000 rows;
+* screen   read the version, the probe and the three screens (with
+           ``DATAWARD_RAY_ADDRESS`` set: the sharded screen on that cluster);
+* decide   the decision policy;
+* report   the report (HTML, JSON, PDF): above 1,000,000 rows from a sample
+           (``dataward/reports/rows.py``);
 * publish  the trimmed snapshot (all flagged rows removed), streamed batch by batch.
 
 Printed per stage: wall seconds and peak RSS (``ru_maxrss`` of that process).
@@ -34,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 DEFAULT_CASES = ("1000000x64", "10000000x16")
-STAGES = ("ingest", "screen", "publish")
+STAGES = ("ingest", "validate", "screen", "decide", "report", "publish")
 
 
 def generate(path: Path, n_rows: int, n_features: int, *, n_classes: int = 10,
@@ -77,6 +83,22 @@ def run_one_stage(stage: str, data: Path, manifest: Path) -> dict:
 
         r = ingest(ctx, data, manifest)
         extra = {"ref": r.ref, "rows": r.row_count}
+    elif stage == "validate":
+        from dataward.stages.validate import validate
+
+        out = validate(ctx, "bench")
+        extra = {"status": out["status"], "n_batches": out.get("n_batches"), "reason": out.get("reason")}
+    elif stage == "decide":
+        from dataward.stages.decide import record_decision
+
+        out = record_decision(ctx, "bench")
+        extra = {"outcome": out.get("outcome")}
+    elif stage == "report":
+        from dataward.stages.report import report
+
+        out = report(ctx, "bench")
+        doc = json.loads(Path(out["json"]).read_text())
+        extra = {"outcome": out.get("outcome"), "sampled": bool((doc.get("figures") or {}).get("sampled"))}
     elif stage == "screen":
         from dataward.pipeline import run_stage
 
@@ -109,9 +131,14 @@ def run_case(case: str, stages: tuple[str, ...], timeout: float, workdir: Path) 
     generate(data, n_rows, n_features)
     gen_s = time.perf_counter() - t0
     manifest = folder / "manifest.yaml"
-    manifest.write_text("name: bench\nowner: bench@example.com\nlicense: MIT\n"
+    manifest.write_text("name: bench\nowner: bench@example.com\nlicense: MIT\nkind: bench-scale\n"
                         "source: {uri: 'https://example.com/bench'}\nlabel_column: label\n")
-    env = {**os.environ, "DATAWARD_HOME": str(folder / "home"), "DATAWARD_ACTOR": "bench"}
+    if "validate" in stages:  # the case's own GX project, its suite drafted from the data
+        from checks.validation import scaffold_suite
+
+        scaffold_suite([data], "bench-scale", project_root=folder / "expectations", label_col="label")
+    env = {**os.environ, "DATAWARD_HOME": str(folder / "home"), "DATAWARD_ACTOR": "bench",
+           "DATAWARD_EXPECTATIONS": str(folder / "expectations")}
     env.pop("DATAWARD_DB_URL", None)
     print(f"\n== {n_rows:,} rows x {n_features} features: {data.stat().st_size / 2**20:,.0f} MiB "
           f"parquet, generated in {gen_s:.1f} s", flush=True)

@@ -171,3 +171,70 @@ def test_the_stage_imports_no_ray_without_an_address():
             "assert screen_on_ray(None, 0, label_col='y', reference=None, config=None, out_dir='.') is None; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def _image_table(n: int, *, seed: int) -> pa.Table:
+    """``n`` 8x8 greyscale PNGs in three classes (a bright row, column or diagonal)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    images = []
+    for label in y:
+        px = rng.integers(0, 60, (8, 8)).astype(np.uint8)
+        if label == 0:
+            px[3, :] = 250
+        elif label == 1:
+            px[:, 3] = 250
+        else:
+            np.fill_diagonal(px, 250)
+        buf = io.BytesIO()
+        Image.fromarray(px).save(buf, format="PNG")
+        images.append(buf.getvalue())
+    return pa.table({"image": pa.array(images, pa.binary()), "label": y.astype(np.int64)})
+
+
+def _wide_table(n: int, *, seed: int) -> pa.Table:
+    """``n`` rows of 2,100 numeric features: wider than the probe reads raw
+    (``ScreenConfig.max_features``, 2,048), so the screen projects them (PCA)."""
+    return _table(n, seed=seed, flip=0.03, d=2_100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("kind", "why"), [("image", "this table is image"),
+                                           ("wide", "needs a projection")])
+def test_data_the_sharded_screen_refuses_is_screened_in_process_with_the_reason(
+        ray_cluster, home, cli, tmp_path, monkeypatch, kind, why):  # noqa: F811
+    """An image column, or a table wide enough to need the PCA projection: the sharded
+    screen fits on a sample and keeps no per-row representation, so it refuses them
+    (screening/sharded.py, fit_sharded); the stage screens the version in-process, canaries
+    and all, and records why. The Parquet files are read, the cluster reached."""
+    n = 300 if kind == "image" else 400
+    data = tmp_path / f"{kind}.parquet"
+    pq.write_table(_image_table(n, seed=0) if kind == "image" else _wide_table(n, seed=0), data)
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text("name: ray-table\nowner: a@b.c\nlicense: CC-BY-4.0\nsource: {uri: 's3://x'}\n"
+                        "kind: no-suite-kind\nlabel_column: label\n")
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", ray_cluster["address"])
+    r = cli("run", str(data), "--manifest", str(manifest), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    out = _screen_output()
+    assert out["status"] == "done", out.get("reason")
+    engine = out["engine"]
+    assert engine["name"] == "in-process" and engine["address"] == ray_cluster["address"]
+    assert engine["address_source"] == "DATAWARD_RAY_ADDRESS"
+    assert engine["fallback_reason"].startswith("the sharded screen refused the data") and why in \
+        engine["fallback_reason"], engine["fallback_reason"]
+    assert out["canary"]["status"] == "done"  # the in-process screen's self-test ran
+    screen_dir = home / "runs" / "ray-table" / "1" / "screen"
+    scores = pq.read_table(screen_dir / "scores.parquet").to_pandas()
+    assert scores["row_id"].tolist() == list(range(n)) and out["n_rows"] == n
+    summary = json.loads((screen_dir / "summary.json").read_text())
+    assert summary.get("engine") != "ray"
+    if kind == "wide":
+        assert summary["projection"]["from_features"] == 2_100  # the in-process screen projected it
+    assert not list(screen_dir.glob(".ray-staging-*"))

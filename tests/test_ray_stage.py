@@ -238,3 +238,81 @@ def test_data_the_sharded_screen_refuses_is_screened_in_process_with_the_reason(
     if kind == "wide":
         assert summary["projection"]["from_features"] == 2_100  # the in-process screen projected it
     assert not list(screen_dir.glob(".ray-staging-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_screen_killed_on_ray_leaves_a_staging_folder_the_next_screen_removes(
+        ray_cluster, home, cli, dataset, monkeypatch):  # noqa: F811
+    """SIGKILL the real ``dataward run`` while its screen runs on the cluster: no
+    ``finally`` runs, so its staging folder (named for its host and pid) stays. The next
+    run resumes the pipeline, screens on Ray, removes that folder and writes the right
+    scores."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from lineage.store import temp_tag
+
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", ray_cluster["address"])
+    screen_dir = home / "runs" / "ray-table" / "1" / "screen"
+    exe = Path(sys.executable).with_name("dataward")
+    proc = subprocess.Popen([str(exe), "run", str(dataset["data"]), "--manifest", str(dataset["manifest"])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while not list(screen_dir.glob(".ray-staging-*")):
+            assert proc.poll() is None, f"the run ended ({proc.returncode}) before its screen reached Ray"
+            assert time.monotonic() < deadline, "no staging folder in 300 s"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the workers have started writing into it
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    [left] = screen_dir.glob(".ray-staging-*")
+    assert left.name.startswith(f".ray-staging-{temp_tag().rsplit('-', 1)[0]}-{proc.pid}-")
+    assert not (screen_dir / "scores.parquet").exists()
+
+    r = cli("run", str(dataset["data"]), "--manifest", str(dataset["manifest"]), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    out = _screen_output()
+    assert out["status"] == "done" and out["engine"]["name"] == "ray", out.get("reason")
+    assert not list(screen_dir.glob(".ray-staging-*")), "the killed run's staging folder is still there"
+    scores = pq.read_table(screen_dir / "scores.parquet").to_pandas()
+    local = _in_process_sharded(_stored_file(home), dataset["reference"])
+    np.testing.assert_array_equal(scores["flagged"].to_numpy(), local.scores["flagged"].to_numpy())
+    assert scores["row_id"].tolist() == list(range(N_ROWS))
+
+
+@pytest.mark.airflow
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_airflow_import_screens_on_the_cluster_its_connection_names(
+        ray_cluster, home, db_url, dataset, tmp_path, monkeypatch):  # noqa: F811
+    """`airflow dags test dataward_import` with the cluster named only by the Airflow
+    connection ``AIRFLOW_CONN_DATAWARD_RAY`` (JSON form; DATAWARD_RAY_ADDRESS unset): the
+    screen task resolves it and the stage screens on that cluster."""
+    from airflow_harness import airflow, airflow_env
+
+    monkeypatch.delenv("DATAWARD_RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("DATAWARD_RAY_CONN_ID", raising=False)
+    host, port = ray_cluster["address"].rsplit(":", 1)
+    conn = json.dumps({"conn_type": "generic", "host": host, "port": int(port)})
+    env = airflow_env(tmp_path / "airflow", home, DATAWARD_DB_URL=db_url, AIRFLOW_CONN_DATAWARD_RAY=conn)
+    done = airflow(["db", "migrate"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    conf = {"path": str(dataset["data"]), "manifest": str(dataset["manifest"]), "wait_for_review": False}
+    done = airflow(["dags", "test", "dataward_import", "-c", json.dumps(conf)], env, timeout=840)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    out = _screen_output()
+    assert out["status"] == "done", out.get("reason")
+    engine = out["engine"]
+    assert engine["name"] == "ray" and engine["address"] == ray_cluster["address"]
+    assert engine["address_source"] == "airflow connection dataward_ray"
+    summary = json.loads((home / "runs" / "ray-table" / "1" / "screen" / "summary.json").read_text())
+    assert summary["engine"] == "ray" and summary["n_shards"] == 4

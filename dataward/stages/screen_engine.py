@@ -46,8 +46,9 @@ staging folder behind. The folder's name says who owns it
 files), and every screen of the folder first removes the staging folders whose owner is
 gone (:func:`remove_stale_staging`): on this host, a dead process id; from another host,
 whose processes cannot be checked from here, only one older than
-:data:`lineage.store.STALE_AFTER_S`. A live screen's folder is never touched, so two
-screens of one version at once (a rerun beside a scheduled run) cannot break each other.
+:data:`lineage.store.STALE_AFTER_S`. The folder of a screen still running on this host
+is never touched, so two screens of one version at once (a rerun beside a scheduled
+run) cannot break each other; removing every staging folder at start could.
 """
 
 from __future__ import annotations

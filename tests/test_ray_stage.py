@@ -1,6 +1,9 @@
 """The pipeline's screen stage on Ray (issue 26, part 2): with ``DATAWARD_RAY_ADDRESS`` the
 stage (which ``dataward run`` and the Airflow screen task both call) submits the sharded
-screen to the cluster and waits for it.
+screen to the cluster and waits for it; the Airflow screen task finds the cluster in its
+Airflow connection too (`airflow dags test` with ``AIRFLOW_CONN_DATAWARD_RAY``),
+data the sharded screen refuses is screened in-process with the reason, and a screen
+killed mid-run leaves a staging folder the next screen removes.
 
 The cluster is the local loopback one of tests/test_ray_engine.py (a head and one worker
 node, one CPU each), started by its fixture; the tests skip, with the reason, when Ray is

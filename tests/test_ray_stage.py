@@ -1,6 +1,9 @@
 """The pipeline's screen stage on Ray (issue 26, part 2): with ``DATAWARD_RAY_ADDRESS`` the
 stage (which ``dataward run`` and the Airflow screen task both call) submits the sharded
-screen to the cluster and waits for it.
+screen to the cluster and waits for it; the Airflow screen task finds the cluster in its
+Airflow connection too (`airflow dags test` with ``AIRFLOW_CONN_DATAWARD_RAY``),
+data the sharded screen refuses is screened in-process with the reason, and a screen
+killed mid-run leaves a staging folder the next screen removes.
 
 The cluster is the local loopback one of tests/test_ray_engine.py (a head and one worker
 node, one CPU each), started by its fixture; the tests skip, with the reason, when Ray is
@@ -171,3 +174,148 @@ def test_the_stage_imports_no_ray_without_an_address():
             "assert screen_on_ray(None, 0, label_col='y', reference=None, config=None, out_dir='.') is None; "
             "assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def _image_table(n: int, *, seed: int) -> pa.Table:
+    """``n`` 8x8 greyscale PNGs in three classes (a bright row, column or diagonal)."""
+    import io
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    images = []
+    for label in y:
+        px = rng.integers(0, 60, (8, 8)).astype(np.uint8)
+        if label == 0:
+            px[3, :] = 250
+        elif label == 1:
+            px[:, 3] = 250
+        else:
+            np.fill_diagonal(px, 250)
+        buf = io.BytesIO()
+        Image.fromarray(px).save(buf, format="PNG")
+        images.append(buf.getvalue())
+    return pa.table({"image": pa.array(images, pa.binary()), "label": y.astype(np.int64)})
+
+
+def _wide_table(n: int, *, seed: int) -> pa.Table:
+    """``n`` rows of 2,100 numeric features: wider than the probe reads raw
+    (``ScreenConfig.max_features``, 2,048), so the screen projects them (PCA)."""
+    return _table(n, seed=seed, flip=0.03, d=2_100)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("kind", "why"), [("image", "this table is image"),
+                                           ("wide", "needs a projection")])
+def test_data_the_sharded_screen_refuses_is_screened_in_process_with_the_reason(
+        ray_cluster, home, cli, tmp_path, monkeypatch, kind, why):  # noqa: F811
+    """An image column, or a table wide enough to need the PCA projection: the sharded
+    screen fits on a sample and keeps no per-row representation, so it refuses them
+    (screening/sharded.py, fit_sharded); the stage screens the version in-process, canaries
+    and all, and records why. The Parquet files are read, the cluster reached."""
+    n = 300 if kind == "image" else 400
+    data = tmp_path / f"{kind}.parquet"
+    pq.write_table(_image_table(n, seed=0) if kind == "image" else _wide_table(n, seed=0), data)
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text("name: ray-table\nowner: a@b.c\nlicense: CC-BY-4.0\nsource: {uri: 's3://x'}\n"
+                        "kind: no-suite-kind\nlabel_column: label\n")
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", ray_cluster["address"])
+    r = cli("run", str(data), "--manifest", str(manifest), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    out = _screen_output()
+    assert out["status"] == "done", out.get("reason")
+    engine = out["engine"]
+    assert engine["name"] == "in-process" and engine["address"] == ray_cluster["address"]
+    assert engine["address_source"] == "DATAWARD_RAY_ADDRESS"
+    assert engine["fallback_reason"].startswith("the sharded screen refused the data") and why in \
+        engine["fallback_reason"], engine["fallback_reason"]
+    assert out["canary"]["status"] == "done"  # the in-process screen's self-test ran
+    screen_dir = home / "runs" / "ray-table" / "1" / "screen"
+    scores = pq.read_table(screen_dir / "scores.parquet").to_pandas()
+    assert scores["row_id"].tolist() == list(range(n)) and out["n_rows"] == n
+    summary = json.loads((screen_dir / "summary.json").read_text())
+    assert summary.get("engine") != "ray"
+    if kind == "wide":
+        assert summary["projection"]["from_features"] == 2_100  # the in-process screen projected it
+    assert not list(screen_dir.glob(".ray-staging-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_screen_killed_on_ray_leaves_a_staging_folder_the_next_screen_removes(
+        ray_cluster, home, cli, dataset, monkeypatch):  # noqa: F811
+    """SIGKILL the real ``dataward run`` while its screen runs on the cluster: no
+    ``finally`` runs, so its staging folder (named for its host and pid) stays. The next
+    run resumes the pipeline, screens on Ray, removes that folder and writes the right
+    scores."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from lineage.store import temp_tag
+
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", ray_cluster["address"])
+    screen_dir = home / "runs" / "ray-table" / "1" / "screen"
+    exe = Path(sys.executable).with_name("dataward")
+    proc = subprocess.Popen([str(exe), "run", str(dataset["data"]), "--manifest", str(dataset["manifest"])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while not list(screen_dir.glob(".ray-staging-*")):
+            assert proc.poll() is None, f"the run ended ({proc.returncode}) before its screen reached Ray"
+            assert time.monotonic() < deadline, "no staging folder in 300 s"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the workers have started writing into it
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    [left] = screen_dir.glob(".ray-staging-*")
+    assert left.name.startswith(f".ray-staging-{temp_tag().rsplit('-', 1)[0]}-{proc.pid}-")
+    assert not (screen_dir / "scores.parquet").exists()
+
+    r = cli("run", str(dataset["data"]), "--manifest", str(dataset["manifest"]), "--json")
+    assert r.returncode in (0, 1), r.stderr
+    out = _screen_output()
+    assert out["status"] == "done" and out["engine"]["name"] == "ray", out.get("reason")
+    assert not list(screen_dir.glob(".ray-staging-*")), "the killed run's staging folder is still there"
+    scores = pq.read_table(screen_dir / "scores.parquet").to_pandas()
+    local = _in_process_sharded(_stored_file(home), dataset["reference"])
+    np.testing.assert_array_equal(scores["flagged"].to_numpy(), local.scores["flagged"].to_numpy())
+    assert scores["row_id"].tolist() == list(range(N_ROWS))
+
+
+@pytest.mark.airflow
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_airflow_import_screens_on_the_cluster_its_connection_names(
+        ray_cluster, home, db_url, dataset, tmp_path, monkeypatch):  # noqa: F811
+    """`airflow dags test dataward_import` with the cluster named only by the Airflow
+    connection ``AIRFLOW_CONN_DATAWARD_RAY`` (JSON form; DATAWARD_RAY_ADDRESS unset): the
+    screen task resolves it and the stage screens on that cluster."""
+    from airflow_harness import airflow, airflow_env
+
+    monkeypatch.delenv("DATAWARD_RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("DATAWARD_RAY_CONN_ID", raising=False)
+    host, port = ray_cluster["address"].rsplit(":", 1)
+    conn = json.dumps({"conn_type": "generic", "host": host, "port": int(port)})
+    env = airflow_env(tmp_path / "airflow", home, DATAWARD_DB_URL=db_url, AIRFLOW_CONN_DATAWARD_RAY=conn)
+    done = airflow(["db", "migrate"], env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    conf = {"path": str(dataset["data"]), "manifest": str(dataset["manifest"]), "wait_for_review": False}
+    done = airflow(["dags", "test", "dataward_import", "-c", json.dumps(conf)], env, timeout=840)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    out = _screen_output()
+    assert out["status"] == "done", out.get("reason")
+    engine = out["engine"]
+    assert engine["name"] == "ray" and engine["address"] == ray_cluster["address"]
+    assert engine["address_source"] == "airflow connection dataward_ray"
+    summary = json.loads((home / "runs" / "ray-table" / "1" / "screen" / "summary.json").read_text())
+    assert summary["engine"] == "ray" and summary["n_shards"] == 4

@@ -147,11 +147,31 @@ def stage_task(stage: str, info: dict[str, Any]) -> dict[str, Any]:
 
     parent = ParentRef.from_dict(info.get("lineage_parent"))
     ctx = context(info.get("policy"))
-    output = run_stage(ctx, stage, info["ref"], run_id=info["run_id"],
-                       lineage_root=parent.root if parent else None)
+    with _ray_cluster_of_connection(stage):
+        output = run_stage(ctx, stage, info["ref"], run_id=info["run_id"],
+                           lineage_root=parent.root if parent else None)
     release(ctx, info["run_id"])
     return {**info, stage: {k: v for k, v in output.items()
                             if k not in ("summary", "outcomes", "excluded_row_ids", "relabels")}}
+
+
+def _ray_cluster_of_connection(stage: str):
+    """For the screen: the Ray cluster the Airflow connection ``DATAWARD_RAY_CONN_ID``
+    (default ``dataward_ray``) names, given to the stage (:mod:`.ray_connection`).
+    Not looked up where ``DATAWARD_RAY_ADDRESS`` is set: that wins anyway."""
+    import contextlib
+
+    from dataward.ray_engine import ray_address
+
+    if stage != "screen" or ray_address():
+        return contextlib.nullcontext()
+    from dataward.airflow.ray_connection import connection_address
+    from dataward.stages.screen_engine import ray_address_given
+
+    found = connection_address()
+    if found is None:
+        return contextlib.nullcontext()
+    return ray_address_given(found[0], source=found[1])
 
 
 # the options of the review task in Airflow's "Required actions"

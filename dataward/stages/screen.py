@@ -75,7 +75,8 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     reference, reference_info = reference_for_screen(ctx, version_id, data, label_col, policy)
     settings = policy.canary
     config = ScreenConfig(verdict=VerdictConfig(**policy.verdict.config_fields()))
-    # DATAWARD_RAY_ADDRESS: the sharded screen on that cluster, or why not (dataward/stages/screen_engine.py)
+    # a Ray cluster (DATAWARD_RAY_ADDRESS, or the Airflow task's connection): the sharded screen
+    # on it, or why not (dataward/stages/screen_engine.py)
     on_ray = screen_on_ray(ctx, version_id, label_col=label_col, reference=reference, config=config,
                            out_dir=out_dir, ref=ref)
     if on_ray is not None and on_ray.output is not None:

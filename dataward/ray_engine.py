@@ -1,17 +1,21 @@
 """The Ray executor of the sharded screen (:mod:`screening.sharded`), and the entry point
 that picks an executor.
 
-Without ``DATAWARD_RAY_ADDRESS`` nothing here imports Ray and the sharded steps run in
-this process (:class:`screening.sharded.InProcessExecutor`). With it, every map step runs
-on that cluster as a Ray Data ``map_batches`` over the shard list: an actor pool of
-``workers`` actors (``num_gpus`` each where the cluster has GPUs), each constructed once
-with the fitted probe and called on shard after shard. A worker reads its own shard's
-rows from the Parquet files (the files must be readable at the same path on every node:
+Without an address (``DATAWARD_RAY_ADDRESS``, or the one the screen stage is given from
+the Airflow task's connection: ``dataward/stages/screen_engine.py``) nothing here imports
+Ray and the sharded steps run in this process
+(:class:`screening.sharded.InProcessExecutor`). With it, every map step runs on that
+cluster as a Ray Data ``map_batches`` over runs of consecutive shards (one decoding pass
+per row group, :func:`screening.sharded.shard_runs`): an actor pool of ``workers`` actors
+(``num_gpus`` each where the cluster has GPUs), each constructed once with the fitted
+probe and called on run after run. A worker reads its own shards' rows from the Parquet
+files (the files must be readable at the same path on every node:
 the run's folder on shared storage), so only shard descriptors and small per-shard
 results cross the cluster; the per-row scores are written by the workers as Parquet into
 the run's folder (``OUT/rows/part-NNNNNN.parquet``, one per shard, written atomically so
 a retried task overwrites its own part). The driver trains the probes on the sample and
-runs the verdict on the gathered per-row statistics.
+runs the verdict on the per-row statistics, read part by part
+(:func:`screening.sharded.gather_rows`).
 
 Faults: Ray Data restarts a killed actor and retries its lost tasks, so the job ends
 with the same flags; when it cannot (the cluster is gone, retries are exhausted), the

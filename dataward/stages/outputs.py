@@ -53,7 +53,8 @@ class ScreenStageOutput(TypedDict, total=False):
     leakage: dict[str, Any]
     diff: dict[str, Any] | None
     elapsed_s: float
-    # set when DATAWARD_RAY_ADDRESS is: name (ray | in-process), address, workers, n_shards,
+    # set when a Ray cluster is named (DATAWARD_RAY_ADDRESS, or the screen task's Airflow
+    # connection): name (ray | in-process), address, address_source, workers, n_shards,
     # not_run (what the Ray path leaves out, with why), fallback_reason or error
     engine: dict[str, Any]
 

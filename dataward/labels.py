@@ -11,12 +11,28 @@ def missing_labels(table, label_col: str) -> str | None:
     the sentence counts each kind, so a column of NaNs does not read as "0 missing".
     None also when the column is absent: the screens name that themselves.
     """
+    if label_col not in table.column_names:
+        return None
+    return _sentence(label_col, *_gaps(table.column(label_col)))
+
+
+def missing_labels_in_batches(batches, label_col: str) -> str | None:
+    """:func:`missing_labels` over record batches of the label column (a stored version
+    streamed: one batch in memory)."""
+    nulls = nan = inf = 0
+    for batch in batches:
+        if label_col not in batch.schema.names:
+            return None
+        a, b, c = _gaps(batch.column(label_col))
+        nulls, nan, inf = nulls + a, nan + b, inf + c
+    return _sentence(label_col, nulls, nan, inf)
+
+
+def _gaps(col) -> tuple[int, int, int]:
+    """(nulls, NaNs, infinities) of a label column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if label_col not in table.column_names:
-        return None
-    col = table.column(label_col)
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     nulls = col.null_count
@@ -24,6 +40,10 @@ def missing_labels(table, label_col: str) -> str | None:
     if pa.types.is_floating(col.type):
         nan = int(pc.sum(pc.is_nan(col)).as_py() or 0)
         inf = int(pc.sum(pc.is_inf(col)).as_py() or 0)
+    return int(nulls), nan, inf
+
+
+def _sentence(label_col: str, nulls: int, nan: int, inf: int) -> str | None:
     total = nulls + nan + inf
     if not total:
         return None

@@ -160,3 +160,23 @@ def read_table(ctx: Context, version_id: int, role: str = "data", *, columns: li
     if columns is not None:
         target = pa.schema([target.field(c) for c in columns])
     return pa.Table.from_batches(list(iter_batches(ctx, version_id, role, columns=columns)), schema=target)
+
+
+class StoredRows:
+    """A version's rows of ``role`` without holding them: the schema, the row count, and
+    the rows as streamed batches (:func:`iter_batches`, one batch in memory). What the
+    screen stage passes where it would pass the table, for a version too large to hold
+    (``dataward/stages/screen.py``)."""
+
+    def __init__(self, ctx: Context, version_id: int, role: str = "data"):
+        self.ctx, self.version_id, self.role = ctx, version_id, role
+        self.schema = version_schema(ctx, version_id, role)
+        with ctx.session(read_only=True) as s:
+            self.num_rows = int(s.get(DatasetVersion, version_id).row_count or 0)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names) if self.schema is not None else []
+
+    def batches(self, columns: list[str] | None = None) -> Iterator:
+        return iter_batches(self.ctx, self.version_id, self.role, columns=columns)

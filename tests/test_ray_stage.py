@@ -319,3 +319,74 @@ def test_airflow_import_screens_on_the_cluster_its_connection_names(
     assert engine["address_source"] == "airflow connection dataward_ray"
     summary = json.loads((home / "runs" / "ray-table" / "1" / "screen" / "summary.json").read_text())
     assert summary["engine"] == "ray" and summary["n_shards"] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_version_too_large_to_hold_is_screened_on_ray_without_reading_the_table(
+        ray_cluster, home, cli, dataset, monkeypatch):  # noqa: F811
+    """Above DATAWARD_STREAMED_ROWS rows the stage streams the label check and never reads
+    the table whole; the flags are the Ray path's; leakage and diff say why they did not run."""
+    import dataward.stages.screen as screen_stage
+    from dataward.context import Context
+
+    assert cli("ingest", str(dataset["data"]), "--manifest", str(dataset["manifest"])).returncode == 0
+    monkeypatch.setenv("DATAWARD_RAY_ADDRESS", ray_cluster["address"])
+    monkeypatch.setenv("DATAWARD_STREAMED_ROWS", "1000")
+
+    def whole_table(*a, **k):
+        raise AssertionError("the stage read the whole table")
+
+    monkeypatch.setattr(screen_stage, "read_table", whole_table)
+    try:
+        out = screen_stage.screen(Context(), REF)
+    finally:
+        import ray
+
+        ray.shutdown()  # this process joined the cluster; leave no connection to later tests
+    assert out["status"] == "done", out.get("reason")
+    assert out["engine"]["name"] == "ray" and out["used_reference"]
+    assert out["leakage"]["status"] == "not_run" and "more than the 1,000" in out["leakage"]["reason"]
+    assert out["diff"]["status"] == "not_run"
+    local = _in_process_sharded(_stored_file(home), dataset["reference"])
+    scores = pq.read_table(out["scores_path"]).to_pandas()
+    np.testing.assert_array_equal(scores["flagged"].to_numpy(), local.scores["flagged"].to_numpy())
+    from dataward.reports.check_sections import diff_section, leakage_section
+
+    assert leakage_section(out)["status"] == "not_run" and diff_section(out)["status"] == "not_run"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_streamed_label_check_and_trust_chain_overlap_equal_the_whole_table_ones(home, cli, dataset):
+    """What the stage streams for a version too large to hold gives what the table gives:
+    the missing-label sentence, and which snapshot rows the version also holds."""
+    from dataward.context import Context
+    from dataward.governance.reference import _shared_rows_and_labels
+    from dataward.labels import missing_labels, missing_labels_in_batches
+    from dataward.stage_results import StoredRows, read_table
+    from lineage.ingest import resolve
+
+    table = pq.read_table(dataset["data"])
+    labels = table.column("label").to_numpy().astype(float)
+    labels[[5, 1500, 3999]] = np.nan
+    labels[[7, 2500]] = np.inf
+    holed = table.set_column(table.column_names.index("label"), "label",
+                             pa.array(labels, mask=np.isin(np.arange(len(labels)), [11, 3001])))
+    sentence = missing_labels(holed, "label")
+    assert sentence and "7 missing values (2 empty, 3 NaN, 2 infinite)" in sentence
+    assert missing_labels_in_batches(holed.to_batches(max_chunksize=700), "label") == sentence
+    assert missing_labels_in_batches(table.select(["label"]).to_batches(max_chunksize=700), "label") is None
+
+    assert cli("ingest", str(dataset["data"]), "--manifest", str(dataset["manifest"])).returncode == 0
+    ctx = Context()
+    with ctx.session() as s:
+        vid = resolve(s, REF).id
+    stored = StoredRows(ctx, vid)
+    whole = read_table(ctx, vid)
+    assert stored.num_rows == whole.num_rows == N_ROWS and stored.column_names == whole.column_names
+    snap = pa.concat_tables([whole.slice(100, 50), _table(30, seed=9, flip=0.0).cast(whole.schema)])
+    shared_t, present_t = _shared_rows_and_labels(snap, whole, "label")
+    shared_s, present_s = _shared_rows_and_labels(snap, stored, "label")
+    np.testing.assert_array_equal(shared_s, shared_t)
+    assert shared_t[:50].all() and present_s == present_t == {0, 1, 2}

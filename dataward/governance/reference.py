@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import select
 
 from dataward.context import Context
@@ -95,7 +96,9 @@ def reference_for_screen(ctx: Context, version_id: int, data, label_col: str, po
                          ) -> tuple[Any, dict[str, Any]]:
     """(reference table or None, its description) for screening version ``version_id``.
 
-    ``data``: the version's rows (Arrow table); ``policy``: the decision policy in force.
+    ``data``: the version's rows (an Arrow table, or a
+    :class:`dataward.stage_results.StoredRows` for a version too large to hold: the
+    trust chain then streams it); ``policy``: the decision policy in force.
     """
     confirmed = latest_confirmed(ctx, version_id)
     if confirmed is not None:
@@ -173,6 +176,24 @@ def _relabelled_positions(snap) -> list[int]:
     return (ids - np.searchsorted(dropped, ids)).tolist()
 
 
+def _shared_rows_and_labels(snap, data, label_col: str) -> tuple[np.ndarray, set]:
+    """(which snapshot rows the data also holds, the data's label values). ``data``: an
+    Arrow table, or a :class:`dataward.stage_results.StoredRows` read batch by batch
+    (memory: the snapshot's row hashes and one batch)."""
+    from checks.leakage import row_hashes
+
+    snap_hashes = row_hashes(snap)
+    if isinstance(data, pa.Table):
+        return np.isin(snap_hashes, row_hashes(data)), set(data.column(label_col).to_pylist())
+    shared = np.zeros(len(snap_hashes), dtype=bool)
+    present: set = set()
+    for batch in data.batches():
+        table = pa.Table.from_batches([batch])
+        shared |= np.isin(snap_hashes, row_hashes(table, data.column_names))
+        present.update(pc.unique(table.column(label_col)).to_pylist())
+    return shared, present
+
+
 def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *,
                           rows_per_class: int | None) -> tuple[Any, dict[str, Any]]:
     """The trust chain's reference for ``version_id`` (see the module docstring), or
@@ -194,13 +215,10 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
         return None, {**base, "kind": "none", "label": f"none ({prev['snapshot_ref']}'s columns do not cast "
                       f"to this version's types: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"}
-    from checks.leakage import row_hashes
-
-    shared = np.isin(row_hashes(snap), row_hashes(data))
+    shared, present = _shared_rows_and_labels(snap, data, label_col)
     relabelled = np.zeros(snap.num_rows, dtype=bool)
     relabelled[prev.get("relabelled_rows") or []] = True
     labels = snap.column(label_col).to_pylist()
-    present = set(data.column(label_col).to_pylist())
     rng = np.random.default_rng(TRUST_CHAIN_SEED)
     chosen: list[int] = []
     per_class: dict[str, int] = {}

@@ -95,6 +95,8 @@ def leakage_section(screening: dict[str, Any] | None) -> dict[str, Any]:
     if scr.get("status") != "done" or not leak:
         return {"status": "not_run",
                 "reason": scr.get("reason") if scr.get("status") != "done" else "no leakage check was recorded"}
+    if leak.get("status") == "not_run":
+        return {"status": "not_run", "reason": leak.get("reason") or "the leakage check was not run"}
     if leak.get("status") != "done":
         return {"status": "error", "reason": leak.get("reason") or "the leakage check failed"}
     internal = leak.get("internal") or {}
@@ -146,6 +148,8 @@ def diff_section(screening: dict[str, Any] | None) -> dict[str, Any]:
         return {"status": "first", "reason": "there is no earlier approved version of this dataset to compare with"}
     if d.get("status") == "error":
         return {"status": "error", "reason": d.get("reason") or "the diff failed"}
+    if d.get("status") == "not_run":
+        return {"status": "not_run", "reason": d.get("reason") or "the diff was not run"}
     rows = d.get("rows") or {}
     labels = d.get("labels") or {}
     drift = d.get("drift") or {}

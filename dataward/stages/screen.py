@@ -17,11 +17,11 @@ from dataward.context import Context
 from dataward.diff import diff_against_previous_approved
 from dataward.governance.policy import CanaryPolicy, load_policy
 from dataward.governance.reference import reference_for_screen
-from dataward.labels import missing_labels
+from dataward.labels import missing_labels, missing_labels_in_batches
 from dataward.reports.verdict_text import with_rule_text
-from dataward.stage_results import finished, json_safe, read_table, record, version_dir
+from dataward.stage_results import StoredRows, finished, json_safe, read_table, record, version_dir
 from dataward.stages.outputs import ScreenStageOutput
-from dataward.stages.screen_engine import screen_on_ray
+from dataward.stages.screen_engine import cluster_address, screen_on_ray
 from lineage.files import iter_file_batches
 from lineage.models import STATUS_QUARANTINED, STATUS_SCREENED, CheckResult, DatasetVersion
 
@@ -66,6 +66,10 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     if not label_col:
         return ScreenStageOutput(status="not_applicable", reason="the manifest names no label_column, so the "
                                  "label-consistency and backdoor screens cannot run")
+    if _too_large_to_hold(ctx, version_id):
+        streamed = _run_streamed(ctx, version_id, label_col, out_dir, ref)
+        if streamed is not None:
+            return streamed
     data = read_table(ctx, version_id)
     why = missing_labels(data, label_col)
     if why:
@@ -125,6 +129,56 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     if on_ray is not None:  # the Ray path could not serve this data: say so and why
         output["engine"] = on_ray.engine
     return output
+
+
+#: Above this many rows, when a Ray cluster screens the version, the stage never holds the
+#: table: it streams the label check and the trust chain's overlap, and records the
+#: leakage check and the version diff (which need the whole table in one process) as not
+#: run, with why (docs/operations.md, "Ray").
+STREAMED_ROWS = 5_000_000
+#: The environment variable that sets :data:`STREAMED_ROWS`.
+STREAMED_ROWS_ENV = "DATAWARD_STREAMED_ROWS"
+
+
+def streamed_rows() -> int:
+    import os
+
+    value = os.environ.get(STREAMED_ROWS_ENV, "").strip()
+    return int(value) if value.isdigit() else STREAMED_ROWS
+
+
+def _too_large_to_hold(ctx: Context, version_id: int) -> bool:
+    if cluster_address() is None:
+        return False
+    with ctx.session(read_only=True) as s:
+        return int(s.get(DatasetVersion, version_id).row_count or 0) > streamed_rows()
+
+
+def _run_streamed(ctx: Context, version_id: int, label_col: str, out_dir, ref: str | None
+                  ) -> ScreenStageOutput | None:
+    """The Ray path for a version of more than :data:`STREAMED_ROWS` rows, never holding
+    the table here (memory: one batch, the reference and the flags); None when the
+    cluster cannot serve the data (the caller then screens in-process, holding it)."""
+    from screening import ScreenConfig, VerdictConfig
+
+    rows = StoredRows(ctx, version_id)
+    why = missing_labels_in_batches(rows.batches(columns=[label_col]), label_col)
+    if why:
+        return ScreenStageOutput(status="error", reason=f"screening refused the data: {why}")
+    policy = load_policy(ctx.settings.decision_policy)
+    reference, reference_info = reference_for_screen(ctx, version_id, rows, label_col, policy)
+    config = ScreenConfig(verdict=VerdictConfig(**policy.verdict.config_fields()))
+    on_ray = screen_on_ray(ctx, version_id, label_col=label_col, reference=reference, config=config,
+                           out_dir=out_dir, ref=ref)
+    if on_ray is None or on_ray.output is None:
+        return None
+    if on_ray.output["status"] == "done":
+        held = (f"not run: the version has {rows.num_rows:,} rows, more than the {streamed_rows():,} the screen "
+                "stage holds when a Ray cluster screens it, and this check needs the whole table in one process")
+        on_ray.output.update(used_reference=reference is not None, reference=reference_info,
+                             leakage={"status": "not_run", "reason": held},
+                             diff={"status": "not_run", "reason": held} if ref else None)
+    return on_ray.output
 
 
 def _plant(data, label_col: str, settings: CanaryPolicy, *, with_reference: bool):

@@ -112,7 +112,7 @@ class ShardReader:
 
         key = (shard.path, shard.group, shard.part_rows)
         if key != self._key or shard.part < self._next:
-            self._batches = pq.ParquetFile(shard.path).iter_batches(
+            self._batches = pq.ParquetFile(shard.path, pre_buffer=False).iter_batches(
                 batch_size=shard.part_rows, row_groups=[shard.group], columns=self.columns)
             self._key, self._next = key, 0
         for batch in self._batches:

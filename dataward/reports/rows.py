@@ -105,7 +105,7 @@ def _sampled(ctx, version_id: int, scores_path: str | None, label_col: str | Non
     scores, positions = None, np.flatnonzero(keep)
     if scores_path:
         parts, offset = [], 0
-        for batch in pq.ParquetFile(scores_path).iter_batches(batch_size=1 << 20):
+        for batch in pq.ParquetFile(scores_path, pre_buffer=False).iter_batches(batch_size=1 << 20):
             m = keep[offset:offset + batch.num_rows]
             if m.any():
                 parts.append(batch.filter(pa.array(m)))

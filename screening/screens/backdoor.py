@@ -1,6 +1,7 @@
 """Reference-free backdoor screen: a group of one class that the model trained on the data
 separates from the class's majority, more of them than the other classes hold, and whose
-label survives superposition with other rows better than the rest of the class's.
+label survives superposition with other rows better than the rest of the class's, and
+better than the other classes' far-out rows'.
 
 A dirty-label backdoor puts all its rows in one target class. In the representation of a
 model trained on the data (``ProbeOutputs.representations``) the trigger separates them
@@ -16,12 +17,15 @@ trusted reference, the *other* classes calibrate each class:
 3. class excess (``screening.verdict.excess.pooled_excess``): a class holding
    significantly more low p-values than the other classes' own rows (Beta-Binomial tail,
    family-wise ``excess_delta``, estimated false-discovery rate ``excess_fdr``);
-4. superposition gate: the class's candidate rows must keep their label through
-   superposition with random other rows better than the class's other rows (STRIP
-   scores, one-sided Mann-Whitney test at ``excess_delta / 2`` split over the K classes
-   by Bonferroni): a natural
-   sub-population (an unusual handwriting) loses its label like any real row, a
-   trigger keeps it.
+4. superposition gate (:func:`survives_superposition`): the class's candidate rows must
+   keep their label through superposition with random other rows (STRIP scores) better
+   than the class's other rows, *and*, relative to the rest of their class, better than
+   the other classes' rows selected by the same rule do relative to theirs (one-sided
+   Mann-Whitney tests at ``excess_delta / 2``, split over the K classes and over the
+   classes the excess fired on). Far-out rows keep their label better than their class's
+   typical rows in every class, so the first test alone passes a natural sub-population
+   by selection; against the other classes' outliers an unusual handwriting is no more
+   label-keeping, a trigger is.
 
 A class that passes both has its candidate rows flagged, and the other rows of the class
 that a classifier of the group against the class's typical rows scores above every
@@ -92,24 +96,72 @@ def pooled_upper_pvalues(scores, labels) -> np.ndarray:
     return p
 
 
-def survives_superposition(strip, labels, flagged, fired, *, level: float) -> tuple[np.ndarray, list, list]:
-    """Keep a fired class only when its flagged rows keep their label through superposition
-    with random other rows better than the class's other rows do (STRIP scores, one-sided
-    Mann-Whitney p <= ``level``). Returns (flags, the kept classes, every tested class with
-    its ``strip_p``)."""
+def rest_percentiles(strip, labels, out) -> np.ndarray:
+    """(N,) for each row in ``out``: its STRIP score's mid-rank percentile among the rows of
+    its own class outside ``out`` (NaN elsewhere, and where the class has no such row).
+    A percentile within the row's own class removes what classes differ in (how well any of
+    their rows keeps its label under superposition)."""
+    u = np.full(len(labels), np.nan)
+    for c in np.unique(labels):
+        in_c = labels == c
+        rest = np.sort(strip[in_c & ~out])
+        idx = np.flatnonzero(in_c & out)
+        if len(rest) and len(idx):
+            below = np.searchsorted(rest, strip[idx], side="left")
+            at_or_below = np.searchsorted(rest, strip[idx], side="right")
+            u[idx] = (below + at_or_below) / (2 * len(rest))
+    return u
+
+
+def survives_superposition(strip, labels, p, fired, *, delta: float, n_classes: int) -> tuple[np.ndarray, list, list]:
+    """Keep a fired class only when its candidate rows (pooled p <= the class's fired level)
+    pass two one-sided Mann-Whitney tests of their STRIP scores, both at ``delta``
+    (intersection-union: a class is kept only when both nulls are rejected, so neither
+    test's level needs a share of the other's):
+
+    - within the class (``strip_p``): the candidates keep their label better than the
+      class's other rows; Bonferroni over the ``n_classes`` classes;
+    - against the other classes (``strip_p_calibrated``): relative to the rest of their
+      class, better than the *other classes'* rows selected by the same rule do relative
+      to theirs: each selected row's STRIP percentile among its own class's unselected
+      rows (:func:`rest_percentiles`), the class's candidates against the other classes'
+      selected rows. Rows far from their class keep their label better than their class's
+      typical rows in every class, poisoned or not (the distance that selects them and the
+      STRIP score both grow with how atypical, and how dominant under averaging, a row
+      is), so the within-class test passes a natural sub-population by selection alone;
+      the other classes calibrate that selection, as they calibrate the distance. The
+      comparison rows are chosen by the same rule, so under the null this p-value is
+      valid given which classes fired: Bonferroni over the classes the excess fired on.
+      With no selected row in another class there is nothing to calibrate on and the
+      class is not kept (``strip_p_calibrated`` 1).
+
+    Returns (flags, the kept classes, every tested class with ``strip_p``,
+    ``strip_p_calibrated``, ``rows``, ``comparison_rows``, ``strip_auc_calibrated`` (the
+    calibrated test's Mann-Whitney effect size, 1/2 under its null) and the two levels)."""
     from scipy.stats import mannwhitneyu
 
     out = np.zeros(len(labels), dtype=bool)
+    level_within, level_calibrated = delta / max(1, n_classes), delta / max(1, len(fired))
     kept, tested = [], []
     for d in fired:
+        selected = p <= d["level"]
         in_c = labels == d["class"]
-        group, rest = in_c & flagged, in_c & ~flagged
-        p = 1.0
+        group, rest = in_c & selected, in_c & ~selected
+        p_within = 1.0
         if group.any() and rest.any():
-            p = float(mannwhitneyu(strip[group], strip[rest], alternative="greater").pvalue)
-        d = {**d, "strip_p": p, "rows": int(group.sum())}
+            p_within = float(mannwhitneyu(strip[group], strip[rest], alternative="greater").pvalue)
+        u = rest_percentiles(strip, labels, selected)
+        mine, others = u[group], u[~in_c & selected]
+        mine, others = mine[~np.isnan(mine)], others[~np.isnan(others)]
+        p_cal, auc = 1.0, None
+        if len(mine) and len(others):
+            res = mannwhitneyu(mine, others, alternative="greater")
+            p_cal, auc = float(res.pvalue), float(res.statistic) / (len(mine) * len(others))
+        d = {**d, "strip_p": p_within, "strip_p_calibrated": p_cal, "rows": int(group.sum()),
+             "comparison_rows": int(len(others)), "strip_auc_calibrated": auc, "gate_level": level_within,
+             "gate_level_calibrated": level_calibrated}
         tested.append(d)
-        if p <= level:
+        if p_within <= level_within and p_cal <= level_calibrated:
             out |= group
             kept.append(d)
     return out, kept, tested
@@ -154,15 +206,17 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     vc, y = config.verdict, outputs.labels
     scores = robust_distances(outputs.representations, y, seed=config.seed)
     p = pooled_upper_pvalues(scores, y)
-    candidates, fired = pooled_excess(p, y, fdr=vc.excess_fdr, delta=vc.excess_delta / 2,
-                                      levels=tuple(vc.excess_levels))
-    # the gate's share of the family-wise budget, split over the classes it may test
-    gate_level = vc.excess_delta / 2 / max(1, len(outputs.classes))
-    flagged, kept, gated = survives_superposition(outputs.strip, y, candidates, fired, level=gate_level)
+    _, fired = pooled_excess(p, y, fdr=vc.excess_fdr, delta=vc.excess_delta / 2, levels=tuple(vc.excess_levels))
+    # the gate's share of the family-wise budget (each of its two tests gets all of it)
+    flagged, kept, gated = survives_superposition(outputs.strip, y, p, fired, delta=vc.excess_delta / 2,
+                                                  n_classes=len(outputs.classes))
     flagged |= expand_group(outputs.representations, y, p, flagged, kept, n_folds=config.n_folds, seed=config.seed)
     summary = screen_summary({"components": 10, "score": "robust Mahalanobis distance (median-start C-steps)",
                               "calibration": "the other classes' rows", "excess_delta": vc.excess_delta / 2,
-                              "superposition_level": gate_level}, flagged, y, outputs.classes)
+                              "superposition_level": vc.excess_delta / 2 / max(1, len(outputs.classes)),
+                              "superposition_calibrated_level": vc.excess_delta / 2 / max(1, len(fired)),
+                              "superposition_calibration": "the other classes' rows at the same level"},
+                             flagged, y, outputs.classes)
     names = outputs.classes
     summary["classes_found"] = [{**d, "class": jsonable(names[d["class"]])} for d in kept]
     found = {d["class"] for d in kept}

@@ -170,3 +170,68 @@ def test_reference_free_screen_finds_a_blended_backdoor_and_spares_clean_digits(
     clean_rows = np.setdiff1d(np.arange(len(y)), poison)
     assert flagged[clean_rows].mean() <= 0.02
     assert res.summary["combine"]["name"] == "cleanlab_cross_validated"
+
+
+def _outputs(reps, y, strip):
+    from screening.screens import ProbeOutputs
+
+    z = np.zeros((len(y), int(y.max()) + 1), dtype=np.float32)
+    return ProbeOutputs(labels=y, classes=list(range(int(y.max()) + 1)), representations=reps.astype(np.float32),
+                        pred_probs=z, label_probs=z, label_probs_source="cross-validated",
+                        influence=np.zeros(len(y)), influence_mode="self-influence", n_checkpoints=1, strip=strip)
+
+
+def _spread_table(seed, n=300, k=5, d=12):
+    """A clean table whose classes differ in spread: class 2 has heavy tails (a Student t
+    with 2 degrees of freedom, the others Gaussian), and in every class a row keeps its label
+    under superposition the better, the further it lies from its class (STRIP rises with
+    the row's within-class distance rank): what weak probes show on real tables."""
+    from scipy.stats import norm, rankdata
+
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(k), n)
+    reps = rng.normal(size=(k * n, d)) + 8 * np.repeat(rng.normal(size=(k, d)), n, axis=0)
+    heavy = y == 2
+    reps[heavy] = 8 * rng.normal(size=(1, d)) + rng.normal(size=(n, d)) / np.sqrt(rng.chisquare(2, (n, 1)) / 2)
+    strip = np.zeros(k * n)
+    for c in range(k):
+        in_c = y == c
+        r = np.linalg.norm(reps[in_c] - np.median(reps[in_c], 0), axis=1)
+        # mean log p(label) under superposition: at most 0, nearer 0 the further out
+        strip[in_c] = -np.exp(0.3 - 0.4 * norm.ppf(rankdata(r) / (n + 1)) + 0.5 * rng.normal(size=n))
+    return reps, y, strip
+
+
+def test_backdoor_gate_spares_a_heavy_tailed_clean_class_whose_outliers_keep_their_label():
+    """Issue 25 ("never above the peer"): on clean letters28 and credit_mixed the class
+    excess fired on a class with heavier tails than the others, and the superposition gate
+    passed it because far-out rows keep their label better than their class's rest in
+    *every* class. The gate now compares the class's far-out rows with the other classes'
+    far-out rows (each against its own class's rest), so such a class is rejected; a tight
+    group whose label survives superposition far better than any class's outliers still
+    passes."""
+    from screening.screens.backdoor import SCREEN
+
+    config = ScreenConfig(seed=0)
+    fired = 0
+    for seed in range(5):
+        reps, y, strip = _spread_table(seed)
+        out = SCREEN.run(_outputs(reps, y, strip), config)
+        s = out.summary
+        fired += bool(s["classes_found"])
+        for d in s["classes_rejected_by_gate"]:
+            assert d["strip_p"] > d["gate_level"] or d["strip_p_calibrated"] > d["gate_level_calibrated"]
+        assert not out.flagged.any(), s["classes_found"]
+    assert fired == 0
+    # the excess does fire on the heavy-tailed class: the gate is what spares it
+    reps, y, strip = _spread_table(0)
+    rejected = SCREEN.run(_outputs(reps, y, strip), config).summary["classes_rejected_by_gate"]
+    assert 2 in [d["class"] for d in rejected]
+    # a trigger: 40 rows of class 1 in a tight far cluster that keeps its label under superposition
+    rng = np.random.default_rng(7)
+    poison = np.flatnonzero(y == 1)[:40]
+    reps[poison] = reps[y == 1].mean(0) + 10 + 0.3 * rng.normal(size=(40, reps.shape[1]))
+    strip[poison] = -0.01 * rng.random(40)
+    out = SCREEN.run(_outputs(reps, y, strip), config)
+    assert [d["class"] for d in out.summary["classes_found"]] == [1]
+    assert out.flagged[poison].all() and out.flagged.sum() <= 60

@@ -14,7 +14,8 @@ _NO_REFERENCE = ("no trusted reference of any kind (limited assurance): cleanlab
                  "cross-validated probe's pred_probs (flag rate on clean "
                  "data not bounded), and the reference-free backdoor screen: in a class holding significantly more "
                  "rows far from the class's majority in the data-trained model's representation than the other "
-                 "classes do, those rows, when the model learned them faster than the rest of the class. It cannot "
+                 "classes do, those rows, when they keep their label under superposition with other rows better "
+                 "than the rest of their class and better than the other classes' far rows. It cannot "
                  "see an attack spread over several classes or one the model does not separate")
 
 

@@ -66,12 +66,10 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     if not label_col:
         return ScreenStageOutput(status="not_applicable", reason="the manifest names no label_column, so the "
                                  "label-consistency and backdoor screens cannot run")
-    if _too_large_to_hold(ctx, version_id):
-        streamed = _run_streamed(ctx, version_id, label_col, out_dir, ref)
-        if streamed is not None:
-            return streamed
-    data = read_table(ctx, version_id)
-    why = missing_labels(data, label_col)
+    # a version too large to hold, on Ray: its stored batches, streamed; else the table
+    data = StoredRows(ctx, version_id) if _too_large_to_hold(ctx, version_id) else read_table(ctx, version_id)
+    why = (missing_labels_in_batches(data.batches(columns=[label_col]), label_col) if isinstance(data, StoredRows)
+           else missing_labels(data, label_col))
     if why:
         return ScreenStageOutput(status="error", reason=f"screening refused the data: {why}")
     policy = load_policy(ctx.settings.decision_policy)
@@ -85,11 +83,11 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
                            out_dir=out_dir, ref=ref)
     if on_ray is not None and on_ray.output is not None:
         if on_ray.output["status"] == "done":
-            flagged = on_ray.result.scores["row_id"][on_ray.result.scores["flagged"]]
             on_ray.output.update(used_reference=reference is not None, reference=reference_info,
-                                 leakage=_leakage_output(ctx, version_id, data, label_col, on_ray.result),
-                                 diff=_diff_output(ctx, ref, [int(i) for i in flagged]) if ref else None)
+                                 **_ray_checks(ctx, version_id, data, label_col, on_ray.result, ref))
         return on_ray.output
+    if isinstance(data, StoredRows):  # the cluster cannot serve this data: in-process, holding it
+        data = read_table(ctx, version_id)
     canaries, canary_error = None, None
     if settings.enabled:
         try:
@@ -154,31 +152,19 @@ def _too_large_to_hold(ctx: Context, version_id: int) -> bool:
         return int(s.get(DatasetVersion, version_id).row_count or 0) > streamed_rows()
 
 
-def _run_streamed(ctx: Context, version_id: int, label_col: str, out_dir, ref: str | None
-                  ) -> ScreenStageOutput | None:
-    """The Ray path for a version of more than :data:`STREAMED_ROWS` rows, never holding
-    the table here (memory: one batch, the reference and the flags); None when the
-    cluster cannot serve the data (the caller then screens in-process, holding it)."""
-    from screening import ScreenConfig, VerdictConfig
-
-    rows = StoredRows(ctx, version_id)
-    why = missing_labels_in_batches(rows.batches(columns=[label_col]), label_col)
-    if why:
-        return ScreenStageOutput(status="error", reason=f"screening refused the data: {why}")
-    policy = load_policy(ctx.settings.decision_policy)
-    reference, reference_info = reference_for_screen(ctx, version_id, rows, label_col, policy)
-    config = ScreenConfig(verdict=VerdictConfig(**policy.verdict.config_fields()))
-    on_ray = screen_on_ray(ctx, version_id, label_col=label_col, reference=reference, config=config,
-                           out_dir=out_dir, ref=ref)
-    if on_ray is None or on_ray.output is None:
-        return None
-    if on_ray.output["status"] == "done":
-        held = (f"not run: the version has {rows.num_rows:,} rows, more than the {streamed_rows():,} the screen "
+def _ray_checks(ctx: Context, version_id: int, data, label_col: str, result, ref: str | None
+                ) -> dict[str, Any]:
+    """The leakage check and the version diff beside a screen on Ray: run on the table, or,
+    for a version too large to hold (``data`` a :class:`StoredRows`), recorded as not run
+    with why (they need the whole table in one process)."""
+    if isinstance(data, StoredRows):
+        held = (f"not run: the version has {data.num_rows:,} rows, more than the {streamed_rows():,} the screen "
                 "stage holds when a Ray cluster screens it, and this check needs the whole table in one process")
-        on_ray.output.update(used_reference=reference is not None, reference=reference_info,
-                             leakage={"status": "not_run", "reason": held},
-                             diff={"status": "not_run", "reason": held} if ref else None)
-    return on_ray.output
+        return {"leakage": {"status": "not_run", "reason": held},
+                "diff": {"status": "not_run", "reason": held} if ref else None}
+    flagged = result.scores["row_id"][result.scores["flagged"]]
+    return {"leakage": _leakage_output(ctx, version_id, data, label_col, result),
+            "diff": _diff_output(ctx, ref, [int(i) for i in flagged]) if ref else None}
 
 
 def _plant(data, label_col: str, settings: CanaryPolicy, *, with_reference: bool):

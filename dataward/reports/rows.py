@@ -104,33 +104,24 @@ def _sampled(ctx, version_id: int, scores_path: str | None, label_col: str | Non
 
     scores, positions = None, np.flatnonzero(keep)
     if scores_path:
-        parts, offset = [], 0
-        for batch in pq.ParquetFile(scores_path, pre_buffer=False).iter_batches(batch_size=1 << 20):
-            m = keep[offset:offset + batch.num_rows]
-            if m.any():
-                parts.append(batch.filter(pa.array(m)))
-            offset += batch.num_rows
-        scores = (pa.Table.from_batches(parts) if parts else pq.read_table(scores_path).slice(0, 0)).to_pandas()
+        parts = _kept(pq.ParquetFile(scores_path, pre_buffer=False).iter_batches(batch_size=1 << 20), keep)
+        scores = pa.Table.from_batches(parts, schema=pq.read_schema(scores_path)).to_pandas()
         positions = scores["row_id"].to_numpy()
 
-    rows: list = []
     labels: dict[str, int] = {}
     by_flag: dict[str, int] = {}
-    offset = 0
+
+    def count(batch, rows: slice) -> None:  # every row's label, and the flagged rows'
+        if label_col and label_col in batch.schema.names:
+            col = batch.column(label_col)
+            _add_counts(labels, pc.value_counts(col))
+            f = flagged[rows]
+            if f.any():
+                _add_counts(by_flag, pc.value_counts(col.filter(pa.array(f))))
+
     try:
-        for batch in iter_batches(ctx, version_id):
-            k = batch.num_rows
-            m = keep[offset:offset + k]
-            if m.any():
-                rows.append(batch.filter(pa.array(m)))
-            if label_col and label_col in batch.schema.names:
-                col = batch.column(label_col)
-                _add_counts(labels, pc.value_counts(col))
-                f = flagged[offset:offset + k]
-                if f.any():
-                    _add_counts(by_flag, pc.value_counts(col.filter(pa.array(f))))
-            offset += k
-        table = pa.Table.from_batches(rows) if rows else None
+        kept = _kept(iter_batches(ctx, version_id), keep, count)
+        table = pa.Table.from_batches(kept) if kept else None
     except Exception:  # noqa: BLE001 - as for a small version: no profile, never a failed report
         table = None
     if table is not None and table.num_rows != len(positions):
@@ -140,6 +131,22 @@ def _sampled(ctx, version_id: int, scores_path: str | None, label_col: str | Non
                "flagged_total": int(len(flagged_ids)), "n_rows": int(n), "seed": int(seed)}
     return ReportRows(table, scores, n, in_sample=in_sample_all[positions], sampled=sampled,
                       label_counts=labels, flagged_per_class=by_flag)
+
+
+def _kept(batches, keep: np.ndarray, each=None) -> list:
+    """The rows of a stream of batches that ``keep`` (a mask over the whole stream) marks,
+    as filtered batches; ``each(batch, rows)`` sees every whole batch and its row slice."""
+    import pyarrow as pa
+
+    out, offset = [], 0
+    for batch in batches:
+        rows = slice(offset, offset + batch.num_rows)
+        if each is not None:
+            each(batch, rows)
+        if keep[rows].any():
+            out.append(batch.filter(pa.array(keep[rows])))
+        offset = rows.stop
+    return out
 
 
 def _add_counts(total: dict[str, int], counts) -> None:

@@ -90,7 +90,10 @@ def _reference_calibrated_text(combine: dict[str, Any]) -> str:
                      f"{floor['added']} added)")
     fallback = c.cleanlab_fallback
     if fallback and fallback.get("used"):
-        text += (f"; cleanlab's find_label_issues on the cross-validated probe flagged {fallback['cleanlab_flagged']} "
+        depth = f" (p = {floor['p_value']:.2g})" if floor and floor.get("p_value") is not None else ""
+        text += ("; the rows reject their labels by more than the trusted reference rows do (a permutation test "
+                 f"within each class){depth}, and cleanlab's find_label_issues on the cross-validated probe flagged "
+                 f"{fallback['cleanlab_flagged']} "
                  f"rows and, judged by the reference (it flags {fallback['cleanlab_reference_flag_rate']:.1%} of the "
                  f"trusted rows), would catch more of the about {fallback['noisy_rows_estimate']:.0f} noisy rows "
                  f"(expected F1 {fallback['expected_f1_cleanlab']:.2f} against "

@@ -219,11 +219,11 @@ def _row_fdr_flags(anchored, judges, pvals, ref_margins, labels, fired, level, v
 
 
 def _noise_part(labels, ref_labels, flagged, vc, row_fdr, cv_margins, cv_reference_margins, cv_pred_probs,
-                cv_reference_pred_probs) -> tuple[np.ndarray, NoiseFloor, CleanlabFallback]:
+                cv_reference_pred_probs, seed: int = 0) -> tuple[np.ndarray, NoiseFloor, CleanlabFallback]:
     """Part 5: (the rows the floor and the cleanlab fallback add, the floor's figures,
     the fallback's figures)."""
     added, floor = noise_floor(cv_margins, cv_reference_margins, flagged, labels=labels, ref_labels=ref_labels,
-                               level=vc.noise_floor_level)
+                               level=vc.noise_floor_level, seed=seed)
     peer, fallback = cleanlab_fallback(labels, ref_labels, cv_pred_probs, cv_reference_pred_probs,
                                        flagged | added, floor, row_fdr=row_fdr, level=vc.noise_floor_level)
     if peer is not None:
@@ -283,7 +283,8 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
     fallback: CleanlabFallback | None = None
     if contrast:
         floor_flags, floor, fallback = _noise_part(labels, ref_labels, flagged, vc, row_fdr, cv_margins,
-                                                   cv_reference_margins, cv_pred_probs, cv_reference_pred_probs)
+                                                   cv_reference_margins, cv_pred_probs, cv_reference_pred_probs,
+                                                   seed=config.seed)
         flagged = flagged | floor_flags
     f0 = conformal_lower_pvalues(anchored.initial_margins, anchored.initial_reference_margins) <= level
     k = max(1, int(np.floor(level * (m + 1))))

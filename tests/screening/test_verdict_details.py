@@ -38,3 +38,13 @@ def test_a_summary_from_before_part_5_still_reads(combine):
 def test_a_summary_that_is_not_reference_calibrated_is_refused_by_name():
     with pytest.raises(ValueError, match="p_value_level"):
         ReferenceCalibratedDetails.from_dict({"name": "cleanlab_cross_validated", "flagged": 3})
+
+
+def test_rule_text_names_the_depth_test_when_the_cleanlab_fallback_is_used(combine):
+    used = dict(combine, noise_floor={**combine["noise_floor"], "p_value": 0.0035},
+                cleanlab_fallback={"used": True, "noisy_rows_estimate": 41.0, "cleanlab_flagged": 90,
+                                   "cleanlab_reference_flag_rate": 0.12, "expected_f1_cleanlab": 0.46,
+                                   "expected_f1_verdict": 0.05})
+    text = rule_text(used)
+    assert "permutation test within each class) (p = 0.0035)" in text
+    assert "flagged 90 rows" in text and "about 41 noisy rows" in text

@@ -70,13 +70,16 @@ def _top_directions(C: torch.Tensor, seed: int, block: int = 4, max_iter: int = 
     Q, _ = torch.linalg.qr(Q)
     Q = Q.expand(K, d, b).contiguous()
     prev = None
-    for _ in range(max_iter):
-        Q, _ = torch.linalg.qr(torch.bmm(Ci, Q))
-        q0 = Q[:, :, 0:1]
-        top = torch.bmm(q0.transpose(1, 2), torch.bmm(Ci, q0)).reshape(K)
-        if prev is not None and bool(((top - prev).abs() <= tol * top.abs().clamp(min=1e-30)).all()):
+    for step in range(max_iter + 1):
+        CQ = torch.bmm(Ci, Q)
+        if step >= 1:  # Rayleigh quotient of the current leading vector, from the product it needs anyway
+            top = (Q[:, :, 0] * CQ[:, :, 0]).sum(1)
+            if prev is not None and bool(((top - prev).abs() <= tol * top.abs().clamp(min=1e-30)).all()):
+                break
+            prev = top
+        if step == max_iter:
             break
-        prev = top
+        Q, _ = torch.linalg.qr(CQ)
     Q, _ = torch.linalg.qr(Q.to(C.dtype))
     _, V = torch.linalg.eigh(torch.bmm(Q.transpose(1, 2), torch.bmm(C, Q)))
     return torch.bmm(Q, V[:, :, -1:]).squeeze(2)

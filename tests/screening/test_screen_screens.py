@@ -59,6 +59,34 @@ def test_robust_spectral_finds_planted_direction():
     assert len(top & set(poison)) >= 28
 
 
+@pytest.mark.parametrize("offset", [0.0, 1000.0])
+def test_centred_class_moments_match_a_float64_reference(monkeypatch, offset):
+    # classes of very different sizes (class 3 is absent from the first chunk, which sets
+    # the provisional shifts), several chunks, several gathered pieces per class block, the
+    # block-triangle Gram (d > 64) and the class-group path
+    import torch
+
+    from screening.screens import spectral
+
+    rng = np.random.default_rng(3)
+    d, sizes = 150, [1500, 400, 37, 2, 1]
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    rng.shuffle(y)
+    R = (offset + rng.normal(size=(len(y), d)) * np.linspace(0.5, 2.0, d)
+         + rng.normal(size=(len(sizes), d))[y]).astype(np.float32)
+    monkeypatch.setattr(spectral, "_PIECE_FLOATS", 64 * (d + 1))  # pieces of 64 rows
+    monkeypatch.setattr(spectral, "_ACC_BYTES", 2 * 4 * (d + 1) ** 2)  # two classes at a time
+    counts, means, covs, _ = spectral._centred_class_moments(R, y, len(sizes), torch.device("cpu"), 700)
+    for c, size in enumerate(sizes):
+        X = R[y == c].astype(np.float64)
+        mean = X.mean(0)
+        cov = (X - mean).T @ (X - mean) / len(X)
+        assert counts[c] == size
+        np.testing.assert_allclose(means[c].numpy(), mean, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(covs[c].numpy(), cov, rtol=0, atol=2e-5)
+        assert torch.equal(covs[c], covs[c].T)
+
+
 def test_label_noise_matches_cleanlab_directly():
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores

@@ -165,6 +165,16 @@ def _centred_class_moments(R: np.ndarray, labels: np.ndarray, n_classes: int, de
     cnt0 = torch.bincount(lab0, minlength=n_classes).double()
     sum0 = torch.zeros(n_classes, d, dtype=torch.float64, device=device).index_add_(0, lab0, first)
     shift = torch.where(cnt0[:, None] > 0, sum0 / cnt0.clamp(min=1)[:, None], first.mean(0)[None, :]).float()
+    absent = np.flatnonzero(cnt0.cpu().numpy() == 0)
+    if len(absent):
+        # a class the first chunk lacks (data sorted by label) is shifted by its own first
+        # row: a shift far from the class's rows would let the float32 sums cancel
+        classes, first_row = np.unique(labels, return_index=True)
+        at = dict(zip(classes.tolist(), first_row.tolist()))
+        rows = [at[c] for c in absent.tolist() if c in at]
+        if rows:
+            present = [c for c in absent.tolist() if c in at]
+            shift[present] = torch.from_numpy(np.ascontiguousarray(R[rows])).to(device)
     counts = torch.from_numpy(np.bincount(labels, minlength=n_classes)).to(device).double()
     sums = torch.empty(n_classes, d, dtype=torch.float64, device=device)
     covs = torch.empty(n_classes, d, d, dtype=torch.float64, device=device)

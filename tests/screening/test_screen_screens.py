@@ -87,6 +87,27 @@ def test_centred_class_moments_match_a_float64_reference(monkeypatch, offset):
         assert torch.equal(covs[c], covs[c].T)
 
 
+def test_centred_class_moments_of_data_sorted_by_label():
+    """Rows sorted by label, class means far apart and far from the first chunk's: every
+    class after the first is shifted by its own first row, so its float32 sums keep the
+    precision of the shuffled case."""
+    import torch
+
+    from screening.screens import spectral
+
+    rng = np.random.default_rng(4)
+    d, sizes = 40, [3000, 2000, 2500]
+    y = np.repeat(np.arange(len(sizes)), sizes)
+    centres = np.array([0.0, 300.0, -500.0])[:, None] + rng.normal(size=(len(sizes), d))
+    R = (centres[y] + rng.normal(size=(len(y), d))).astype(np.float32)
+    counts, means, covs, _ = spectral._centred_class_moments(R, y, len(sizes), torch.device("cpu"), 1000)
+    for c in range(len(sizes)):
+        X = R[y == c].astype(np.float64)
+        cov = (X - X.mean(0)).T @ (X - X.mean(0)) / len(X)
+        np.testing.assert_allclose(means[c].numpy(), X.mean(0), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(covs[c].numpy(), cov, rtol=0, atol=1e-4)
+
+
 def test_label_noise_matches_cleanlab_directly():
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores

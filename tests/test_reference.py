@@ -118,6 +118,34 @@ def test_trust_chain_screens_the_next_version_with_the_approved_snapshot(chain):
     assert "Reference: tiles.approved@1, " in html and "signed by alice" in html
 
 
+def test_trust_chain_streams_the_snapshot_and_draws_what_the_definition_draws(chain, monkeypatch):
+    """The snapshot is read batch by batch (here 7 rows a batch), never whole, and the
+    version's rows may be streamed too: the rows drawn are the in-memory definition's,
+    per class a seeded draw among the snapshot rows the version does not hold."""
+    from dataward import stage_results
+    from dataward.context import Context
+    from dataward.governance.reference import TRUST_CHAIN_SEED, row_digests, trust_chain_reference
+    from lineage.ingest import resolve
+
+    ctx = Context()
+    with ctx.session() as s:
+        vid = resolve(s, "tiles@2").id
+    whole = stage_results.read_table(ctx, vid)
+    ref_w, info_w = trust_chain_reference(ctx, vid, whole, "label", rows_per_class=40)
+    monkeypatch.setattr(stage_results, "BATCH_ROWS", 7)
+    ref_s, info_s = trust_chain_reference(ctx, vid, stage_results.StoredRows(ctx, vid), "label", rows_per_class=40)
+    assert info_s == info_w and ref_s.equals(ref_w)
+    v1, held = chain["v1"], set(row_digests(chain["v2"]))
+    digests, labels = row_digests(v1), v1.column("label").to_pylist()
+    rng = np.random.default_rng(TRUST_CHAIN_SEED)
+    expected = []
+    for c in sorted(set(labels)):
+        candidates = [i for i, (lab, dig) in enumerate(zip(labels, digests)) if lab == c and dig not in held]
+        expected += sorted(int(i) for i in rng.choice(candidates, size=min(40, len(candidates)), replace=False))
+    assert info_w["snapshot_row_ids"] == sorted(expected) and info_w["excluded_shared_rows"] == 160
+    assert row_digests(ref_w) == [digests[i] for i in sorted(expected)]
+
+
 def test_policy_can_switch_the_trust_chain_off(chain, cli):
     root = chain["root"]
     (root / "off.yaml").write_text(POLICY.replace("screening: {", "screening: {trust_chain: false, "))

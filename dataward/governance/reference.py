@@ -176,28 +176,97 @@ def _relabelled_positions(snap) -> list[int]:
     return (ids - np.searchsorted(dropped, ids)).tolist()
 
 
-def _shared_rows_and_labels(snap, data, label_col: str) -> tuple[np.ndarray, set]:
-    """(which snapshot rows the data also holds, the data's label values). ``data``: an
-    Arrow table, or a :class:`dataward.stage_results.StoredRows` read batch by batch
-    (memory: the snapshot's row hashes and one batch)."""
+def _version_hashes_and_labels(data, label_col: str) -> tuple[np.ndarray, set]:
+    """(the sorted row hashes of the version's rows, its label values). ``data``: an Arrow
+    table, or a :class:`dataward.stage_results.StoredRows` read batch by batch (memory: 8
+    bytes a row and one batch)."""
     from checks.leakage import row_hashes
 
-    snap_hashes = row_hashes(snap)
     if isinstance(data, pa.Table):
-        return np.isin(snap_hashes, row_hashes(data)), set(data.column(label_col).to_pylist())
-    shared = np.zeros(len(snap_hashes), dtype=bool)
+        return np.sort(row_hashes(data)), set(pc.unique(data.column(label_col)).to_pylist())
+    parts: list[np.ndarray] = []
     present: set = set()
     for batch in data.batches():
         table = pa.Table.from_batches([batch])
-        shared |= np.isin(snap_hashes, row_hashes(table, data.column_names))
+        parts.append(row_hashes(table, data.column_names))
         present.update(pc.unique(table.column(label_col)).to_pylist())
-    return shared, present
+    return (np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)), present
+
+
+def _held(sorted_hashes: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Which of ``hashes`` occur in ``sorted_hashes``."""
+    if not len(sorted_hashes):
+        return np.zeros(len(hashes), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_hashes, hashes), len(sorted_hashes) - 1)
+    return sorted_hashes[pos] == hashes
+
+
+class _SnapshotRows:
+    """The trust chain's pass over an approved snapshot, batch by batch: per label value,
+    the positions of the rows the new version does not hold and the policy did not
+    relabel (memory: 8 bytes per such row and one batch, never the snapshot)."""
+
+    def __init__(self, ctx: Context, snapshot_version_id: int, data, label_col: str):
+        self.ctx, self.vid, self.label_col = ctx, snapshot_version_id, label_col
+        self.columns, self.schema = list(data.column_names), data.schema
+        self.rows = self.shared = self.relabelled = 0
+        self.candidates: dict[Any, list[np.ndarray]] = {}
+
+    def batches(self):
+        """(first position, the batch as a table in the version's columns and types)."""
+        from dataward.stage_results import iter_batches
+
+        at = 0
+        for batch in iter_batches(self.ctx, self.vid, columns=self.columns):
+            yield at, pa.Table.from_batches([batch]).cast(self.schema)
+            at += batch.num_rows
+
+    def scan(self, version_hashes: np.ndarray, relabelled: np.ndarray) -> None:
+        from checks.leakage import row_hashes
+
+        for at, table in self.batches():
+            n = table.num_rows
+            if not n:
+                continue
+            shared = _held(version_hashes, row_hashes(table, self.columns))
+            moved = np.zeros(n, dtype=bool)
+            moved[relabelled[(relabelled >= at) & (relabelled < at + n)] - at] = True
+            codes = pc.dictionary_encode(table.column(self.label_col)).combine_chunks()
+            idx = codes.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            keep = ~shared & ~moved & (idx >= 0)
+            pos, which = at + np.flatnonzero(keep), idx[keep]
+            order = np.argsort(which, kind="stable")
+            values = codes.dictionary.to_pylist()
+            for j, rows in zip(np.unique(which[order]).tolist(), np.split(pos[order], np.flatnonzero(
+                    np.diff(which[order])) + 1)):
+                self.candidates.setdefault(values[j], []).append(rows)
+            self.rows += n
+            self.shared += int(shared.sum())
+            self.relabelled += int((moved & ~shared).sum())
+
+    def take(self, positions: list[int]) -> pa.Table:
+        """The rows at ``positions`` (ascending), in that order: a second pass."""
+        want = np.asarray(positions, dtype=np.int64)
+        parts = []
+        for at, table in self.batches():
+            mine = want[(want >= at) & (want < at + table.num_rows)] - at
+            if len(mine):
+                parts.append(table.take(pa.array(mine, type=pa.int64())))
+        return pa.concat_tables(parts) if parts else self.schema.empty_table()
 
 
 def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *,
                           rows_per_class: int | None) -> tuple[Any, dict[str, Any]]:
     """The trust chain's reference for ``version_id`` (see the module docstring), or
-    (None, why not)."""
+    (None, why not).
+
+    The snapshot is streamed, never held: one pass keeps, per class, the positions of the
+    rows the version does not hold (their content hashes against the version's, 8 bytes a
+    row) and the policy did not relabel; the seeded draw picks among them; a second pass
+    takes the drawn rows. ``data``: an Arrow table or a
+    :class:`dataward.stage_results.StoredRows`."""
+    from dataward.stage_results import version_schema
+
     prev = previous_approval(ctx, version_id)
     if prev is None:
         return None, {"kind": "none", "label": "none (no approved earlier version of this dataset, "
@@ -205,43 +274,41 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     base = {"kind": "trust_chain", "source_ref": prev["snapshot_ref"], "approved_version": prev["source_ref"],
             "approval": prev["approval"], "approved_by": prev["approved_by"],
             "approved_on": prev["approved_on"]}
-    snap = read_table(ctx, prev["snapshot_version_id"])
-    missing = [c for c in data.column_names if c not in snap.column_names]
+    snap_schema = version_schema(ctx, prev["snapshot_version_id"])
+    have = set(snap_schema.names) if snap_schema is not None else set()
+    missing = [c for c in data.column_names if c not in have]
     if missing:
         return None, {**base, "kind": "none", "label": f"none ({prev['snapshot_ref']} lacks column(s) "
                       f"{', '.join(missing[:5])} of this version: no trust chain across a schema change)"}
+    hashes, present = _version_hashes_and_labels(data, label_col)
+    snap = _SnapshotRows(ctx, prev["snapshot_version_id"], data, label_col)
     try:
-        snap = snap.select(data.column_names).cast(data.schema)
+        snap.scan(hashes, np.asarray(sorted(prev.get("relabelled_rows") or []), dtype=np.int64))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError) as exc:
         return None, {**base, "kind": "none", "label": f"none ({prev['snapshot_ref']}'s columns do not cast "
                       f"to this version's types: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"}
-    shared, present = _shared_rows_and_labels(snap, data, label_col)
-    relabelled = np.zeros(snap.num_rows, dtype=bool)
-    relabelled[prev.get("relabelled_rows") or []] = True
-    labels = snap.column(label_col).to_pylist()
+    del hashes
     rng = np.random.default_rng(TRUST_CHAIN_SEED)
     chosen: list[int] = []
     per_class: dict[str, int] = {}
-    classes = sorted({lab for lab in labels if lab is not None and lab in present},
-                     key=lambda x: (str(type(x)), str(x)))
-    label_arr = np.asarray([str(lab) for lab in labels], dtype=object)
+    classes = sorted((lab for lab in snap.candidates if lab in present), key=lambda x: (str(type(x)), str(x)))
     for c in classes:
-        candidates = np.flatnonzero((label_arr == str(c)) & ~shared & ~relabelled)
+        candidates = np.concatenate(snap.candidates[c])
         k = len(candidates) if rows_per_class is None else min(len(candidates), rows_per_class)
         per_class[str(c)] = int(k)
         if k:
             chosen += sorted(int(i) for i in rng.choice(candidates, size=k, replace=False))
     info = {**base, "rows": len(chosen), "rows_per_class": per_class, "rows_per_class_setting": rows_per_class,
-            "excluded_shared_rows": int(shared.sum()), "excluded_relabelled_rows": int((relabelled & ~shared).sum()),
-            "snapshot_rows": snap.num_rows, "seed": TRUST_CHAIN_SEED}
+            "excluded_shared_rows": snap.shared, "excluded_relabelled_rows": snap.relabelled,
+            "snapshot_rows": snap.rows, "seed": TRUST_CHAIN_SEED}
     if max(per_class.values(), default=0) < min_reference_rows():
         info.update(kind="none", label=f"none ({prev['snapshot_ref']} holds only {len(chosen)} row(s) this "
                     f"version does not also hold, too few: a reference needs {min_reference_rows()} rows "
-                    f"of one class; {int(shared.sum())} shared rows excluded)")
+                    f"of one class; {snap.shared} shared rows excluded)")
         return None, info
     chosen.sort()
     info["snapshot_row_ids"] = chosen
-    reference = snap.take(pa.array(chosen, type=pa.int64()))
+    reference = snap.take(chosen)
     info["sha256"] = _digest_of(row_digests(reference))  # which rows, content and order
     info["label"] = trust_chain_label(info)
     return reference, info

@@ -138,11 +138,13 @@ def test_trust_chain_streams_the_snapshot_and_draws_what_the_definition_draws(ch
     v1, held = chain["v1"], set(row_digests(chain["v2"]))
     digests, labels = row_digests(v1), v1.column("label").to_pylist()
     rng = np.random.default_rng(TRUST_CHAIN_SEED)
-    expected = []
+    expected, per_class = [], {}
     for c in sorted(set(labels)):
         candidates = [i for i, (lab, dig) in enumerate(zip(labels, digests)) if lab == c and dig not in held]
-        expected += sorted(int(i) for i in rng.choice(candidates, size=min(40, len(candidates)), replace=False))
+        per_class[str(c)] = min(40, len(candidates))
+        expected += sorted(int(i) for i in rng.choice(candidates, size=per_class[str(c)], replace=False))
     assert info_w["snapshot_row_ids"] == sorted(expected) and info_w["excluded_shared_rows"] == 160
+    assert info_w["rows_per_class"] == per_class
     assert row_digests(ref_w) == [digests[i] for i in sorted(expected)]
 
 

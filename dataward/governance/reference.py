@@ -211,6 +211,7 @@ class _SnapshotRows:
         self.columns, self.schema = list(data.column_names), data.schema
         self.rows = self.shared = self.relabelled = 0
         self.candidates: dict[Any, list[np.ndarray]] = {}
+        self.labels: set = set()  # every label value seen, with candidates or not
 
     def batches(self):
         """(first position, the batch as a table in the version's columns and types)."""
@@ -237,6 +238,7 @@ class _SnapshotRows:
             pos, which = at + np.flatnonzero(keep), idx[keep]
             order = np.argsort(which, kind="stable")
             values = codes.dictionary.to_pylist()
+            self.labels.update(v for v in values if v is not None)
             for j, rows in zip(np.unique(which[order]).tolist(), np.split(pos[order], np.flatnonzero(
                     np.diff(which[order])) + 1)):
                 self.candidates.setdefault(values[j], []).append(rows)
@@ -291,9 +293,9 @@ def trust_chain_reference(ctx: Context, version_id: int, data, label_col: str, *
     rng = np.random.default_rng(TRUST_CHAIN_SEED)
     chosen: list[int] = []
     per_class: dict[str, int] = {}
-    classes = sorted((lab for lab in snap.candidates if lab in present), key=lambda x: (str(type(x)), str(x)))
+    classes = sorted((lab for lab in snap.labels if lab in present), key=lambda x: (str(type(x)), str(x)))
     for c in classes:
-        candidates = np.concatenate(snap.candidates[c])
+        candidates = np.concatenate(snap.candidates.get(c) or [np.zeros(0, dtype=np.int64)])
         k = len(candidates) if rows_per_class is None else min(len(candidates), rows_per_class)
         per_class[str(c)] = int(k)
         if k:

@@ -20,6 +20,7 @@ Near duplicates
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,6 +310,67 @@ def feature_matrix(table: pa.Table, columns: list[str]) -> np.ndarray | None:
     return x.astype(np.float32)
 
 
+def _exact_internal(hf: np.ndarray, hl: np.ndarray, max_examples: int) -> dict[str, Any]:
+    """The exact part inside the data from the rows' feature hashes ``hf`` and feature +
+    label hashes ``hl``: repeated rows, and rows that share their features with a row of
+    another label (same ``hf``, another ``hl``)."""
+    exact = exact_duplicates(hl, max_examples=max_examples)
+    exact["duplicate_row_ids"] = exact["duplicate_row_ids"][:1000]
+    feat_groups = exact_duplicates(hf, max_examples=10 ** 9)
+    conflicting = [group for group in feat_groups["examples"] if len(np.unique(hl[group])) > 1]
+    return {"exact": exact,
+            "conflicting_labels": {"n_groups": len(conflicting), "n_rows": sum(len(g) for g in conflicting),
+                                   "examples": conflicting[:max_examples]},
+            "near_features": None, "near_representations": None}
+
+
+def _exact_against(hf: np.ndarray, ev: pa.Table, feature_cols: list[str], max_examples: int
+                   ) -> tuple[dict[str, Any], np.ndarray]:
+    """(an evaluation table's entry, exact part only; the evaluation rows copied exactly)."""
+    train_ids, eval_ids = exact_matches(hf, row_hashes(ev, feature_cols))
+    return {"n_rows": ev.num_rows, "exact_train_rows": int(len(train_ids)),
+            "exact_eval_rows": int(len(np.unique(eval_ids))),
+            "examples_exact": [{"row": int(i), "eval_row": int(j)}
+                               for i, j in zip(train_ids[:max_examples], eval_ids[:max_examples])],
+            "near_eval_rows": None, "examples_near": []}, eval_ids
+
+
+EXACT_METHOD = "64-bit content hash of the feature columns (+ label inside the data)"
+
+
+def exact_leakage_report(batches: Iterable[pa.RecordBatch], *, label_col: str, feature_cols: list[str],
+                         evaluation: dict[str, pa.Table] | None = None, near_reason: str,
+                         max_examples: int = 5) -> dict[str, Any]:
+    """:func:`leakage_report`'s exact part over a table streamed as record batches, for a
+    table too large to hold: exact duplicates, rows that share their features with a row
+    of another label, and evaluation rows copied exactly (memory: two 8-byte hashes a row
+    and one batch). Near duplicates need the whole feature matrix in one process: they are
+    not searched, and ``near_not_run`` says why (``near_reason``)."""
+    hf_parts, hl_parts = [], []
+    for batch in batches:
+        table = pa.Table.from_batches([batch])
+        hf_parts.append(row_hashes(table, feature_cols))
+        hl_parts.append(row_hashes(table, [*feature_cols, label_col]))
+    empty = np.zeros(0, dtype=np.uint64)
+    hf = np.concatenate(hf_parts) if hf_parts else empty
+    hl = np.concatenate(hl_parts) if hl_parts else empty
+    del hf_parts, hl_parts
+    evals: dict[str, Any] = {}
+    totals: dict[str, Any] = {"eval_exact_train_rows": 0, "eval_exact_eval_rows": 0, "eval_near_eval_rows": None}
+    for name, ev in (evaluation or {}).items():
+        missing = [c for c in feature_cols if c not in ev.column_names]
+        if missing:
+            evals[name] = {"n_rows": ev.num_rows, "note": f"lacks feature column(s) {', '.join(missing[:5])}: "
+                                                          "not compared"}
+            continue
+        evals[name], _ = _exact_against(hf, ev, feature_cols, max_examples)
+        totals["eval_exact_train_rows"] += evals[name]["exact_train_rows"]
+        totals["eval_exact_eval_rows"] += evals[name]["exact_eval_rows"]
+    return {"n_rows": int(len(hf)), "ratio": None, "internal": _exact_internal(hf, hl, max_examples),
+            "evaluation": evals, "totals": totals, "near_not_run": near_reason,
+            "method": {"exact": EXACT_METHOD, "near": f"not searched: {near_reason}"}}
+
+
 def leakage_report(data: pa.Table, *, label_col: str, feature_cols: list[str],
                    evaluation: dict[str, pa.Table] | None = None, representations: np.ndarray | None = None,
                    ratio: float = 0.05, max_examples: int = 5) -> dict[str, Any]:
@@ -338,21 +400,7 @@ def leakage_report(data: pa.Table, *, label_col: str, feature_cols: list[str],
     n = data.num_rows
     hf = row_hashes(data, feature_cols)
     hl = row_hashes(data, [*feature_cols, label_col])
-    exact = exact_duplicates(hl, max_examples=max_examples)
-    exact["duplicate_row_ids"] = exact["duplicate_row_ids"][:1000]
-    # same features, more than one label: contradictory copies
-    feat_groups = exact_duplicates(hf, max_examples=10 ** 9)
-    conflicting = []
-    labels = data.column(label_col).to_pylist()
-    for group in feat_groups["examples"]:
-        if len({repr(labels[i]) for i in group}) > 1:
-            conflicting.append(group)
-    internal: dict[str, Any] = {
-        "exact": exact,
-        "conflicting_labels": {"n_groups": len(conflicting), "n_rows": sum(len(g) for g in conflicting),
-                               "examples": conflicting[:max_examples]},
-        "near_features": None, "near_representations": None,
-    }
+    internal = _exact_internal(hf, hl, max_examples)
     x = feature_matrix(data, feature_cols)
     xs = standardize(x) if x is not None else None
     near_thr = None
@@ -374,16 +422,7 @@ def leakage_report(data: pa.Table, *, label_col: str, feature_cols: list[str],
             evals[name] = {"n_rows": ev.num_rows, "note": f"lacks feature column(s) {', '.join(missing[:5])}: "
                                                           "not compared"}
             continue
-        he = row_hashes(ev, feature_cols)
-        train_ids, eval_ids = exact_matches(hf, he)
-        entry: dict[str, Any] = {
-            "n_rows": ev.num_rows,
-            "exact_train_rows": int(len(train_ids)),
-            "exact_eval_rows": int(len(np.unique(eval_ids))),
-            "examples_exact": [{"row": int(i), "eval_row": int(j)}
-                               for i, j in zip(train_ids[:max_examples], eval_ids[:max_examples])],
-            "near_eval_rows": None, "examples_near": [],
-        }
+        entry, eval_ids = _exact_against(hf, ev, feature_cols, max_examples)
         if xs is not None and near_thr is not None:
             xe = feature_matrix(ev, feature_cols)
             if xe is not None:
@@ -399,7 +438,7 @@ def leakage_report(data: pa.Table, *, label_col: str, feature_cols: list[str],
         totals["eval_exact_eval_rows"] += entry["exact_eval_rows"]
         evals[name] = entry
     return {"n_rows": n, "ratio": ratio, "internal": internal, "evaluation": evals, "totals": totals,
-            "method": {"exact": "64-bit content hash of the feature columns (+ label inside the data)",
+            "method": {"exact": EXACT_METHOD,
                        "near": f"cosine distance < {ratio} x median nearest-neighbour distance, "
                                "on standardized raw features"
                                + (" (and on the given representations inside the data)"

@@ -8,6 +8,7 @@ import pytest
 
 from checks.leakage import (
     exact_duplicates,
+    exact_leakage_report,
     exact_matches,
     leakage_report,
     near_duplicates,
@@ -64,6 +65,32 @@ def test_counts_match_what_was_planted():
     assert ev["near_eval_rows"] == 9
     assert rep["totals"] == {"eval_exact_train_rows": 7, "eval_exact_eval_rows": 7, "eval_near_eval_rows": 9}
     assert ev["examples_exact"][0] == {"row": 400, "eval_row": 0}
+
+
+def test_streamed_exact_part_equals_the_whole_table_one():
+    """A table too large to hold gets the exact part batch by batch (here 37 rows a batch):
+    the same duplicates, relabelled copies and evaluation copies as the whole-table check;
+    near duplicates not searched, with why, never reported as zero."""
+    train, evaluation, cols = planted()
+    whole = leakage_report(train, label_col="label", feature_cols=cols, evaluation={"eval": evaluation})
+    streamed = exact_leakage_report(train.to_batches(max_chunksize=37), label_col="label", feature_cols=cols,
+                                    evaluation={"eval": evaluation, "other": train.select(cols[:3])},
+                                    near_reason="too large")
+    assert streamed["n_rows"] == 600 and streamed["near_not_run"] == "too large"
+    for part in ("exact", "conflicting_labels"):
+        assert streamed["internal"][part] == whole["internal"][part]
+    assert streamed["internal"]["near_features"] is None and "not searched" in streamed["method"]["near"]
+    ev, ev_whole = streamed["evaluation"]["eval"], whole["evaluation"]["eval"]
+    assert {k: ev[k] for k in ("exact_train_rows", "exact_eval_rows", "examples_exact")} == \
+        {k: ev_whole[k] for k in ("exact_train_rows", "exact_eval_rows", "examples_exact")}
+    assert ev["near_eval_rows"] is None and "lacks feature column(s)" in streamed["evaluation"]["other"]["note"]
+    assert streamed["totals"] == {"eval_exact_train_rows": 7, "eval_exact_eval_rows": 7, "eval_near_eval_rows": None}
+    from dataward.reports.check_sections import leakage_section
+
+    section = leakage_section({"status": "done", "leakage": {"status": "done", **streamed}})
+    assert "near duplicates were not searched (too large)" in section["sentence"]
+    assert "12 row(s) repeat another row exactly" in section["sentence"]
+    assert "near copies not searched" in section["sentence"] and section["near"]["not_run"] == "too large"
 
 
 def test_near_duplicate_threshold_is_scale_free():

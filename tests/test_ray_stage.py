@@ -326,8 +326,9 @@ def test_airflow_import_screens_on_the_cluster_its_connection_names(
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_version_too_large_to_hold_is_screened_on_ray_without_reading_the_table(
         ray_cluster, home, cli, dataset, monkeypatch):  # noqa: F811
-    """Above DATAWARD_STREAMED_ROWS rows the stage streams the label check and never reads
-    the table whole; the flags are the Ray path's; leakage and diff say why they did not run."""
+    """Above DATAWARD_STREAMED_ROWS rows the stage streams the label check and the leakage
+    check's exact part and never reads the table whole; the flags are the Ray path's; the
+    near duplicates and the diff say why they did not run."""
     import dataward.stages.screen as screen_stage
     from dataward.context import Context
 
@@ -347,14 +348,17 @@ def test_a_version_too_large_to_hold_is_screened_on_ray_without_reading_the_tabl
         ray.shutdown()  # this process joined the cluster; leave no connection to later tests
     assert out["status"] == "done", out.get("reason")
     assert out["engine"]["name"] == "ray" and out["used_reference"]
-    assert out["leakage"]["status"] == "not_run" and "more than the 1,000" in out["leakage"]["reason"]
-    assert out["diff"]["status"] == "not_run"
+    assert out["leakage"]["status"] == "done" and out["leakage"]["n_rows"] == N_ROWS
+    assert "more than the 1,000" in out["leakage"]["near_not_run"]
+    assert out["diff"]["status"] == "not_run" and "more than the 1,000" in out["diff"]["reason"]
     local = _in_process_sharded(_stored_file(home), dataset["reference"])
     scores = pq.read_table(out["scores_path"]).to_pandas()
     np.testing.assert_array_equal(scores["flagged"].to_numpy(), local.scores["flagged"].to_numpy())
     from dataward.reports.check_sections import diff_section, leakage_section
 
-    assert leakage_section(out)["status"] == "not_run" and diff_section(out)["status"] == "not_run"
+    leak = leakage_section(out)
+    assert leak["status"] == "done" and "near duplicates were not searched" in leak["sentence"]
+    assert diff_section(out)["status"] == "not_run"
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -312,6 +312,36 @@ def test_report_json_has_every_figure_and_the_compliance_mapping(versions):
     assert doc["audit"]["intact"] and doc["code_version"]
 
 
+def test_report_of_a_streamed_leakage_check_says_near_duplicates_were_not_searched(versions):
+    """A version too large to hold gets the leakage check's exact part only: the page, its
+    chart and the compliance evidence say the near duplicates were not searched, never 0."""
+    from checks.leakage import exact_leakage_report
+    from dataward.context import Context
+    from dataward.reports.check_sections import leakage_section
+    from dataward.reports.compliance import compliance_mapping
+    from dataward.reports.render import check_charts, render_html
+    from dataward.stage_results import finished, read_table
+    from lineage.ingest import resolve
+
+    ctx = Context()
+    out = finished(ctx, versions["changed"], "report")[2]
+    doc = json.loads(Path(out["json"]).read_text())
+    with ctx.session(read_only=True) as s:
+        version_id = resolve(s, versions["changed"]).id
+    table = read_table(ctx, version_id)
+    features = [f"p{i}" for i in range(16)]
+    streamed = exact_leakage_report(table.to_batches(max_chunksize=50), label_col="label", feature_cols=features,
+                                    near_reason="the version has 125 rows, more than the 100 held")
+    doc["leakage"] = leakage_section({"status": "done", "leakage": {"status": "done", **streamed}})
+    html = render_html(doc)
+    assert "not searched: the version has 125 rows, more than the 100 held" in html
+    assert "near not searched" in html and "near duplicates were not searched" in html
+    assert check_charts(doc)["leakage"] is not None
+    evidence = {c["ref"]: " ".join(c["evidence"]) for c in compliance_mapping(doc)}
+    assert "near duplicates not searched" in evidence["Art. 10(3)"]
+    assert "near-duplicate row(s)" not in evidence["Art. 10(3)"]
+
+
 def test_report_shows_canary_leakage_diff_and_personal_data(versions):
     """tiles@2 against tiles@1: every new check found something, and the summary says so."""
     from dataward.context import Context

@@ -112,13 +112,16 @@ def leakage_section(screening: dict[str, Any] | None) -> dict[str, Any]:
                            "examples_near": e.get("examples_near") or [], "note": e.get("note")})
     n_exact_eval = int(totals.get("eval_exact_eval_rows") or 0)
     n_near_eval = int(totals.get("eval_near_eval_rows") or 0)
+    near_not_run = leak.get("near_not_run")
     parts = [f"{int(exact.get('n_duplicate_rows') or 0)} row(s) repeat another row exactly "
              f"({int(exact.get('n_groups') or 0)} group(s))",
              f"{int(conflicting.get('n_rows') or 0)} row(s) share their features with a row of another label",
+             f"near duplicates were not searched ({near_not_run})" if near_not_run else
              f"{int(near.get('n_rows_with_near_duplicate') or 0)} row(s) have a near duplicate"]
     if evaluation:
-        parts.append(f"{n_exact_eval} evaluation row(s) are copied exactly in the training data and "
-                     f"{n_near_eval} more have a near duplicate there")
+        parts.append(f"{n_exact_eval} evaluation row(s) are copied exactly in the training data"
+                     + (" (near copies not searched)" if near_not_run else
+                        f" and {n_near_eval} more have a near duplicate there"))
     else:
         parts.append("no evaluation set was declared, so train/evaluation overlap was not checked")
     return {"status": "done", "sentence": "; ".join(parts) + ".", "method": leak.get("method") or {},
@@ -127,7 +130,7 @@ def leakage_section(screening: dict[str, Any] | None) -> dict[str, Any]:
                       "examples": exact.get("examples") or []},
             "conflicting_labels": {"n_rows": conflicting.get("n_rows"), "n_groups": conflicting.get("n_groups"),
                                    "examples": conflicting.get("examples") or []},
-            "near": {"n_rows": near.get("n_rows_with_near_duplicate"),
+            "near": {"n_rows": near.get("n_rows_with_near_duplicate"), "not_run": near_not_run,
                      "threshold_distance": near.get("threshold_distance"),
                      "median_nn_distance": near.get("median_nn_distance"),
                      "queried_rows": near.get("queried_rows"), "examples": near.get("examples") or []},

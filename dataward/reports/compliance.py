@@ -271,12 +271,14 @@ def _eu_quality_and_records(f: _Facts) -> list[dict[str, Any]]:
     leak = doc.get("leakage") or {}
     leaked = leak.get("status") == "done"
     ltot = leak.get("totals") or {}
+    near_not_run = (leak.get("near") or {}).get("not_run")
     leak_lines = ([f"{(leak.get('exact') or {}).get('n_rows') or 0} exact duplicate row(s), "
                    f"{(leak.get('conflicting_labels') or {}).get('n_rows') or 0} row(s) with conflicting labels, "
-                   f"{(leak.get('near') or {}).get('n_rows') or 0} near-duplicate row(s)",
-                   f"{ltot.get('eval_exact_eval_rows', 0) or 0} evaluation row(s) copied exactly and "
-                   f"{ltot.get('eval_near_eval_rows', 0) or 0} near-copied in the training data "
-                   f"({len(leak.get('evaluation') or [])} evaluation set(s) checked)"]
+                   + ("near duplicates not searched" if near_not_run else
+                      f"{(leak.get('near') or {}).get('n_rows') or 0} near-duplicate row(s)"),
+                   f"{ltot.get('eval_exact_eval_rows', 0) or 0} evaluation row(s) copied exactly"
+                   + ("" if near_not_run else f" and {ltot.get('eval_near_eval_rows', 0) or 0} near-copied")
+                   + f" in the training data ({len(leak.get('evaluation') or [])} evaluation set(s) checked)"]
                   if leaked else [f"leakage check: {leak.get('reason') or 'not run'}"])
     eu("Art. 10(3)", "Relevant, representative, free of errors and complete",
        PARTIAL if validated and screened else MISSING,

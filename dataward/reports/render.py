@@ -67,13 +67,14 @@ def check_charts(doc: dict[str, Any]) -> dict[str, str | None]:
             markers=[(floor, f"policy floor {pct(floor)}")] if floor is not None else []))
     leak = doc.get("leakage") or {}
     if leak.get("status") == "done":
-        labels = ["exact duplicates", "conflicting labels", "near duplicates"]
-        values = [leak["exact"].get("n_rows") or 0, leak["conflicting_labels"].get("n_rows") or 0,
-                  leak["near"].get("n_rows") or 0]
+        near = not leak["near"].get("not_run")  # not searched in a table too large to hold
+        labels = ["exact duplicates", "conflicting labels"] + (["near duplicates"] if near else [])
+        values = [leak["exact"].get("n_rows") or 0, leak["conflicting_labels"].get("n_rows") or 0]
+        values += [leak["near"].get("n_rows") or 0] if near else []
         for e in leak.get("evaluation") or []:
             short = e["name"].rsplit("/", 1)[-1]
-            labels += [f"{short}: exact copies", f"{short}: near copies"]
-            values += [e.get("exact_eval_rows"), e.get("near_eval_rows")]
+            labels += [f"{short}: exact copies"] + ([f"{short}: near copies"] if near else [])
+            values += [e.get("exact_eval_rows")] + ([e.get("near_eval_rows")] if near else [])
         out["leakage"] = svg.data_uri(svg.hbars(labels, values, title="Duplicate and leaked rows"))
     diff = doc.get("diff") or {}
     if diff.get("status") == "done":

@@ -155,13 +155,14 @@ def _too_large_to_hold(ctx: Context, version_id: int) -> bool:
 def _ray_checks(ctx: Context, version_id: int, data, label_col: str, result, ref: str | None
                 ) -> dict[str, Any]:
     """The leakage check and the version diff beside a screen on Ray: run on the table, or,
-    for a version too large to hold (``data`` a :class:`StoredRows`), recorded as not run
-    with why (they need the whole table in one process)."""
+    for a version too large to hold (``data`` a :class:`StoredRows`), the leakage check's
+    exact part streamed over the stored batches (near duplicates not searched) and the
+    diff recorded as not run, each with why (they need the whole table in one process)."""
     if isinstance(data, StoredRows):
-        held = (f"not run: the version has {data.num_rows:,} rows, more than the {streamed_rows():,} the screen "
-                "stage holds when a Ray cluster screens it, and this check needs the whole table in one process")
-        return {"leakage": {"status": "not_run", "reason": held},
-                "diff": {"status": "not_run", "reason": held} if ref else None}
+        why = (f"the version has {data.num_rows:,} rows, more than the {streamed_rows():,} the screen stage holds "
+               "when a Ray cluster screens it, and this needs the whole table in one process")
+        return {"leakage": _streamed_leakage_output(ctx, version_id, data, label_col, result, why),
+                "diff": {"status": "not_run", "reason": f"not run: {why}"} if ref else None}
     flagged = result.scores["row_id"][result.scores["flagged"]]
     return {"leakage": _leakage_output(ctx, version_id, data, label_col, result),
             "diff": _diff_output(ctx, ref, [int(i) for i in flagged]) if ref else None}
@@ -245,6 +246,20 @@ def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real) -
         # it is, inside the data and against the evaluation sets alike.
         return {"status": "done", **leakage_report(
             data, label_col=label_col, feature_cols=feats, evaluation=_evaluation_tables(ctx, version_id))}
+    except Exception as exc:  # a report section, not a reason to lose the screening result
+        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
+
+
+def _streamed_leakage_output(ctx: Context, version_id: int, data: StoredRows, label_col: str, result,
+                             why: str) -> dict[str, Any]:
+    from checks.leakage import exact_leakage_report
+
+    try:
+        feats = [c for c in (result.summary.get("feature_cols") or []) if c in data.column_names]
+        feats = feats or [c for c in data.column_names if c != label_col]
+        return {"status": "done", **exact_leakage_report(
+            data.batches(), label_col=label_col, feature_cols=feats, near_reason=why,
+            evaluation=_evaluation_tables(ctx, version_id))}
     except Exception as exc:  # a report section, not a reason to lose the screening result
         return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
 

@@ -325,8 +325,12 @@ def _exact_internal(hf: np.ndarray, hl: np.ndarray, max_examples: int) -> dict[s
 
 
 def _exact_against(hf: np.ndarray, ev: pa.Table, feature_cols: list[str], max_examples: int
-                   ) -> tuple[dict[str, Any], np.ndarray]:
-    """(an evaluation table's entry, exact part only; the evaluation rows copied exactly)."""
+                   ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """(an evaluation table's entry, exact part only; the evaluation rows copied exactly,
+    or None when the table lacks a feature column and is not compared)."""
+    missing = [c for c in feature_cols if c not in ev.column_names]
+    if missing:
+        return {"n_rows": ev.num_rows, "note": f"lacks feature column(s) {', '.join(missing[:5])}: not compared"}, None
     train_ids, eval_ids = exact_matches(hf, row_hashes(ev, feature_cols))
     return {"n_rows": ev.num_rows, "exact_train_rows": int(len(train_ids)),
             "exact_eval_rows": int(len(np.unique(eval_ids))),
@@ -358,12 +362,9 @@ def exact_leakage_report(batches: Iterable[pa.RecordBatch], *, label_col: str, f
     evals: dict[str, Any] = {}
     totals: dict[str, Any] = {"eval_exact_train_rows": 0, "eval_exact_eval_rows": 0, "eval_near_eval_rows": None}
     for name, ev in (evaluation or {}).items():
-        missing = [c for c in feature_cols if c not in ev.column_names]
-        if missing:
-            evals[name] = {"n_rows": ev.num_rows, "note": f"lacks feature column(s) {', '.join(missing[:5])}: "
-                                                          "not compared"}
+        evals[name], compared = _exact_against(hf, ev, feature_cols, max_examples)
+        if compared is None:
             continue
-        evals[name], _ = _exact_against(hf, ev, feature_cols, max_examples)
         totals["eval_exact_train_rows"] += evals[name]["exact_train_rows"]
         totals["eval_exact_eval_rows"] += evals[name]["exact_eval_rows"]
     return {"n_rows": int(len(hf)), "ratio": None, "internal": _exact_internal(hf, hl, max_examples),
@@ -417,12 +418,10 @@ def leakage_report(data: pa.Table, *, label_col: str, feature_cols: list[str],
     evals: dict[str, Any] = {}
     totals = {"eval_exact_train_rows": 0, "eval_exact_eval_rows": 0, "eval_near_eval_rows": 0}
     for name, ev in (evaluation or {}).items():
-        missing = [c for c in feature_cols if c not in ev.column_names]
-        if missing:
-            evals[name] = {"n_rows": ev.num_rows, "note": f"lacks feature column(s) {', '.join(missing[:5])}: "
-                                                          "not compared"}
-            continue
         entry, eval_ids = _exact_against(hf, ev, feature_cols, max_examples)
+        if eval_ids is None:
+            evals[name] = entry
+            continue
         if xs is not None and near_thr is not None:
             xe = feature_matrix(ev, feature_cols)
             if xe is not None:

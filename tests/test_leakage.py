@@ -72,7 +72,8 @@ def test_streamed_exact_part_equals_the_whole_table_one():
     the same duplicates, relabelled copies and evaluation copies as the whole-table check;
     near duplicates not searched, with why, never reported as zero."""
     train, evaluation, cols = planted()
-    whole = leakage_report(train, label_col="label", feature_cols=cols, evaluation={"eval": evaluation})
+    whole = leakage_report(train, label_col="label", feature_cols=cols,
+                           evaluation={"eval": evaluation, "other": train.select(cols[:3])})
     streamed = exact_leakage_report(train.to_batches(max_chunksize=37), label_col="label", feature_cols=cols,
                                     evaluation={"eval": evaluation, "other": train.select(cols[:3])},
                                     near_reason="too large")
@@ -84,6 +85,7 @@ def test_streamed_exact_part_equals_the_whole_table_one():
     assert {k: ev[k] for k in ("exact_train_rows", "exact_eval_rows", "examples_exact")} == \
         {k: ev_whole[k] for k in ("exact_train_rows", "exact_eval_rows", "examples_exact")}
     assert ev["near_eval_rows"] is None and "lacks feature column(s)" in streamed["evaluation"]["other"]["note"]
+    assert streamed["evaluation"]["other"] == whole["evaluation"]["other"]
     assert streamed["totals"] == {"eval_exact_train_rows": 7, "eval_exact_eval_rows": 7, "eval_near_eval_rows": None}
     from dataward.reports.check_sections import leakage_section
 

@@ -161,7 +161,7 @@ def _ray_checks(ctx: Context, version_id: int, data, label_col: str, result, ref
     if isinstance(data, StoredRows):
         why = (f"the version has {data.num_rows:,} rows, more than the {streamed_rows():,} the screen stage holds "
                "when a Ray cluster screens it, and this needs the whole table in one process")
-        return {"leakage": _streamed_leakage_output(ctx, version_id, data, label_col, result, why),
+        return {"leakage": _leakage_output(ctx, version_id, data, label_col, result, near_not_run=why),
                 "diff": {"status": "not_run", "reason": f"not run: {why}"} if ref else None}
     flagged = result.scores["row_id"][result.scores["flagged"]]
     return {"leakage": _leakage_output(ctx, version_id, data, label_col, result),
@@ -234,32 +234,27 @@ def _canary_output(result, canaries, n: int, out_dir, error: str | None, setting
             "canary_path": str(out_dir / artifacts.CANARY), "min_recall": settings.min_recall}
 
 
-def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real) -> dict[str, Any]:
-    from checks.leakage import leakage_report
+def _leakage_output(ctx: Context, version_id: int, data, label_col: str, real, near_not_run: str | None = None
+                    ) -> dict[str, Any]:
+    """The leakage check on the table, or, for a :class:`StoredRows` (a version too large to
+    hold), its exact part streamed over the stored batches, near duplicates not searched
+    (``near_not_run`` says why)."""
+    from checks.leakage import exact_leakage_report, leakage_report
 
     try:
         feats = [c for c in (real.summary.get("feature_cols") or []) if c in data.column_names]
         feats = feats or [c for c in data.column_names if c != label_col]
+        evaluation = _evaluation_tables(ctx, version_id)
+        if isinstance(data, StoredRows):
+            return {"status": "done", **exact_leakage_report(
+                data.batches(), label_col=label_col, feature_cols=feats, evaluation=evaluation,
+                near_reason=near_not_run or "the version is too large to hold")}
         # Not the probe's representations: ScreenResult.representations come from k fold
         # models (each row from the model that did not see it), so rows of different folds
         # live in different bases and their cosine means nothing. Standardized raw features
         # it is, inside the data and against the evaluation sets alike.
-        return {"status": "done", **leakage_report(
-            data, label_col=label_col, feature_cols=feats, evaluation=_evaluation_tables(ctx, version_id))}
-    except Exception as exc:  # a report section, not a reason to lose the screening result
-        return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
-
-
-def _streamed_leakage_output(ctx: Context, version_id: int, data: StoredRows, label_col: str, result,
-                             why: str) -> dict[str, Any]:
-    from checks.leakage import exact_leakage_report
-
-    try:
-        feats = [c for c in (result.summary.get("feature_cols") or []) if c in data.column_names]
-        feats = feats or [c for c in data.column_names if c != label_col]
-        return {"status": "done", **exact_leakage_report(
-            data.batches(), label_col=label_col, feature_cols=feats, near_reason=why,
-            evaluation=_evaluation_tables(ctx, version_id))}
+        return {"status": "done", **leakage_report(data, label_col=label_col, feature_cols=feats,
+                                                   evaluation=evaluation)}
     except Exception as exc:  # a report section, not a reason to lose the screening result
         return {"status": "error", "reason": f"{type(exc).__name__}: {exc}"}
 

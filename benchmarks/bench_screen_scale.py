@@ -142,6 +142,11 @@ def sharded(args, centres) -> None:
     s = res.summary
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in s["seconds"].items()))
     workers = s.get("workers", {}).get("peak_rss_mb", {})
+    peaks = s.get("peak_rss_mb", {})
+    print("driver peak RSS after each step (MiB): " + ", ".join(
+        f"{k.removeprefix('driver_after_')} {v:.0f}" for k, v in peaks.items() if k.startswith("driver_after_")))
+    print(f"fit task peak RSS {peaks.get('fit', 0):.0f} MiB | verdict task peak RSS {peaks.get('verdict', 0):.0f} MiB"
+          + (" (in the driver: no cluster)" if args.engine != "ray" else " (Ray workers)"))
     print(f"wall {wall:.1f}s | {args.n / wall:,.0f} rows/s | driver peak RSS {rss_mb():.0f} MiB | "
           f"worker peak RSS (MiB, by pid) {', '.join(f'{v:.0f}' for v in workers.values()) or '-'} | "
           f"flagged {s['flagged']:,} ({s['flagged'] / args.n:.3%}) | sample {s['sample']['sample_rows']:,} rows")

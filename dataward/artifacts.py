@@ -41,13 +41,18 @@ def write_results(result, out_dir: str | Path) -> None:
 
     out_dir = Path(out_dir)
     write_parquet(result.scores, out_dir / SCORES)
-    write_atomic(out_dir / SUMMARY, json.dumps(result.summary, indent=2, default=str).encode())
+    write_summary(result.summary, out_dir)
     reps = getattr(result, "representations", None)
     if reps is not None and len(reps):
         proj = projection_2d(np.asarray(reps, dtype=np.float32))
         buf = io.BytesIO()
         np.save(buf, proj)
         write_atomic(out_dir / PROJECTION, buf.getvalue())
+
+
+def write_summary(summary: dict, out_dir: str | Path) -> None:
+    """``summary.json`` of a screen, atomically."""
+    write_atomic(Path(out_dir) / SUMMARY, json.dumps(summary, indent=2, default=str).encode())
 
 
 def write_parquet(frame, path: Path) -> None:

@@ -11,11 +11,14 @@ per row group, :func:`screening.sharded.shard_runs`): an actor pool of ``workers
 probe and called on run after run. A worker reads its own shards' rows from the Parquet
 files (the files must be readable at the same path on every node:
 the run's folder on shared storage), so only shard descriptors and small per-shard
-results cross the cluster; the per-row scores are written by the workers as Parquet into
+results cross the cluster; the fit and the verdict run as one Ray task each
+(:func:`screening.sharded.fit_step`, :func:`screening.sharded.verdict_step`), the fitted
+probe staying in the object store, so the driver (the Airflow task) holds no probe and
+no per-row array; the per-row scores are written by the workers as Parquet into
 the run's folder (``OUT/rows/part-NNNNNN.parquet``, one per shard, written atomically so
-a retried task overwrites its own part). The driver trains the probes on the sample and
-runs the verdict on the per-row statistics, read part by part
-(:func:`screening.sharded.gather_rows`).
+a retried task overwrites its own part). The verdict task reads the per-row statistics part
+by part (:func:`screening.sharded.gather_rows`), then writes ``OUT/scores.parquet`` from
+the parts and the flags, part by part (:func:`screening.sharded.write_scores`).
 
 Faults: Ray Data restarts a killed actor and retries its lost tasks, so the job ends
 with the same flags; when it cannot (the cluster is gone, retries are exhausted), the
@@ -146,8 +149,48 @@ class RayExecutor:
 
     def map_actor(self, shards, make, call, columns=None) -> list:
         """Per shard, the step's result; a table the workers wrote is returned as its
-        path (``OUT/rows/part-NNNNNN.parquet``), read by the driver one at a time."""
+        path (``OUT/rows/part-NNNNNN.parquet``), read by the one step that reads them
+        all (the verdict) one at a time."""
         return self._run(shards, make, call, columns, self.rows_dir)
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` once, as a Ray task (retried if its worker dies); its result here."""
+        import ray
+
+        return self._get(ray.get, self._task(fn, 1).remote(*args))
+
+    def call_kept(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+        """``fn(*args)`` once, as a Ray task returning a pair: (an ``ObjectRef`` of the
+        first, which stays in the cluster's object store, for the steps that
+        :func:`screening.sharded.resolve` it, the second here). The second's ``pid`` and
+        ``peak_rss_mb``, where given, count among the workers' peaks."""
+        import ray
+
+        first, second = self._task(fn, 2).remote(*args)
+        out = self._get(ray.get, second)
+        if isinstance(out, dict) and "pid" in out and "peak_rss_mb" in out:
+            pid = int(out["pid"])
+            self.worker_peak_rss_mb[pid] = max(self.worker_peak_rss_mb.get(pid, 0.0), float(out["peak_rss_mb"]))
+        return first, out
+
+    def _task(self, fn, num_returns: int):
+        import ray
+
+        return ray.remote(fn).options(num_cpus=1, num_gpus=self.num_gpus or None, num_returns=num_returns,
+                                      max_retries=3)
+
+    @staticmethod
+    def _get(get, ref):
+        from screening import ScreeningInputError
+
+        try:
+            return get(ref)
+        except Exception as exc:  # Ray wraps a task's error in its own types
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ScreeningInputError):
+                raise ScreeningInputError(str(cause)) from None  # the data, not the cluster
+            raise RayScreenError(f"the screen failed on the Ray cluster: {type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
 
 
 def screen_parquet(paths: list[str | Path], *, label_col: str, out_dir: str | Path, reference=None,
@@ -173,17 +216,23 @@ def screen_parquet(paths: list[str | Path], *, label_col: str, out_dir: str | Pa
     try:
         result = screen_shards([str(p) for p in paths], label_col=label_col, reference=reference, config=config,
                                sample_rows=sample_rows, executor=executor, shard_rows=shard_rows or SHARD_ROWS,
-                               progress=progress)
+                               progress=progress, scores_path=out_dir / "scores.parquet")
     except Exception:
         shutil.rmtree(rows_dir, ignore_errors=True)
+        _remove_partial_scores(out_dir)
         raise
+    _remove_partial_scores(out_dir)  # a verdict task killed while writing, then retried
     if address:
         result.summary["workers"] = {"count": executor.workers,
                                      "peak_rss_mb": {str(k): round(v, 1)
                                                      for k, v in executor.worker_peak_rss_mb.items()}}
-    tmp = out_dir / "scores.parquet.tmp"
-    result.scores.to_parquet(tmp, index=False)
-    os.replace(tmp, out_dir / "scores.parquet")
     (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2, default=str))
     shutil.rmtree(rows_dir, ignore_errors=True)
     return result
+
+
+def _remove_partial_scores(out_dir: Path) -> None:
+    """The temporary files of a ``scores.parquet`` whose writer died mid-write
+    (:func:`screening.sharded.write_scores` names them ``scores.parquet.PID.tmp``)."""
+    for stray in out_dir.glob("scores.parquet.*.tmp"):
+        stray.unlink(missing_ok=True)

@@ -10,15 +10,18 @@ sample and per-row scores are ever held together. The steps, in order::
     sample_shard         shard -> the shard's sampled rows (a seeded hash of the row id,
                          so the sample does not depend on how the table is sharded)
     fit_sharded          sample (+ reference) -> FittedScreen: encoders, normaliser and
-                         the probes, trained once on the sample (on the driver)
+                         the probes, trained once on the sample (one task: fit_step)
     ShardMoments         shard -> per-class moments of the spectral representation
                                                                            (merge: add)
     spectral_directions  merged moments -> per-class mean and top direction
     ShardScorer          shard -> per-row probe outputs and scores (small: a few floats)
-    sharded_verdict      every row's outputs -> :func:`screening.verdict.decide` (exact:
-                         the per-class Benjamini-Hochberg step sees every p-value of its class)
-    scores_frame         -> the ``scores.parquet`` contract (``row_id``, ``spectral``,
-                         ``label_noise``, ``influence``, ``flagged``, ...)
+    gather_rows          every row's verdict inputs (a few floats a row), in the one
+                         task that runs the verdict (verdict_step)
+    sharded_verdict      -> :func:`screening.verdict.decide` (exact: the per-class
+                         Benjamini-Hochberg step sees every p-value of its class)
+    scores_tables        the scorer's parts + the flags -> the ``scores.parquet`` contract
+                         (``row_id``, ``spectral``, ``label_noise``, ``influence``,
+                         ``flagged``, ...), written part by part
 
 :func:`screen_shards` drives them with any executor that maps a step over shards:
 :class:`InProcessExecutor` here, or the Ray executor of ``dataward.ray_engine``. Both
@@ -42,8 +45,12 @@ How it differs from :func:`screen_table` (which stays the default path):
 
 from __future__ import annotations
 
+import os
+import resource
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -513,24 +520,35 @@ class ShardScorer(_ShardStep):
 
 # --- the verdict over every row ---------------------------------------------------------
 
+def _reference_rule(fitted: FittedScreen) -> bool:
+    """Whether the verdict is the reference-calibrated rule (it reads the anchored
+    models' margins, not the class probabilities)."""
+    return fitted.anchored_model is not None and fitted.config.verdict.rule not in ("union", "label_noise")
+
+
 def gather_rows(parts: Iterable[Any], n_rows: int, fitted: FittedScreen) -> dict[str, np.ndarray]:
-    """Every row's :class:`ShardScorer` outputs as one array per column, filled part by
-    part (``parts``: the scorer's tables, or paths of Parquet files holding them, in any
-    order), so the driver holds each part only while copying it: about
-    ``4 K + 5 F + 40`` bytes a row (``K`` classes, ``F`` folds; 106 bytes at K = 10,
-    F = 5), in the dtypes the verdict reads."""
+    """Every row's verdict inputs from the :class:`ShardScorer` outputs, one array per
+    column, filled part by part (``parts``: the scorer's tables, or paths of Parquet
+    files holding them, in any order; each is held only while it is copied). Only what
+    :func:`sharded_verdict` reads is gathered, in the dtypes it reads: with a reference
+    the label, the cross-validated margin and the anchored models' margins, eligibility
+    and first-round margin (``20 + 5 F`` bytes a row: 45 at F = 5); without one the
+    label and the class probabilities (``8 + 4 K``: 48 at K = 10). The per-row scores
+    that only the output file needs (spectral, influence, label noise) stay in the
+    parts (:func:`scores_tables`)."""
     import pyarrow.parquet as pq
 
     K, F = len(fitted.classes), fitted.n_folds
-    out: dict[str, np.ndarray] = {"label": np.zeros(n_rows, np.int64), "probs": np.zeros((n_rows, K), np.float32),
-                                  "cv_margin": np.zeros(n_rows, np.float32), "influence": np.zeros(n_rows),
-                                  "spectral": np.zeros(n_rows)}
-    if fitted.anchored_model is not None:
-        out.update(margins=np.zeros((F, n_rows), np.float32), eligible=np.zeros((F, n_rows), bool),
-                   initial_margin=np.zeros(n_rows))
+    anchored = _reference_rule(fitted)
+    out: dict[str, np.ndarray] = {"label": np.zeros(n_rows, np.int64)}
+    if anchored:
+        out.update(cv_margin=np.zeros(n_rows, np.float32), margins=np.zeros((F, n_rows), np.float32),
+                   eligible=np.zeros((F, n_rows), bool), initial_margin=np.zeros(n_rows))
+    else:
+        out["probs"] = np.zeros((n_rows, K), np.float32)
     seen = np.zeros(n_rows, bool)
     for part in parts:
-        table = pq.read_table(part) if isinstance(part, str) else part
+        table = pq.read_table(part, columns=_gathered_columns(K, F, anchored)) if isinstance(part, str) else part
         ids = table.column("row_id").to_numpy()
         if not len(ids):
             continue
@@ -544,65 +562,171 @@ def gather_rows(parts: Iterable[Any], n_rows: int, fitted: FittedScreen) -> dict
     return out
 
 
+def _gathered_columns(K: int, F: int, anchored: bool) -> list[str]:
+    if anchored:
+        return (["row_id", "label", "cv_margin", "initial_margin"] + [f"m{f}" for f in range(F)]
+                + [f"e{f}" for f in range(F)])
+    return ["row_id", "label"] + [f"p{k}" for k in range(K)]
+
+
 def _fill(out: dict[str, np.ndarray], table: pa.Table, rows: slice, K: int, F: int) -> None:
     def col(name):
         return table.column(name).to_numpy(zero_copy_only=False)
 
     out["label"][rows] = col("label")
-    for k in range(K):
-        out["probs"][rows, k] = col(f"p{k}")
-    for name in ("cv_margin", "influence", "spectral") + (("initial_margin",) if "margins" in out else ()):
-        out[name][rows] = col(name)
+    if "probs" in out:
+        for k in range(K):
+            out["probs"][rows, k] = col(f"p{k}")
     if "margins" in out:
+        for name in ("cv_margin", "initial_margin"):
+            out[name][rows] = col(name)
         for f in range(F):
             out["margins"][f, rows] = col(f"m{f}")
             out["eligible"][f, rows] = col(f"e{f}")
 
 
 def sharded_verdict(rows: dict[str, np.ndarray], fitted: FittedScreen):
-    """:func:`screening.verdict.decide` on every row's gathered outputs (``rows``:
-    :func:`gather_rows`). Returns (verdict, label_probs (N, K), label-noise scores (N,))."""
+    """:func:`screening.verdict.decide` on every row's gathered inputs (``rows``:
+    :func:`gather_rows`; exact: the per-class steps see every row of their class)."""
     from .probe import AnchoredProbe
-    from .screens.label_noise import label_noise_flags, label_noise_scores
+    from .screens.label_noise import label_noise_flags
     from .verdict import decide
 
     config = fitted.config
-    y, probs = rows["label"], rows["probs"]
-    noise = label_noise_scores(y, probs)
+    y = rows["label"]
     ref = fitted.reference
-    if ref is not None and config.verdict.rule not in ("union", "label_noise"):
+    if _reference_rule(fitted):
+        assert ref is not None
+        n, K = len(y), len(fitted.classes)
         anchored = AnchoredProbe(
-            pred_probs=probs, reference_pred_probs=ref["pred_probs"],
+            # the reference-calibrated rule reads neither (not gathered): one value broadcast, no memory
+            pred_probs=np.broadcast_to(np.float32(np.nan), (n, K)), reference_pred_probs=ref["pred_probs"],
             initial_margins=rows["initial_margin"],
             initial_reference_margins=ref["initial_margins"], kept_per_round=ref["kept_per_round"],
             model_margins=rows["margins"],
-            admitted=np.zeros((fitted.n_folds, len(y)), dtype=bool), reference_folds=ref["folds"],
+            admitted=np.broadcast_to(False, (fitted.n_folds, n)), reference_folds=ref["folds"],
             eligible=rows["eligible"],
             admit_threshold=ref["admit_threshold"], n_reference_duplicates=ref["n_reference_duplicates"])
-        verdict = decide(config, labels=y, anchored=anchored, ref_labels=ref["labels"],
-                         cv_margins=rows["cv_margin"], cv_reference_margins=ref["cv_margins"])
-    else:
-        flags = {"label_noise": label_noise_flags(y, probs, filter_by=config.label_noise_filter_by)}
-        verdict = decide(config, labels=y, label_probs=probs, screen_flags=flags)
-    return verdict, probs, noise
+        return decide(config, labels=y, anchored=anchored, ref_labels=ref["labels"],
+                      cv_margins=rows["cv_margin"], cv_reference_margins=ref["cv_margins"])
+    probs = rows["probs"]
+    flags = {"label_noise": label_noise_flags(y, probs, filter_by=config.label_noise_filter_by)}
+    return decide(config, labels=y, label_probs=probs, screen_flags=flags)
 
 
-def scores_frame(rows: dict[str, np.ndarray], verdict, noise: np.ndarray):
-    """The ``scores.parquet`` contract as a DataFrame: ``row_id``, ``spectral``,
-    ``label_noise``, ``influence``, ``flagged``, ``reason`` and, with a reference,
-    ``label_p_value``."""
-    import pandas as pd
+#: The ``scores.parquet`` contract of the sharded screen, in column order.
+SCORES_COLUMNS = ("row_id", "spectral", "label_noise", "influence", "flagged", "reason", "label_p_value")
 
+
+def scores_tables(parts: Iterable[Any], verdict, fitted: FittedScreen) -> Iterable[pa.Table]:
+    """The ``scores.parquet`` contract, one table per part in row order: ``row_id``,
+    ``spectral``, ``label_noise`` (cleanlab's self-confidence score, a row's own
+    probabilities), ``influence``, ``flagged``, ``reason`` and, with a reference,
+    ``label_p_value``. ``parts``: the scorer's outputs (tables or Parquet paths), in
+    shard order; each is read only while its rows are written."""
+    import pyarrow.parquet as pq
+
+    from .screens.label_noise import label_noise_scores
+
+    K = len(fitted.classes)
     flagged = np.asarray(verdict.flagged, dtype=bool)
-    cols = {"row_id": np.arange(len(flagged), dtype=np.int64),
-            "spectral": rows["spectral"],
-            "label_noise": noise,
-            "influence": rows["influence"],
-            "flagged": flagged,
-            "reason": pd.Categorical.from_codes(flagged.astype(np.int8), categories=["", verdict.rule])}
-    if verdict.p_values is not None:
-        cols["label_p_value"] = np.asarray(verdict.p_values, dtype=np.float64)
-    return pd.DataFrame(cols)
+    reason = pa.array(["", verdict.rule], pa.string())
+    pvals = None if verdict.p_values is None else np.asarray(verdict.p_values, dtype=np.float64)
+    for part in parts:
+        table = (pq.read_table(part, columns=["row_id", "label", "spectral", "influence"]
+                               + [f"p{k}" for k in range(K)]) if isinstance(part, str) else part)
+        ids = table.column("row_id").to_numpy()
+        rows = slice(int(ids[0]), int(ids[0]) + len(ids)) if len(ids) else slice(0, 0)
+        y = table.column("label").to_numpy(zero_copy_only=False).astype(np.int64)
+        probs = np.stack([table.column(f"p{k}").to_numpy(zero_copy_only=False) for k in range(K)], axis=1)
+        f = flagged[rows]
+        cols = {"row_id": pa.array(ids, pa.int64()),
+                "spectral": table.column("spectral").combine_chunks(),
+                "label_noise": pa.array(label_noise_scores(y, probs) if len(y) else np.zeros(0)),
+                "influence": table.column("influence").combine_chunks(),
+                "flagged": pa.array(f),
+                "reason": pa.DictionaryArray.from_arrays(pa.array(f.astype(np.int8)), reason)}
+        if pvals is not None:
+            cols["label_p_value"] = pa.array(pvals[rows])
+        yield pa.table(cols)
+
+
+def write_scores(parts: Iterable[Any], verdict, fitted: FittedScreen, path: str | os.PathLike) -> None:
+    """:func:`scores_tables` into the Parquet file ``path``, part by part (its process
+    never holds the whole file), atomically: a temporary file beside it, renamed when
+    complete."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    writer = None
+    try:
+        for table in scores_tables(parts, verdict, fitted):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        if writer is None:  # pragma: no cover - screen_shards refuses zero rows
+            raise RuntimeError("no scores to write")
+        writer.close()
+        writer = None
+        os.replace(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+
+
+def scores_frame(parts: Iterable[Any], verdict, fitted: FittedScreen):
+    """:func:`scores_tables` as one DataFrame (a table that fits in memory)."""
+    return pa.concat_tables(list(scores_tables(parts, verdict, fitted))).to_pandas()
+
+
+# --- the two steps that run once: the fit and the verdict ---------------------------------
+
+def resolve(handle: Any) -> Any:
+    """What an executor's handle stands for: the object itself in-process, or, on Ray,
+    the object an ``ObjectRef`` names (fetched from the cluster's object store)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and isinstance(handle, ray.ObjectRef):
+        return ray.get(handle)
+    return handle
+
+
+def fit_step(sample: pa.Table, label_col: str, reference, feature_cols, config: ScreenConfig
+             ) -> tuple[FittedScreen, dict]:
+    """:func:`fit_sharded`, as one task: (the fitted screen, which an executor keeps where
+    it ran, and what the driver needs of it: classes, feature columns, the fit's figures
+    and the process's peak memory)."""
+    fitted = fit_sharded(sample, label_col=label_col, reference=reference, feature_cols=feature_cols,
+                         config=config)
+    return fitted, {"classes": list(fitted.classes), "feature_cols": list(fitted.feature_cols),
+                    "info": dict(fitted.info), "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}
+
+
+def verdict_step(parts: list, n_rows: int, fitted_handle: Any, scores_path: str | None) -> tuple[Any, dict]:
+    """The verdict over every row, as one task: :func:`gather_rows`,
+    :func:`sharded_verdict`, then the scores (written to ``scores_path`` part by part, or
+    with none, a DataFrame). Returns (the verdict, a dict with ``flagged``, ``combine``
+    (the verdict's summary), ``frame`` (the DataFrame or None) and the process's peak
+    memory)."""
+    fitted = resolve(fitted_handle)
+    rows = gather_rows(parts, n_rows, fitted)
+    verdict = sharded_verdict(rows, fitted)
+    del rows
+    frame = None
+    if scores_path is not None:
+        write_scores(parts, verdict, fitted, scores_path)
+    else:
+        frame = scores_frame(parts, verdict, fitted)
+    from .encoding import jsonable
+
+    return verdict, {"flagged": int(np.count_nonzero(verdict.flagged)),
+                     "combine": {k: jsonable(v) for k, v in verdict.summary(list(fitted.classes)).items()},
+                     "frame": frame, "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 # --- the driver -------------------------------------------------------------------------
@@ -622,30 +746,63 @@ class InProcessExecutor:
         obj, reader = make(), ShardReader(columns)
         return [call(obj, reader.read(s), s) for s in shards]
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, once."""
+        return fn(*args)
+
+    def call_kept(self, fn: Callable[..., tuple[Any, Any]], *args: Any) -> tuple[Any, Any]:
+        """``fn(*args)``, once, returning a pair: (a handle of the first, kept where it
+        ran (here: the object itself; :func:`resolve` gives it back), the second)."""
+        first, second = fn(*args)
+        return first, second
+
 
 @dataclass
 class ShardedResult:
-    """scores: the contract DataFrame (input order); summary: JSON-ready dict; verdict."""
+    """summary: JSON-ready dict; verdict: the :class:`~screening.verdict.Verdict` where
+    the verdict ran in this process (None where it ran on a cluster: its flags are in
+    the scores); scores_path: the ``scores.parquet`` written (when :func:`screen_shards`
+    was given one), else the scores are held here. :attr:`scores` reads the file when
+    asked."""
 
-    scores: Any
     summary: dict
-    verdict: Any
+    verdict: Any = None
+    scores_path: Path | None = None
+    _frame: Any = None
+
+    @property
+    def scores(self):
+        """The ``scores.parquet`` contract as a DataFrame (input order). With a
+        ``scores_path`` it is read from the file on every access: at tens of millions of
+        rows, read the file's columns instead."""
+        if self._frame is not None:
+            return self._frame
+        import pandas as pd
+
+        return pd.read_parquet(self.scores_path)
 
 
 def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_cols=None,
                   config: ScreenConfig | None = None, sample_rows: int = 20_000,
-                  executor=None, shard_rows: int = SHARD_ROWS, progress: Callable[[str], None] | None = None
-                  ) -> ShardedResult:
+                  executor=None, shard_rows: int = SHARD_ROWS, progress: Callable[[str], None] | None = None,
+                  scores_path: str | os.PathLike | None = None) -> ShardedResult:
     """Screen the table stored in the Parquet files ``paths`` shard by shard.
 
-    The executor (default :class:`InProcessExecutor`) maps the steps over the shards;
-    the sample, the fit and the verdict run here, on the driver. Memory on the driver:
-    the sample, and a few floats per row for the verdict."""
+    The executor (default :class:`InProcessExecutor`) maps the steps over the shards and
+    runs the two one-off steps, the fit (:func:`fit_step`) and the verdict
+    (:func:`verdict_step`): in this process, or on a Ray cluster as one task each, so
+    that the driver holds only the sample, shard descriptors and per-shard moments (no
+    probe, no per-row array). With ``scores_path`` the per-row scores are written there
+    part by part (atomically); without it they are held in the result. The verdict's
+    process holds the verdict's inputs (about 45 bytes a row with a reference,
+    :func:`gather_rows`) and what the verdict allocates. ``summary["peak_rss_mb"]``
+    records the driver's peak after each step and the fit's and the verdict's."""
     config = config or ScreenConfig()
     executor = executor or InProcessExecutor()
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    timings = {}
+    timings: dict[str, float] = {}
+    peak: dict[str, Any] = {}
     shards = plan_shards(paths, shard_rows=shard_rows)
     if not shards or sum(s.n_rows for s in shards) == 0:
         raise ScreeningInputError("the table has zero rows; there is nothing to screen")
@@ -654,36 +811,39 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
     plan = plan_sample(counts, sample_rows=sample_rows, min_class_rows=max(200, 4 * config.n_folds), seed=config.seed)
     parts = executor.map_shards(shards, lambda t, s: sample_shard(t, s.row_offset, label_col, plan))
     sample = pa.concat_tables([p for p in parts if p.num_rows], promote_options="permissive")
-    timings["sample"] = time.perf_counter() - t0
+    del parts
+    timings["sample"], peak["driver_after_sample"] = time.perf_counter() - t0, _peak_rss_mb()
     say(f"sampled {sample.num_rows} rows; training the probes")
     t = time.perf_counter()
-    fitted = fit_sharded(sample, label_col=label_col, reference=reference, feature_cols=feature_cols, config=config)
-    del sample, parts
-    timings["fit"] = time.perf_counter() - t
-    cols = fitted.feature_cols + [label_col]
+    fitted, meta = executor.call_kept(fit_step, sample, label_col, reference, feature_cols, config)
+    del sample
+    timings["fit"], peak["driver_after_fit"], peak["fit"] = time.perf_counter() - t, _peak_rss_mb(), meta["peak_rss_mb"]
+    cols = meta["feature_cols"] + [label_col]
     t = time.perf_counter()
-    moments = merge_moments(executor.map_actor(shards, lambda: ShardMoments(fitted),
+    moments = merge_moments(executor.map_actor(shards, lambda: ShardMoments(resolve(fitted)),
                                                lambda obj, tb, s: obj(tb), cols))
     spectral = spectral_directions(moments)
-    timings["moments"] = time.perf_counter() - t
+    timings["moments"], peak["driver_after_moments"] = time.perf_counter() - t, _peak_rss_mb()
     say("scoring every shard")
     t = time.perf_counter()
-    parts = executor.map_actor(shards, lambda: ShardScorer(fitted, spectral),
+    parts = executor.map_actor(shards, lambda: ShardScorer(resolve(fitted), spectral),
                                lambda obj, tb, s: obj(tb, s.row_offset), cols)
-    n_rows = sum(s.n_rows for s in shards)
-    rows = gather_rows(parts, n_rows, fitted)
-    del parts
-    timings["score"] = time.perf_counter() - t
+    timings["score"], peak["driver_after_score"] = time.perf_counter() - t, _peak_rss_mb()
+    say("the verdict over every row")
     t = time.perf_counter()
-    verdict, _, noise = sharded_verdict(rows, fitted)
-    scores = scores_frame(rows, verdict, noise)
-    timings["verdict"] = time.perf_counter() - t
+    n_rows = sum(s.n_rows for s in shards)
+    verdict, out = executor.call_kept(verdict_step, parts, n_rows, fitted,
+                                      None if scores_path is None else str(scores_path))
+    del parts
+    timings["verdict"], peak["driver_after_verdict"], peak["verdict"] = (
+        time.perf_counter() - t, _peak_rss_mb(), out["peak_rss_mb"])
     from .encoding import jsonable
 
     summary = {"engine": getattr(executor, "name", type(executor).__name__), "n_rows": int(n_rows),
-               "n_shards": len(shards), "classes": [jsonable(c) for c in fitted.classes],
-               "sample": fitted.info, "flagged": int(scores["flagged"].sum()),
-               "combine": {k: jsonable(v) for k, v in verdict.summary(list(fitted.classes)).items()},
+               "n_shards": len(shards), "classes": [jsonable(c) for c in meta["classes"]],
+               "sample": meta["info"], "flagged": out["flagged"], "combine": out["combine"],
                "seconds": {**{k: round(v, 3) for k, v in timings.items()},
-                           "total": round(time.perf_counter() - t0, 3)}}
-    return ShardedResult(scores, summary, verdict)
+                           "total": round(time.perf_counter() - t0, 3)},
+               "peak_rss_mb": peak}
+    return ShardedResult(summary, verdict if isinstance(executor, InProcessExecutor) else None,
+                         None if scores_path is None else Path(scores_path), out["frame"])

@@ -341,6 +341,86 @@ def test_a_killed_worker_is_retried_or_fails_cleanly(ray_cluster, data, in_proce
     assert ray.is_initialized()
 
 
+def _task_workers(sessions, name: str) -> set[int]:
+    """Pids of this cluster's worker processes running the task ``name`` (Ray titles a
+    worker ``ray::NAME`` while it runs a task)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            sid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if sid in sessions and f"ray::{name}" in title:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_killed_verdict_task_is_retried(ray_cluster, data, in_process, tmp_path):
+    """SIGKILL the worker running the verdict task (it gathers every row's outputs and
+    writes scores.parquet): Ray runs the task again and the flags are the in-process
+    flags, with no temporary file left beside scores.parquet."""
+    from dataward.ray_engine import screen_parquet
+
+    started = threading.Event()
+    killed = []
+
+    def progress(msg):
+        if msg.startswith("the verdict"):
+            started.set()
+
+    def killer():
+        if not started.wait(180):
+            return
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not killed:
+            for pid in sorted(_task_workers(ray_cluster["sessions"], "verdict_step")):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                break
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    out = tmp_path / "screen"
+    result = screen_parquet([data["path"]], label_col="label", reference=data["reference"], out_dir=out,
+                            address=ray_cluster["address"], workers=2, shard_rows=5_000, progress=progress)
+    thread.join(timeout=40)
+    assert killed, "the verdict task was never seen running"
+    _assert_same(pq.read_table(out / "scores.parquet").to_pandas(), in_process.scores)
+    assert sorted(p.name for p in out.iterdir()) == ["scores.parquet", "summary.json"]
+    assert result.summary["flagged"] == int(in_process.scores["flagged"].sum())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_the_driver_holds_no_probe(ray_cluster, data, tmp_path):
+    """On Ray the fit and the verdict run as tasks: the driver process (the Airflow task)
+    never imports torch or cleanlab, so it holds no probe and no per-row array; the
+    summary names the fit's and the verdict's peak memory among the workers'."""
+    code = ("import json, sys; from dataward.ray_engine import screen_parquet; import pyarrow.parquet as pq; "
+            f"r = screen_parquet([{str(data['path'])!r}], label_col='label', "
+            f"reference=pq.read_table({str(data['root'] / 'reference.parquet')!r}), "
+            f"out_dir={str(tmp_path / 'screen')!r}, address={ray_cluster['address']!r}, workers=2); "
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'cleanlab': 'cleanlab' in sys.modules, "
+            "'summary': r.summary}))")
+    pq.write_table(data["reference"], data["root"] / "reference.parquet")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["torch"] is False and out["cleanlab"] is False
+    peaks = out["summary"]["peak_rss_mb"]
+    assert peaks["fit"] > 0 and peaks["verdict"] > 0
+    workers = {float(v) for v in out["summary"]["workers"]["peak_rss_mb"].values()}
+    assert peaks["verdict"] in workers
+
+
 def test_no_ray_import_without_an_address(tmp_path):
     """The default install stays light: the in-process sharded path never imports Ray."""
     code = ("import sys; from screening.sharded import screen_shards; import dataward.ray_engine; "

@@ -163,7 +163,8 @@ def _ray_checks(ctx: Context, version_id: int, data, label_col: str, result, ref
                "when a Ray cluster screens it, and this needs the whole table in one process")
         return {"leakage": _leakage_output(ctx, version_id, data, label_col, result, near_not_run=why),
                 "diff": {"status": "not_run", "reason": f"not run: {why}"} if ref else None}
-    flagged = result.scores["row_id"][result.scores["flagged"]]
+    scores = result.scores
+    flagged = scores["row_id"][scores["flagged"]]
     return {"leakage": _leakage_output(ctx, version_id, data, label_col, result),
             "diff": _diff_output(ctx, ref, [int(i) for i in flagged]) if ref else None}
 

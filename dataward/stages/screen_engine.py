@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import shutil
 import socket
 import tempfile
@@ -185,10 +186,12 @@ def _screen(address, source, paths, label_col, reference, config, out_dir: Path,
               "n_shards": result.summary.get("n_shards"), "not_run": NOT_RUN_ON_RAY}
     result.summary["not_run"] = NOT_RUN_ON_RAY
     with_rule_text(result.summary)  # the verdict's rule in words, as the in-process path writes it
-    artifacts.write_results(result, out_dir)  # scores.parquet and summary.json, each atomically
-    scores = result.scores
-    n = int(len(scores))
-    n_flagged = int(scores["flagged"].sum())
+    # scores.parquet, written part by part into the staging folder: renamed into place
+    # (the same file system); summary.json atomically
+    os.replace(result.scores_path, out_dir / artifacts.SCORES)
+    result.scores_path = out_dir / artifacts.SCORES
+    artifacts.write_summary(result.summary, out_dir)
+    n, n_flagged = int(result.summary["n_rows"]), int(result.summary["flagged"])
     output = {"status": "done", "n_rows": n, "n_flagged": n_flagged, "flagged_fraction": n_flagged / n if n else 0.0,
               "scores_path": str(out_dir / artifacts.SCORES), "projection_path": None,
               "summary": result.summary, "engine": engine,

@@ -62,8 +62,10 @@ class _ShardActor:
     worker), then runs ``call(step, rows, shard)`` on every shard of each run it is given
     (a run: consecutive parts of one row group, read in one decoding pass)."""
 
-    def __init__(self, shards, runs, make: Callable[[], Any], call: Callable, columns, rows_dir: str | None):
+    def __init__(self, shards, runs, make: Callable[[], Any], call: Callable, columns, rows_dir: str | None,
+                 merge: Callable | None = None):
         self.shards, self.runs, self.call, self.columns, self.rows_dir = shards, runs, call, columns, rows_dir
+        self.merge = merge
         self.step = make() if make is not None else None
 
     def __call__(self, batch: dict) -> dict:
@@ -76,6 +78,12 @@ class _ShardActor:
         out, index = [], []
         for r in np.asarray(batch["i"]).tolist():
             reader = ShardReader(self.columns)
+            if self.merge is not None:  # one result for the run: its shards' results merged here
+                merged = self.merge(self.call(self.step, reader.read(self.shards[i]), self.shards[i])
+                                    for i in self.runs[r])
+                out.append(pickle.dumps(merged))
+                index.append(r)
+                continue
             for i in self.runs[r]:
                 shard = self.shards[i]
                 result = self.call(self.step, reader.read(shard), shard)
@@ -118,7 +126,9 @@ class RayExecutor:
         self.rows_dir = None if rows_dir is None else str(rows_dir)
         self.worker_peak_rss_mb: dict[int, float] = {}
 
-    def _run(self, shards, make, call, columns, rows_dir=None) -> list:
+    def _run(self, shards, make, call, columns, rows_dir=None, merge=None) -> list:
+        """Per shard, the step's result; with ``merge``, per run of shards, the merge of
+        its shards' results (done on the worker)."""
         import ray
 
         from screening.sharded import shard_runs
@@ -126,7 +136,7 @@ class RayExecutor:
         runs = shard_runs(shards, 4 * self.workers)
         ds = ray.data.from_items([{"i": r} for r in range(len(runs))],
                                  override_num_blocks=min(len(runs), 4 * self.workers))
-        ds = ds.map_batches(_ShardActor, fn_constructor_args=(shards, runs, make, call, columns, rows_dir),
+        ds = ds.map_batches(_ShardActor, fn_constructor_args=(shards, runs, make, call, columns, rows_dir, merge),
                             batch_size=1, compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=1,
                             num_gpus=self.num_gpus or None, batch_format="numpy")
         try:
@@ -139,10 +149,12 @@ class RayExecutor:
             results[int(row["i"])] = pickle.loads(row["payload"])
             pid = int(row["pid"])
             self.worker_peak_rss_mb[pid] = max(self.worker_peak_rss_mb.get(pid, 0.0), float(row["peak_rss_mb"]))
-        missing = [i for i in range(len(shards)) if i not in results]
+        expected = len(runs) if merge is not None else len(shards)
+        missing = [i for i in range(expected) if i not in results]
         if missing:
-            raise RayScreenError(f"the Ray cluster returned no result for {len(missing)} of {len(shards)} shards")
-        return [results[i] for i in range(len(shards))]
+            what = "runs of shards" if merge is not None else "shards"
+            raise RayScreenError(f"the Ray cluster returned no result for {len(missing)} of {expected} {what}")
+        return [results[i] for i in range(expected)]
 
     def map_shards(self, shards, step, columns=None) -> list:
         return self._run(shards, None, lambda _, table, shard: step(table, shard), columns)
@@ -152,6 +164,11 @@ class RayExecutor:
         path (``OUT/rows/part-NNNNNN.parquet``), read by the one step that reads them
         all (the verdict) one at a time."""
         return self._run(shards, make, call, columns, self.rows_dir)
+
+    def reduce_actor(self, shards, make, call, merge, columns=None) -> Any:
+        """``merge`` of every shard's result: each worker merges the shards of each run
+        it is given, and the driver merges the runs' results (a few, in run order)."""
+        return merge(self._run(shards, make, call, columns, merge=merge))
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` once, as a Ray task (retried if its worker dies); its result here."""
@@ -176,8 +193,8 @@ class RayExecutor:
     def _task(self, fn, num_returns: int):
         import ray
 
-        return ray.remote(fn).options(num_cpus=1, num_gpus=self.num_gpus or None, num_returns=num_returns,
-                                      max_retries=3)
+        # CPU work (the fit on a 20,000-row sample, the verdict's numpy): no GPU asked for
+        return ray.remote(fn).options(num_cpus=1, num_returns=num_returns, max_retries=3)
 
     @staticmethod
     def _get(get, ref):

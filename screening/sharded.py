@@ -390,9 +390,17 @@ class _ShardStep:
     def __init__(self, fitted: FittedScreen, threads: int = 1):
         import torch
 
+        from ._torch_utils import pick_device
+
         torch.set_num_threads(max(1, int(threads)))
         self.fitted = fitted
-        self.device = torch.device("cpu")
+        # config.device ("auto": CUDA where this worker sees a GPU, as Ray grants one to an
+        # actor that asks for it); the probe's weights move there once
+        self.device = pick_device(fitted.config.device)
+        if self.device.type != "cpu":
+            for model in (fitted.cv_model, fitted.anchored_model, fitted.round0_model, fitted.trained_model):
+                if model is not None:
+                    model.to(self.device)
 
     def _member(self, model, f, X):
         from .probe.training import predict_member
@@ -432,9 +440,14 @@ class ShardMoments(_ShardStep):
 
 
 def merge_moments(parts: Iterable[dict]) -> dict:
+    """The sum of per-shard (or already merged) moments, folded one at a time."""
     total = None
     for p in parts:
-        total = {k: v.copy() for k, v in p.items()} if total is None else {k: total[k] + p[k] for k in total}
+        if total is None:
+            total = {k: v.copy() for k, v in p.items()}
+        else:
+            for k in total:
+                total[k] += p[k]
     return total
 
 
@@ -531,16 +544,16 @@ def gather_rows(parts: Iterable[Any], n_rows: int, fitted: FittedScreen) -> dict
     column, filled part by part (``parts``: the scorer's tables, or paths of Parquet
     files holding them, in any order; each is held only while it is copied). Only what
     :func:`sharded_verdict` reads is gathered, in the dtypes it reads: with a reference
-    the label, the cross-validated margin and the anchored models' margins, eligibility
-    and first-round margin (``20 + 5 F`` bytes a row: 45 at F = 5); without one the
-    label and the class probabilities (``8 + 4 K``: 48 at K = 10). The per-row scores
+    the label (one byte up to 127 classes), the cross-validated margin and the anchored
+    models' margins, eligibility and first-round margin (``13 + 5 F`` bytes a row: 38 at
+    F = 5); without one the label and the class probabilities (``1 + 4 K``: 41 at K = 10). The per-row scores
     that only the output file needs (spectral, influence, label noise) stay in the
     parts (:func:`scores_tables`)."""
     import pyarrow.parquet as pq
 
     K, F = len(fitted.classes), fitted.n_folds
     anchored = _reference_rule(fitted)
-    out: dict[str, np.ndarray] = {"label": np.zeros(n_rows, np.int64)}
+    out: dict[str, np.ndarray] = {"label": np.zeros(n_rows, label_dtype(K))}
     if anchored:
         out.update(cv_margin=np.zeros(n_rows, np.float32), margins=np.zeros((F, n_rows), np.float32),
                    eligible=np.zeros((F, n_rows), bool), initial_margin=np.zeros(n_rows))
@@ -560,6 +573,15 @@ def gather_rows(parts: Iterable[Any], n_rows: int, fitted: FittedScreen) -> dict
     if not seen.all():
         raise RuntimeError(f"{int((~seen).sum())} rows have no scores")
     return out
+
+
+def label_dtype(n_classes: int) -> np.dtype:
+    """The smallest signed integer type that holds class indices 0..n_classes - 1 (the
+    verdict's labels: one byte a row up to 127 classes)."""
+    for dt in (np.int8, np.int16, np.int32):
+        if n_classes <= np.iinfo(dt).max + 1:
+            return np.dtype(dt)
+    return np.dtype(np.int64)
 
 
 def _gathered_columns(K: int, F: int, anchored: bool) -> list[str]:
@@ -746,6 +768,12 @@ class InProcessExecutor:
         obj, reader = make(), ShardReader(columns)
         return [call(obj, reader.read(s), s) for s in shards]
 
+    def reduce_actor(self, shards: list[Shard], make: Callable[[], Any], call: Callable[[Any, pa.Table, Shard], Any],
+                     merge: Callable[[Iterable[Any]], Any], columns: list[str] | None = None) -> Any:
+        """``merge`` of every shard's result, folded as they come (no list of them)."""
+        obj, reader = make(), ShardReader(columns)
+        return merge(call(obj, reader.read(s), s) for s in shards)
+
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``, once."""
         return fn(*args)
@@ -820,8 +848,10 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
     timings["fit"], peak["driver_after_fit"], peak["fit"] = time.perf_counter() - t, _peak_rss_mb(), meta["peak_rss_mb"]
     cols = meta["feature_cols"] + [label_col]
     t = time.perf_counter()
-    moments = merge_moments(executor.map_actor(shards, lambda: ShardMoments(resolve(fitted)),
-                                               lambda obj, tb, s: obj(tb), cols))
+    # merged where computed (on a cluster: per run of shards on its worker, then the runs
+    # here), so the driver never holds one (K, d, d) moment matrix per shard
+    moments = executor.reduce_actor(shards, lambda: ShardMoments(resolve(fitted)), lambda obj, tb, s: obj(tb),
+                                    merge_moments, cols)
     spectral = spectral_directions(moments)
     timings["moments"], peak["driver_after_moments"] = time.perf_counter() - t, _peak_rss_mb()
     say("scoring every shard")

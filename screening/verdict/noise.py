@@ -56,7 +56,7 @@ def noise_floor(cv_margins, cv_reference_margins, flagged, *, labels, ref_labels
     """
     from scipy.stats import norm
 
-    margins = np.asarray(cv_margins, dtype=np.float64)
+    margins = np.asarray(cv_margins)  # as given (float32 from the sharded screen): no (N,) float64 copy
     ref = np.asarray(cv_reference_margins, dtype=np.float64)
     flagged = np.asarray(flagged, dtype=bool)
     n, m = len(margins), len(ref)
@@ -102,13 +102,14 @@ def depth_pvalue(margins, ref_margins, labels, ref_labels, *, seed: int = 0, n_p
     sample of them is used (still exchangeable with the reference under the null; the
     reference's side dominates the variance).
     """
-    g = np.maximum(0.0, -np.asarray(margins, dtype=np.float64))
-    rg = np.maximum(0.0, -np.asarray(ref_margins, dtype=np.float64))
+    margins = np.asarray(margins)
     labels, ref_labels = np.asarray(labels), np.asarray(ref_labels)
     rng = np.random.default_rng(seed)
-    if len(g) > max_rows:
-        keep = np.sort(rng.choice(len(g), max_rows, replace=False))
-        g, labels = g[keep], labels[keep]
+    if len(margins) > max_rows:  # the sample first: no (N,) float64 copy
+        keep = np.sort(rng.choice(len(margins), max_rows, replace=False))
+        margins, labels = margins[keep], labels[keep]
+    g = np.maximum(0.0, -np.asarray(margins, dtype=np.float64))
+    rg = np.maximum(0.0, -np.asarray(ref_margins, dtype=np.float64))
     classes, counts = np.unique(labels, return_counts=True)
     pools = []
     for c, n_c in zip(classes, counts):

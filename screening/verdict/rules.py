@@ -30,14 +30,16 @@ import numpy as np
 from ..encoding import jsonable
 from ..screens import verdict_inputs
 from .conformal import (
+    CHUNK_ROWS,
     TAIL_MIN_REFERENCE,
+    apply_tail,
     calibrated_level,
     clean_rate_upper_bound,
     conformal_lower_pvalues,
     cross_conformal_pvalues,
+    fit_tail,
     judged_reference_rows,
     reference_fold_pvalues,
-    tail_pvalues,
 )
 from .details import CleanlabFallback, NoiseFloor, ReferenceCalibratedDetails
 from .excess import class_excess, detectable_attack, excess_tests
@@ -146,13 +148,13 @@ def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None
     return Verdict("cleanlab_cross_validated", flagged, attack_classes=tuple(sorted(attack)))
 
 
-def _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta):
+def _statistics(anchored, judges, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta):
     """The class-excess statistics: the label margin, and with the cross-validated
-    probe's margins the trigger contrast under the last round and under round 0."""
+    probe's margins the trigger contrast under the last round and under round 0
+    (``judges``: part 1's, the models that judge each row)."""
     stats = [Statistic("label margin", delta, lambda: (pvals, ref_p))]
     if cv_margins is None or cv_reference_margins is None:
         return stats
-    judges = ~np.asarray(anchored.eligible, dtype=bool)
     cv_ref = np.asarray(cv_reference_margins, dtype=np.float64)
     ref_c = ref_margins - cv_ref
     ref_c0 = anchored.initial_reference_margins - cv_ref
@@ -162,7 +164,7 @@ def _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_
                                     row_offset=cv_margins),
             reference_fold_pvalues(ref_c, anchored.reference_folds))),
         Statistic("trigger contrast, reference-only probe", delta / 2, lambda: (
-            conformal_lower_pvalues(anchored.initial_margins - cv_margins, ref_c0),
+            conformal_lower_pvalues(anchored.initial_margins, ref_c0, row_offset=cv_margins),
             reference_fold_pvalues(ref_c0, np.zeros(len(ref_labels), dtype=np.int64)))),
     ]
 
@@ -212,9 +214,17 @@ def _row_fdr_flags(anchored, judges, pvals, ref_margins, labels, fired, level, v
     row_fdr = vc.row_fdr if vc.row_fdr is not None and len(ref_margins) >= TAIL_MIN_REFERENCE else None
     fdr_p = None
     if row_fdr is not None:
-        # one score per row on the reference's scale: its mean margin under its judges
-        row_margin = (anchored.model_margins * judges).sum(axis=0) / np.maximum(judges.sum(axis=0), 1)
-        fdr_p = tail_pvalues(pvals, row_margin, ref_margins)
+        # tail_pvalues of one score per row on the reference's scale, its mean margin under
+        # its judges: a chunk of rows at a time (no (F, N) or (N,) temporary)
+        tail = fit_tail(ref_margins)
+        fdr_p = np.asarray(pvals, dtype=np.float64)
+        if tail is not None:
+            fdr_p = np.empty(len(pvals))
+            for start in range(0, len(pvals), CHUNK_ROWS):
+                rows = slice(start, start + CHUNK_ROWS)
+                j = judges[:, rows]
+                row_margin = (anchored.model_margins[:, rows] * j).sum(axis=0) / np.maximum(j.sum(axis=0), 1)
+                fdr_p[rows] = apply_tail(pvals[rows], row_margin, tail)
     return _row_level(pvals, level, labels, {d["class"] for d in fired}, row_fdr, fdr_p), row_fdr
 
 
@@ -263,7 +273,7 @@ def reference_calibrated(config, labels, anchored, ref_labels, cv_margins=None, 
     delta = vc.excess_delta / (2 if contrast else 1)
     # parts 2 and 3: the class excess on the label margin and the trigger contrasts
     excess_flags, fired = _excess_over_statistics(
-        _statistics(anchored, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta),
+        _statistics(anchored, judges, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta),
         labels, ref_labels, vc)
     # part 1's row-level flags
     row_flags, row_fdr = _row_fdr_flags(anchored, judges, pvals, ref_margins, labels, fired, level, vc)

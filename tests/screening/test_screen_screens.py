@@ -267,6 +267,67 @@ def test_cross_conformal_pvalues_use_only_the_rows_judges():
     assert judged_reference_rows(judges, rfolds) == 2
 
 
+def test_row_chunks_give_the_whole_array_results(monkeypatch):
+    """The row-wise steps of part 1 run in chunks of ``CHUNK_ROWS`` rows (so their
+    temporaries stay bounded at 100M rows): with chunks of 7 rows they equal, bit for bit,
+    the whole-array formulas they replace; and the reference-calibrated verdict is the
+    same with one-byte labels (the sharded screen's) as with int64 labels."""
+    from screening import ScreenConfig
+    from screening.probe import AnchoredProbe
+    from screening.verdict import conformal, decide, rules
+
+    rng = np.random.default_rng(7)
+    mm, judges, ref, rfolds, own = _fold_models(rng, n=500)
+    mm = mm.astype(np.float32)
+    offset = rng.normal(size=500).astype(np.float32)
+    initial = rng.standard_t(3, size=500)
+    mm[:, :20] -= 8.0  # some rows the probe rejects, so every part has work
+    whole = {"cross": conformal.cross_conformal_pvalues(mm, judges, ref, rfolds),
+             "contrast": conformal.cross_conformal_pvalues(mm, judges, ref, rfolds, row_offset=offset),
+             "lower": conformal.conformal_lower_pvalues(initial, ref, row_offset=offset),
+             "judged": conformal.judged_reference_rows(judges, rfolds)}
+    # the formulas before chunking
+    num, den = np.ones(500), np.ones(500)
+    for f in range(5):
+        r = np.sort(ref[rfolds == f])
+        num[judges[f]] += np.searchsorted(r, mm[f, judges[f]].astype(np.float64) - offset[judges[f]], side="right")
+        den[judges[f]] += len(r)
+    np.testing.assert_array_equal(whole["contrast"], num / den)
+    np.testing.assert_array_equal(whole["lower"], (1.0 + np.searchsorted(np.sort(ref), initial - offset,
+                                                                          side="right")) / (len(ref) + 1.0))
+    per_fold = np.bincount(rfolds, minlength=5)
+    assert whole["judged"] == int((judges * per_fold[:, None]).sum(axis=0).min())
+
+    labels = own % 3
+    ref_labels = rfolds % 3
+    probs = rng.dirichlet(np.ones(3), size=len(ref)).astype(np.float32)
+
+    def verdict(y):
+        anchored = AnchoredProbe(pred_probs=np.zeros((500, 3), np.float32), reference_pred_probs=probs,
+                                 initial_margins=initial, initial_reference_margins=rng_ref.copy(),
+                                 kept_per_round=[0], model_margins=mm, admitted=np.zeros((5, 500), bool),
+                                 reference_folds=rfolds, eligible=~judges)
+        v = decide(ScreenConfig(), labels=y, anchored=anchored, ref_labels=ref_labels,
+                   cv_margins=offset, cv_reference_margins=ref)
+        return v.flagged, v.p_values, v.summary([0, 1, 2])
+
+    rng_ref = rng.normal(size=len(ref))
+    before = verdict(labels.astype(np.int64))
+    monkeypatch.setattr(conformal, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(rules, "CHUNK_ROWS", 7)
+    chunked = {"cross": conformal.cross_conformal_pvalues(mm, judges, ref, rfolds),
+               "contrast": conformal.cross_conformal_pvalues(mm, judges, ref, rfolds, row_offset=offset),
+               "lower": conformal.conformal_lower_pvalues(initial, ref, row_offset=offset),
+               "judged": conformal.judged_reference_rows(judges, rfolds)}
+    for key in whole:
+        np.testing.assert_array_equal(chunked[key], whole[key], err_msg=key)
+    after = verdict(labels.astype(np.int8))
+    assert before[0].sum() >= 10  # the verdict flags rows here, so the comparison has content
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+    assert after[2] == before[2]
+
+
 def test_class_excess_fires_on_a_concentrated_attack_and_rarely_on_clean_rows():
     from screening import ScreenConfig
     from screening.verdict import class_excess

@@ -255,18 +255,20 @@ def _wait_for(check, seconds, log):
     raise RuntimeError(f"the local Ray cluster did not start in {seconds} s: {Path(log).read_text()[-2000:]}")
 
 
-def _shard_actors(sessions) -> set[int]:
-    """Pids of this cluster's shard actors (processes of its sessions, Ray's title)."""
+def _cluster_processes(sessions, title: str) -> set[int]:
+    """Pids of this cluster's processes (of its sessions) whose command line holds
+    ``title``: Ray titles a shard actor ``...ShardActor...`` and a worker running the
+    task NAME ``ray::NAME``."""
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             sid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
-            title = (entry / "cmdline").read_bytes().decode(errors="replace")
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
         except (OSError, IndexError, ValueError):
             continue
-        if sid in sessions and "ShardActor" in title:
+        if sid in sessions and title in cmdline:
             found.add(int(entry.name))
     return found
 
@@ -310,7 +312,7 @@ def test_a_killed_worker_is_retried_or_fails_cleanly(ray_cluster, data, in_proce
 
     def progress(msg):
         if msg.startswith("scoring"):
-            earlier.update(_shard_actors(ray_cluster["sessions"]))  # the previous steps' actors
+            earlier.update(_cluster_processes(ray_cluster["sessions"], "ShardActor"))  # the previous steps' actors
             scoring.set()
 
     def killer():
@@ -319,7 +321,7 @@ def test_a_killed_worker_is_retried_or_fails_cleanly(ray_cluster, data, in_proce
         time.sleep(1.0)  # let the scoring actors take their first shards
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not killed:
-            for pid in sorted(_shard_actors(ray_cluster["sessions"]) - earlier):
+            for pid in sorted(_cluster_processes(ray_cluster["sessions"], "ShardActor") - earlier):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 break
@@ -343,23 +345,6 @@ def test_a_killed_worker_is_retried_or_fails_cleanly(ray_cluster, data, in_proce
     assert ray.is_initialized()
 
 
-def _task_workers(sessions, name: str) -> set[int]:
-    """Pids of this cluster's worker processes running the task ``name`` (Ray titles a
-    worker ``ray::NAME`` while it runs a task)."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            sid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
-            title = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except (OSError, IndexError, ValueError):
-            continue
-        if sid in sessions and f"ray::{name}" in title:
-            found.add(int(entry.name))
-    return found
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_a_killed_verdict_task_is_retried(ray_cluster, data, in_process, tmp_path):
@@ -380,7 +365,7 @@ def test_a_killed_verdict_task_is_retried(ray_cluster, data, in_process, tmp_pat
             return
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not killed:
-            for pid in sorted(_task_workers(ray_cluster["sessions"], "verdict_step")):
+            for pid in sorted(_cluster_processes(ray_cluster["sessions"], "ray::verdict_step")):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 break

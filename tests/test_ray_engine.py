@@ -273,6 +273,19 @@ def _cluster_processes(sessions, title: str) -> set[int]:
     return found
 
 
+def _kill_one(sessions, title: str, *, seconds: float, every: float, skip=frozenset()) -> list[int]:
+    """SIGKILL the first process of the cluster whose command line holds ``title`` (and
+    whose pid is not in ``skip``), looking every ``every`` s for ``seconds``; returns
+    its pid in a list, or an empty list when none was seen."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for pid in sorted(_cluster_processes(sessions, title) - set(skip)):
+            os.kill(pid, signal.SIGKILL)
+            return [pid]
+        time.sleep(every)
+    return []
+
+
 def _assert_same(ray_scores, local_scores):
     assert ray_scores["row_id"].tolist() == list(range(N_ROWS))
     np.testing.assert_array_equal(ray_scores["flagged"].to_numpy(), local_scores["flagged"].to_numpy())
@@ -319,13 +332,7 @@ def test_a_killed_worker_is_retried_or_fails_cleanly(ray_cluster, data, in_proce
         if not scoring.wait(180):
             return
         time.sleep(1.0)  # let the scoring actors take their first shards
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not killed:
-            for pid in sorted(_cluster_processes(ray_cluster["sessions"], "ShardActor") - earlier):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                break
-            time.sleep(0.2)
+        killed.extend(_kill_one(ray_cluster["sessions"], "ShardActor", seconds=60, every=0.2, skip=earlier))
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
@@ -361,15 +368,8 @@ def test_a_killed_verdict_task_is_retried(ray_cluster, data, in_process, tmp_pat
             started.set()
 
     def killer():
-        if not started.wait(180):
-            return
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not killed:
-            for pid in sorted(_cluster_processes(ray_cluster["sessions"], "ray::verdict_step")):
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
-                break
-            time.sleep(0.02)
+        if started.wait(180):
+            killed.extend(_kill_one(ray_cluster["sessions"], "ray::verdict_step", seconds=30, every=0.02))
 
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()

@@ -170,12 +170,6 @@ class RayExecutor:
         it is given, and the driver merges the runs' results (a few, in run order)."""
         return merge(self._run(shards, make, call, columns, merge=merge))
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` once, as a Ray task (retried if its worker dies); its result here."""
-        import ray
-
-        return self._get(ray.get, self._task(fn, 1).remote(*args))
-
     def call_kept(self, fn: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
         """``fn(*args)`` once, as a Ray task returning a pair: (an ``ObjectRef`` of the
         first, which stays in the cluster's object store, for the steps that

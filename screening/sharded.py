@@ -636,10 +636,6 @@ def sharded_verdict(rows: dict[str, np.ndarray], fitted: FittedScreen):
     return decide(config, labels=y, label_probs=probs, screen_flags=flags)
 
 
-#: The ``scores.parquet`` contract of the sharded screen, in column order.
-SCORES_COLUMNS = ("row_id", "spectral", "label_noise", "influence", "flagged", "reason", "label_p_value")
-
-
 def scores_tables(parts: Iterable[Any], verdict, fitted: FittedScreen) -> Iterable[pa.Table]:
     """The ``scores.parquet`` contract, one table per part in row order: ``row_id``,
     ``spectral``, ``label_noise`` (cleanlab's self-confidence score, a row's own
@@ -773,10 +769,6 @@ class InProcessExecutor:
         """``merge`` of every shard's result, folded as they come (no list of them)."""
         obj, reader = make(), ShardReader(columns)
         return merge(call(obj, reader.read(s), s) for s in shards)
-
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)``, once."""
-        return fn(*args)
 
     def call_kept(self, fn: Callable[..., tuple[Any, Any]], *args: Any) -> tuple[Any, Any]:
         """``fn(*args)``, once, returning a pair: (a handle of the first, kept where it

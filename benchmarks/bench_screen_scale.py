@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
 
@@ -32,10 +31,7 @@ import pyarrow as pa
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from screening import ScreenConfig, screen_table  # noqa: E402
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from screening.sharded import peak_rss_mb  # noqa: E402
 
 
 def make_table(n: int, d: int, k: int, seed: int, centres: np.ndarray) -> pa.Table:
@@ -71,7 +67,7 @@ def main(argv=None):
         return sharded(args, centres)
     data = make_table(args.n, args.d, args.k, args.seed + 1, centres)
     ref = make_table(min(20_000, max(100, int(args.ref_frac * args.n))), args.d, args.k, args.seed + 2, centres)
-    base = rss_mb()
+    base = peak_rss_mb()
     print(f"N={args.n:,} d={args.d} K={args.k} reference={ref.num_rows:,} input {data.nbytes / 2**20:.0f} MiB; "
           f"rss after building input {base:.0f} MiB", flush=True)
     t = time.perf_counter()
@@ -82,7 +78,7 @@ def main(argv=None):
     stages = {**{f"probe:{k}": v for k, v in s["probe"]["seconds"].items()},
               **{f"screen:{k}": v["seconds"] for k, v in s["screens"].items()}}
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()))
-    print(f"wall {wall:.1f}s | peak RSS {rss_mb():.0f} MiB (input alone {base:.0f} MiB) | "
+    print(f"wall {wall:.1f}s | peak RSS {peak_rss_mb():.0f} MiB (input alone {base:.0f} MiB) | "
           f"threads {s['probe']['threads']} | representation dim {s['representation_dim']} | "
           f"flagged {s['combine']['flagged']:,} ({s['combine']['flagged'] / args.n:.3%}) | "
           f"cv acc {s['probe']['cv_accuracy']:.3f}")
@@ -130,7 +126,7 @@ def sharded(args, centres) -> None:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a throwaway local cluster: no token file
             ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
             address = "local"
-    base = rss_mb()
+    base = peak_rss_mb()
     print(f"N={args.n:,} d={args.d} K={args.k} reference={ref.num_rows:,} engine {args.engine} "
           f"workers {args.workers if args.engine == 'ray' else 1}; input {path.stat().st_size / 2**20:.0f} MiB "
           f"Parquet; driver rss before {base:.0f} MiB", flush=True)
@@ -147,7 +143,7 @@ def sharded(args, centres) -> None:
         f"{k.removeprefix('driver_after_')} {v:.0f}" for k, v in peaks.items() if k.startswith("driver_after_")))
     print(f"fit task peak RSS {peaks.get('fit', 0):.0f} MiB | verdict task peak RSS {peaks.get('verdict', 0):.0f} MiB"
           + (" (in the driver: no cluster)" if args.engine != "ray" else " (Ray workers)"))
-    print(f"wall {wall:.1f}s | {args.n / wall:,.0f} rows/s | driver peak RSS {rss_mb():.0f} MiB | "
+    print(f"wall {wall:.1f}s | {args.n / wall:,.0f} rows/s | driver peak RSS {peak_rss_mb():.0f} MiB | "
           f"worker peak RSS (MiB, by pid) {', '.join(f'{v:.0f}' for v in workers.values()) or '-'} | "
           f"flagged {s['flagged']:,} ({s['flagged'] / args.n:.3%}) | sample {s['sample']['sample_rows']:,} rows")
 

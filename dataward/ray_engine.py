@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import resource
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -53,10 +52,6 @@ def ray_address() -> str | None:
     return os.environ.get(ADDRESS_ENV) or None
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 class _ShardActor:
     """One Ray Data actor: builds the step once (``make()``: the probe is loaded once per
     worker), then runs ``call(step, rows, shard)`` on every shard of each run it is given
@@ -73,7 +68,7 @@ class _ShardActor:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from screening.sharded import ShardReader
+        from screening.sharded import ShardReader, peak_rss_mb
 
         out, index = [], []
         for r in np.asarray(batch["i"]).tolist():
@@ -97,7 +92,7 @@ class _ShardActor:
                 index.append(i)
         n = len(out)
         return {"i": np.asarray(index, dtype=np.int64), "payload": np.array(out, dtype=object),
-                "pid": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, _peak_rss_mb())}
+                "pid": np.full(n, os.getpid()), "peak_rss_mb": np.full(n, peak_rss_mb())}
 
 
 class RayExecutor:

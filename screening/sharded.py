@@ -718,7 +718,7 @@ def fit_step(sample: pa.Table, label_col: str, reference, feature_cols, config: 
     fitted = fit_sharded(sample, label_col=label_col, reference=reference, feature_cols=feature_cols,
                          config=config)
     return fitted, {"classes": list(fitted.classes), "feature_cols": list(fitted.feature_cols),
-                    "info": dict(fitted.info), "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}
+                    "info": dict(fitted.info), "pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}
 
 
 def verdict_step(parts: list, n_rows: int, fitted_handle: Any, scores_path: str | None) -> tuple[Any, dict]:
@@ -740,10 +740,11 @@ def verdict_step(parts: list, n_rows: int, fitted_handle: Any, scores_path: str 
 
     return verdict, {"flagged": int(np.count_nonzero(verdict.flagged)),
                      "combine": {k: jsonable(v) for k, v in verdict.summary(list(fitted.classes)).items()},
-                     "frame": frame, "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}
+                     "frame": frame, "pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MiB (Linux's ``ru_maxrss`` is KiB)."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
@@ -832,12 +833,12 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
     parts = executor.map_shards(shards, lambda t, s: sample_shard(t, s.row_offset, label_col, plan))
     sample = pa.concat_tables([p for p in parts if p.num_rows], promote_options="permissive")
     del parts
-    timings["sample"], peak["driver_after_sample"] = time.perf_counter() - t0, _peak_rss_mb()
+    timings["sample"], peak["driver_after_sample"] = time.perf_counter() - t0, peak_rss_mb()
     say(f"sampled {sample.num_rows} rows; training the probes")
     t = time.perf_counter()
     fitted, meta = executor.call_kept(fit_step, sample, label_col, reference, feature_cols, config)
     del sample
-    timings["fit"], peak["driver_after_fit"], peak["fit"] = time.perf_counter() - t, _peak_rss_mb(), meta["peak_rss_mb"]
+    timings["fit"], peak["driver_after_fit"], peak["fit"] = time.perf_counter() - t, peak_rss_mb(), meta["peak_rss_mb"]
     cols = meta["feature_cols"] + [label_col]
     t = time.perf_counter()
     # merged where computed (on a cluster: per run of shards on its worker, then the runs
@@ -845,12 +846,12 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
     moments = executor.reduce_actor(shards, lambda: ShardMoments(resolve(fitted)), lambda obj, tb, s: obj(tb),
                                     merge_moments, cols)
     spectral = spectral_directions(moments)
-    timings["moments"], peak["driver_after_moments"] = time.perf_counter() - t, _peak_rss_mb()
+    timings["moments"], peak["driver_after_moments"] = time.perf_counter() - t, peak_rss_mb()
     say("scoring every shard")
     t = time.perf_counter()
     parts = executor.map_actor(shards, lambda: ShardScorer(resolve(fitted), spectral),
                                lambda obj, tb, s: obj(tb, s.row_offset), cols)
-    timings["score"], peak["driver_after_score"] = time.perf_counter() - t, _peak_rss_mb()
+    timings["score"], peak["driver_after_score"] = time.perf_counter() - t, peak_rss_mb()
     say("the verdict over every row")
     t = time.perf_counter()
     n_rows = sum(s.n_rows for s in shards)
@@ -858,7 +859,7 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
                                       None if scores_path is None else str(scores_path))
     del parts
     timings["verdict"], peak["driver_after_verdict"], peak["verdict"] = (
-        time.perf_counter() - t, _peak_rss_mb(), out["peak_rss_mb"])
+        time.perf_counter() - t, peak_rss_mb(), out["peak_rss_mb"])
     from .encoding import jsonable
 
     summary = {"engine": getattr(executor, "name", type(executor).__name__), "n_rows": int(n_rows),

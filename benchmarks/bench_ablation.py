@@ -15,6 +15,8 @@ Components (with a trusted reference, the reference-calibrated rule):
   noise_floor     the label-noise floor and its cleanlab fallback
                   (VerdictConfig.noise_floor_level = 0)
   cleanlab_fallback the fallback alone (the floor's fill kept)
+  attack_screens  part 6: the reference-free backdoor screen's groups added with a
+                  reference (VerdictConfig.attack_screens = False)
 Without a reference:
   backdoor_screen the reference-free backdoor screen's flags (cleanlab's alone)
 
@@ -110,6 +112,7 @@ ABLATIONS = {
     "noise_floor": (WITH_REFERENCE, _verdict(noise_floor_level=0.0), contextlib.nullcontext),
     "cleanlab_fallback": (WITH_REFERENCE, _config(), _no_cleanlab_fallback),
     "backdoor_screen": (WITHOUT_REFERENCE, _config(), _no_backdoor_screen),
+    "attack_screens": (WITH_REFERENCE, _verdict(attack_screens=False), contextlib.nullcontext),
 }
 
 

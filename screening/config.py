@@ -46,6 +46,12 @@ class VerdictConfig:
         reference rows do, beyond this one-sided confidence level, the verdict holds at
         least the lower bound on the noisy rows that follows, adding the unflagged rows
         with the lowest cross-validated margin. 0 turns it off.
+    attack_screens: with a reference, also flag the groups that the screens which find
+        attacks without a reference (the reference-free backdoor screen) flag, and count
+        their classes as attacked (part 6 of docs/verdict.md). Those screens calibrate a
+        class on the other classes' rows, thousands where the reference holds tens per
+        class, and see a trigger the data-trained model learned that the reference's
+        class-excess test is too small to certify. False turns it off.
     """
 
     rule: str = "auto"
@@ -57,6 +63,7 @@ class VerdictConfig:
     expansion_level: float = 0.02
     row_fdr: float | None = 0.1
     noise_floor_level: float = 0.01
+    attack_screens: bool = True
 
     def __post_init__(self):
         if self.rule not in ("auto", "reference_calibrated", "label_noise", "union"):

@@ -199,7 +199,7 @@ def _train_probes(prep, config, device, say) -> _Probes:
         timings["anchored_probe"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    trained = data_trained_probe(X, y, **kw)
+    trained = data_trained_probe(X, y, X_ref=X_ref, **kw)
     timings["data_trained_probe"] = time.perf_counter() - t
 
     label_probs = anchored.pred_probs if anchored is not None else cv.pred_probs
@@ -219,9 +219,11 @@ def _train_probes(prep, config, device, say) -> _Probes:
 
 def _verdict_and_screens(probes: _Probes, prep, config, device, say):
     """Run every registered screen; without a reference (or with the ``union`` or
-    ``label_noise`` rule) the verdict reads their flags. Returns (verdict, screens)."""
+    ``label_noise`` rule) the verdict reads their flags; with one, it adds the groups of
+    the screens that find attacks (:func:`~screening.verdict.with_attack_screens`).
+    Returns (verdict, screens)."""
     from .screens import SCREENS, ProbeOutputs
-    from .verdict import decide
+    from .verdict import decide, with_attack_screens
 
     say("probes trained; running screens")
     y, verdict, trained = prep.y, probes.verdict, probes.trained
@@ -232,21 +234,24 @@ def _verdict_and_screens(probes: _Probes, prep, config, device, say):
                                                else "cross-validated"),
                            influence=trained.self_influence, influence_mode="self-influence",
                            n_checkpoints=trained.n_checkpoints, strip=trained.strip, device=device,
-                           poison_rate=None if verdict is None else verdict.flag_rate)
-    screens = {}
+                           poison_rate=None, reference_representations=trained.reference_representations,
+                           reference_labels=prep.y_ref)
+    screens: dict = {}
+
+    def so_far():
+        """The verdict on the screens run so far (those it reads run first)."""
+        flags = {k: s.flagged for k, s in screens.items()}
+        if verdict is not None and config.verdict.rule != "union":
+            return with_attack_screens(verdict, flags, y, config)
+        return decide(config, labels=y, label_probs=probes.label_probs, screen_flags=flags)
+
     for screen in SCREENS:
         if "poison_rate" in screen.reads and outputs.poison_rate is None:
-            # the verdict that reads the screens' flags, on those run so far
-            verdict = decide(config, labels=y, label_probs=probes.label_probs,
-                             screen_flags={k: s.flagged for k, s in screens.items()})
-            outputs.poison_rate = verdict.flag_rate
+            outputs.poison_rate = so_far().flag_rate
         t = time.perf_counter()
         screens[screen.name] = screen.run(outputs, config)
         screens[screen.name].summary["seconds"] = time.perf_counter() - t
-    if verdict is None or config.verdict.rule == "union":
-        verdict = decide(config, labels=y, label_probs=probes.label_probs,
-                         screen_flags={k: s.flagged for k, s in screens.items()})
-    return verdict, screens
+    return so_far(), screens
 
 
 def _scores_frame(verdict, screens, y, label_probs, classes) -> pd.DataFrame:

@@ -98,6 +98,14 @@ def _reference_calibrated_text(combine: dict[str, Any]) -> str:
                  f"trusted rows), would catch more of the about {fallback['noisy_rows_estimate']:.0f} noisy rows "
                  f"(expected F1 {fallback['expected_f1_cleanlab']:.2f} against "
                  f"{fallback['expected_f1_verdict']:.2f}): its flags are added")
+    groups = c.attack_screens or []
+    if groups:
+        text += ("; and every group the reference-free backdoor screen flagged (rows far from their class in the "
+                 "data-trained model's representation, in a class holding significantly more of them than the "
+                 "other classes do, that keep their label under superposition better than the rest of their class "
+                 "and than the other classes' far rows): " + "; ".join(
+                     f"class {d['class']!r}, {d['flagged']} rows ({d['added']} not flagged otherwise)"
+                     for d in groups))
     return text
 
 

@@ -53,6 +53,7 @@ class DataTrainedProbe:
     n_checkpoints: int
     strip: np.ndarray | None = None
     early_representations: np.ndarray | None = None  # at SPECTRAL_SNAPSHOT of training
+    reference_representations: np.ndarray | None = None  # (M, d): the trusted rows, final model
 
 
 def _batch_factors(predict_fn, X, y, idx=None):
@@ -63,9 +64,11 @@ def _batch_factors(predict_fn, X, y, idx=None):
     return e, np.concatenate([h, np.ones((len(h), 1), np.float32)], axis=1)
 
 
-def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int = 65536) -> DataTrainedProbe:
+def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int = 65536,
+                       X_ref=None) -> DataTrainedProbe:
     """Fit one probe on all rows of X (N, ...) and read it at every snapshot, streamed in
-    batches (O(batch) extra memory besides the (N, d) representations)."""
+    batches (O(batch) extra memory besides the (N, d) representations); the trusted rows
+    ``X_ref`` (M, ...), never trained on, are read by the final model."""
     n = len(y)
     tracin = tuple((i + 1) / config.n_checkpoints for i in range(config.n_checkpoints))
     fractions = tuple(sorted(set(EARLY_SNAPSHOTS) | set(tracin)))
@@ -96,7 +99,11 @@ def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int
                 reps[idx] = h[:, :-1]
     done = np.array([s for s, _ in snaps], dtype=np.float64)
     strip = _strip(predict_fn, X, y, seed=config.seed, batch_size=batch_size)
-    return DataTrainedProbe(influence, done / max(total, 1), reps, len(steps), strip, early)
+    ref_reps = None
+    if X_ref is not None and len(X_ref):
+        ref_reps = np.concatenate([predict_fn(0, X_ref[s:s + batch_size])[1]
+                                   for s in range(0, len(X_ref), batch_size)]).astype(np.float32, copy=False)
+    return DataTrainedProbe(influence, done / max(total, 1), reps, len(steps), strip, early, ref_reps)
 
 
 def _strip(predict_fn, X, y, *, seed: int, batch_size: int) -> np.ndarray:

@@ -43,7 +43,7 @@ from .base import ProbeOutputs, Screen, ScreenOutput, class_fit_rows, screen_sum
 
 
 def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, max_fit_rows: int = 20000,
-                     seed: int = 0, batch_size: int = 65536) -> np.ndarray:
+                     seed: int = 0, batch_size: int = 65536, extra=None, extra_labels=None):
     """(N,) float64: each row's squared robust Mahalanobis distance to its class's majority
     in the class's top ``k`` principal components.
 
@@ -53,9 +53,12 @@ def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, m
     determinant, which is the poison when a blended trigger packs a tight cluster into the
     class; the median start picks the majority by count. O(n_c k^2) per step. PCA and the
     steps use at most ``max_fit_rows`` rows of a class (seeded sample); every row is then
-    scored in batches."""
+    scored in batches. With ``extra`` (M, d) and ``extra_labels`` (M,), returns (the (N,)
+    distances, the extra rows' (M,) distances to their class's majority, fitted on the
+    data rows alone); else the (N,) distances."""
     labels = np.asarray(labels)
     out = np.zeros(len(labels))
+    extra_out = None if extra is None else np.zeros(len(extra))
     for idx, fit, R in class_fit_rows(representations, labels, min_rows=10, max_fit_rows=max_fit_rows, seed=seed):
         mu0 = R.mean(0)
         _, sv, vt = np.linalg.svd(R - mu0, full_matrices=False)
@@ -76,7 +79,11 @@ def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, m
             part = idx[start:start + batch_size]
             D = (np.asarray(representations[part], dtype=np.float64) - mu0) @ basis - loc
             out[part] = np.einsum("ij,jk,ik->i", D, prec, D)
-    return out
+        if extra_out is not None:
+            mine = np.flatnonzero(np.asarray(extra_labels) == labels[idx[0]])
+            D = (np.asarray(extra[mine], dtype=np.float64) - mu0) @ basis - loc
+            extra_out[mine] = np.einsum("ij,jk,ik->i", D, prec, D)
+    return out if extra_out is None else (out, extra_out)
 
 
 def pooled_upper_pvalues(scores, labels) -> np.ndarray:
@@ -167,6 +174,36 @@ def survives_superposition(strip, labels, p, fired, *, delta: float, n_classes: 
     return out, kept, tested
 
 
+def confirmed_by_reference(scores, labels, p, kept, ref_scores, ref_labels, *, level: float) -> tuple[list, list]:
+    """With a trusted reference: keep a class's group only when the data hold a larger
+    share of rows as far from the class's majority as the group's nearest row than the
+    class's trusted rows do (one-sided Fisher exact test at ``level``). A natural
+    sub-population of the class (an unusual handwriting, a customer segment) is in the
+    trusted rows too, at about the same share; a trigger is not. It only ever removes a
+    group the other classes calibrated, so the screen's chance of flagging a clean class
+    does not grow; a class without trusted rows keeps its group (nothing to confirm it
+    with). Returns (the kept classes, every tested class with ``reference_rows``,
+    ``reference_rows_as_far``, ``reference_p``)."""
+    from scipy.stats import fisher_exact
+
+    confirmed, tested = [], []
+    for d in kept:
+        in_c, ref_c = labels == d["class"], ref_labels == d["class"]
+        group = in_c & (p <= d["level"])
+        m = int(ref_c.sum())
+        if not group.any() or not m:
+            confirmed.append({**d, "reference_rows": m, "reference_rows_as_far": None, "reference_p": None})
+            continue
+        cut = float(scores[group].min())
+        g, n, r = int(group.sum()), int(in_c.sum()), int((ref_scores[ref_c] >= cut).sum())
+        p_ref = float(fisher_exact([[g, n - g], [r, m - r]], alternative="greater")[1])
+        d = {**d, "reference_rows": m, "reference_rows_as_far": r, "reference_p": p_ref}
+        tested.append(d)
+        if p_ref <= level:
+            confirmed.append(d)
+    return confirmed, tested
+
+
 def expand_group(representations, labels, p, flagged, kept, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
     """In each kept class, the other rows that carry what its flagged group carries: a
     logistic regression of the group against the class's typical rows (pooled p > 1/2),
@@ -204,28 +241,47 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     from ..verdict.excess import pooled_excess
 
     vc, y = config.verdict, outputs.labels
-    scores = robust_distances(outputs.representations, y, seed=config.seed)
+    R_ref, y_ref = outputs.reference_representations, outputs.reference_labels
+    with_ref = R_ref is not None and y_ref is not None and len(y_ref) > 0
+    if with_ref:
+        y_ref = np.asarray(y_ref)
+        scores, ref_scores = robust_distances(outputs.representations, y, seed=config.seed, extra=R_ref,
+                                              extra_labels=y_ref)
+    else:
+        scores = robust_distances(outputs.representations, y, seed=config.seed)
     p = pooled_upper_pvalues(scores, y)
     _, fired = pooled_excess(p, y, fdr=vc.excess_fdr, delta=vc.excess_delta / 2, levels=tuple(vc.excess_levels))
     # the gate's share of the family-wise budget (each of its two tests gets all of it)
     flagged, kept, gated = survives_superposition(outputs.strip, y, p, fired, delta=vc.excess_delta / 2,
                                                   n_classes=len(outputs.classes))
+    unconfirmed: list = []
+    if with_ref and kept:  # the class's trusted rows must not be as far out as the group
+        confirmed, tested = confirmed_by_reference(scores, y, p, kept, ref_scores, y_ref, level=vc.excess_delta / 2)
+        names_kept = {d["class"] for d in confirmed}
+        unconfirmed = [d for d in tested if d["class"] not in names_kept]
+        kept = confirmed
+        flagged = np.isin(y, list(names_kept)) & flagged
     flagged |= expand_group(outputs.representations, y, p, flagged, kept, n_folds=config.n_folds, seed=config.seed)
     summary = screen_summary({"components": 10, "score": "robust Mahalanobis distance (median-start C-steps)",
                               "calibration": "the other classes' rows", "excess_delta": vc.excess_delta / 2,
                               "superposition_level": vc.excess_delta / 2 / max(1, len(outputs.classes)),
                               "superposition_calibrated_level": vc.excess_delta / 2 / max(1, len(fired)),
-                              "superposition_calibration": "the other classes' rows at the same level"},
+                              "superposition_calibration": "the other classes' rows at the same level",
+                              "reference_confirmation": (f"one-sided Fisher exact test at {vc.excess_delta / 2:g}: "
+                                                         "the class's trusted rows as far out" if with_ref
+                                                         else None)},
                              flagged, y, outputs.classes)
     names = outputs.classes
     summary["classes_found"] = [{**d, "class": jsonable(names[d["class"]])} for d in kept]
     found = {d["class"] for d in kept}
     summary["classes_rejected_by_gate"] = [{**d, "class": jsonable(names[d["class"]])} for d in gated
-                                           if d["class"] not in found]
+                                           if d["class"] not in found and d["class"] not in
+                                           {u["class"] for u in unconfirmed}]
+    summary["classes_rejected_by_reference"] = [{**d, "class": jsonable(names[d["class"]])} for d in unconfirmed]
     return ScreenOutput(scores, flagged, summary)
 
 
-SCREEN = Screen("backdoor", ("representations", "strip"), _run,
+SCREEN = Screen("backdoor", ("representations", "strip", "reference_representations"), _run,
                 "reference-free: a group of one class the data-trained model separates and whose label survives "
                 "superposition, calibrated on the other classes",
                 settings=("verdict", "seed", "n_folds"), verdict_reads=True, finds="attack", report_order=4)

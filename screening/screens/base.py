@@ -53,6 +53,9 @@ class ProbeOutputs:
     poison_rate: the verdict's estimated poison rate (flagged share), set before the
         first screen that lists ``"poison_rate"`` in its ``reads`` runs.
     device: the torch device of the run.
+    reference_representations: (M, d) float32, the trusted reference rows read by the
+        same data-trained probe (it never trained on them), with ``reference_labels``
+        (M,) class indices; None without a reference.
     """
 
     labels: np.ndarray
@@ -68,12 +71,15 @@ class ProbeOutputs:
     device: Any = None
     poison_rate: float | None = None
     early_representations: np.ndarray | None = None
+    reference_representations: np.ndarray | None = None
+    reference_labels: np.ndarray | None = None
 
 
 #: :class:`ProbeOutputs` fields every screen may read without declaring them.
 ALWAYS_READABLE = ("labels", "classes", "device")
 #: Fields that come with a declared one (its provenance and parameters).
-COMPANIONS = {"label_probs": ("label_probs_source",), "influence": ("influence_mode", "n_checkpoints")}
+COMPANIONS = {"label_probs": ("label_probs_source",), "influence": ("influence_mode", "n_checkpoints"),
+              "reference_representations": ("reference_labels",)}
 #: What a screen's flags mean to the verdict without a reference (``finds``).
 FINDS = ("label_noise", "attack", "outliers")
 #: What the compliance mapping may cite a screen as evidence of (``evidence``).

@@ -12,8 +12,8 @@ from .conformal import (
 )
 from .excess import class_excess, detectable_attack, excess_tests
 from .expansion import trigger_expansion
-from .rules import Statistic, Verdict, decide
+from .rules import Statistic, Verdict, decide, with_attack_screens
 
 __all__ = ["Statistic", "Verdict", "calibrated_level", "class_excess", "clean_rate_upper_bound",
            "conformal_lower_pvalues", "cross_conformal_pvalues", "decide", "detectable_attack", "excess_tests",
-           "judged_reference_rows", "reference_fold_pvalues", "trigger_expansion"]
+           "judged_reference_rows", "reference_fold_pvalues", "trigger_expansion", "with_attack_screens"]

@@ -19,6 +19,7 @@ ClassExcess = TypedDict("ClassExcess", {"class": Any, "level": float, "count": i
                                         "tail_probability": float, "statistic": str})
 Expansion = TypedDict("Expansion", {"class": Any, "positives": int, "reference_rows": int, "flagged": int,
                                     "skipped": str}, total=False)
+AttackScreenGroup = TypedDict("AttackScreenGroup", {"screen": str, "class": Any, "flagged": int, "added": int})
 DetectableAttack = TypedDict("DetectableAttack", {"class": Any, "rows": int, "reference_rows": int,
                                                   "min_attack_rows": int | None})
 
@@ -79,6 +80,9 @@ class ReferenceCalibratedDetails:
     detectable_attack: list[DetectableAttack] = field(default_factory=list)
     probes: list[ProbeLine] = field(default_factory=list)
     reference_only_probe_would_flag: int = 0
+    # part 6: the reference-free attack screens' groups (absent from older summaries)
+    attack_screens: list[AttackScreenGroup] = field(default_factory=list)
+    attack_screens_flagged: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, one key per field (the nested entries are plain dicts already)."""

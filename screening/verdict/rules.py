@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -146,6 +147,36 @@ def decide(config, *, labels, screen_flags: dict | None = None, label_probs=None
         if finds == "attack":
             attack |= {int(c) for c in np.asarray(labels)[f]}
     return Verdict("cleanlab_cross_validated", flagged, attack_classes=tuple(sorted(attack)))
+
+
+def with_attack_screens(verdict: Verdict, screen_flags: dict, labels, config) -> Verdict:
+    """Part 6 of the reference-calibrated rule: the verdict plus the rows of every group
+    that a screen which finds attacks without a reference flagged (the reference-free
+    backdoor screen, :func:`~screening.screens.verdict_inputs`), their classes counted
+    as attacked. The row-level test and the class excess judge a class against its own
+    trusted rows, tens in a small reference, too few to certify a trigger confined to
+    one class; that screen judges a class against every other class's rows and gates it
+    on superposition (docs/verdict.md, "Without a reference"), so it sees such a trigger.
+    Unchanged for the other rules, or with ``config.verdict.attack_screens`` off."""
+    if verdict.rule != "reference_calibrated" or verdict.details is None or not config.verdict.attack_screens:
+        return verdict
+    labels = np.asarray(labels)
+    flagged, attack, groups = verdict.flagged.copy(), set(verdict.attack_classes), []
+    for name, finds in verdict_inputs().items():
+        f = screen_flags.get(name)
+        if finds != "attack" or f is None or not f.any():
+            continue
+        for c in np.unique(labels[f]):
+            rows = f & (labels == c)
+            groups.append({"screen": name, "class": int(c), "flagged": int(rows.sum()),
+                           "added": int((rows & ~verdict.flagged).sum())})
+            attack.add(int(c))
+        flagged |= f
+    if not groups:
+        return verdict
+    details = dataclasses.replace(verdict.details, attack_screens=groups,
+                                  attack_screens_flagged=int((flagged & ~verdict.flagged).sum()))
+    return Verdict(verdict.rule, flagged, verdict.p_values, details, tuple(sorted(attack)))
 
 
 def _statistics(anchored, judges, ref_labels, pvals, ref_p, ref_margins, cv_margins, cv_reference_margins, delta):

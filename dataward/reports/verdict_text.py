@@ -104,8 +104,9 @@ def _reference_calibrated_text(combine: dict[str, Any]) -> str:
                  "data-trained model's representation, in a class holding significantly more of them than the "
                  "other classes do, that keep their label under superposition better than the rest of their class "
                  "and than the other classes' far rows): " + "; ".join(
-                     f"class {d['class']!r}, {d['flagged']} rows ({d['added']} not flagged otherwise)"
-                     for d in groups))
+                     f"class {d['class']!r}, {d['flagged']} rows ({d['added']} added)" if d["added"] else
+                     f"class {d['class']!r}, {d['flagged']} rows, none added: the rule above had flagged "
+                     f"{d.get('already', 0)} of them and the class's own flags stand" for d in groups))
     return text
 
 

@@ -19,7 +19,8 @@ ClassExcess = TypedDict("ClassExcess", {"class": Any, "level": float, "count": i
                                         "tail_probability": float, "statistic": str})
 Expansion = TypedDict("Expansion", {"class": Any, "positives": int, "reference_rows": int, "flagged": int,
                                     "skipped": str}, total=False)
-AttackScreenGroup = TypedDict("AttackScreenGroup", {"screen": str, "class": Any, "flagged": int, "added": int})
+AttackScreenGroup = TypedDict("AttackScreenGroup", {"screen": str, "class": Any, "flagged": int, "already": int,
+                                                    "added": int})
 DetectableAttack = TypedDict("DetectableAttack", {"class": Any, "rows": int, "reference_rows": int,
                                                   "min_attack_rows": int | None})
 

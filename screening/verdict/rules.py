@@ -42,7 +42,7 @@ from .conformal import (
     judged_reference_rows,
     reference_fold_pvalues,
 )
-from .details import CleanlabFallback, NoiseFloor, ReferenceCalibratedDetails
+from .details import AttackScreenGroup, CleanlabFallback, NoiseFloor, ReferenceCalibratedDetails
 from .excess import class_excess, detectable_attack, excess_tests
 from .expansion import trigger_expansion
 from .noise import cleanlab_fallback, noise_floor
@@ -157,21 +157,31 @@ def with_attack_screens(verdict: Verdict, screen_flags: dict, labels, config) ->
     trusted rows, tens in a small reference, too few to certify a trigger confined to
     one class; that screen judges a class against every other class's rows and gates it
     on superposition (docs/verdict.md, "Without a reference"), so it sees such a trigger.
-    Unchanged for the other rules, or with ``config.verdict.attack_screens`` off."""
+    A class where parts 1-4 already saw the attack (the class excess fired there, or the
+    rule flagged at least half of the group itself) keeps the verdict's own flags: the
+    group's other rows would add only that screen's false alarms. Unchanged for the
+    other rules, or with ``config.verdict.attack_screens`` off."""
     if verdict.rule != "reference_calibrated" or verdict.details is None or not config.verdict.attack_screens:
         return verdict
     labels = np.asarray(labels)
-    flagged, attack, groups = verdict.flagged.copy(), set(verdict.attack_classes), []
+    flagged, attack = verdict.flagged.copy(), set(verdict.attack_classes)
+    groups: list[AttackScreenGroup] = []
     for name, finds in verdict_inputs().items():
         f = screen_flags.get(name)
         if finds != "attack" or f is None or not f.any():
             continue
         for c in np.unique(labels[f]):
             rows = f & (labels == c)
-            groups.append({"screen": name, "class": int(c), "flagged": int(rows.sum()),
-                           "added": int((rows & ~verdict.flagged).sum())})
+            already = int((rows & verdict.flagged).sum())
+            # parts 1-4 already saw this attack: the class excess fired there, or the rule
+            # flagged most of the group itself; the group's other rows would add only the
+            # screen's own false alarms
+            seen = int(c) in verdict.attack_classes or 2 * already >= int(rows.sum())
+            groups.append(AttackScreenGroup({"screen": name, "class": int(c), "flagged": int(rows.sum()),
+                                             "already": already, "added": 0 if seen else int(rows.sum()) - already}))
             attack.add(int(c))
-        flagged |= f
+            if not seen:
+                flagged |= rows
     if not groups:
         return verdict
     details = dataclasses.replace(verdict.details, attack_screens=groups,

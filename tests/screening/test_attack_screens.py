@@ -44,11 +44,24 @@ def test_the_backdoor_screens_groups_join_the_reference_calibrated_verdict():
     cfg = ScreenConfig()
     out = with_attack_screens(base, {"backdoor": backdoor, "label_noise": label_noise}, labels, cfg)
     assert out.flagged.tolist() == (own | backdoor).tolist()
+    # a group the rule had mostly flagged itself: its other rows are not added
+    half = np.array([1, 1, 0, 0, 0, 0, 0, 0], bool)
+    wide = np.array([1, 1, 1, 0, 0, 0, 0, 0], bool)
+    mostly = Verdict("reference_calibrated", half, p_values=np.full(8, 0.5), details=_details(), attack_classes=())
+    out2 = with_attack_screens(mostly, {"backdoor": wide}, labels, cfg)
+    assert out2.flagged.tolist() == half.tolist() and out2.attack_classes == (0,)
+    assert out2.details.attack_screens[0]["added"] == 0 and out2.details.attack_screens[0]["already"] == 2
     assert out.attack_classes == (0, 1)
-    assert out.details.attack_screens == [{"screen": "backdoor", "class": 0, "flagged": 1, "added": 0},
-                                          {"screen": "backdoor", "class": 1, "flagged": 2, "added": 2}]
+    # class 0's group (one row) is the rule's own flag already: nothing added there
+    assert out.details.attack_screens == [{"screen": "backdoor", "class": 0, "flagged": 1, "already": 1, "added": 0},
+                                          {"screen": "backdoor", "class": 1, "flagged": 2, "already": 0, "added": 2}]
     assert out.details.attack_screens_flagged == 2
     assert base.flagged.tolist() == own.tolist()  # the verdict it was given is not changed
+    # a class where the class excess already found the attack keeps the verdict's own flags
+    found = Verdict("reference_calibrated", own, p_values=np.full(8, 0.5), details=_details(), attack_classes=(1,))
+    kept = with_attack_screens(found, {"backdoor": backdoor}, labels, cfg)
+    assert kept.flagged.tolist() == (own | (backdoor & (labels == 0))).tolist() and kept.attack_classes == (0, 1)
+    assert [(g["class"], g["added"]) for g in kept.details.attack_screens] == [(0, 0), (1, 0)]
     # nothing to add, the part turned off, or another rule: the verdict as it was
     assert with_attack_screens(base, {"backdoor": np.zeros(8, bool)}, labels, cfg) is base
     off = replace(cfg, verdict=replace(cfg.verdict, attack_screens=False))

@@ -42,23 +42,20 @@ from ..encoding import jsonable
 from .base import ProbeOutputs, Screen, ScreenOutput, class_fit_rows, screen_summary
 
 
-def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, max_fit_rows: int = 20000,
-                     seed: int = 0, batch_size: int = 65536, extra=None, extra_labels=None):
-    """(N,) float64: each row's squared robust Mahalanobis distance to its class's majority
-    in the class's top ``k`` principal components.
+def class_majorities(representations, labels, *, k: int = 10, steps: int = 10, max_fit_rows: int = 20000,
+                     seed: int = 0) -> dict:
+    """{class label: (mean, basis, location, precision)}: each class's majority in its top
+    ``k`` principal components, for :func:`majority_distances`.
 
     The majority is found by concentration steps (Rousseeuw and Van Driessen 1999) from a
     deterministic start, the half of the class nearest its coordinate-wise median (as in
     DetMCD, Hubert et al. 2012): FastMCD's random subsets pick the half with the smallest
     determinant, which is the poison when a blended trigger packs a tight cluster into the
     class; the median start picks the majority by count. O(n_c k^2) per step. PCA and the
-    steps use at most ``max_fit_rows`` rows of a class (seeded sample); every row is then
-    scored in batches. With ``extra`` (M, d) and ``extra_labels`` (M,), returns (the (N,)
-    distances, the extra rows' (M,) distances to their class's majority, fitted on the
-    data rows alone); else the (N,) distances."""
+    steps use at most ``max_fit_rows`` rows of a class (seeded sample), so the fit's memory
+    is bounded whatever N; a class with fewer than 10 rows gets no fit."""
+    fits = {}
     labels = np.asarray(labels)
-    out = np.zeros(len(labels))
-    extra_out = None if extra is None else np.zeros(len(extra))
     for idx, fit, R in class_fit_rows(representations, labels, min_rows=10, max_fit_rows=max_fit_rows, seed=seed):
         mu0 = R.mean(0)
         _, sv, vt = np.linalg.svd(R - mu0, full_matrices=False)
@@ -75,15 +72,23 @@ def robust_distances(representations, labels, *, k: int = 10, steps: int = 10, m
             if np.array_equal(np.sort(new), np.sort(keep)):
                 break
             keep = new
+        fits[labels[idx[0]]] = (mu0, basis, loc, prec)
+    return fits
+
+
+def majority_distances(fits: dict, representations, labels, *, batch_size: int = 65536) -> np.ndarray:
+    """(N,) float64: each row's squared robust Mahalanobis distance to its class's majority
+    (``fits`` from :func:`class_majorities`, fitted on the data rows: the same fits score a
+    trusted reference's rows); 0 for a row of a class without a fit. In batches."""
+    labels = np.asarray(labels)
+    out = np.zeros(len(labels))
+    for c, (mu0, basis, loc, prec) in fits.items():
+        idx = np.flatnonzero(labels == c)
         for start in range(0, len(idx), batch_size):
             part = idx[start:start + batch_size]
             D = (np.asarray(representations[part], dtype=np.float64) - mu0) @ basis - loc
             out[part] = np.einsum("ij,jk,ik->i", D, prec, D)
-        if extra_out is not None:
-            mine = np.flatnonzero(np.asarray(extra_labels) == labels[idx[0]])
-            D = (np.asarray(extra[mine], dtype=np.float64) - mu0) @ basis - loc
-            extra_out[mine] = np.einsum("ij,jk,ik->i", D, prec, D)
-    return out if extra_out is None else (out, extra_out)
+    return out
 
 
 def pooled_upper_pvalues(scores, labels) -> np.ndarray:
@@ -243,12 +248,11 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     vc, y = config.verdict, outputs.labels
     R_ref, y_ref = outputs.reference_representations, outputs.reference_labels
     with_ref = R_ref is not None and y_ref is not None and len(y_ref) > 0
+    fits = class_majorities(outputs.representations, y, seed=config.seed)
+    scores = majority_distances(fits, outputs.representations, y)
     if with_ref:
         y_ref = np.asarray(y_ref)
-        scores, ref_scores = robust_distances(outputs.representations, y, seed=config.seed, extra=R_ref,
-                                              extra_labels=y_ref)
-    else:
-        scores = robust_distances(outputs.representations, y, seed=config.seed)
+        ref_scores = majority_distances(fits, R_ref, y_ref)
     p = pooled_upper_pvalues(scores, y)
     _, fired = pooled_excess(p, y, fdr=vc.excess_fdr, delta=vc.excess_delta / 2, levels=tuple(vc.excess_levels))
     # the gate's share of the family-wise budget (each of its two tests gets all of it)

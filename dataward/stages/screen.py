@@ -84,7 +84,7 @@ def _run(ctx: Context, version_id: int, label_col: str | None, out_dir, ref: str
     if on_ray is not None and on_ray.output is not None:
         if on_ray.output["status"] == "done":
             on_ray.output.update(used_reference=reference is not None, reference=reference_info,
-                                 **_ray_checks(ctx, version_id, data, label_col, on_ray.result, ref))
+                                 **_ray_checks(ctx, version_id, data, label_col, on_ray, ref))
         return on_ray.output
     if isinstance(data, StoredRows):  # the cluster cannot serve this data: in-process, holding it
         data = read_table(ctx, version_id)
@@ -152,21 +152,21 @@ def _too_large_to_hold(ctx: Context, version_id: int) -> bool:
         return int(s.get(DatasetVersion, version_id).row_count or 0) > streamed_rows()
 
 
-def _ray_checks(ctx: Context, version_id: int, data, label_col: str, result, ref: str | None
+def _ray_checks(ctx: Context, version_id: int, data, label_col: str, on_ray, ref: str | None
                 ) -> dict[str, Any]:
     """The leakage check and the version diff beside a screen on Ray: run on the table, or,
     for a version too large to hold (``data`` a :class:`StoredRows`), the leakage check's
     exact part streamed over the stored batches (near duplicates not searched) and the
-    diff recorded as not run, each with why (they need the whole table in one process)."""
+    diff recorded as not run, each with why (they need the whole table in one process).
+    The flagged row ids are read from the scores file's two columns, not the whole file."""
+    result = on_ray.result
     if isinstance(data, StoredRows):
         why = (f"the version has {data.num_rows:,} rows, more than the {streamed_rows():,} the screen stage holds "
                "when a Ray cluster screens it, and this needs the whole table in one process")
         return {"leakage": _leakage_output(ctx, version_id, data, label_col, result, near_not_run=why),
                 "diff": {"status": "not_run", "reason": f"not run: {why}"} if ref else None}
-    scores = result.scores
-    flagged = scores["row_id"][scores["flagged"]]
     return {"leakage": _leakage_output(ctx, version_id, data, label_col, result),
-            "diff": _diff_output(ctx, ref, [int(i) for i in flagged]) if ref else None}
+            "diff": _diff_output(ctx, ref, artifacts.flagged_row_ids(on_ray.output)) if ref else None}
 
 
 def _plant(data, label_col: str, settings: CanaryPolicy, *, with_reference: bool):

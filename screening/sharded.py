@@ -14,7 +14,8 @@ sample and per-row scores are ever held together. The steps, in order::
     ShardMoments         shard -> per-class moments of the spectral representation
                                                                            (merge: add)
     spectral_directions  merged moments -> per-class mean and top direction
-    ShardScorer          shard -> per-row probe outputs and scores (small: a few floats)
+    ShardScorer          shard -> per-row probe outputs and scores (small: a few floats),
+                         the backdoor rule (fitted on the sample) applied
     gather_rows          every row's verdict inputs (a few floats a row), in the one
                          task that runs the verdict (verdict_step)
     sharded_verdict      -> :func:`screening.verdict.decide` (exact: the per-class
@@ -38,9 +39,18 @@ How it differs from :func:`screen_table` (which stays the default path):
 * The spectral score is Algorithm 1 (``spectral_method="centred"``) on exactly merged
   per-class moments of the early representation; the influence score is the same
   TracIn sum, for every row, of the probe trained on the sample.
-* Not run here: the backdoor and activation-clustering screens (they fit per-class
-  models on every row's representation) and the verdict's trigger expansion (it fits
-  on every row's features); without a reference the verdict is cleanlab's alone.
+* The reference-free backdoor screen runs on the sample, as ``screen_table`` runs it on
+  a table of those rows (:func:`screening.screens.backdoor.detect`), and its decision
+  becomes a rule for every row (:class:`~screening.screens.backdoor.BackdoorRule`: each
+  class's majority, and for each group it kept, the other classes' sample distances its
+  p-values are computed among, the group's level and the expansion's fold models):
+  ``ShardScorer`` applies it to each shard, on a sample row it gives the screen's own
+  flag. The verdict reads its flags as ``screen_table``'s does (with a reference,
+  part 6). Whether a class holds a backdoor is decided on the sample, so an attack too
+  small to show among the sample's rows of its class is not found, however many rows it
+  has in the whole table.
+* Not run here: the activation-clustering screen and the verdict's trigger expansion
+  (they fit on every row's representation or features).
 """
 
 from __future__ import annotations
@@ -244,6 +254,8 @@ class FittedScreen:
         with ``n_folds`` members (the cross-validated probe, the anchored probe's last and
         first round); trained_states: the data-trained probe's snapshots (step, state).
     sample_ids: (S,) sorted row ids of the sample; sample_*: their out-of-fold outputs.
+    backdoor: the reference-free backdoor screen's
+        :class:`~screening.screens.backdoor.BackdoorRule`, fitted on the sample.
     """
 
     label_col: str
@@ -267,6 +279,7 @@ class FittedScreen:
     sample_eligible: np.ndarray | None
     sample_initial_margins: np.ndarray | None
     reference: dict | None = None
+    backdoor: Any = None
     info: dict = field(default_factory=dict)
 
     @property
@@ -284,8 +297,7 @@ def fit_sharded(sample: pa.Table, *, label_col: str, reference=None, feature_col
     from .encoding import plan_columns
     from .inputs import prepare_input
     from .probe import anchored_probe, label_margin, normalised_rows
-    from .probe.attribution import EARLY_SNAPSHOTS, SPECTRAL_SNAPSHOT
-    from .probe.training import fit_batched_mlp, predict_member, snapshot_steps
+    from .probe.training import fit_batched_mlp, predict_member
 
     config = config or ScreenConfig()
     t0 = time.perf_counter()
@@ -353,24 +365,75 @@ def fit_sharded(sample: pa.Table, *, label_col: str, reference=None, feature_col
                    "n_reference_duplicates": anchored.n_reference_duplicates}
             del anchored
         # the data-trained probe (TracIn, the spectral representation), trained on the sample
-        tracin = tuple((i + 1) / config.n_checkpoints for i in range(config.n_checkpoints))
-        fractions = tuple(sorted(set(EARLY_SNAPSHOTS) | set(tracin)))
-        trained_model, snaps, lrs = fit_batched_mlp(X, y, [np.arange(n)], seed=config.seed * 1000 + 900,
-                                                    snapshots=fractions, **kw)
-        steps = snapshot_steps(fractions, len(lrs))
-        weights = {s: float(lrs[prev:s].sum()) for prev, s in zip([0] + steps[:-1], steps)}
-        early_step = snapshot_steps((SPECTRAL_SNAPSHOT,), len(lrs))[0]
+        trained_model, snaps, weights, early_step = _data_trained(X, y, config, kw)
+        # the reference-free backdoor screen on the sample, as screen_table runs it on a
+        # table of these rows: its rule then flags every row (ShardScorer)
+        backdoor, backdoor_summary = _backdoor_on_sample(
+            lambda f, Z, idx=None: member(trained_model, f, Z, idx), X, y, X_ref, prep.y_ref if m else None,
+            list(prep.classes), cv_probs, config)
     info = {"sample_rows": int(n), "reference_rows": int(m), "fit_seconds": time.perf_counter() - t0,
             "columns": prep.columns, "n_features": int(prep.n_features)}
     if m:
         info["anchored_refit_max_abs_diff"] = refit_diff
+    info["backdoor"] = backdoor_summary
     return FittedScreen(label_col=label_col, config=config, classes=list(prep.classes), kind=prep.kind,
                         feature_cols=list(prep.feature_cols), plans=plans, normaliser=norm, cv_model=cv_model,
                         anchored_model=anchored_model, round0_model=round0_model, trained_model=trained_model,
                         trained_states=snaps, trained_weights=weights, early_step=early_step, sample_ids=ids,
                         sample_cv_probs=cv_probs, sample_label_probs=label_probs,
                         sample_model_margins=model_margins, sample_eligible=eligible,
-                        sample_initial_margins=init_m, reference=ref, info=info)
+                        sample_initial_margins=init_m, reference=ref, backdoor=backdoor, info=info)
+
+
+def _data_trained(X, y, config: ScreenConfig, kw: dict):
+    """The data-trained probe fitted on the sample: (the model, left at its final state,
+    its snapshots (step, state), TracIn's weight of each snapshot's step, the step the
+    spectral signature reads)."""
+    from .probe.attribution import EARLY_SNAPSHOTS, SPECTRAL_SNAPSHOT
+    from .probe.training import fit_batched_mlp, snapshot_steps
+
+    tracin = tuple((i + 1) / config.n_checkpoints for i in range(config.n_checkpoints))
+    fractions = tuple(sorted(set(EARLY_SNAPSHOTS) | set(tracin)))
+    model, snaps, lrs = fit_batched_mlp(X, y, [np.arange(len(y))], seed=config.seed * 1000 + 900,
+                                        snapshots=fractions, **kw)
+    steps = snapshot_steps(fractions, len(lrs))
+    weights = {s: float(lrs[prev:s].sum()) for prev, s in zip([0] + steps[:-1], steps)}
+    model.load_state_dict(snaps[-1][1])
+    return model, snaps, weights, snapshot_steps((SPECTRAL_SNAPSHOT,), len(lrs))[0]
+
+
+def _backdoor_on_sample(predict, X, y, X_ref, y_ref, classes: list, cv_probs, config: ScreenConfig):
+    """(the :class:`~screening.screens.backdoor.BackdoorRule`, the screen's summary) of the
+    reference-free backdoor screen run on the sample's rows (the data-trained probe's
+    final representations and STRIP scores, the trusted rows read by the same model),
+    as :func:`screening.screen_table` runs it on a table. The rule, applied to a sample
+    row, gives the screen's own flags; applied to any other row, the flags the screen
+    would give it against the sample's classes."""
+    from .probe.attribution import strip_scores
+    from .screens import ProbeOutputs
+    from .screens.backdoor import detect
+
+    bs = int(config.inference_batch_size)
+    reps = np.concatenate([predict(0, X[s:s + bs])[1] for s in range(0, len(X), bs)] or
+                          [np.zeros((0, int(config.rep_dim)), np.float32)])
+    strip = strip_scores(predict, X, y, seed=config.seed, batch_size=65536)
+    ref_reps = None
+    if X_ref is not None and len(X_ref):
+        ref_reps = np.concatenate([predict(0, X_ref[s:s + bs])[1] for s in range(0, len(X_ref), bs)])
+    n = len(y)
+    outputs = ProbeOutputs(labels=y, classes=classes, representations=reps, pred_probs=cv_probs,
+                           label_probs=cv_probs, label_probs_source="cross-validated", influence=np.zeros(n),
+                           influence_mode="self-influence", n_checkpoints=int(config.n_checkpoints), strip=strip,
+                           reference_representations=ref_reps, reference_labels=y_ref)
+    t = time.perf_counter()
+    output, rule = detect(outputs, config, rule=True)
+    summary = dict(output.summary)
+    summary["seconds"] = time.perf_counter() - t
+    summary["fitted_on"] = (f"the sample's {n:,} rows; its rule (each class's majority, the kept groups' levels "
+                            "and expansion models) applied to every row")
+    summary["sample_flagged"] = summary.pop("flagged")
+    summary["sample_flagged_per_class"] = summary.pop("flagged_per_class")
+    return rule, summary
 
 
 # --- per-shard steps --------------------------------------------------------------------
@@ -467,7 +530,8 @@ class ShardScorer(_ShardStep):
     """shard -> one row per input row: ``row_id``, ``label``, ``in_sample``, the label
     screen's pred_probs ``p0..p{K-1}``, ``cv_margin``, with a reference the anchored
     models' margins ``m0..m{F-1}``, eligibility ``e0..e{F-1}`` and ``initial_margin``,
-    and the ``influence`` and ``spectral`` scores (the verdict's inputs, a few floats a row)."""
+    the ``influence``, ``spectral`` and ``backdoor`` scores and the backdoor rule's flag
+    ``backdoor_flag`` (the verdict's inputs, a few floats a row)."""
 
     def __init__(self, fitted: FittedScreen, spectral: tuple[np.ndarray, np.ndarray], threads: int = 1):
         super().__init__(fitted, threads)
@@ -520,14 +584,20 @@ class ShardScorer(_ShardStep):
             cols["initial_margin"] = init
         influence = np.zeros(n)
         spectral = np.zeros(n)
+        backdoor, backdoor_flag = np.zeros(n), np.zeros(n, dtype=bool)
+        final = fz.trained_states[-1][0] if fz.trained_states else None
         for step, e, h in self._snapshots(X, y):
             if step in fz.trained_weights:
                 influence += influence_scores(e[None], h[None], lrs=np.array([fz.trained_weights[step]]),
                                               device=self.device)
             if step == fz.early_step:
                 spectral = (((h[:, :-1] - self.mu[y]) * self.dirs[y]).sum(1)) ** 2
+            if step == final and fz.backdoor is not None:  # the final model's representations
+                backdoor, backdoor_flag = fz.backdoor.apply(h[:, :-1], y)
         cols["influence"] = influence
         cols["spectral"] = spectral
+        cols["backdoor"] = backdoor.astype(np.float32)
+        cols["backdoor_flag"] = backdoor_flag
         return pa.table(cols)
 
 
@@ -559,9 +629,13 @@ def gather_rows(parts: Iterable[Any], n_rows: int, fitted: FittedScreen) -> dict
                    eligible=np.zeros((F, n_rows), bool), initial_margin=np.zeros(n_rows))
     else:
         out["probs"] = np.zeros((n_rows, K), np.float32)
+    backdoor = _backdoor_found(fitted)
+    if backdoor:  # one byte a row, only where the backdoor screen kept a group on the sample
+        out["backdoor"] = np.zeros(n_rows, bool)
     seen = np.zeros(n_rows, bool)
     for part in parts:
-        table = pq.read_table(part, columns=_gathered_columns(K, F, anchored)) if isinstance(part, str) else part
+        columns = _gathered_columns(K, F, anchored) + (["backdoor_flag"] if backdoor else [])
+        table = pq.read_table(part, columns=columns) if isinstance(part, str) else part
         ids = table.column("row_id").to_numpy()
         if not len(ids):
             continue
@@ -573,6 +647,11 @@ def gather_rows(parts: Iterable[Any], n_rows: int, fitted: FittedScreen) -> dict
     if not seen.all():
         raise RuntimeError(f"{int((~seen).sum())} rows have no scores")
     return out
+
+
+def _backdoor_found(fitted: FittedScreen) -> bool:
+    """Whether the backdoor screen kept a group on the sample (else its rule flags no row)."""
+    return fitted.backdoor is not None and bool(fitted.backdoor.groups)
 
 
 def label_dtype(n_classes: int) -> np.dtype:
@@ -596,6 +675,8 @@ def _fill(out: dict[str, np.ndarray], table: pa.Table, rows: slice, K: int, F: i
         return table.column(name).to_numpy(zero_copy_only=False)
 
     out["label"][rows] = col("label")
+    if "backdoor" in out:
+        out["backdoor"][rows] = col("backdoor_flag")
     if "probs" in out:
         for k in range(K):
             out["probs"][rows, k] = col(f"p{k}")
@@ -612,11 +693,12 @@ def sharded_verdict(rows: dict[str, np.ndarray], fitted: FittedScreen):
     :func:`gather_rows`; exact: the per-class steps see every row of their class)."""
     from .probe import AnchoredProbe
     from .screens.label_noise import label_noise_flags
-    from .verdict import decide
+    from .verdict import decide, with_attack_screens
 
     config = fitted.config
     y = rows["label"]
     ref = fitted.reference
+    backdoor = {"backdoor": rows["backdoor"]} if "backdoor" in rows else {}
     if _reference_rule(fitted):
         assert ref is not None
         n, K = len(y), len(fitted.classes)
@@ -629,19 +711,22 @@ def sharded_verdict(rows: dict[str, np.ndarray], fitted: FittedScreen):
             admitted=np.broadcast_to(False, (fitted.n_folds, n)), reference_folds=ref["folds"],
             eligible=rows["eligible"],
             admit_threshold=ref["admit_threshold"], n_reference_duplicates=ref["n_reference_duplicates"])
-        return decide(config, labels=y, anchored=anchored, ref_labels=ref["labels"],
-                      cv_margins=rows["cv_margin"], cv_reference_margins=ref["cv_margins"])
+        verdict = decide(config, labels=y, anchored=anchored, ref_labels=ref["labels"],
+                         cv_margins=rows["cv_margin"], cv_reference_margins=ref["cv_margins"])
+        # part 6: the backdoor screen's groups, as screen_table adds them
+        return with_attack_screens(verdict, backdoor, y, config) if backdoor else verdict
     probs = rows["probs"]
-    flags = {"label_noise": label_noise_flags(y, probs, filter_by=config.label_noise_filter_by)}
+    flags = {"label_noise": label_noise_flags(y, probs, filter_by=config.label_noise_filter_by), **backdoor}
     return decide(config, labels=y, label_probs=probs, screen_flags=flags)
 
 
 def scores_tables(parts: Iterable[Any], verdict, fitted: FittedScreen) -> Iterable[pa.Table]:
     """The ``scores.parquet`` contract, one table per part in row order: ``row_id``,
     ``spectral``, ``label_noise`` (cleanlab's self-confidence score, a row's own
-    probabilities), ``influence``, ``flagged``, ``reason`` and, with a reference,
-    ``label_p_value``. ``parts``: the scorer's outputs (tables or Parquet paths), in
-    shard order; each is read only while its rows are written."""
+    probabilities), ``influence``, ``flagged``, ``backdoor`` (the backdoor screen's
+    distance), ``reason`` and, with a reference, ``label_p_value``. ``parts``: the
+    scorer's outputs (tables or Parquet paths), in shard order; each is read only while
+    its rows are written."""
     import pyarrow.parquet as pq
 
     from .screens.label_noise import label_noise_scores
@@ -651,7 +736,7 @@ def scores_tables(parts: Iterable[Any], verdict, fitted: FittedScreen) -> Iterab
     reason = pa.array(["", verdict.rule], pa.string())
     pvals = None if verdict.p_values is None else np.asarray(verdict.p_values, dtype=np.float64)
     for part in parts:
-        table = (pq.read_table(part, columns=["row_id", "label", "spectral", "influence"]
+        table = (pq.read_table(part, columns=["row_id", "label", "spectral", "influence", "backdoor"]
                                + [f"p{k}" for k in range(K)]) if isinstance(part, str) else part)
         ids = table.column("row_id").to_numpy()
         rows = slice(int(ids[0]), int(ids[0]) + len(ids)) if len(ids) else slice(0, 0)
@@ -663,6 +748,7 @@ def scores_tables(parts: Iterable[Any], verdict, fitted: FittedScreen) -> Iterab
                 "label_noise": pa.array(label_noise_scores(y, probs) if len(y) else np.zeros(0)),
                 "influence": table.column("influence").combine_chunks(),
                 "flagged": pa.array(f),
+                "backdoor": table.column("backdoor").combine_chunks(),
                 "reason": pa.DictionaryArray.from_arrays(pa.array(f.astype(np.int8)), reason)}
         if pvals is not None:
             cols["label_p_value"] = pa.array(pvals[rows])
@@ -730,6 +816,9 @@ def verdict_step(parts: list, n_rows: int, fitted_handle: Any, scores_path: str 
     fitted = resolve(fitted_handle)
     rows = gather_rows(parts, n_rows, fitted)
     verdict = sharded_verdict(rows, fitted)
+    K = len(fitted.classes)
+    per_class = (np.bincount(rows["label"][rows["backdoor"]].astype(np.int64), minlength=K) if "backdoor" in rows
+                 else np.zeros(K, np.int64))
     del rows
     frame = None
     if scores_path is not None:
@@ -740,6 +829,8 @@ def verdict_step(parts: list, n_rows: int, fitted_handle: Any, scores_path: str 
 
     return verdict, {"flagged": int(np.count_nonzero(verdict.flagged)),
                      "combine": {k: jsonable(v) for k, v in verdict.summary(list(fitted.classes)).items()},
+                     "backdoor": {"flagged": int(per_class.sum()),
+                                  "flagged_per_class": {str(c): int(k) for c, k in zip(fitted.classes, per_class)}},
                      "frame": frame, "pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}
 
 
@@ -862,9 +953,13 @@ def screen_shards(paths: list[str], *, label_col: str, reference=None, feature_c
         time.perf_counter() - t, peak_rss_mb(), out["peak_rss_mb"])
     from .encoding import jsonable
 
+    info = dict(meta["info"])
+    # the backdoor screen: found on the sample, its rule's flags counted over every row
+    backdoor = {**(info.pop("backdoor", None) or {}), **out["backdoor"]}
     summary = {"engine": getattr(executor, "name", type(executor).__name__), "n_rows": int(n_rows),
                "n_shards": len(shards), "classes": [jsonable(c) for c in meta["classes"]],
-               "sample": meta["info"], "flagged": out["flagged"], "combine": out["combine"],
+               "sample": info, "flagged": out["flagged"], "combine": out["combine"],
+               "screens": {"backdoor": backdoor},
                "seconds": {**{k: round(v, 3) for k, v in timings.items()},
                            "total": round(time.perf_counter() - t0, 3)},
                "peak_rss_mb": peak}

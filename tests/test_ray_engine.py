@@ -289,7 +289,7 @@ def _kill_one(sessions, title: str, *, seconds: float, every: float, skip=frozen
 def _assert_same(ray_scores, local_scores):
     assert ray_scores["row_id"].tolist() == list(range(N_ROWS))
     np.testing.assert_array_equal(ray_scores["flagged"].to_numpy(), local_scores["flagged"].to_numpy())
-    for col in ("spectral", "label_noise", "influence", "label_p_value"):
+    for col in ("spectral", "label_noise", "influence", "backdoor", "label_p_value"):
         np.testing.assert_allclose(ray_scores[col].to_numpy(), local_scores[col].to_numpy(), rtol=SCORE_RTOL,
                                    atol=1e-12, err_msg=col)
 

@@ -28,8 +28,9 @@ of the stage output and of ``summary.json``; the canary's ``reason`` in the repo
   in-process screen reads): recorded as ``canary.status = not_run`` with the reason, so
   the report says so and the decision policy treats it as any run without a canary
   self-test;
-* the backdoor and activation-clustering screens and the verdict's trigger expansion
-  are not run (they fit on every row's representation), no ``suggested_label`` is given
+* the activation-clustering screen and the verdict's trigger expansion are not run
+  (they fit on every row's representation; the backdoor screen runs on the sample and
+  its rule flags every row), no ``suggested_label`` is given
   (so the policy removes label noise rather than relabelling it) and no
   ``projection.npy`` (no scatter plot in the report).
 
@@ -82,8 +83,9 @@ NOT_RUN_ON_RAY = [
     {"what": "canary self-test",
      "why": "not run on the Ray path: canaries are planted into the in-memory table that only the "
             "in-process screen reads"},
-    {"what": "backdoor and activation-clustering screens, the verdict's trigger expansion",
-     "why": "they fit per-class models on every row's representation; the sharded screen holds a sample"},
+    {"what": "activation-clustering screen, the verdict's trigger expansion",
+     "why": "they fit per-class models on every row's representation; the sharded screen holds a sample "
+            "(the backdoor screen runs on the sample and its rule is applied to every row)"},
     {"what": "suggested_label",
      "why": "the sharded verdict gives no suggested labels, so flagged label noise is removed, never relabelled"},
     {"what": "projection.npy",

@@ -98,7 +98,7 @@ def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int
             if last:
                 reps[idx] = h[:, :-1]
     done = np.array([s for s, _ in snaps], dtype=np.float64)
-    strip = _strip(predict_fn, X, y, seed=config.seed, batch_size=batch_size)
+    strip = strip_scores(predict_fn, X, y, seed=config.seed, batch_size=batch_size)
     ref_reps = None
     if X_ref is not None and len(X_ref):
         ref_reps = np.concatenate([predict_fn(0, X_ref[s:s + batch_size])[1]
@@ -106,7 +106,7 @@ def data_trained_probe(X, y, *, kind, n_classes, config, device, batch_size: int
     return DataTrainedProbe(influence, done / max(total, 1), reps, len(steps), strip, early, ref_reps)
 
 
-def _strip(predict_fn, X, y, *, seed: int, batch_size: int) -> np.ndarray:
+def strip_scores(predict_fn, X, y, *, seed: int, batch_size: int) -> np.ndarray:
     """STRIP score of every row under the loaded (final) model: mean over
     :data:`STRIP_PARTNERS` seeded random partners j of ``log p(y_i | (x_i + x_j) / 2)``."""
     n = len(y)

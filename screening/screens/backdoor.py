@@ -36,6 +36,8 @@ representation, or fewer rows than the excess test can tell from chance.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..encoding import jsonable
@@ -209,17 +211,16 @@ def confirmed_by_reference(scores, labels, p, kept, ref_scores, ref_labels, *, l
     return confirmed, tested
 
 
-def expand_group(representations, labels, p, flagged, kept, *, n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """In each kept class, the other rows that carry what its flagged group carries: a
-    logistic regression of the group against the class's typical rows (pooled p > 1/2),
-    cross-fitted over ``n_folds``; a row of the class's doubtful rest (p <= 1/2) is added
-    when every fold model scores it above all of that fold's held-out typical rows. A
-    backdoor's rows share the trigger, so the classifier learns it; one poisoned row left
-    in keeps an attack alive."""
+def fit_expansion(representations, labels, p, flagged, kept, *, n_folds: int = 5, seed: int = 0) -> dict:
+    """{class: [(scaler, model, bar), one per fold]}: for each kept class, a logistic
+    regression of its flagged group against its typical rows (pooled p > 1/2), cross-fitted
+    over ``n_folds``, and each fold's bar, the highest score of that fold's held-out
+    typical rows. A class with too few rows of either, or no doubtful rest (p <= 1/2) to
+    judge, gets none."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    out = np.zeros(len(labels), dtype=bool)
+    out: dict = {}
     rng = np.random.default_rng(seed)
     for d in kept:
         in_c = labels == d["class"]
@@ -229,20 +230,66 @@ def expand_group(representations, labels, p, flagged, kept, *, n_folds: int = 5,
         if len(pos) < n_folds or len(neg) < 2 * n_folds or not len(rest):
             continue
         fp, fn = rng.integers(0, n_folds, len(pos)), rng.integers(0, n_folds, len(neg))
-        win = np.ones(len(rest), dtype=bool)
+        folds = []
         for f in range(n_folds):
             train = np.concatenate([pos[fp != f], neg[fn != f]])
             target = np.r_[np.ones(int((fp != f).sum())), np.zeros(int((fn != f).sum()))]
             scale = StandardScaler().fit(representations[train])
             model = LogisticRegression(max_iter=2000).fit(scale.transform(representations[train]), target)
             held = model.decision_function(scale.transform(representations[neg[fn == f]]))
-            bar = held.max() if len(held) else np.inf
-            win &= model.decision_function(scale.transform(representations[rest])) > bar
-        out[rest[win]] = True
+            folds.append((scale, model, held.max() if len(held) else np.inf))
+        out[d["class"]] = folds
     return out
 
 
+def _expanded(folds, rows) -> np.ndarray:
+    """(n,) bool: every fold model scores the row above its fold's bar."""
+    win = np.ones(len(rows), dtype=bool)
+    for scale, model, bar in folds:
+        win &= model.decision_function(scale.transform(rows)) > bar
+    return win
+
+
+@dataclass
+class BackdoorRule:
+    """The screen's decision on the rows it was fitted on, as a rule for any other row of
+    the same table (the sharded screen fits it on its sample and applies it shard by
+    shard, :mod:`screening.sharded`): each class's majority (the distances), and for each
+    class the screen kept, the other classes' distances its p-values are computed among,
+    the group's level and the expansion's fold models. On the rows it was fitted on it
+    gives the screen's own scores and flags."""
+
+    fits: dict
+    groups: dict  # class -> (sorted distances of the other classes' rows, level, expansion folds)
+
+    def apply(self, representations, labels) -> tuple[np.ndarray, np.ndarray]:
+        """((n,) distances, (n,) flags) of the rows ``representations`` (n, d) of class
+        indices ``labels``: a row of a kept class is flagged when its pooled p-value is
+        at most the group's level, or, at most 1/2, when every expansion model wins."""
+        labels = np.asarray(labels)
+        scores = majority_distances(self.fits, representations, labels)
+        flags = np.zeros(len(labels), dtype=bool)
+        for c, (others, level, folds) in self.groups.items():
+            idx = np.flatnonzero(labels == c)
+            if not len(idx):
+                continue
+            s = scores[idx]
+            p = (1 + len(others) - np.searchsorted(others, s, side="left")) / (1 + len(others))
+            core = p <= level
+            flags[idx[core]] = True
+            rest = idx[~core & (p <= 0.5)]
+            if folds and len(rest):
+                flags[rest[_expanded(folds, np.asarray(representations[rest]))]] = True
+        return scores, flags
+
+
 def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
+    return detect(outputs, config)[0]
+
+
+def detect(outputs: ProbeOutputs, config, *, rule: bool = False) -> tuple[ScreenOutput, BackdoorRule | None]:
+    """The screen's output and, with ``rule``, the :class:`BackdoorRule` that gives the
+    same flags on these rows and applies to any other row of the table."""
     from ..verdict.excess import pooled_excess
 
     vc, y = config.verdict, outputs.labels
@@ -265,7 +312,17 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
         unconfirmed = [d for d in tested if d["class"] not in names_kept]
         kept = confirmed
         flagged = np.isin(y, list(names_kept)) & flagged
-    flagged |= expand_group(outputs.representations, y, p, flagged, kept, n_folds=config.n_folds, seed=config.seed)
+    expansion = fit_expansion(outputs.representations, y, p, flagged, kept, n_folds=config.n_folds,
+                              seed=config.seed)
+    core = flagged
+    flagged = flagged.copy()
+    for c, folds in expansion.items():
+        rest = np.flatnonzero((y == c) & ~core & (p <= 0.5))
+        flagged[rest[_expanded(folds, outputs.representations[rest])]] = True
+    found_rule = None
+    if rule:
+        found_rule = BackdoorRule(fits, {d["class"]: (np.sort(scores[y != d["class"]]), d["level"],
+                                                      expansion.get(d["class"], [])) for d in kept})
     summary = screen_summary({"components": 10, "score": "robust Mahalanobis distance (median-start C-steps)",
                               "calibration": "the other classes' rows", "excess_delta": vc.excess_delta / 2,
                               "superposition_level": vc.excess_delta / 2 / max(1, len(outputs.classes)),
@@ -282,7 +339,7 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
                                            if d["class"] not in found and d["class"] not in
                                            {u["class"] for u in unconfirmed}]
     summary["classes_rejected_by_reference"] = [{**d, "class": jsonable(names[d["class"]])} for d in unconfirmed]
-    return ScreenOutput(scores, flagged, summary)
+    return ScreenOutput(scores, flagged, summary), found_rule
 
 
 SCREEN = Screen("backdoor", ("representations", "strip", "reference_representations"), _run,

@@ -413,13 +413,9 @@ def _backdoor_on_sample(predict, X, y, X_ref, y_ref, classes: list, cv_probs, co
     from .screens import ProbeOutputs
     from .screens.backdoor import detect
 
-    bs = int(config.inference_batch_size)
-    reps = np.concatenate([predict(0, X[s:s + bs])[1] for s in range(0, len(X), bs)] or
-                          [np.zeros((0, int(config.rep_dim)), np.float32)])
+    reps = predict(0, X)[1]  # in batches (predict_member)
     strip = strip_scores(predict, X, y, seed=config.seed, batch_size=65536)
-    ref_reps = None
-    if X_ref is not None and len(X_ref):
-        ref_reps = np.concatenate([predict(0, X_ref[s:s + bs])[1] for s in range(0, len(X_ref), bs)])
+    ref_reps = predict(0, X_ref)[1] if X_ref is not None and len(X_ref) else None
     n = len(y)
     outputs = ProbeOutputs(labels=y, classes=classes, representations=reps, pred_probs=cv_probs,
                            label_probs=cv_probs, label_probs_source="cross-validated", influence=np.zeros(n),

@@ -310,6 +310,31 @@ def test_ray_gives_the_in_process_flags(ray_cluster, data, in_process, tmp_path)
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
+def test_ray_applies_the_backdoor_rule_as_in_process(ray_cluster, tmp_path):
+    """A table whose backdoor the screen finds on the sample, without a reference: the
+    rule (sklearn models and all) travels to the Ray actors and flags the same rows."""
+    from dataward.ray_engine import screen_parquet
+
+    sys.path.insert(0, str(Path(__file__).parent / "screening"))
+    from test_sharded_backdoor import _table as poisoned_table
+
+    table, poisoned = poisoned_table(40_000, poison=0.03)
+    path = tmp_path / "poisoned.parquet"
+    pq.write_table(table, path, row_group_size=10_000)
+    local = screen_shards([str(path)], label_col="label", sample_rows=10_000, shard_rows=10_000)
+    assert [c["class"] for c in local.summary["screens"]["backdoor"]["classes_found"]] == [0]
+    out = tmp_path / "screen"
+    on_ray = screen_parquet([path], label_col="label", out_dir=out, address=ray_cluster["address"], workers=2,
+                            sample_rows=10_000, shard_rows=10_000)
+    written = pq.read_table(out / "scores.parquet").to_pandas()
+    np.testing.assert_array_equal(written["flagged"].to_numpy(), local.scores["flagged"].to_numpy())
+    np.testing.assert_allclose(written["backdoor"].to_numpy(), local.scores["backdoor"].to_numpy(), rtol=SCORE_RTOL)
+    assert on_ray.summary["screens"]["backdoor"]["flagged"] == local.summary["screens"]["backdoor"]["flagged"]
+    assert written["flagged"].to_numpy()[poisoned].mean() >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
 def test_a_killed_worker_is_retried_or_fails_cleanly(ray_cluster, data, in_process, tmp_path):
     """SIGKILL one scoring actor mid-screen: Ray restarts it and retries its shards, and
     the flags are the in-process flags; or the screen fails with RayScreenError and

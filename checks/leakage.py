@@ -63,7 +63,7 @@ def _column_hash(col: pa.ChunkedArray) -> np.ndarray:
         t = col.type
     nulls = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else None
     if is_number_like(t):
-        vals = pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)
+        vals = pc.fill_null(pc.cast(col, pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False)
         h = mix64(_float_bits(vals))
     elif pa.types.is_struct(t):
         # an image struct ({bytes, path}) is the same image whatever its path: hash the bytes
@@ -84,7 +84,7 @@ def _column_hash(col: pa.ChunkedArray) -> np.ndarray:
         if pa.types.is_list(flat.type) or pa.types.is_fixed_size_list(flat.type):
             flat = pc.list_flatten(flat)  # 2-D images: list<list<number>>
             lengths = None
-        vals = pc.cast(pc.fill_null(flat, 0), pa.float64()).to_numpy(zero_copy_only=False)
+        vals = pc.cast(pc.fill_null(flat, 0), pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         if lengths is not None and len(vals) and np.all(lengths == lengths[0]) and lengths[0] * n == len(vals):
             mat = _float_bits(vals).reshape(n, -1)
             with np.errstate(over="ignore"):
@@ -296,7 +296,8 @@ def feature_matrix(table: pa.Table, columns: list[str]) -> np.ndarray | None:
         col = table.column(c)
         t = col.type
         if is_number_like(t):
-            blocks.append(pc.fill_null(pc.cast(col, pa.float64()), 0.0).to_numpy(zero_copy_only=False)[:, None])
+            vals = pc.fill_null(pc.cast(col, pa.float64(), safe=False), 0.0)
+            blocks.append(vals.to_numpy(zero_copy_only=False)[:, None])
         elif pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
             try:
                 arr = np.asarray(col.to_pylist(), dtype=np.float64)

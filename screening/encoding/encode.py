@@ -83,7 +83,7 @@ def _encode_one(col, p: ColumnEncoding, what: str, config, text_cache) -> np.nda
         lo, hi = p.params.get("range", (-3e38, 3e38))
         return np.clip(out, lo, hi).astype(np.float32).reshape(-1, 1)
     if p.encoding == "boolean":  # also when another file stored the flag as 0 / 1
-        return pc.fill_null(col.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False) \
+        return pc.fill_null(col.cast(pa.float64(), safe=False), 0.0).to_numpy(zero_copy_only=False) \
             .astype(np.float32).reshape(-1, 1)
     if p.encoding == "datetime":
         x = temporal_seconds(col) - p.params["origin"]  # float64: epoch seconds lose float32 precision

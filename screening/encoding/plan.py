@@ -159,7 +159,7 @@ def _constant_or(enc: ColumnEncoding, col, encoding: str, width: int, why: str) 
 
 
 def _plan_numeric(enc, col, name, n, chosen) -> ColumnEncoding:
-    values = col.cast(pa.float64()) if not pa.types.is_floating(col.type) else col
+    values = col.cast(pa.float64(), safe=False) if not pa.types.is_floating(col.type) else col
     arr = values.to_numpy(zero_copy_only=False)
     finite = flush_tiny(arr[np.isfinite(arr)])
     if not len(finite):
@@ -281,7 +281,7 @@ def _plan_list(enc, col, config) -> ColumnEncoding:
     flat = present.chunks[0] if present.num_chunks == 1 else pa.concat_arrays(present.chunks)
     while is_list(flat.type):
         flat = flat.flatten()
-    biggest = pc.max(pc.abs(flat.cast(pa.float64()))).as_py() if len(flat) else 0.0
+    biggest = pc.max(pc.abs(flat.cast(pa.float64(), safe=False))).as_py() if len(flat) else 0.0
     enc.params["log"] = bool(biggest is not None and biggest > HUGE)
     enc.encoding, enc.width = "embedding", width
     enc.reason = f"fixed-length numeric arrays of {width} values"

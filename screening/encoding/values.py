@@ -10,7 +10,7 @@ from ..errors import ScreeningInputError
 
 def as_float(col) -> np.ndarray:
     if pa.types.is_decimal(col.type) or pa.types.is_integer(col.type):
-        col = col.cast(pa.float64())
+        col = col.cast(pa.float64(), safe=False)  # int64 beyond 2**53: rounded, not refused
     return col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
 
 

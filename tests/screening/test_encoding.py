@@ -89,6 +89,19 @@ def test_huge_and_subnormal_magnitudes_stay_finite():
     assert np.isfinite(r.scores[["spectral", "label_noise", "influence"]].to_numpy()).all()
 
 
+def test_integers_beyond_two_to_the_53_are_read_not_refused():
+    """Arrow's safe int64 -> float64 cast refuses them; the encoder rounds them, as numpy would."""
+    n = 60
+    big = np.where(np.arange(n) % 3 == 0, np.iinfo(np.int64).max, np.arange(n))
+    table = pa.table({"big": pa.array(big, pa.int64()), "x": np.random.default_rng(5).normal(size=n),
+                      "y": [0, 1, 2] * 20})
+    _, by_name, plans = _plans(table.to_pandas())
+    X, _ = encode_columns(table, plans, "data", CFG)
+    assert np.isfinite(X).all() and by_name["big"].encoding.startswith("numeric")
+    r = screen_table(table, label_col="y", config=ScreenConfig(target_steps=50))
+    assert len(r.scores) == n
+
+
 def test_encoded_png_bytes_decode_to_one_probe_size():
     from PIL import Image
 

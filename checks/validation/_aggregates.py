@@ -105,6 +105,8 @@ class ColumnStats:
 
     def update(self, column: pa.ChunkedArray) -> None:
         self.n_rows += len(column)
+        if pa.types.is_float16(column.type):  # Arrow's min_max and friends have no half-float kernel
+            column = column.cast(pa.float32())
         values = _non_missing(column)
         nb = len(values)
         if nb == 0:

@@ -49,7 +49,23 @@ def type_names(t: pa.DataType) -> tuple[str, set[str]]:
     return s, {s}
 
 
+def missing_columns(p: PlannedExpectation, names: list[str]) -> ExpectationOutcome | None:
+    """The failed outcome of an expectation on columns the data lacks, else None."""
+    missing = [c for c in p.columns if c not in names] if p.type != "expect_column_to_exist" else []
+    if not missing:
+        return None
+    return expectation_outcome(p, False, None, {
+        "error": f"column(s) {missing} named by the suite are not in the data; the data has columns {names}"})
+
+
 def eval_schema(p: PlannedExpectation, schema: pa.Schema) -> ExpectationOutcome:
+    """A column or type expectation answered from the Arrow schema (type names:
+    :func:`type_names`): on the batch path and the Checkpoint path alike, since a pandas
+    frame has lost what the schema says (an int column with nulls is float64 there, a
+    date, decimal, struct or binary column is ``object``)."""
+    missing = missing_columns(p, list(schema.names))
+    if missing is not None:
+        return missing
     names = list(schema.names)
     kw = p.kwargs
     if p.type == "expect_column_to_exist":

@@ -5,7 +5,12 @@ The reviewed suite is registered in a run-time GX file project (``gx_root``, und
 whole-dataframe batch definition, a ``ValidationDefinition`` joining the two and a
 ``Checkpoint`` with an ``UpdateDataDocsAction``. Running the checkpoint stores the
 validation result in GX's own validation-results store and lets GX build the Data Docs
-site; the result is read back into Dataward's :class:`ValidationOutcome`.
+site; the result is read back into Dataward's :class:`ValidationOutcome`. Column and
+type expectations are answered from the table's Arrow schema, as on the batch path
+(``_answers.eval_schema``): the pandas frame GX reads has lost what the schema says (an
+int column with nulls is float64 there; a date, decimal, struct or binary column is
+``object``), so the suite that ``expectations init`` drafts from a table would fail on
+that same table.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from ._answers import eval_schema
 from ._outcome import ExpectationOutcome, ValidationInputError, ValidationOutcome
+from ._plan import SCHEMA, planned_expectation
 
 SITE = "dataward"
 _SUMMARY_KEYS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count",
@@ -76,14 +83,18 @@ def _validate_locked(table: pa.Table, suite: dict, *, gx_root: Path,
         actions.append(UpdateDataDocsAction(name="update_data_docs", site_names=[SITE]))
 
     exps = []
+    by_index: dict[int, ExpectationOutcome] = {}
     for i, e in enumerate(suite["expectations"]):
-        try:
-            exps.append(ExpectationConfiguration(
-                type=e["type"], kwargs=dict(e.get("kwargs") or {}),
-                meta={**(e.get("meta") or {}), "dataward_index": i}).to_domain_obj())
+        try:  # GX checks every expectation's configuration, the schema ones too
+            exp = ExpectationConfiguration(type=e["type"], kwargs=dict(e.get("kwargs") or {}),
+                                           meta={**(e.get("meta") or {}), "dataward_index": i}).to_domain_obj()
         except Exception as exc:
             raise ValidationInputError(f"suite {kind!r}: expectation #{i} ({e['type']}) is invalid: "
                                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        if e["type"] in SCHEMA:  # from the Arrow schema, as on the batch path: pandas has lost it
+            by_index[i] = eval_schema(planned_expectation(i, e, "schema"), table.schema)
+        else:
+            exps.append(exp)
     gx_suite = ctx.suites.add_or_update(gx.ExpectationSuite(name=kind, expectations=exps))
     source = ctx.data_sources.add_or_update_pandas("dataward")
     asset = next((a for a in source.assets if a.name == kind), None) or source.add_dataframe_asset(kind)
@@ -98,7 +109,6 @@ def _validate_locked(table: pa.Table, suite: dict, *, gx_root: Path,
     result = checkpoint.run(batch_parameters={"dataframe": table.to_pandas()},
                             run_id=RunIdentifier(run_name=run_name or kind))
     (key, svr), = result.run_results.items()
-    by_index: dict[int, ExpectationOutcome] = {}
     for r in svr.results:
         cfg = r.expectation_config
         idx = int((cfg.meta or {}).get("dataward_index"))

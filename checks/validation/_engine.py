@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from . import _suites
 from ._aggregates import ColumnStats
-from ._answers import eval_aggregate, eval_schema, expectation_outcome
+from ._answers import eval_aggregate, eval_schema, missing_columns
 from ._gx_batches import GxBatchRunner
 from ._outcome import ExpectationOutcome, ValidationInputError, ValidationOutcome
 from ._plan import AGGREGATE, PlannedExpectation, plan_suite
@@ -48,11 +48,9 @@ def validate_files(paths: list[str | Path], kind: str, *, project_root: str | Pa
     results: dict[int, ExpectationOutcome] = {}
     live: list[PlannedExpectation] = []
     for p in plan:
-        missing = [c for c in p.columns if c not in names] if p.type != "expect_column_to_exist" else []
-        if missing:
-            results[p.index] = expectation_outcome(p, False, None, {
-                "error": f"column(s) {missing} named by the suite are not in the data; the data "
-                         f"has columns {names}"})
+        missing = missing_columns(p, names)
+        if missing is not None:
+            results[p.index] = missing
         else:
             live.append(p)
 

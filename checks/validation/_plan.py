@@ -84,7 +84,6 @@ def plan_suite(suite: dict) -> list[PlannedExpectation]:
     planned = []
     for i, exp in enumerate(suite["expectations"]):
         etype = exp["type"]
-        kwargs = dict(exp.get("kwargs") or {})
         if etype in SCHEMA:
             cat = "schema"
         elif etype in AGGREGATE:
@@ -105,11 +104,13 @@ def plan_suite(suite: dict) -> list[PlannedExpectation]:
                     f"and has no exact cross-batch evaluation here; supported whole-column "
                     f"expectations are {sorted(AGGREGATE)}"
                 )
-        if cat == "schema" and etype == "expect_table_columns_to_match_ordered_list":
-            cols: list[str] = []
-        elif cat == "schema" and etype == "expect_table_columns_to_match_set":
-            cols = []
-        else:
-            cols = expectation_columns(kwargs)
-        planned.append(PlannedExpectation(i, etype, kwargs, dict(exp.get("meta") or {}), cat, cols))
+        planned.append(planned_expectation(i, exp, cat))
     return planned
+
+
+def planned_expectation(index: int, exp: dict, category: str) -> PlannedExpectation:
+    """The suite's expectation ``exp`` (its ``index``-th) as a :class:`PlannedExpectation`."""
+    etype, kwargs = exp["type"], dict(exp.get("kwargs") or {})
+    table_level = etype in ("expect_table_columns_to_match_ordered_list", "expect_table_columns_to_match_set")
+    cols = [] if category == "schema" and table_level else expectation_columns(kwargs)
+    return PlannedExpectation(index, etype, kwargs, dict(exp.get("meta") or {}), category, cols)

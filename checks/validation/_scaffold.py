@@ -75,8 +75,9 @@ def scaffold_suite(paths: list[str | Path], kind: str, *, project_root: str | Pa
             exps.append({"type": "expect_column_distinct_values_to_contain_set",
                          "kwargs": {"column": f.name, "value_set": labels}})
         elif "minmax" in st.need and st.min is not None:
+            lo, hi = _outward(st.min, st.max)
             exps.append({"type": "expect_column_values_to_be_between",
-                         "kwargs": {"column": f.name, "min_value": st.min, "max_value": st.max}})
+                         "kwargs": {"column": f.name, "min_value": lo, "max_value": hi}})
     meta = {
         "dataward": {
             "status": "scaffolded: review every expectation before committing",
@@ -87,3 +88,18 @@ def scaffold_suite(paths: list[str | Path], kind: str, *, project_root: str | Pa
         }
     }
     return _suites.write_suite(kind, exps, meta, project_root=project_root, overwrite=overwrite)
+
+
+def _outward(lo, hi):
+    """The bounds as JSON numbers that still hold every value: a decimal bound becomes the
+    nearest float on its outer side (the float nearest it may lie inside the range, and
+    the column's own extreme would then fail the suite drafted from it)."""
+    import decimal
+
+    if isinstance(lo, decimal.Decimal):
+        f = float(lo)
+        lo = f if decimal.Decimal(f) <= lo else math.nextafter(f, -math.inf)
+    if isinstance(hi, decimal.Decimal):
+        f = float(hi)
+        hi = f if decimal.Decimal(f) >= hi else math.nextafter(f, math.inf)
+    return lo, hi

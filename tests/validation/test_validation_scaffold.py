@@ -64,3 +64,50 @@ def test_package_import_stays_light():
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _awkward_types_table(n: int = 120):
+    """One column of each Arrow type whose pandas form loses what the schema says."""
+    import datetime
+    import decimal
+
+    import pandas as pd
+    import pyarrow as pa
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=n)
+    day = datetime.date(2020, 1, 1)
+    return pa.table({
+        "nullable_int": pa.array([None if i % 5 == 0 else i for i in range(n)], pa.int32()),
+        "big_int": pa.array(np.where(np.arange(n) % 3 == 0, np.iinfo(np.int64).max, 1), pa.int64()),
+        "date": pa.array([day + datetime.timedelta(days=i) for i in range(n)]),
+        "when": pa.array([datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(hours=i)
+                          for i in range(n)], pa.timestamp("us", tz="UTC")),
+        "elapsed": pa.array([datetime.timedelta(seconds=i) for i in range(n)]),
+        "price": pa.array([decimal.Decimal(f"{v:.2f}") for v in x]),
+        "half": pa.array(x.astype(np.float16)),
+        "blob": pa.array([bytes([i % 256]) * 3 for i in range(n)]),
+        "tags": pa.array([[i, 1] for i in range(n)]),
+        "point": pa.array([{"p": float(i), "q": "z"} for i in range(n)]),
+        "kind": pa.Array.from_pandas(pd.Categorical([f"k{i % 4}" for i in range(n)])),
+        "label": pa.array(np.arange(n) % 3),
+    })
+
+
+@pytest.mark.parametrize("path", ["checkpoint", "batches"])
+def test_a_suite_drafted_from_a_table_passes_on_that_table(project, tmp_path, path):
+    """Nullable ints, dates, time zones, durations, decimals, half floats, binary, lists,
+    structs and categoricals: the drafted suite holds on its own data, through a GX
+    Checkpoint (one batch: pandas) and through the batch-merging path alike."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(_awkward_types_table(), tmp_path / "t.parquet")
+    files = [tmp_path / "t.parquet"]
+    scaffold_suite(files, "awkward", project_root=project, label_col="label")
+    kw = {"gx_root": tmp_path / "runtime"} if path == "checkpoint" else {"batch_rows": 50}
+    out = validate_files(files, "awkward", project_root=project, **kw)
+    assert out.n_batches == (1 if path == "checkpoint" else 3)
+    assert out.success, [(o.expectation_type, o.column, o.observed_value) for o in out.failed]
+    types = {o.column: o for o in out.outcomes if o.expectation_type == "expect_column_values_to_be_of_type"}
+    assert types["nullable_int"].observed_value == "int32"  # not pandas' float64
+    assert types["date"].observed_value == "date32[day]"

@@ -211,13 +211,19 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norm, 1e-12)
 
 
-def standardize(x: np.ndarray, *, like: np.ndarray | None = None) -> np.ndarray:
-    """Centre and scale columns by ``like``'s (default ``x``'s) mean and standard deviation."""
+def standardize(x: np.ndarray, *, like: np.ndarray | None = None, block: int = 8) -> np.ndarray:
+    """Centre and scale columns by ``like``'s (default ``x``'s) mean and standard deviation.
+
+    The moments are computed in float64, ``block`` columns at a time: a float32 column of
+    magnitudes near 1e19 (an int64 identifier) overflows a float32 variance."""
     ref = x if like is None else like
-    mu = ref.mean(axis=0, keepdims=True)
-    sd = ref.std(axis=0, keepdims=True)
-    sd[sd == 0] = 1.0
-    return ((x - mu) / sd).astype(np.float32)
+    d = ref.shape[1]
+    mu, sd = np.zeros((1, d)), np.ones((1, d))
+    for j in range(0, d, block):
+        cols = np.asarray(ref[:, j:j + block], dtype=np.float64)
+        mu[0, j:j + block], sd[0, j:j + block] = cols.mean(axis=0), cols.std(axis=0)
+    sd[(sd == 0) | ~np.isfinite(sd)] = 1.0
+    return ((x - mu.astype(x.dtype)) / sd.astype(x.dtype)).astype(np.float32)
 
 
 def near_duplicates(x: np.ndarray, *, ratio: float = 0.05, exclude_exact: np.ndarray | None = None,

@@ -160,7 +160,7 @@ def _constant_or(enc: ColumnEncoding, col, encoding: str, width: int, why: str) 
 
 def _plan_numeric(enc, col, name, n, chosen) -> ColumnEncoding:
     values = col.cast(pa.float64(), safe=False) if not pa.types.is_floating(col.type) else col
-    arr = values.to_numpy(zero_copy_only=False)
+    arr = values.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)  # half floats too
     finite = flush_tiny(arr[np.isfinite(arr)])
     if not len(finite):
         enc.reason = "no finite value"

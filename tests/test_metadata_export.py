@@ -72,3 +72,43 @@ def test_publish_writes_croissant_and_card_that_tools_read(derived_run, monkeypa
     r = cli("export", "parquet", "digits-example.approved@1")
     assert r.returncode == 2 and "croissant or card" in r.stderr
     assert not (tmp_path / "croissant.json").exists()
+
+
+def test_every_column_type_is_described_so_that_mlcroissant_reads_it_back(tmp_path):
+    """Lists take their elements' type, timestamps are DateTime, and a type mlcroissant
+    cannot read back (a duration, a struct) is left out, not described wrongly."""
+    import datetime
+
+    import mlcroissant as mlc
+    import pyarrow as pa
+
+    from dataward.export.metadata_export import _data_type
+
+    n = 6
+    table = pa.table({
+        "tags": pa.array([[i, 1] for i in range(n)]),
+        "vec": pa.FixedSizeListArray.from_arrays(pa.array([0.5] * (2 * n), pa.float32()), 2),
+        "when": pa.array([datetime.datetime(2020, 1, 1, i, tzinfo=datetime.timezone.utc) for i in range(n)],
+                         pa.timestamp("us", tz="UTC")),
+        "day": pa.array([datetime.date(2020, 1, 1 + i) for i in range(n)]),
+        "elapsed": pa.array([datetime.timedelta(seconds=i) for i in range(n)]),
+        "point": pa.array([{"p": float(i)} for i in range(n)]),
+        "label": pa.array(range(n)),
+    })
+    pq.write_table(table, tmp_path / "snapshot.parquet")
+    types = {f.name: _data_type(str(f.type)) for f in table.schema}
+    assert types["elapsed"] is None and types["point"] is None
+    assert types["tags"] == mlc.DataType.INTEGER and types["vec"] == mlc.DataType.FLOAT
+    assert types["when"] == mlc.DataType.DATETIME and types["day"] == mlc.DataType.DATE
+    fields = [mlc.Field(id=f"records/{c}", name=c, data_types=[t],
+                        source=mlc.Source(file_object="snapshot.parquet", extract=mlc.Extract(column=c)))
+              for c, t in types.items() if t is not None]
+    meta = mlc.Metadata(name="t", url="https://example.com", distribution=[mlc.FileObject(
+        id="snapshot.parquet", name="snapshot.parquet", content_url=str(tmp_path / "snapshot.parquet"),
+        encoding_formats=["application/x-parquet"],
+        sha256=hashlib.sha256((tmp_path / "snapshot.parquet").read_bytes()).hexdigest())],
+        record_sets=[mlc.RecordSet(id="records", name="records", fields=fields)])
+    (tmp_path / "c.json").write_text(json.dumps(meta.to_json(), default=str))
+    records = list(mlc.Dataset(jsonld=str(tmp_path / "c.json")).records("records"))
+    assert len(records) == n
+    assert list(records[3]["records/tags"]) == [3, 1] and records[3]["records/label"] == 3

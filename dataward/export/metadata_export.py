@@ -171,16 +171,28 @@ def responsible_ai(f: dict[str, Any]) -> dict[str, Any]:
 
 
 def _data_type(arrow_type: str):
+    """The Croissant data type of a column of ``arrow_type`` (Arrow's type string), None
+    for a type mlcroissant cannot read back (durations, structs, maps): such a column is
+    left out of the record set and named in its description. A list column takes its
+    elements' type (mlcroissant reads each record's list)."""
     import mlcroissant as mlc
 
     t = arrow_type.lower()
+    for prefix in ("list<", "large_list<", "fixed_size_list<"):
+        if t.startswith(prefix):  # list<item: double> / fixed_size_list<item: float>[4]
+            inner = t[len(prefix):].split(":", 1)[-1].strip()
+            return _data_type(inner.rsplit(">", 1)[0].strip())
+    if t.startswith(("duration", "struct", "map")):
+        return None
     if t.startswith(("int", "uint")):
         return mlc.DataType.INTEGER
     if t.startswith(("float", "double", "decimal", "halffloat")):
         return mlc.DataType.FLOAT
     if t.startswith("bool"):
         return mlc.DataType.BOOL
-    if t.startswith(("timestamp", "date")):
+    if t.startswith("timestamp"):
+        return mlc.DataType.DATETIME
+    if t.startswith("date"):
         return mlc.DataType.DATE
     return mlc.DataType.TEXT
 
@@ -198,9 +210,11 @@ def croissant(facts: dict[str, Any], content_url: str) -> dict[str, Any]:
     import mlcroissant as mlc
 
     file_id = "snapshot.parquet"
-    fields = [mlc.Field(id=f"records/{c['name']}", name=c["name"], data_types=[_data_type(c["type"])],
+    typed = [(c, _data_type(c["type"])) for c in facts["schema"]]
+    fields = [mlc.Field(id=f"records/{c['name']}", name=c["name"], data_types=[dt],
                         source=mlc.Source(file_object=file_id, extract=mlc.Extract(column=c["name"])))
-              for c in facts["schema"]]
+              for c, dt in typed if dt is not None]
+    left_out = [f"{c['name']} ({c['type']})" for c, dt in typed if dt is None]
     rai = responsible_ai(facts)
     lic = facts["licence"] or {}
     meta = mlc.Metadata(
@@ -215,7 +229,9 @@ def croissant(facts: dict[str, Any], content_url: str) -> dict[str, Any]:
                                      encoding_formats=["application/x-parquet"], sha256=facts["sha256"],
                                      description=f"The approved rows of {facts['source_ref']}")],
         record_sets=[mlc.RecordSet(id="records", name="records", fields=fields,
-                                   description="One record per approved row.")],
+                                   description="One record per approved row." + (
+                                       f" Not described (no Croissant data type that mlcroissant reads): "
+                                       f"{', '.join(left_out)}." if left_out else ""))],
         **rai,
     )
     issues = meta.issues

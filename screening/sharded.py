@@ -422,7 +422,7 @@ def _backdoor_on_sample(predict, X, y, X_ref, y_ref, classes: list, cv_probs, co
                            influence_mode="self-influence", n_checkpoints=int(config.n_checkpoints), strip=strip,
                            reference_representations=ref_reps, reference_labels=y_ref)
     t = time.perf_counter()
-    output, rule = detect(outputs, config, rule=True)
+    output, rule = detect(outputs, config)
     summary = dict(output.summary)
     summary["seconds"] = time.perf_counter() - t
     summary["fitted_on"] = (f"the sample's {n:,} rows; its rule (each class's majority, the kept groups' levels "

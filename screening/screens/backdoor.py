@@ -262,12 +262,14 @@ class BackdoorRule:
     fits: dict
     groups: dict  # class -> (sorted distances of the other classes' rows, level, expansion folds)
 
-    def apply(self, representations, labels) -> tuple[np.ndarray, np.ndarray]:
+    def apply(self, representations, labels, scores=None) -> tuple[np.ndarray, np.ndarray]:
         """((n,) distances, (n,) flags) of the rows ``representations`` (n, d) of class
         indices ``labels``: a row of a kept class is flagged when its pooled p-value is
-        at most the group's level, or, at most 1/2, when every expansion model wins."""
+        at most the group's level, or, at most 1/2, when every expansion model wins.
+        ``scores``: the rows' distances, where already computed."""
         labels = np.asarray(labels)
-        scores = majority_distances(self.fits, representations, labels)
+        if scores is None:
+            scores = majority_distances(self.fits, representations, labels)
         flags = np.zeros(len(labels), dtype=bool)
         for c, (others, level, folds) in self.groups.items():
             idx = np.flatnonzero(labels == c)
@@ -287,9 +289,9 @@ def _run(outputs: ProbeOutputs, config) -> ScreenOutput:
     return detect(outputs, config)[0]
 
 
-def detect(outputs: ProbeOutputs, config, *, rule: bool = False) -> tuple[ScreenOutput, BackdoorRule | None]:
-    """The screen's output and, with ``rule``, the :class:`BackdoorRule` that gives the
-    same flags on these rows and applies to any other row of the table."""
+def detect(outputs: ProbeOutputs, config) -> tuple[ScreenOutput, BackdoorRule]:
+    """The screen's output and its :class:`BackdoorRule`, which gives the flags (on these
+    rows, the output's; the sharded screen applies it to every other row of the table)."""
     from ..verdict.excess import pooled_excess
 
     vc, y = config.verdict, outputs.labels
@@ -314,15 +316,10 @@ def detect(outputs: ProbeOutputs, config, *, rule: bool = False) -> tuple[Screen
         flagged = np.isin(y, list(names_kept)) & flagged
     expansion = fit_expansion(outputs.representations, y, p, flagged, kept, n_folds=config.n_folds,
                               seed=config.seed)
-    core = flagged
-    flagged = flagged.copy()
-    for c, folds in expansion.items():
-        rest = np.flatnonzero((y == c) & ~core & (p <= 0.5))
-        flagged[rest[_expanded(folds, outputs.representations[rest])]] = True
-    found_rule = None
-    if rule:
-        found_rule = BackdoorRule(fits, {d["class"]: (np.sort(scores[y != d["class"]]), d["level"],
-                                                      expansion.get(d["class"], [])) for d in kept})
+    # the kept groups and their expansion, as the rule any other row of the table gets
+    rule = BackdoorRule(fits, {d["class"]: (np.sort(scores[y != d["class"]]), d["level"],
+                                            expansion.get(d["class"], [])) for d in kept})
+    _, flagged = rule.apply(outputs.representations, y, scores=scores)
     summary = screen_summary({"components": 10, "score": "robust Mahalanobis distance (median-start C-steps)",
                               "calibration": "the other classes' rows", "excess_delta": vc.excess_delta / 2,
                               "superposition_level": vc.excess_delta / 2 / max(1, len(outputs.classes)),
@@ -339,7 +336,7 @@ def detect(outputs: ProbeOutputs, config, *, rule: bool = False) -> tuple[Screen
                                            if d["class"] not in found and d["class"] not in
                                            {u["class"] for u in unconfirmed}]
     summary["classes_rejected_by_reference"] = [{**d, "class": jsonable(names[d["class"]])} for d in unconfirmed]
-    return ScreenOutput(scores, flagged, summary), found_rule
+    return ScreenOutput(scores, flagged, summary), rule
 
 
 SCREEN = Screen("backdoor", ("representations", "strip", "reference_representations"), _run,

@@ -40,8 +40,8 @@ def _outputs(rng, n: int, *, poisoned: int, with_reference: bool, k: int = 10, d
 def test_the_rule_gives_the_screens_own_scores_and_flags_on_its_rows(with_reference):
     rng = np.random.default_rng(0)
     outputs, pois, centres = _outputs(rng, 4000, poisoned=120, with_reference=with_reference)
-    screened, rule = detect(outputs, ScreenConfig(), rule=True)
-    assert rule is not None and set(rule.groups) == {3}
+    screened, rule = detect(outputs, ScreenConfig())
+    assert set(rule.groups) == {3}
     assert screened.flagged[pois].mean() >= 0.95
     scores, flags = rule.apply(outputs.representations, outputs.labels)
     np.testing.assert_array_equal(scores, screened.scores)
@@ -59,8 +59,8 @@ def test_the_rule_gives_the_screens_own_scores_and_flags_on_its_rows(with_refere
 def test_no_group_no_rule_flags():
     rng = np.random.default_rng(1)
     outputs, _, _ = _outputs(rng, 4000, poisoned=0, with_reference=False)
-    screened, rule = detect(outputs, ScreenConfig(), rule=True)
-    assert rule is not None and not rule.groups and not screened.flagged.any()
+    screened, rule = detect(outputs, ScreenConfig())
+    assert not rule.groups and not screened.flagged.any()
     assert not rule.apply(outputs.representations, outputs.labels)[1].any()
 
 
